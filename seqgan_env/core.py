@@ -1,0 +1,167 @@
+"""The SeqGAN MDP's transition and reward logic, batched: one implementation for both env classes.
+
+`SeqGANEnv` runs it with one row, `SeqGANVectorEnv` with B rows, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from seqgan_env.discriminator import SequenceScorer
+from seqgan_env.rewards import monte_carlo_q
+from seqgan_env.token_lstm import TokenLSTM
+
+REWARD_MODES = ("mc", "shaped", "terminal")
+
+
+@dataclass
+class StepResult:
+    """What one batched transition produced for the rows that acted."""
+
+    rewards: np.ndarray  # [B] float32 (0 where a row did not act)
+    terminated: np.ndarray  # [B] bool
+    q: np.ndarray  # [B] float32, NaN where Q was not computed
+    q_computed: np.ndarray  # [B] bool
+
+
+class SeqGANCore:
+    """B prefixes under construction, the rollout policy's cached state for each, and their last Q."""
+
+    def __init__(
+        self,
+        num_envs: int,
+        rollout_policy: TokenLSTM,
+        scorer: SequenceScorer,
+        n_rollouts: int,
+        reward_mode: str,
+        eos_id: int | None,
+    ) -> None:
+        if reward_mode not in REWARD_MODES:
+            raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
+        if n_rollouts < 1:
+            raise ValueError(f"n_rollouts must be >= 1, got {n_rollouts}")
+        self.rollout_policy = rollout_policy
+        self.scorer = scorer
+        self.n_rollouts = n_rollouts
+        self.reward_mode = reward_mode
+        self.eos_id = eos_id
+        self.vocab_size = rollout_policy.config.vocab_size
+        self.seq_len = rollout_policy.config.seq_len
+        self.pad_id = self.vocab_size
+        device = rollout_policy.device
+        B, T, H = num_envs, self.seq_len, rollout_policy.config.hidden_dim
+        self.tokens = torch.full((B, T), self.pad_id, dtype=torch.long, device=device)  # [B, T]
+        self.length = np.zeros(B, dtype=np.int64)
+        self.done = np.zeros(B, dtype=bool)
+        self.q_prev = np.zeros(B, dtype=np.float32)
+        self.logits = torch.zeros(B, self.vocab_size, device=device)  # next-token logits [B, V]
+        self.h = torch.zeros(B, H, device=device)
+        self.c = torch.zeros(B, H, device=device)
+
+    @torch.inference_mode()
+    def reset(self, rows: np.ndarray) -> None:
+        """Start empty prefixes in the rows where `rows` (bool [B]) is set."""
+        idx = torch.as_tensor(np.flatnonzero(rows), device=self.tokens.device)
+        if len(idx) == 0:
+            return
+        self.tokens[idx] = self.pad_id
+        self.length[rows] = 0
+        self.done[rows] = False
+        self.q_prev[rows] = 0.0
+        if self.reward_mode != "terminal":  # terminal rewards never roll out
+            logits, (h, c) = self.rollout_policy.start(len(idx))
+            self.logits[idx], self.h[idx], self.c[idx] = logits, h, c
+
+    def observations(self) -> np.ndarray:
+        """A copy of the prefixes, padded with V: [B, T] int64."""
+        return self.tokens.cpu().numpy().astype(np.int64, copy=True)
+
+    @torch.inference_mode()
+    def step(self, actions: np.ndarray, rows: np.ndarray, generator: torch.Generator) -> StepResult:
+        """Append `actions[b]` to prefix b for every row b in `rows` (bool [B]) and compute rewards."""
+        B = len(rows)
+        result = StepResult(
+            rewards=np.zeros(B, dtype=np.float32),
+            terminated=np.zeros(B, dtype=bool),
+            q=np.full(B, np.nan, dtype=np.float32),
+            q_computed=np.zeros(B, dtype=bool),
+        )
+        act = np.flatnonzero(rows)
+        if len(act) == 0:
+            return result
+        assert not self.done[act].any(), "stepping a finished prefix"
+        idx = torch.as_tensor(act, device=self.tokens.device)
+        a = torch.as_tensor(actions[act], dtype=torch.long, device=self.tokens.device)
+        self.tokens[idx, torch.as_tensor(self.length[act], device=self.tokens.device)] = a
+        self.length[act] += 1
+        ended = self.length[act] >= self.seq_len
+        if self.eos_id is not None:
+            ended |= actions[act] == self.eos_id
+        result.terminated[act] = ended
+        self.done[act] = ended
+
+        # Finished sequences: Q_T = D(y), scored once (not N times).
+        fin = act[ended]
+        if len(fin):
+            result.q[fin] = self.scorer.score(self.tokens[torch.as_tensor(fin)]).cpu().numpy()
+            result.q_computed[fin] = True
+        # Unfinished prefixes: advance the cached rollout state by the new token, then search.
+        cont = act[~ended]
+        if len(cont) and self.reward_mode != "terminal":
+            ci = torch.as_tensor(cont, device=self.tokens.device)
+            new_token = a[torch.as_tensor(~ended, device=a.device)]
+            logits, (h, c) = self.rollout_policy.step(new_token, (self.h[ci], self.c[ci]))
+            self.logits[ci], self.h[ci], self.c[ci] = logits, h, c
+            for t in np.unique(self.length[cont]):  # one batch per prefix length (one in lockstep)
+                sel = cont[self.length[cont] == t]
+                si = torch.as_tensor(sel, device=self.tokens.device)
+                q = monte_carlo_q(
+                    self.rollout_policy, self.scorer, self.tokens[si, :t], self.logits[si],
+                    (self.h[si], self.c[si]), self.n_rollouts, generator, self.eos_id, self.pad_id,
+                )
+                result.q[sel] = q.cpu().numpy()
+                result.q_computed[sel] = True
+
+        if self.reward_mode == "mc":
+            result.rewards[act] = result.q[act]
+        elif self.reward_mode == "shaped":
+            result.rewards[act] = result.q[act] - self.q_prev[act]
+        else:  # terminal
+            result.rewards[fin] = result.q[fin]
+        self.q_prev[act] = np.where(result.q_computed[act], result.q[act], self.q_prev[act])
+        return result
+
+
+
+def check_action(action: object, vocab_size: int) -> int:
+    """The token id of a single env's `action`, or a clear error naming the action and the space."""
+    if isinstance(action, np.ndarray) and action.ndim == 0 and np.issubdtype(action.dtype, np.integer):
+        action = int(action)  # what Stable-Baselines3's predict() returns for one observation
+    if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
+        raise TypeError(
+            f"action {action!r} of type {type(action).__name__} is not an integer token id; "
+            f"expected an int in Discrete({vocab_size})"
+        )
+    if not 0 <= int(action) < vocab_size:
+        raise ValueError(f"action {action!r} is outside the action space Discrete({vocab_size})")
+    return int(action)
+
+
+def check_actions(actions: object, num_envs: int, vocab_size: int) -> np.ndarray:
+    """A vector env's actions as int64 [B], or a clear error naming them and the space."""
+    arr = np.asarray(actions)
+    if arr.shape != (num_envs,) or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(
+            f"actions must be an integer array of shape ({num_envs},) in MultiDiscrete([{vocab_size}] * "
+            f"{num_envs}), got {arr.dtype} array of shape {arr.shape}"
+        )
+    bad = (arr < 0) | (arr >= vocab_size)
+    if bad.any():
+        raise ValueError(
+            f"actions {arr[bad].tolist()} (envs {np.flatnonzero(bad).tolist()}) are outside the action "
+            f"space Discrete({vocab_size})"
+        )
+    return arr.astype(np.int64)

@@ -1,0 +1,130 @@
+"""SeqGAN-v0: sequence generation as an MDP whose reward is a discriminator's verdict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from seqgan_env.config import SeqGANModels
+from seqgan_env.core import check_action
+
+
+class SeqGANEnv(SeqGANModels, gym.Env[np.ndarray, int]):
+    """
+    ## Description
+    Token-by-token generation of a sequence of length T over a vocabulary of V tokens, as in SeqGAN
+    (Yu, Zhang, Wang and Yu, AAAI 2017). The state is the prefix generated so far, the action is the
+    next token, and the reward is a discriminator's probability that the *complete* sequence is real,
+    estimated for unfinished prefixes by Monte Carlo search with a rollout policy. The environment
+    only reads its two models (`rollout_policy`, a token LSTM, and `discriminator`); training them is
+    the agent's and the discriminator-updating wrapper's job.
+
+    ## Action Space
+    `Discrete(V)`: the next token id. Anything else raises: `ValueError` for an id outside the space,
+    `TypeError` for a float, bool or array. Stepping a finished episode without `reset` raises
+    `RuntimeError`.
+
+    ## Observation Space
+    `Box(low=0, high=V, shape=(T,), dtype=int64)`: the prefix y_1..y_t left-aligned, padded with
+    `pad_id = V` (one past the vocabulary). A Box and not MultiDiscrete, because Stable-Baselines3
+    one-hot encodes MultiDiscrete (V*T inputs). Returned arrays are copies.
+
+    ## Rewards
+    Q_t is the mean over `n_rollouts` completions of D(y_1..y_t + completion), the completions sampled
+    by the rollout policy continuing from its state after [start, y_1..y_t]; Q_T = D(y_1..y_T).
+    `reward_mode` chooses the reward handed out at step t:
+    - `"mc"` (default, the paper): r_t = Q_t. The REINFORCE agent weights each token by r_t itself;
+      a generic return-based algorithm needs gamma = 0 with it.
+    - `"shaped"`: r_t = Q_t - Q_{t-1}, Q_0 = 0, so an episode's return is exactly D(y)
+      (potential-based shaping): the choice for PPO/A2C with gamma = 1.
+    - `"terminal"`: 0 until the last step, then D(y); no Monte Carlo search (cheap).
+    `info["q"]` is Q_t at every step where it was computed (every step, or only the last in
+    "terminal" mode). Rewards lie in [0, 1] ("shaped": in [-1, 1]).
+
+    ## Starting State
+    The empty prefix (all `pad_id`); the rollout policy's state after reading the start token.
+
+    ## Episode End
+    `terminated=True` after T tokens, or as soon as `eos_id` is chosen when one is set; the final
+    step's `info["sequence"]` holds the finished sequence. Never truncated, and never a
+    `max_episode_steps` limit: an algorithm would bootstrap a value after a truncation, which is wrong
+    for a sequence that is complete.
+
+    ## Arguments
+    `gymnasium.make("SeqGAN-v0", **kwargs)`:
+    - `vocab_size` (V, default 5000) and `seq_len` (T, default 20): the paper's sizes, or those of the
+      models loaded from `checkpoint`.
+    - `n_rollouts` (N, default 16): Monte Carlo completions per prefix.
+    - `reward_mode`: `"mc"`, `"shaped"` or `"terminal"` (see Rewards).
+    - `eos_id`: an end-of-sequence id that ends the episode (default None: fixed length).
+    - `start_token` (0), `embed_dim` (32), `hidden_dim` (32): a fresh rollout policy's sizes.
+    - `discriminator_embed_dim` (64), `discriminator_filters` (the paper's (width, filters) pairs that
+      fit T): a fresh discriminator's sizes.
+    - `model_seed` (0): seeds the fresh models' initialisation (None: the global torch RNG).
+    - `oracle_seed` (0) / `oracle_path`: the synthetic benchmark's oracle held as `env.oracle` (a seeded
+      N(0, 1) LSTM, or the paper's parameter file); `oracle_seed=None` for none.
+    - `checkpoint`: a file from `seqgan_env.checkpoint.save_checkpoint` (e.g. a trained run) to load
+      the rollout policy and discriminator from.
+    - `rollout_policy`, `discriminator`: live models to use instead (not for registered kwargs).
+    - `scorer`: another sequence score (an object with `score(sequences) -> [B]` in [0, 1]) to use in
+      place of the discriminator in the rewards, e.g. BLEU against the training set (PG-BLEU).
+    - `vocabulary`: token strings for the `"ansi"` render; `device`: where the models run;
+      `render_mode`: None or `"ansi"` (the prefix as text).
+
+    ## Vectorized environment
+    `gymnasium.make_vec("SeqGAN-v0", num_envs=B)` returns `SeqGANVectorEnv`, which computes the Monte
+    Carlo rewards of all B prefixes in one batch of B*N completions. Both classes run the same
+    transition and reward code (`seqgan_env.core.SeqGANCore`).
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.render_mode = render_mode
+        self._build(1, kwargs)
+        self.action_space = spaces.Discrete(self.vocab_size)
+        self.observation_space = spaces.Box(0, self.vocab_size, shape=(self.seq_len,), dtype=np.int64)
+        self._torch_rng_seeded = False
+        self._needs_reset = True
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        if seed is not None or not self._torch_rng_seeded:
+            self._seed_torch_rng(self.np_random)
+            self._torch_rng_seeded = True
+        self._core.reset(np.ones(1, dtype=bool))
+        self._needs_reset = False
+        return self._core.observations()[0], {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        token = check_action(action, self.vocab_size)
+        if self._needs_reset:
+            raise RuntimeError("step() called on a finished (or never started) episode: call reset() first")
+        result = self._core.step(np.array([token]), np.ones(1, dtype=bool), self._torch_rng)
+        observation = self._core.observations()[0]
+        terminated = bool(result.terminated[0])
+        info: dict[str, Any] = {}
+        if result.q_computed[0]:
+            info["q"] = float(result.q[0])
+        if terminated:
+            info["sequence"] = observation.copy()
+            self._needs_reset = True
+        return observation, float(result.rewards[0]), terminated, False, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        return render_prefix(self._core.observations()[0], self.pad_id, self.vocabulary)
+
+
+def render_prefix(tokens: np.ndarray, pad_id: int, vocabulary: list[str] | None) -> str:
+    """A prefix as text: its tokens through the vocabulary when there is one, else ids."""
+    ids = [int(t) for t in tokens if t != pad_id]
+    return " ".join(vocabulary[i] for i in ids) if vocabulary is not None else " ".join(map(str, ids))

@@ -1,0 +1,69 @@
+"""Monte Carlo search rewards: Q of an unfinished prefix is the mean score of N completions (SPEC 2.2).
+
+Q_t = 1/N sum_n D(y_1..y_t + completion_n) for t < T, where each completion is sampled by the rollout
+policy continuing from its state after [start, y_1..y_t]; Q_T = D(y_1..y_T). The rollout policy's
+state for each prefix is cached by the caller (advanced one token per step), so nothing re-reads the
+prefix; the N completions of all B prefixes are sampled as one batch of B*N rows and scored by one
+call of the scorer in inference mode.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from seqgan_env.discriminator import SequenceScorer
+from seqgan_env.token_lstm import LSTMState, TokenLSTM
+
+
+@torch.inference_mode()
+def monte_carlo_q(
+    rollout_policy: TokenLSTM,
+    scorer: SequenceScorer,
+    prefixes: torch.Tensor,
+    logits: torch.Tensor,
+    state: LSTMState,
+    n_rollouts: int,
+    generator: torch.Generator | None = None,
+    eos_id: int | None = None,
+    pad_id: int | None = None,
+) -> torch.Tensor:
+    """Q of each prefix in `prefixes` [B, t] (0 < t < T): [B].
+
+    `logits` [B, V] and `state` ([B, H], [B, H]) are the rollout policy's next-token logits and state
+    after reading [start, y_1..y_t]. Completions stop at `eos_id` and are padded with `pad_id`.
+    """
+    batch, t = prefixes.shape
+    n_tokens = rollout_policy.config.seq_len - t
+    # Row b*N + n is the n-th completion of prefix b, so a plain view(B, N) regroups them
+    # (the [N*T, B] reshape-by-view of some ports scrambles exactly this).
+    expand = lambda x: x.repeat_interleave(n_rollouts, dim=0)  # noqa: E731
+    completions = rollout_policy.complete(
+        expand(logits), (expand(state[0]), expand(state[1])), n_tokens, generator,
+        eos_id=eos_id, pad_id=pad_id,
+    )  # [B*N, T-t]
+    sequences = torch.cat([expand(prefixes), completions], dim=1)  # [B*N, T]
+    return scorer.score(sequences).view(batch, n_rollouts).mean(dim=1)
+
+
+@torch.inference_mode()
+def q_values(
+    rollout_policy: TokenLSTM,
+    scorer: SequenceScorer,
+    sequences: torch.Tensor,
+    n_rollouts: int,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The whole reward matrix Q [B, T] of complete `sequences` [B, T] (fixed length, no EOS).
+
+    The same numbers the environment hands out step by step in "mc" mode, computed in one go for
+    sequences that already exist (tests and benchmarks use it).
+    """
+    T = sequences.shape[1]
+    all_logits, (hs, cs) = rollout_policy.prefix_states(sequences)  # [T, B, V], [T, B, H]
+    q = torch.empty(sequences.shape, dtype=torch.float32, device=sequences.device)
+    for t in range(1, T):
+        q[:, t - 1] = monte_carlo_q(
+            rollout_policy, scorer, sequences[:, :t], all_logits[t], (hs[t], cs[t]), n_rollouts, generator
+        )
+    q[:, T - 1] = scorer.score(sequences)
+    return q

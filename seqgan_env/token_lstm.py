@@ -1,0 +1,178 @@
+"""The token LSTM language model: the oracle, the environment's rollout policy and the generator.
+
+embedding -> one LSTM layer -> linear to vocabulary logits (SPEC 2.1/2.2). The start token is an
+ordinary vocabulary id fed as the first input, so the distribution of y_1 is the output after the
+start token, and the state "after the prefix y_1..y_t" is the state after reading [start, y_1..y_t].
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from seqgan_env.sampling import sample_categorical
+
+LSTMState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [B, H]
+
+
+@dataclass(frozen=True)
+class TokenLSTMConfig:
+    """Sizes and initialisation of a token LSTM. The defaults are the paper's generator (SPEC 2.2)."""
+
+    vocab_size: int = 5000
+    seq_len: int = 20
+    embed_dim: int = 32
+    hidden_dim: int = 32
+    start_token: int = 0
+    init_std: float = 0.1  # every parameter ~ N(0, init_std^2); the oracle uses 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "seq_len", "embed_dim", "hidden_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TokenLSTMConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.start_token < self.vocab_size:
+            raise ValueError(
+                f"start_token must be a vocabulary id in [0, {self.vocab_size}), got {self.start_token}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-typed form, safe inside a `weights_only` checkpoint."""
+        return asdict(self)
+
+
+class TokenLSTM(nn.Module):
+    """An autoregressive LSTM over token ids with teacher-forced scoring and batched sampling."""
+
+    def __init__(self, config: TokenLSTMConfig, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.embed_dim)
+        self.lstm = nn.LSTM(config.embed_dim, config.hidden_dim, batch_first=True)
+        self.output = nn.Linear(config.hidden_dim, config.vocab_size)
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Every parameter ~ N(0, init_std^2), as the reference code; the recurrent bias is zero because
+        the reference LSTM has a single bias per gate (`bias_ih` plays that role)."""
+        with torch.no_grad():
+            for name, param in self.named_parameters():
+                if name == "lstm.bias_hh_l0":
+                    param.zero_()
+                else:
+                    param.copy_(torch.randn(param.shape, generator=generator) * self.config.init_std)
+
+    @property
+    def device(self) -> torch.device:
+        return self.output.weight.device
+
+    # --- teacher forcing -------------------------------------------------------------------------
+    def forward(self, sequences: torch.Tensor) -> torch.Tensor:
+        """Next-token logits for every position of `sequences` [B, T] (ids < V): [B, T, V].
+
+        Position t holds the logits of y_t given [start, y_1..y_{t-1}].
+        """
+        inputs = self._shift_right(sequences)
+        hidden, _ = self.lstm(self.embedding(inputs))  # [B, T, H]
+        return self.output(hidden)
+
+    def log_probs(self, sequences: torch.Tensor, pad_id: int | None = None) -> torch.Tensor:
+        """log G(y_t | y_<t) for each position of `sequences` [B, T]: [B, T]; 0 at padding positions."""
+        mask = None
+        if pad_id is not None:
+            mask = sequences != pad_id
+            sequences = sequences.masked_fill(~mask, 0)
+        logp = torch.log_softmax(self.forward(sequences), dim=-1)
+        token_logp = logp.gather(-1, sequences.unsqueeze(-1)).squeeze(-1)
+        return token_logp if mask is None else token_logp * mask
+
+    def _shift_right(self, sequences: torch.Tensor) -> torch.Tensor:
+        start = torch.full_like(sequences[:, :1], self.config.start_token)
+        return torch.cat([start, sequences[:, :-1]], dim=1)
+
+    # --- one step at a time ----------------------------------------------------------------------
+    def step(self, tokens: torch.Tensor, state: LSTMState | None) -> tuple[torch.Tensor, LSTMState]:
+        """Read `tokens` [B] in `state` (None = zero state): next-token logits [B, V] and the new state.
+
+        The same equations as `nn.LSTM` (gate order i, f, g, o), written out so that a cached state
+        can be advanced one token at a time.
+        """
+        gates = self.embedding(tokens) @ self.lstm.weight_ih_l0.T + self.lstm.bias_ih_l0
+        gates = gates + self.lstm.bias_hh_l0
+        if state is not None:
+            gates = gates + state[0] @ self.lstm.weight_hh_l0.T
+        i, f, g, o = gates.chunk(4, dim=-1)
+        c = torch.sigmoid(i) * torch.tanh(g)
+        if state is not None:
+            c = c + torch.sigmoid(f) * state[1]
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return self.output(h), (h, c)
+
+    def start(self, batch_size: int) -> tuple[torch.Tensor, LSTMState]:
+        """Logits of y_1 and the state after reading the start token, for `batch_size` sequences."""
+        tokens = torch.full((batch_size,), self.config.start_token, dtype=torch.long, device=self.device)
+        return self.step(tokens, None)
+
+    def complete(
+        self,
+        logits: torch.Tensor,
+        state: LSTMState,
+        n_tokens: int,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        eos_id: int | None = None,
+        pad_id: int | None = None,
+    ) -> torch.Tensor:
+        """Sample `n_tokens` more tokens for each row, starting from next-token `logits` [B, V] in
+        `state`: [B, n_tokens]. After `eos_id` is drawn a row continues with `pad_id`."""
+        batch = logits.shape[0]
+        out = torch.empty(batch, n_tokens, dtype=torch.long, device=logits.device)
+        ended = torch.zeros(batch, dtype=torch.bool, device=logits.device) if eos_id is not None else None
+        for t in range(n_tokens):
+            token = sample_categorical(logits, generator, temperature)
+            if ended is not None:
+                token = token.masked_fill(ended, pad_id if pad_id is not None else eos_id)
+                ended = ended | (token == eos_id)
+            out[:, t] = token
+            if t + 1 < n_tokens:
+                # Ended rows read a harmless id; their later samples are overwritten with padding.
+                read = token if ended is None else token.masked_fill(ended, 0)
+                logits, state = self.step(read, state)
+        return out
+
+    @torch.inference_mode()
+    def sample(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        batch_size: int = 1024,
+        eos_id: int | None = None,
+        pad_id: int | None = None,
+    ) -> torch.Tensor:
+        """`n` sequences of length T sampled ancestrally from the start token: [n, T] long."""
+        chunks = []
+        for begin in range(0, n, batch_size):
+            size = min(batch_size, n - begin)
+            logits, state = self.start(size)
+            chunks.append(
+                self.complete(logits, state, self.config.seq_len, generator, temperature, eos_id, pad_id)
+            )
+        if not chunks:
+            return torch.empty(0, self.config.seq_len, dtype=torch.long, device=self.device)
+        return torch.cat(chunks)
+
+    @torch.inference_mode()
+    def prefix_states(self, sequences: torch.Tensor) -> tuple[torch.Tensor, LSTMState]:
+        """For every prefix length t = 0..T-1 of `sequences` [B, T]: next-token logits [T, B, V] and
+        states ([T, B, H], [T, B, H]) after reading [start, y_1..y_t]."""
+        logits, state = self.start(sequences.shape[0])
+        all_logits, hs, cs = [logits], [state[0]], [state[1]]
+        for t in range(sequences.shape[1] - 1):
+            logits, state = self.step(sequences[:, t], state)
+            all_logits.append(logits)
+            hs.append(state[0])
+            cs.append(state[1])
+        return torch.stack(all_logits), (torch.stack(hs), torch.stack(cs))
