@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from seqgan_env.sampling import sample_categorical
@@ -78,14 +79,20 @@ class TokenLSTM(nn.Module):
         hidden, _ = self.lstm(self.embedding(inputs))  # [B, T, H]
         return self.output(hidden)
 
-    def log_probs(self, sequences: torch.Tensor, pad_id: int | None = None) -> torch.Tensor:
-        """log G(y_t | y_<t) for each position of `sequences` [B, T]: [B, T]; 0 at padding positions."""
+    def log_probs(
+        self, sequences: torch.Tensor, pad_id: int | None = None, temperature: float = 1.0
+    ) -> torch.Tensor:
+        """log G(y_t | y_<t) for each position of `sequences` [B, T] under softmax(logits /
+        temperature): [B, T]; 0 at padding positions (`pad_id`)."""
         mask = None
         if pad_id is not None:
             mask = sequences != pad_id
             sequences = sequences.masked_fill(~mask, 0)
-        logp = torch.log_softmax(self.forward(sequences), dim=-1)
-        token_logp = logp.gather(-1, sequences.unsqueeze(-1)).squeeze(-1)
+        logits = self.forward(sequences)
+        if temperature != 1.0:
+            logits = logits / temperature
+        # cross_entropy fuses log-softmax and the gather: the cheapest way through [B, T, V] on CPU.
+        token_logp = -F.cross_entropy(logits.transpose(1, 2), sequences, reduction="none")
         return token_logp if mask is None else token_logp * mask
 
     def _shift_right(self, sequences: torch.Tensor) -> torch.Tensor:
@@ -142,7 +149,7 @@ class TokenLSTM(nn.Module):
                 logits, state = self.step(read, state)
         return out
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: samples are training data (MLE, discriminator)
     def sample(
         self,
         n: int,

@@ -1,0 +1,133 @@
+"""SeqGAN's REINFORCE agent: the generator as a policy on SeqGAN-v0 (SPEC 2.2).
+
+Each adversarial round samples a batch of sequences (one vector-env episode per sequence), takes
+the environment's per-step rewards Q_t, and makes one policy-gradient step on
+`-sum_{b,t} log G(y_bt | y_b<t) * Q_bt` (a sum, each token weighted by its own Q_t: no return, no
+baseline, no discount), clipped to norm 5, with an Adam of its own. The environment's rollout policy
+is then brought in step with the generator: a copy (the reference code in effect) or an
+exponential moving average.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from seqgan_env.sampling import sample_categorical
+from seqgan_env.token_lstm import TokenLSTM
+
+ROLLOUT_UPDATES = ("copy", "ema")
+
+
+@dataclass(frozen=True)
+class ReinforceConfig:
+    """Policy-gradient settings; the defaults are the reference code's."""
+
+    lr: float = 0.01
+    grad_clip: float = 5.0
+    rollout_update: str = "copy"
+    rollout_rate: float = 0.8  # "ema": beta <- rate * beta + (1 - rate) * theta
+    constant_reward: float | None = None  # the control: every token weighted by this, not Q_t
+
+    def __post_init__(self) -> None:
+        if self.rollout_update not in ROLLOUT_UPDATES:
+            raise ValueError(f"rollout_update must be one of {ROLLOUT_UPDATES}, got {self.rollout_update!r}")
+        if not 0.0 <= self.rollout_rate < 1.0:
+            raise ValueError(f"rollout_rate must be in [0, 1), got {self.rollout_rate}")
+        if self.lr <= 0 or self.grad_clip <= 0:
+            raise ValueError(f"lr and grad_clip must be > 0, got {self.lr}, {self.grad_clip}")
+
+
+@dataclass
+class Episodes:
+    """A batch of finished episodes: the sequences [B, T] (padded after an end-of-sequence) and the
+    reward of every step [B, T] (0 after the end)."""
+
+    sequences: torch.Tensor
+    rewards: torch.Tensor
+
+
+def policy_gradient_loss(log_probs: torch.Tensor, q_values: torch.Tensor) -> torch.Tensor:
+    """-sum_{b,t} log G(y_bt | y_b<t) * Q_bt: a sum over the batch, as the reference code."""
+    return -(log_probs * q_values).sum()
+
+
+@torch.no_grad()
+def sync_rollout_policy(rollout_policy: TokenLSTM, generator: TokenLSTM, rate: float | None = None) -> None:
+    """Set the rollout policy to the generator (`rate` None) or move it towards it:
+    beta <- rate * beta + (1 - rate) * theta."""
+    for beta, theta in zip(rollout_policy.parameters(), generator.parameters(), strict=True):
+        if rate is None:
+            beta.copy_(theta)
+        else:
+            beta.mul_(rate).add_(theta, alpha=1.0 - rate)
+
+
+class ReinforceAgent:
+    """The generator policy, its policy-gradient step, and the rollout-policy sync."""
+
+    def __init__(
+        self,
+        generator: TokenLSTM,
+        rollout_policy: TokenLSTM | None = None,
+        config: ReinforceConfig = ReinforceConfig(),
+        rng: torch.Generator | None = None,
+    ) -> None:
+        self.generator = generator
+        self.rollout_policy = rollout_policy
+        self.config = config
+        self.rng = rng
+        # A fresh Adam, separate from the MLE optimiser, as in the reference code.
+        self.optimizer = torch.optim.Adam(generator.parameters(), lr=config.lr, fused=True)
+        if rollout_policy is not None:
+            sync_rollout_policy(rollout_policy, generator)
+
+    @torch.no_grad()  # not inference_mode: the sequences feed the policy-gradient step
+    def collect(self, envs: gym.vector.VectorEnv) -> Episodes:
+        """Run one episode in each of the vector env's B envs, the generator choosing the tokens."""
+        base = envs.unwrapped
+        B, T, pad_id = envs.num_envs, base.seq_len, base.pad_id
+        envs.reset()
+        self.generator.eval()
+        logits, state = self.generator.start(B)
+        sequences = torch.full((B, T), pad_id, dtype=torch.long)
+        rewards = torch.zeros(B, T)
+        done = np.zeros(B, dtype=bool)
+        for t in range(T):
+            actions = sample_categorical(logits, self.rng)
+            _, reward, terminated, _, infos = envs.step(actions.cpu().numpy())
+            live = torch.as_tensor(~done)
+            rewards[live, t] = torch.as_tensor(reward, dtype=torch.float32)[live]
+            ended = terminated & ~done
+            if ended.any():
+                sequences[torch.as_tensor(ended)] = torch.as_tensor(infos["sequence"][ended])
+            done |= terminated
+            if done.all():
+                break
+            logits, state = self.generator.step(actions, state)
+        return Episodes(sequences, rewards)
+
+    def update(self, episodes: Episodes, pad_id: int | None = None) -> float:
+        """One policy-gradient step on `episodes`, then the rollout-policy sync; returns the loss."""
+        q = episodes.rewards
+        if self.config.constant_reward is not None:
+            q = torch.full_like(q, self.config.constant_reward)
+        self.generator.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        device = self.generator.device
+        log_probs = self.generator.log_probs(episodes.sequences.to(device), pad_id=pad_id)
+        loss = policy_gradient_loss(log_probs, q.to(device))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.generator.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.sync()
+        return loss.item()
+
+    def sync(self) -> None:
+        """Bring the environment's rollout policy in step with the generator."""
+        if self.rollout_policy is not None:
+            rate = self.config.rollout_rate if self.config.rollout_update == "ema" else None
+            sync_rollout_policy(self.rollout_policy, self.generator, rate)

@@ -1,0 +1,153 @@
+"""The discriminator-updating wrapper: how SeqGAN's adversarial rounds run under any algorithm.
+
+It watches finished episodes and, every `every_episodes` episodes or when asked
+(`train_discriminator()`), retrains the environment's discriminator `repeats` times on the real
+sequences against as many negatives: the episodes finished since the last training, topped up with
+fresh samples from the `sampler` it was given (e.g. the agent's generator). The paper's schedule is,
+after every generator step, 5 times { 9,984 fresh negatives, 3 epochs }.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from seqgan_env.discriminator import Discriminator
+
+Sampler = Callable[[int], torch.Tensor]  # n -> [n, T] generated sequences
+
+
+@dataclass(frozen=True)
+class DiscriminatorSchedule:
+    """When and how much the discriminator trains."""
+
+    every_episodes: int | None = None  # None: only on demand
+    repeats: int = 5  # fresh sets of negatives per training
+    n_negatives: int = 9984
+    epochs: int = 3
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.every_episodes is not None and self.every_episodes < 1:
+            raise ValueError(f"every_episodes must be >= 1 or None, got {self.every_episodes}")
+        for name in ("repeats", "n_negatives", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+class DiscriminatorUpdater:
+    """The schedule's state and the training itself, shared by the single and the vector wrapper."""
+
+    def __init__(
+        self,
+        discriminator: Discriminator,
+        real_data: torch.Tensor,
+        sampler: Sampler,
+        schedule: DiscriminatorSchedule,
+        rng: torch.Generator | None = None,
+    ) -> None:
+        if real_data.ndim != 2 or len(real_data) == 0:
+            raise ValueError(f"real_data must be a non-empty [N, T] tensor, got shape {tuple(real_data.shape)}")
+        self.discriminator = discriminator
+        self.real_data = real_data
+        self.sampler = sampler
+        self.schedule = schedule
+        self.rng = rng
+        self.optimizer = discriminator.make_optimizer()
+        self.finished: list[torch.Tensor] = []  # episodes since the last training
+        self.episodes_seen = 0
+        self.trainings = 0
+        self.last_loss = float("nan")
+
+    def observe(self, sequences: torch.Tensor) -> None:
+        """Record finished episodes [k, T]; train when the schedule says so."""
+        if len(sequences) == 0:
+            return
+        self.finished.append(sequences.cpu())
+        self.episodes_seen += len(sequences)
+        n_finished = sum(len(s) for s in self.finished)
+        if n_finished > self.schedule.n_negatives:  # only the newest can serve as negatives
+            self.finished = [torch.cat(self.finished)[-self.schedule.n_negatives :]]
+        every = self.schedule.every_episodes
+        if every is not None and n_finished >= every:
+            self.train()
+
+    def train(self) -> float:
+        """`repeats` times: fresh negatives (recorded episodes first), then `epochs` of training."""
+        s = self.schedule
+        episodes = torch.cat(self.finished)[-s.n_negatives :] if self.finished else None
+        self.finished = []
+        losses = []
+        for _ in range(s.repeats):
+            parts = [] if episodes is None else [episodes]
+            missing = s.n_negatives - (0 if episodes is None else len(episodes))
+            if missing > 0:
+                parts.append(self.sampler(missing).cpu())
+            episodes = None  # recorded episodes serve the first repeat only
+            negatives = torch.cat(parts)
+            real = self._real(len(negatives))
+            losses.append(self.discriminator.fit(self.optimizer, real, negatives, s.epochs, s.batch_size, self.rng))
+        self.trainings += 1
+        self.last_loss = sum(losses) / len(losses)
+        return self.last_loss
+
+    def _real(self, n: int) -> torch.Tensor:
+        """All real sequences when there are at most `n`, else a random `n` of them."""
+        if len(self.real_data) <= n:
+            return self.real_data
+        return self.real_data[torch.randperm(len(self.real_data), generator=self.rng)[:n]]
+
+
+class DiscriminatorTrainingWrapper(gym.Wrapper):
+    """Trains a single SeqGAN env's discriminator on its finished episodes (see module docstring)."""
+
+    def __init__(
+        self,
+        env: gym.Env,
+        real_data: torch.Tensor,
+        sampler: Sampler,
+        schedule: DiscriminatorSchedule = DiscriminatorSchedule(),
+        rng: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(env)
+        self.updater = DiscriminatorUpdater(env.unwrapped.discriminator, real_data, sampler, schedule, rng)
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if terminated:
+            self.updater.observe(torch.as_tensor(info["sequence"]).unsqueeze(0))
+        return obs, reward, terminated, truncated, info
+
+    def train_discriminator(self) -> float:
+        """Train now, whatever the schedule; returns the mean loss."""
+        return self.updater.train()
+
+
+class DiscriminatorTrainingVectorWrapper(gym.vector.VectorWrapper):
+    """The vector form: records the `infos["sequence"]` of every env that terminated."""
+
+    def __init__(
+        self,
+        env: gym.vector.VectorEnv,
+        real_data: torch.Tensor,
+        sampler: Sampler,
+        schedule: DiscriminatorSchedule = DiscriminatorSchedule(),
+        rng: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(env)
+        self.updater = DiscriminatorUpdater(env.unwrapped.discriminator, real_data, sampler, schedule, rng)
+
+    def step(self, actions: np.ndarray) -> tuple[Any, Any, np.ndarray, np.ndarray, dict[str, Any]]:
+        obs, rewards, terminated, truncated, infos = self.env.step(actions)
+        if terminated.any():
+            self.updater.observe(torch.as_tensor(infos["sequence"][terminated]))
+        return obs, rewards, terminated, truncated, infos
+
+    def train_discriminator(self) -> float:
+        """Train now, whatever the schedule; returns the mean loss."""
+        return self.updater.train()
