@@ -77,13 +77,14 @@ class DiscriminatorUpdater:
         if every is not None and n_finished >= every:
             self.train()
 
-    def train(self) -> float:
-        """`repeats` times: fresh negatives (recorded episodes first), then `epochs` of training."""
+    def train(self, repeats: int | None = None) -> float:
+        """`repeats` (default: the schedule's) times: fresh negatives (recorded episodes first), then
+        `epochs` of training. Returns the mean loss."""
         s = self.schedule
         episodes = torch.cat(self.finished)[-s.n_negatives :] if self.finished else None
         self.finished = []
         losses = []
-        for _ in range(s.repeats):
+        for _ in range(s.repeats if repeats is None else repeats):
             parts = [] if episodes is None else [episodes]
             missing = s.n_negatives - (0 if episodes is None else len(episodes))
             if missing > 0:
