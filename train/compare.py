@@ -1,0 +1,151 @@
+"""The honest comparison: SeqGAN against the controls on one quality-diversity plot (SPEC 2.2).
+
+NLL-oracle alone rewards a sharper (lower-entropy) generator, whatever sharpened it. So SeqGAN is
+compared, at the same number of generator updates and from the same pre-trained generator, with
+- the MLE generator sampled at temperatures (default 0.7 to 1.3),
+- REINFORCE with a constant reward of 1 (`--mode constant`),
+- continued MLE (`--mode mle`),
+each as points (NLL-test, NLL-oracle): lower-left is better, and SeqGAN's claim holds only where its
+points sit below the curve the temperatures and the control trace.
+
+    python train/compare.py --oracle ../shared/benchmarks/paper_oracle/target_params.npz
+    python train/compare.py --seqgan-run runs/NAME      # reuse a finished SeqGAN run
+
+Writes comparison.csv, comparison.md (the table) and comparison.png into the SeqGAN run's folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import adversarial
+from agents.experiment import RunFolder, evaluate
+from seqgan_env.checkpoint import load_checkpoint, token_lstm_from_entry
+from seqgan_env.oracle import load_oracle, random_oracle
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seqgan-run", help="a finished train/adversarial.py run folder (default: run one)")
+    parser.add_argument("--preset", default="cpu", help="preset of the SeqGAN run to make (default: cpu)")
+    parser.add_argument("--oracle", help="oracle parameter file (.npz) for the SeqGAN run to make")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the runs (default: 0)")
+    parser.add_argument("--out", default="runs", help="folder holding run folders (default: runs)")
+    parser.add_argument("--temperatures", default="0.7,0.8,0.9,1.0,1.1,1.2,1.3",
+                        help="sampling temperatures of the MLE generator (default: 0.7..1.3)")
+    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
+                        help="further train/adversarial.py options for every run (put last)")
+    return parser.parse_args(argv)
+
+
+def run_adversarial(args: list[str]) -> None:
+    code = adversarial.main(args)
+    if code != 0:
+        raise SystemExit(f"train/adversarial.py {' '.join(args)} failed with exit code {code}")
+
+
+def trajectory(run: RunFolder, method: str) -> list[dict[str, Any]]:
+    """The adversarial-phase evaluations of a run, as rows of the comparison."""
+    rows = list(csv.DictReader((run.path / "metrics.csv").open()))
+    return [{"method": method, "rounds": int(r["generator_updates"]) - int(rows_start(rows)), "temperature": 1.0,
+             **{k: float(r[k]) for k in ("nll_oracle", "nll_oracle_se", "nll_test", "nll_test_se", "elapsed_s")}}
+            for r in rows if r["phase"] == "adversarial"]  # fmt: skip
+
+
+def rows_start(rows: list[dict[str, str]]) -> int:
+    return next(int(r["generator_updates"]) for r in rows if r["phase"] == "adversarial" and r["step"] == "0")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.seqgan_run is None:
+        name = f"compare_{args.preset}_s{args.seed}"
+        cmd = ["--preset", args.preset, "--seed", str(args.seed), "--out", args.out, "--name", f"{name}_seqgan"]
+        run_adversarial(cmd + (["--oracle", args.oracle] if args.oracle else []) + args.extra)
+        seqgan = RunFolder(Path(args.out) / f"{name}_seqgan")
+    else:
+        seqgan = RunFolder(args.seqgan_run)
+        name = seqgan.path.name
+    config = seqgan.saved_config()
+    rows = trajectory(seqgan, "SeqGAN")
+
+    # The controls: the same pre-trained generator, the same number of generator updates.
+    for mode in ("constant", "mle"):
+        control = RunFolder(seqgan.path.parent / f"{name}_{mode}")
+        if not (control.path / "final.pt").is_file():
+            if control.path.exists():
+                raise SystemExit(f"{control.path} exists but is unfinished: resume it or remove it")
+            run_adversarial(["--preset", config["preset"], "--seed", str(config["seed"]), "--mode", mode,
+                             "--out", str(control.path.parent), "--name", control.path.name,
+                             "--init-from", str(seqgan.path), "--rounds", str(config["rounds"]),
+                             *(["--oracle", config["oracle"]] if config["oracle"] else []), *args.extra])  # fmt: skip
+        rows += trajectory(control, {"constant": "REINFORCE, reward 1", "mle": "continued MLE"}[mode])
+
+    # The MLE generator at several temperatures.
+    mle_state = load_checkpoint(seqgan.checkpoint("mle"))
+    generator = token_lstm_from_entry(mle_state["generator"])
+    oracle = load_oracle(config["oracle"], config["seq_len"]) if config["oracle"] else random_oracle(
+        config["vocab_size"], config["seq_len"], config["oracle_seed"])
+    rng = torch.Generator().manual_seed(config["seed"] + 1)
+    for temperature in (float(t) for t in args.temperatures.split(",")):
+        ev = evaluate(generator, oracle, mle_state["data"]["test"], config["eval_samples"], rng, temperature)
+        rows.append({"method": "MLE at temperature", "rounds": 0, "temperature": temperature,
+                     "nll_oracle": ev.nll_oracle, "nll_oracle_se": ev.nll_oracle_se, "nll_test": ev.nll_test,
+                     "nll_test_se": ev.nll_test_se, "elapsed_s": float("nan")})  # fmt: skip
+
+    write_outputs(rows, seqgan.path, config)
+    return 0
+
+
+def write_outputs(rows: list[dict[str, Any]], folder: Path, config: dict[str, Any]) -> None:
+    fields = ("method", "rounds", "temperature", "nll_oracle", "nll_oracle_se", "nll_test", "nll_test_se", "elapsed_s")
+    with (folder / "comparison.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    finals = {}
+    for r in rows:  # the last point of each trajectory; every temperature
+        key = (r["method"], r["temperature"]) if r["method"] == "MLE at temperature" else r["method"]
+        finals[key] = r
+    lines = ["| method | rounds | temperature | NLL-oracle | NLL-test |", "|---|---|---|---|---|"]
+    for r in finals.values():
+        lines.append(f"| {r['method']} | {r['rounds']} | {r['temperature']:.2f} | "
+                     f"{r['nll_oracle']:.3f} ± {r['nll_oracle_se']:.3f} | {r['nll_test']:.3f} ± {r['nll_test_se']:.3f} |")
+    table = "\n".join(lines)
+    (folder / "comparison.md").write_text(table + "\n")
+    print(table)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    styles = {"MLE at temperature": "k.-", "REINFORCE, reward 1": "s--", "continued MLE": "^:", "SeqGAN": "o-"}
+    for method, style in styles.items():
+        pts = [r for r in rows if r["method"] == method]
+        if pts:
+            ax.plot([p["nll_test"] for p in pts], [p["nll_oracle"] for p in pts], style, ms=4, label=method)
+    for p in rows:
+        if p["method"] == "MLE at temperature":
+            ax.annotate(f"{p['temperature']:g}", (p["nll_test"], p["nll_oracle"]), fontsize=7,
+                        textcoords="offset points", xytext=(3, 3))
+    ax.set_xlabel("NLL-test (diversity: lower is better)")
+    ax.set_ylabel("NLL-oracle (quality: lower is better)")
+    ax.set_title(f"quality vs diversity, {config['preset']} preset, {config['rounds']} rounds", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / "comparison.png", dpi=120)
+    plt.close(fig)
+    print(f"wrote {folder / 'comparison.png'}, comparison.md, comparison.csv")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
