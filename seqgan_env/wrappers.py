@@ -61,6 +61,7 @@ class DiscriminatorUpdater:
         self.optimizer = discriminator.make_optimizer()
         self.finished: list[torch.Tensor] = []  # episodes since the last training
         self.episodes_seen = 0
+        self.since_training = 0  # episodes since the last scheduled training
         self.trainings = 0
         self.last_loss = float("nan")
 
@@ -70,11 +71,12 @@ class DiscriminatorUpdater:
             return
         self.finished.append(sequences.cpu())
         self.episodes_seen += len(sequences)
-        n_finished = sum(len(s) for s in self.finished)
-        if n_finished > self.schedule.n_negatives:  # only the newest can serve as negatives
+        self.since_training += len(sequences)
+        if sum(len(s) for s in self.finished) > self.schedule.n_negatives:  # only the newest serve
             self.finished = [torch.cat(self.finished)[-self.schedule.n_negatives :]]
         every = self.schedule.every_episodes
-        if every is not None and n_finished >= every:
+        while every is not None and self.since_training >= every:  # one training per `every` episodes
+            self.since_training -= every
             self.train()
 
     def train(self, repeats: int | None = None) -> float:

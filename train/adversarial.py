@@ -56,6 +56,7 @@ class Config:
                               default=None)
     oracle_seed: int = _opt("seed of the built-in random oracle", default=0)
     device: str = _opt("torch device", default="cpu")
+    threads: int = _opt("CPU threads for torch (0: torch's default, one per core)", default=0)
     out: str = _opt("folder holding run folders", default="runs")
     name: str | None = _opt("run folder name (default: preset_mode_seed_time)", default=None)
     resume: str | None = _opt("continue this run folder from its last checkpoint", default=None)
@@ -123,7 +124,7 @@ class Config:
 
     def run_settings(self) -> dict[str, Any]:
         """What defines the experiment (everything but where it runs and how it is named)."""
-        skip = {"device", "out", "name", "resume"}
+        skip = {"device", "threads", "out", "name", "resume"}
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
 
@@ -180,17 +181,12 @@ def parse_config(argv: list[str] | None = None) -> Config:
 class Experiment:
     """The models, data, optimisers and progress of one run, and its checkpoints."""
 
-    def __init__(self, cfg: Config, run: RunFolder) -> None:
+    def __init__(self, cfg: Config, run: RunFolder, oracle: TokenLSTM) -> None:
         self.cfg = cfg
         self.run = run
         self.device = torch.device(cfg.device)
         self.rng = torch.Generator().manual_seed(cfg.seed)
-        self.oracle = (
-            load_oracle(cfg.oracle, cfg.seq_len) if cfg.oracle else random_oracle(cfg.vocab_size, cfg.seq_len, cfg.oracle_seed)
-        ).to(self.device)
-        if self.oracle.config.vocab_size != cfg.vocab_size:
-            raise ValueError(f"oracle {cfg.oracle} has vocabulary {self.oracle.config.vocab_size}, "
-                             f"the config {cfg.vocab_size}: pass --vocab-size {self.oracle.config.vocab_size}")
+        self.oracle = oracle.to(self.device)
         gen_config = TokenLSTMConfig(cfg.vocab_size, cfg.seq_len, cfg.gen_embed_dim, cfg.gen_hidden_dim)
         self.generator = TokenLSTM(gen_config, generator=self.rng).to(self.device)
         self.rollout_policy = TokenLSTM(gen_config).to(self.device)
@@ -359,17 +355,31 @@ class Experiment:
         self.run.close()
 
 
+def make_oracle(cfg: Config) -> TokenLSTM:
+    """The paper's oracle from its file, or the built-in seeded random one; checked against the config."""
+    if cfg.oracle is None:
+        return random_oracle(cfg.vocab_size, cfg.seq_len, cfg.oracle_seed)
+    oracle = load_oracle(cfg.oracle, cfg.seq_len)
+    if oracle.config.vocab_size != cfg.vocab_size:
+        raise ValueError(f"oracle {cfg.oracle} has vocabulary {oracle.config.vocab_size}, the config "
+                         f"{cfg.vocab_size}: pass --vocab-size {oracle.config.vocab_size}")
+    return oracle
+
+
 def main(argv: list[str] | None = None) -> int:
-    try:
+    try:  # every check of the user's input happens before anything is written
         cfg = parse_config(argv)
+        oracle = make_oracle(cfg)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     torch.manual_seed(cfg.seed)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     if cfg.resume:
         run = RunFolder(cfg.resume)
         latest = run.checkpoint("latest")
-        exp = Experiment(cfg, run)
+        exp = Experiment(cfg, run, oracle)
         if latest.is_file():
             exp.load(latest)
         print(f"resuming {run.path} at stage {exp.stage}, {exp.progress} done")
@@ -382,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         except FileExistsError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        exp = Experiment(cfg, run)
+        exp = Experiment(cfg, run, oracle)
         if cfg.init_from:
             source = RunFolder(cfg.init_from)
             path = source.checkpoint("pretrained")

@@ -1,0 +1,184 @@
+"""train/adversarial.py end to end on the tiny preset: outputs, resume after a kill, bad input."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from seqgan_env.checkpoint import load_checkpoint
+from seqgan_env.env import SeqGANEnv
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "train" / "adversarial.py"
+# The tiny preset, smaller still: a run takes seconds.
+FAST = ["--preset", "tiny", "--threads", "1", "--n-real", "128", "--n-test", "64", "--eval-samples", "128",
+        "--n-negatives", "64"]  # fmt: skip
+
+
+def run_script(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
+
+
+def run_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess:
+    """The script's main() in this process (no interpreter start-up): for the quick error paths."""
+    spec = importlib.util.spec_from_file_location("adversarial_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    code = module.main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out, err)
+
+
+def read_metrics(folder: Path) -> list[dict[str, str]]:
+    with (folder / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_tiny_run_writes_every_output(tmp_path: Path) -> None:
+    result = run_script(*FAST, "--out", str(tmp_path), "--name", "run")
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "run"
+
+    config = json.loads((folder / "config.json").read_text())
+    assert config["preset"] == "tiny" and config["rounds"] == 4 and config["mode"] == "seqgan"
+
+    rows = read_metrics(folder)
+    phases = [(r["phase"], int(r["step"])) for r in rows]
+    assert phases == [("mle", 2), ("mle", 3), ("adversarial", 0), ("adversarial", 2), ("adversarial", 4)]
+    for r in rows:
+        assert 0 < float(r["nll_oracle"]) < np.log(50) * 3 and float(r["nll_oracle_se"]) > 0
+        assert 0 < float(r["nll_test"]) and float(r["nll_test_se"]) > 0
+    assert [int(r["generator_updates"]) for r in rows] == [16, 24, 24, 26, 28]  # 8 MLE steps/epoch, then 1/round
+
+    for name in ("mle", "pretrained", "final", "latest"):
+        state = load_checkpoint(folder / f"{name}.pt")
+        assert {"generator", "rollout_policy", "discriminator", "metrics"} <= set(state)
+    assert load_checkpoint(folder / "final.pt")["stage"] == "done"
+    assert not list(folder.glob("*.tmp")) and not list(folder.glob(".*.tmp"))
+
+    assert list((folder / "tb").glob("events.out.tfevents.*"))
+    png = (folder / "curve.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    samples = (folder / "samples.txt").read_text().splitlines()
+    assert len(samples) == 100 and all(len(line.split()) == 8 for line in samples)
+    assert all(0 <= int(tok) < 50 for line in samples for tok in line.split())
+    assert "NLL-oracle" in result.stdout
+
+
+def test_final_checkpoint_loads_into_the_env(tmp_path: Path) -> None:
+    assert run_script(*FAST, "--rounds", "1", "--out", str(tmp_path), "--name", "r").returncode == 0
+    path = tmp_path / "r" / "final.pt"
+    env = SeqGANEnv(checkpoint=str(path))
+    state = load_checkpoint(path)
+    assert env.vocab_size == 50 and env.seq_len == 8
+    for name, tensor in env.rollout_policy.state_dict().items():
+        assert torch.equal(tensor, state["rollout_policy"]["state_dict"][name])
+    for name, tensor in env.discriminator.state_dict().items():
+        assert torch.equal(tensor, state["discriminator"]["state_dict"][name])
+    env.reset(seed=0)
+    _, reward, *_ = env.step(3)
+    assert 0.0 <= reward <= 1.0
+
+
+def test_kill_and_resume_keeps_every_evaluation_once(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    args = [*FAST, "--rounds", "12", "--eval-every", "2", "--out", str(tmp_path), "--name", "run"]
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), *args], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 120
+    try:  # kill it once it has checkpointed a few adversarial rounds
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (folder / "metrics.csv").is_file() and any(
+                r["phase"] == "adversarial" and int(r["step"]) >= 4 for r in read_metrics(folder)
+            ):
+                break
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    killed_at = load_checkpoint(folder / "latest.pt")
+    # The kill may land between the round-4 evaluation and its checkpoint: then the checkpoint is at
+    # round 2 and metrics.csv already has a round-4 row that the resumed run must not duplicate.
+    assert killed_at["stage"] == "adversarial" and 2 <= killed_at["progress"] < 12
+
+    result = run_script("--resume", str(folder))
+    assert result.returncode == 0, result.stderr
+    assert "resuming" in result.stdout
+    rows = read_metrics(folder)
+    keys = [(r["phase"], int(r["step"])) for r in rows]
+    assert len(keys) == len(set(keys)), f"duplicate evaluation rows: {keys}"
+    assert [s for p, s in keys if p == "adversarial"] == [0, 2, 4, 6, 8, 10, 12]
+    assert [s for p, s in keys if p == "mle"] == [2, 3]  # the finished MLE stage was not redone
+    final = load_checkpoint(folder / "final.pt")
+    assert final["stage"] == "done" and final["generator_updates"] == 24 + 12
+    env = SeqGANEnv(checkpoint=str(folder / "final.pt"))
+    assert env.reset(seed=0)[0].shape == (8,)
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "config.json").write_text(json.dumps({"preset": "tiny", "rounds": 4}))
+    result = run_in_process(capsys, "--resume", str(tmp_path / "r"), "--rounds", "7")
+    assert result.returncode == 2
+    assert "different config" in result.stderr and "--rounds" in result.stderr
+
+
+def test_existing_run_folder_is_never_overwritten(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "r"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    result = run_in_process(capsys, *FAST, "--out", str(tmp_path), "--name", "r")
+    assert result.returncode == 2 and "already exists" in result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["keep.txt"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch-size", "0"], "--batch-size must be >= 1"),
+        (["--rounds", "-1"], "--rounds must be >= 0"),
+        (["--preset", "huge"], "unknown preset"),
+        (["--mode", "gail"], "unknown mode"),
+        (["--disc-filters", "3-100"], "--disc-filters"),
+        (["--disc-filters", "30:10"], "do not fit sequences of length 8"),
+        (["--resume", "/nonexistent/run"], "not a run folder"),
+    ],
+)
+def test_bad_options_are_clear_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    result = run_in_process(capsys, *FAST, *args, "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not any(tmp_path.iterdir())  # nothing was created
+
+
+def test_oracle_file_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = run_in_process(capsys, *FAST, "--oracle", str(tmp_path / "none.npz"), "--out", str(tmp_path / "o1"))
+    assert missing.returncode == 2 and "oracle parameter file not found" in missing.stderr
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, embedding=np.zeros((50, 4), np.float32))
+    malformed = run_in_process(capsys, *FAST, "--oracle", str(bad), "--out", str(tmp_path / "o2"))
+    assert malformed.returncode == 2 and "lacks the oracle array" in malformed.stderr
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_help_explains_the_options() -> None:
+    result = run_script("--help")
+    assert result.returncode == 0
+    for option in ("--preset", "--seed", "--oracle", "--device", "--out", "--resume", "--mode", "--rounds"):
+        assert option in result.stdout
