@@ -92,7 +92,8 @@ class TokenLSTM(nn.Module):
         if temperature != 1.0:
             logits = logits / temperature
         # cross_entropy fuses log-softmax and the gather: the cheapest way through [B, T, V] on CPU.
-        token_logp = -F.cross_entropy(logits.transpose(1, 2), sequences, reduction="none")
+        flat = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), sequences.reshape(-1), reduction="none")
+        token_logp = -flat.view(sequences.shape)
         return token_logp if mask is None else token_logp * mask
 
     def _shift_right(self, sequences: torch.Tensor) -> torch.Tensor:
