@@ -57,7 +57,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
+    # Arbitrary bytes make torch's legacy reader fail in many ways (KeyError and IndexError included).
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError) as err:
         raise ValueError(f"{path} is not a seqgan-env checkpoint (torch.load failed: {err})") from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a seqgan-env checkpoint (no format tag {FORMAT!r})")

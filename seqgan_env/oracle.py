@@ -47,9 +47,12 @@ def load_oracle(path: str | Path, seq_len: int = PAPER_SEQ_LEN) -> TokenLSTM:
     if not path.is_file():
         raise FileNotFoundError(f"oracle parameter file not found: {path}")
     try:
-        with np.load(path) as npz:
+        loaded = np.load(path)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a single .npy array, not an archive
+            raise ValueError(f"it holds one {type(loaded).__name__}, not an .npz archive of named arrays")
+        with loaded as npz:
             arrays = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise ValueError(f"{path} is not a readable .npz file of oracle parameters: {err}") from err
     embedding = _require(arrays, "embedding", ndim=2, path=path)
     vocab_size, embed_dim = embedding.shape

@@ -1,0 +1,91 @@
+"""Shared small fixtures: a tiny token LSTM, a tiny discriminator, stub scorers, the paper's oracle file.
+
+Sizes are tiny on purpose (vocabulary 8, length 4) so the whole suite runs in seconds on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
+from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
+
+# The suite runs on a 2-core machine shared with other jobs: torch's intra-op threads then spin and wait
+# for each other on every small op (measured: the oracle tests 3x slower with 2 threads under load).
+torch.set_num_threads(1)
+
+V = 8  # vocabulary of the tiny models
+T = 4  # sequence length of the tiny models
+PAD = V  # the environment's padding id
+
+# The paper's oracle parameters live in ../shared next to the repository root (SPEC 2.1).
+PAPER_ORACLE_PATH = Path(__file__).resolve().parents[2] / "shared/benchmarks/paper_oracle/target_params.npz"
+
+
+@pytest.fixture(scope="session")
+def paper_oracle_path() -> Path:
+    """The path of the paper's oracle file; the test is skipped when the file is absent."""
+    if not PAPER_ORACLE_PATH.is_file():
+        pytest.skip(f"paper oracle file not found at {PAPER_ORACLE_PATH} (../shared, beside the repository)")
+    return PAPER_ORACLE_PATH
+
+
+def tiny_lstm(seed: int = 0, vocab_size: int = V, seq_len: int = T, init_std: float = 0.5) -> TokenLSTM:
+    """A seeded token LSTM with embedding 6, hidden 5 (different sizes catch transposed weights)."""
+    config = TokenLSTMConfig(vocab_size, seq_len, embed_dim=6, hidden_dim=5, start_token=0, init_std=init_std)
+    return TokenLSTM(config, generator=torch.Generator().manual_seed(seed)).eval()
+
+
+def tiny_discriminator_config(**overrides) -> DiscriminatorConfig:
+    kwargs = dict(vocab_size=V, seq_len=T, embed_dim=6, filters=((1, 4), (2, 5), (3, 3), (4, 2)))
+    return DiscriminatorConfig(**{**kwargs, **overrides})
+
+
+def tiny_discriminator(seed: int = 0, **overrides) -> Discriminator:
+    config = tiny_discriminator_config(**overrides)
+    return Discriminator(config, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture
+def lstm() -> TokenLSTM:
+    return tiny_lstm()
+
+
+@pytest.fixture
+def discriminator() -> Discriminator:
+    return tiny_discriminator()
+
+
+class TableScorer:
+    """A stub scorer: D(y) = table[y], a known value for every complete sequence over a small vocabulary.
+
+    Records every batch it is asked to score, so tests can check how the rewards called it.
+    """
+
+    def __init__(self, vocab_size: int, seq_len: int, seed: int = 0) -> None:
+        self.vocab_size, self.seq_len = vocab_size, seq_len
+        g = torch.Generator().manual_seed(seed)
+        self.table = torch.rand((vocab_size,) * seq_len, generator=g)  # one value in [0, 1) per sequence
+        self.calls: list[torch.Tensor] = []
+
+    def value(self, sequence) -> float:
+        return float(self.table[tuple(int(t) for t in sequence)])
+
+    def score(self, sequences: torch.Tensor) -> torch.Tensor:
+        self.calls.append(sequences.clone())
+        return self.table[tuple(sequences.T)]  # [B]
+
+
+class FunctionScorer:
+    """A stub scorer computing D(y) = fn(y) row by row (sequences may contain padding); records calls."""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+        self.calls: list[torch.Tensor] = []
+
+    def score(self, sequences: torch.Tensor) -> torch.Tensor:
+        self.calls.append(sequences.clone())
+        return torch.tensor([float(self.fn(row.tolist())) for row in sequences], dtype=torch.float32)

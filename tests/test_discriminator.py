@@ -1,0 +1,193 @@
+"""The discriminator: shapes, eval-mode scoring, the reference loss, training, config and cost."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import PAD, T, V, tiny_discriminator, tiny_discriminator_config
+from torch import nn
+
+from seqgan_env.discriminator import (
+    PAPER_FILTERS,
+    Discriminator,
+    DiscriminatorConfig,
+    count_forward_flops,
+    paper_filters,
+)
+
+
+def random_sequences(n: int, seed: int = 0, high: int = V) -> torch.Tensor:
+    return torch.randint(0, high, (n, T), generator=torch.Generator().manual_seed(seed))
+
+
+def test_output_shapes_and_score_range(discriminator):
+    seqs = random_sequences(5, high=V + 1)  # padding id V is a valid input
+    logits = discriminator(seqs)
+    assert logits.shape == (5, 2)
+    probs = discriminator.score(seqs)
+    assert probs.shape == (5,)
+    assert ((probs >= 0) & (probs <= 1)).all()
+    # Score is P(class 1 = "real") of the eval-mode logits.
+    discriminator.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(probs, torch.softmax(discriminator(seqs), -1)[:, 1])
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_score_runs_in_eval_mode_and_restores_the_flag(training):
+    d = tiny_discriminator(dropout=0.9)  # heavy dropout: any leak shows in the scores
+    seqs = random_sequences(16, seed=1)
+    d.eval()
+    with torch.no_grad():
+        expected = torch.softmax(d(seqs), -1)[:, 1]
+    d.train(training)
+    first, second = d.score(seqs), d.score(seqs)
+    assert d.training is training
+    torch.testing.assert_close(first, expected)
+    torch.testing.assert_close(second, expected)
+    # The check has power: in train mode dropout really changes the output.
+    d.train()
+    with torch.no_grad():
+        assert not torch.allclose(torch.softmax(d(seqs), -1)[:, 1], expected)
+
+
+@pytest.mark.parametrize("l2_reg", [0.2, 0.5])
+def test_loss_is_cross_entropy_plus_l2_of_output_layer(l2_reg):
+    d = tiny_discriminator(l2_reg=l2_reg).eval()  # eval: no dropout, so the loss is deterministic
+    seqs = random_sequences(6, seed=2)
+    labels = torch.tensor([1, 0, 1, 1, 0, 0])
+    with torch.no_grad():
+        logits = d(seqs)
+        log_p = logits - logits.logsumexp(dim=1, keepdim=True)
+        cross_entropy = -log_p[torch.arange(6), labels].mean()
+        w, b = d.output.weight, d.output.bias
+        l2 = (w**2).sum() / 2 + (b**2).sum() / 2  # tf.nn.l2_loss(W) + tf.nn.l2_loss(b)
+        expected = cross_entropy + l2_reg * l2
+        torch.testing.assert_close(d.loss(seqs, labels), expected)
+        assert l2 > 0.01  # the regulariser is not negligible in this check
+
+
+def test_default_l2_reg_is_the_papers():
+    assert DiscriminatorConfig().l2_reg == 0.2
+    assert DiscriminatorConfig().dropout == 0.25
+    assert DiscriminatorConfig().lr == 1e-4
+
+
+def separable_data(n: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    real = torch.full((n, T), 1)
+    fake = torch.full((n, T), 2)
+    return real, fake
+
+
+def test_fit_lowers_the_loss_on_separable_data():
+    torch.manual_seed(0)  # dropout draws from the global RNG
+    d = tiny_discriminator(lr=1e-2)
+    real, fake = separable_data()
+    sequences = torch.cat([real, fake])
+    labels = torch.cat([torch.ones(32), torch.zeros(32)]).long()
+    d.eval()
+    with torch.no_grad():
+        before = d.loss(sequences, labels).item()
+    optimizer = d.make_optimizer()
+    g = torch.Generator().manual_seed(0)
+    mean_loss = d.fit(optimizer, real, fake, epochs=3, batch_size=16, generator=g)
+    assert isinstance(mean_loss, float)
+    assert not d.training  # fit leaves the model ready for scoring
+    with torch.no_grad():
+        after = d.loss(sequences, labels).item()
+    assert after < before - 0.05, (before, after)
+    assert d.score(real).min() > d.score(fake).max()
+
+
+def test_train_step_returns_loss_before_the_step():
+    d = tiny_discriminator(dropout=0.0, lr=1e-2)
+    real, fake = separable_data(8)
+    seqs, labels = torch.cat([real, fake]), torch.cat([torch.ones(8), torch.zeros(8)]).long()
+    with torch.no_grad():
+        expected = d.loss(seqs, labels).item()
+    optimizer = d.make_optimizer()
+    assert d.train_step(optimizer, seqs, labels) == pytest.approx(expected, rel=1e-5)
+    assert d.training
+    with torch.no_grad():
+        assert d.loss(seqs, labels).item() < expected
+
+
+def test_padding_id_embeds_to_zeros_and_stays_zero():
+    torch.manual_seed(0)
+    d = tiny_discriminator(lr=1e-2)
+    assert d.pad_id == PAD
+    assert (d.embedding.weight[PAD] == 0).all()
+    assert (d.embedding.weight[:PAD].abs().sum(dim=1) > 0).all()
+    real, fake = separable_data(8)
+    fake[:, 2:] = PAD  # padded (ended) sequences in training
+    d.fit(d.make_optimizer(), real, fake, epochs=2, batch_size=8)
+    assert (d.embedding.weight[PAD] == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"filters": ((1, 4), (5, 4))}, r"\[5\]"),  # wider than T = 4
+        ({"filters": ((0, 4),)}, r"\[0\]"),
+        ({"filters": ()}, "at least one"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"vocab_size": 0}, "sizes"),
+    ],
+)
+def test_config_validation(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        tiny_discriminator_config(**overrides)
+
+
+def test_paper_filters_too_wide_for_short_sequences():
+    with pytest.raises(ValueError, match="paper_filters"):
+        DiscriminatorConfig(vocab_size=V, seq_len=T)  # the default filters reach width 20
+    assert paper_filters(T) == ((1, 100), (2, 200), (3, 200), (4, 200))
+    assert paper_filters(20) == PAPER_FILTERS
+    assert DiscriminatorConfig().n_features == 1720
+
+
+def test_config_round_trip():
+    config = tiny_discriminator_config(dropout=0.1, l2_reg=0.3, lr=2e-3)
+    d = config.to_dict()
+    assert d["filters"] == [[1, 4], [2, 5], [3, 3], [4, 2]]  # plain lists: safe in a weights_only file
+    assert DiscriminatorConfig.from_dict(d) == config
+    # List-of-lists filters are normalised to the tuple form, so configs compare equal.
+    assert DiscriminatorConfig(V, T, 6, [[1, 4], [2, 5], [3, 3], [4, 2]]) == tiny_discriminator_config()
+
+
+def test_seeded_initialisation():
+    a, b, c = tiny_discriminator(0), tiny_discriminator(0), tiny_discriminator(1)
+    for name, tensor in a.state_dict().items():
+        assert torch.equal(tensor, b.state_dict()[name]), name
+    assert not torch.equal(a.convs[0].weight, c.convs[0].weight)
+    assert (a.highway_gate.bias < -1).all()  # biased to carry the input through at first
+
+
+def test_count_forward_flops_by_hand():
+    # E 2, T 4, filters (1, 3), (2, 1): convolutions 4*1*2*3 + 3*2*2*1 = 36 multiply-adds; 4 features;
+    # highway 2 * 4*4 = 32; output 4*2 = 8. 76 multiply-adds = 152 FLOPs.
+    config = DiscriminatorConfig(vocab_size=V, seq_len=T, embed_dim=2, filters=((1, 3), (2, 1)))
+    assert count_forward_flops(config) == 152
+
+
+def module_flops(d: Discriminator, seq_len: int) -> int:
+    """2 x the multiply-adds of the weight layers, counted from the modules' real output shapes."""
+    macs = []
+
+    def hook(module, inputs, output):
+        if isinstance(module, nn.Conv1d):
+            macs.append(output.shape[-1] * module.weight.numel())
+        elif isinstance(module, nn.Linear):
+            macs.append(module.weight.numel())
+
+    handles = [m.register_forward_hook(hook) for m in d.modules() if isinstance(m, (nn.Conv1d, nn.Linear))]
+    with torch.no_grad():
+        d(torch.zeros(1, seq_len, dtype=torch.long))
+    for h in handles:
+        h.remove()
+    return 2 * sum(macs)
+
+
+def test_count_forward_flops_matches_the_modules(discriminator):
+    assert count_forward_flops(discriminator.config) == module_flops(discriminator, T)

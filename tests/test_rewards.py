@@ -1,0 +1,214 @@
+"""Monte Carlo rewards against the exact expectation, by enumerating every completion (V 3, T 3).
+
+Q_t = E[D(y_1..y_t + completion)] with the completion drawn by the rollout policy continuing after
+[start, y_1..y_t]. The exact value uses the policy's teacher-forced probabilities (nn.LSTM over the
+whole sequence), a different code path from the cached one-step state the Monte Carlo search uses.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from conftest import FunctionScorer, TableScorer, tiny_discriminator
+
+from seqgan_env import SeqGANEnv, SeqGANVectorEnv
+from seqgan_env.rewards import monte_carlo_q, q_values
+from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
+
+V3, T3 = 3, 3
+N = 4000  # rollouts: standard error of a Q estimate <= 0.5 / sqrt(4000) ~ 0.008
+N_SE = 5  # tolerance in standard errors (fixed seeds: the test is deterministic)
+
+
+@pytest.fixture
+def policy() -> TokenLSTM:
+    config = TokenLSTMConfig(V3, T3, embed_dim=4, hidden_dim=5, start_token=1, init_std=1.0)
+    return TokenLSTM(config, generator=torch.Generator().manual_seed(0)).eval()
+
+
+@pytest.fixture
+def scorer() -> TableScorer:
+    return TableScorer(V3, T3, seed=1)
+
+
+def completions_of(prefix: list[int], eos_id: int | None = None, pad_id: int | None = None) -> list:
+    """Every possible complete sequence starting with `prefix` (after eos only padding follows)."""
+    out = set()
+    for tail in itertools.product(range(V3), repeat=T3 - len(prefix)):
+        tail = list(tail)
+        if eos_id is not None and eos_id in tail:
+            k = tail.index(eos_id)
+            tail = tail[: k + 1] + [pad_id] * (len(tail) - k - 1)
+        out.add(tuple(prefix + tail))
+    return [list(s) for s in sorted(out)]
+
+
+def exact_q(policy: TokenLSTM, score, prefix: list[int], eos_id=None, pad_id=None) -> tuple[float, float]:
+    """E[score] over the rollout policy's completions of `prefix`, and the standard deviation of score."""
+    seqs = torch.tensor(completions_of(prefix, eos_id, pad_id))
+    with torch.no_grad():
+        log_p = policy.log_probs(seqs, pad_id=pad_id)[:, len(prefix) :].sum(dim=1)  # log P(completion)
+    p = log_p.double().exp()
+    assert p.sum().item() == pytest.approx(1.0, abs=1e-5)
+    values = torch.tensor([score(s.tolist()) for s in seqs], dtype=torch.float64)
+    mean = (p * values).sum().item()
+    var = (p * values**2).sum().item() - mean**2
+    return mean, max(var, 0.0) ** 0.5
+
+
+def rollout_inputs(policy: TokenLSTM, prefixes: torch.Tensor):
+    """The rollout policy's next-token logits and state after [start, prefix] for each row."""
+    with torch.no_grad():
+        logits, state = policy.start(len(prefixes))
+        for t in range(prefixes.shape[1]):
+            logits, state = policy.step(prefixes[:, t], state)
+    return logits, state
+
+
+def assert_q_close(estimate: float, exact: float, sd: float, n: int = N) -> None:
+    assert abs(estimate - exact) <= N_SE * sd / n**0.5 + 1e-6, (estimate, exact, sd)
+
+
+@pytest.mark.parametrize("t", [1, 2])
+def test_monte_carlo_q_matches_exact_expectation(policy, scorer, t):
+    prefixes = torch.tensor(list(itertools.product(range(V3), repeat=t)))  # all prefixes of length t
+    logits, state = rollout_inputs(policy, prefixes)
+    q = monte_carlo_q(policy, scorer, prefixes, logits, state, N, torch.Generator().manual_seed(t))
+    assert q.shape == (len(prefixes),)
+    assert len(scorer.calls) == 1 and scorer.calls[0].shape == (len(prefixes) * N, T3)  # one batched call
+    for b, prefix in enumerate(prefixes.tolist()):
+        assert_q_close(q[b].item(), *exact_q(policy, scorer.value, prefix))
+
+
+def test_the_exact_check_has_power(policy, scorer):
+    """A search with the wrong completion distribution (uniform here) would fail the check above."""
+    gaps = []
+    for prefix in [[a] for a in range(V3)] + [[a, b] for a in range(V3) for b in range(V3)]:
+        exact, sd = exact_q(policy, scorer.value, prefix)
+        uniform = np.mean([scorer.value(s) for s in completions_of(prefix)])
+        gaps.append(abs(uniform - exact) / (N_SE * max(sd, 1e-3) / N**0.5))
+    assert max(gaps) > 3
+
+
+def test_q_values_matches_exact_and_q_T_is_the_score(policy, scorer):
+    sequences = torch.tensor(list(itertools.product(range(V3), repeat=T3)))  # all 27 sequences
+    q = q_values(policy, scorer, sequences, 2000, torch.Generator().manual_seed(0))
+    assert q.shape == (27, T3)
+    for b, seq in enumerate(sequences.tolist()):
+        for t in (1, 2):
+            assert_q_close(q[b, t - 1].item(), *exact_q(policy, scorer.value, seq[:t]), n=2000)
+        assert q[b, T3 - 1].item() == scorer.value(seq)  # Q_T = D(y), exactly
+
+
+def test_q_values_last_column_is_discriminator_score():
+    policy = TokenLSTM(TokenLSTMConfig(8, 4, 6, 5), generator=torch.Generator().manual_seed(0))
+    d = tiny_discriminator(dropout=0.5).train()  # scoring must still be deterministic (eval mode)
+    seqs = torch.randint(0, 8, (5, 4), generator=torch.Generator().manual_seed(1))
+    q = q_values(policy, d, seqs, 3, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(q[:, -1], d.score(seqs))
+    assert ((q >= 0) & (q <= 1)).all()
+    assert d.training  # the env's reads leave the trainer's mode alone
+
+
+def prefix_value(row: list[int]) -> float:
+    """A score that depends on the first two tokens only: the completion does not matter."""
+    return 0.1 * row[0] + 0.03 * row[1] + 0.01
+
+
+def test_completions_are_grouped_back_to_their_prefixes(policy):
+    prefixes = torch.tensor([[2, 1], [0, 0], [1, 2], [2, 2], [0, 1]])  # mixed order, all different
+    scorer = FunctionScorer(prefix_value)
+    n = 7
+    logits, state = rollout_inputs(policy, prefixes)
+    q = monte_carlo_q(policy, scorer, prefixes, logits, state, n, torch.Generator().manual_seed(0))
+    expected = torch.tensor([prefix_value(p) for p in prefixes.tolist()])
+    torch.testing.assert_close(q, expected)
+    # Row b*N + n of the scored batch is the n-th completion of prefix b.
+    (scored,) = scorer.calls
+    assert scored.shape == (5 * n, T3)
+    assert torch.equal(scored[:, :2], prefixes.repeat_interleave(n, dim=0))
+
+
+def test_q_values_grouping_with_a_prefix_dependent_score(policy):
+    sequences = torch.tensor([[2, 1, 0], [0, 0, 2], [1, 2, 1], [0, 2, 2]])
+    scorer = FunctionScorer(lambda row: 0.2 * row[0] + 0.05 * row[1] + 0.02 * row[2])
+    q = q_values(policy, scorer, sequences, 6, torch.Generator().manual_seed(0))
+    # Whatever the completions, Q_2 lies in the prefix's part + [0, 0.02 * 2] and Q_1 in its part
+    # + [0, 0.05 * 2 + 0.02 * 2]: completions regrouped with another prefix would leave these bands.
+    for b, seq in enumerate(sequences.tolist()):
+        low = 0.2 * seq[0] + 0.05 * seq[1]
+        assert low - 1e-6 <= q[b, 1].item() <= low + 0.04 + 1e-6
+        assert 0.2 * seq[0] - 1e-6 <= q[b, 0].item() <= 0.2 * seq[0] + 0.14 + 1e-6
+        assert q[b, 2].item() == pytest.approx(0.2 * seq[0] + 0.05 * seq[1] + 0.02 * seq[2])
+
+
+def test_monte_carlo_q_with_eos_matches_exact(policy):
+    eos, pad = 2, V3
+    scorer = TableScorer(V3 + 1, T3, seed=2)  # values for padded sequences too
+    prefixes = torch.tensor([[0], [1]])  # prefixes without eos (the episode would have ended)
+    logits, state = rollout_inputs(policy, prefixes)
+    q = monte_carlo_q(policy, scorer, prefixes, logits, state, N, torch.Generator().manual_seed(0), eos, pad)
+    (scored,) = scorer.calls
+    for row in scored.tolist():  # after eos, only padding
+        if eos in row:
+            k = row.index(eos)
+            assert row[k + 1 :] == [pad] * (T3 - k - 1)
+    assert (scored == pad).any()
+    for b, prefix in enumerate(prefixes.tolist()):
+        assert_q_close(q[b].item(), *exact_q(policy, scorer.value, prefix, eos, pad))
+
+
+# --- the environments hand out these same Q values ---------------------------------------------------
+def env_kwargs(policy, scorer, **extra):
+    return dict(
+        vocab_size=V3, seq_len=T3, n_rollouts=N, rollout_policy=policy, scorer=scorer,
+        discriminator_embed_dim=4, discriminator_filters=((1, 2), (3, 2)), oracle_seed=None, **extra,
+    )  # fmt: skip
+
+
+def test_env_rewards_are_the_exact_q(policy, scorer):
+    env = SeqGANEnv(**env_kwargs(policy, scorer))
+    env.reset(seed=0)
+    actions = [2, 0, 1]
+    for t, action in enumerate(actions, start=1):
+        _, reward, terminated, _, info = env.step(action)
+        assert reward == info["q"]
+        if t < T3:
+            assert_q_close(reward, *exact_q(policy, scorer.value, actions[:t]))
+        else:
+            assert terminated and reward == pytest.approx(scorer.value(actions))
+
+
+def test_shaped_env_rewards_are_differences_of_exact_q(policy, scorer):
+    env = SeqGANEnv(**env_kwargs(policy, scorer, reward_mode="shaped"))
+    env.reset(seed=0)
+    actions, previous, total = [1, 1, 0], 0.0, 0.0
+    for t, action in enumerate(actions, start=1):
+        _, reward, _, _, info = env.step(action)
+        assert reward == pytest.approx(info["q"] - previous, abs=1e-6)
+        if t < T3:
+            assert_q_close(info["q"], *exact_q(policy, scorer.value, actions[:t]))
+        previous, total = info["q"], total + reward
+    assert total == pytest.approx(scorer.value(actions), abs=1e-5)
+
+
+def test_vector_env_rewards_are_the_exact_q_out_of_lockstep(policy, scorer):
+    """Rows at different prefix lengths in one step (after a partial reset) each get their own Q."""
+    env = SeqGANVectorEnv(num_envs=3, **env_kwargs(policy, scorer))
+    env.reset(seed=0)
+    first = np.array([2, 0, 1])
+    _, rewards, _, _, infos = env.step(first)
+    for b in range(3):
+        assert_q_close(rewards[b], *exact_q(policy, scorer.value, [int(first[b])]))
+    env.reset(options={"reset_mask": np.array([True, False, False])})
+    second = np.array([1, 2, 0])
+    obs, rewards, terminated, _, infos = env.step(second)
+    prefixes = [[1], [0, 2], [1, 0]]  # row 0 restarted; rows 1, 2 continued
+    assert obs[:, :2].tolist() == [[1, V3], [0, 2], [1, 0]]
+    assert infos["_q"].all() and not terminated.any()
+    for b, prefix in enumerate(prefixes):
+        assert rewards[b] == infos["q"][b]
+        assert_q_close(rewards[b], *exact_q(policy, scorer.value, prefix))
