@@ -3,6 +3,14 @@
     python train/adversarial.py                      # the CPU preset on the built-in oracle
     python train/adversarial.py --preset paper --oracle ../shared/benchmarks/paper_oracle/target_params.npz
     python train/adversarial.py --resume runs/NAME   # continue a killed run from its last checkpoint
+    python train/adversarial.py --data corpus.txt --level word --seq-len 20   # real text, no oracle
+    python train/sample.py runs/NAME -n 20           # generated text of a finished run
+
+With --data (a plain-text file, one sequence per line) there is no oracle: the vocabulary (and so V)
+comes from the corpus (saved as vocab.json and in the checkpoints), sequences end with <eos> and are
+padded after it, and evaluations report NLL-test, BLEU-2..5 against the held-out lines and Self-BLEU-2..5
+of generated sentences instead of NLL-oracle. `--reward bleu` is PG-BLEU: the environment rewards BLEU
+against the training data in place of the discriminator, which is then neither pre-trained nor trained.
 
 Each adversarial round: the REINFORCE agent samples `batch_size` sequences on SeqGAN-v0 (one vector-env
 episode each, Monte Carlo rewards), makes one policy-gradient step, syncs the env's rollout policy, and
@@ -25,17 +33,23 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from agents.experiment import RunFolder, evaluate, plot_learning_curve
+from agents.data import TextData, decode_lines, load_text_data, strip_sequences
+from agents.experiment import TEXT_METRIC_FIELDS, RunFolder, evaluate, evaluate_text, plot_learning_curve
 from agents.mle import MLEConfig, MLETrainer
 from agents.reinforce import ReinforceAgent, ReinforceConfig
+from seqgan_env.bleu import BLEUReference
 from seqgan_env.checkpoint import load_checkpoint, model_entry, save_checkpoint
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig, paper_filters
 from seqgan_env.oracle import load_oracle, random_oracle
+from seqgan_env.scorers import BLEUScorer
+from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 from seqgan_env.vector_env import SeqGANVectorEnv
 from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorTrainingVectorWrapper
 
 MODES = ("seqgan", "constant", "mle")
+REWARDS = ("discriminator", "bleu")
+LEVELS = ("word", "char")
 STAGES = ("mle", "discriminator", "adversarial", "done")
 
 
@@ -90,6 +104,24 @@ class Config:
     eval_every: int = _opt("evaluate and checkpoint every this many rounds", default=5)
     eval_samples: int = _opt("generator samples for NLL-oracle", default=9984)
     temperature: float = _opt("sampling temperature of the evaluation", default=1.0)
+    data: str | None = _opt("train on this plain-text corpus (one sequence per line, UTF-8) instead of an "
+                            "oracle; V then comes from the corpus", default=None)
+    level: str = _opt("--data tokens: word (whitespace-separated) or char", default="word")
+    max_vocab: int | None = _opt("--data: at most this many ids, <bos> <eos> <unk> included; rarer tokens "
+                                 "become <unk> (default: every token of the corpus)", default=None)
+    test_fraction: float = _opt("--data: share of the lines held out for NLL-test and BLEU", default=0.1)
+    bleu_samples: int = _opt("--data: generated sentences per evaluation for BLEU-2..5 (each against all "
+                             "held-out lines) and Self-BLEU-2..5", default=1000)
+    self_bleu_samples: int = _opt("--data: how many of those Self-BLEU scores (each against all the "
+                                  "others)", default=500)
+    reward: str = _opt("what rewards the generator: discriminator (SeqGAN) or bleu (PG-BLEU: BLEU-n against "
+                       "the training data; no discriminator is trained)", default="discriminator")
+    bleu_n: int = _opt("n of BLEU-n, the --reward bleu reward (4: standard BLEU)", default=4)
+
+    @property
+    def trains_discriminator(self) -> bool:
+        """Whether this run pre-trains and trains a discriminator (SeqGAN with its reward)."""
+        return self.mode == "seqgan" and self.reward == "discriminator"
 
     def validate(self) -> None:
         """Clear errors for impossible settings."""
@@ -99,7 +131,7 @@ class Config:
             raise ValueError(f"unknown mode {self.mode!r}; choose from {MODES}")
         positive = ("vocab_size", "seq_len", "n_real", "n_test", "gen_embed_dim", "gen_hidden_dim",
                     "batch_size", "mle_eval_every", "disc_embed_dim", "disc_epochs", "n_negatives",
-                    "n_rollouts", "eval_every", "eval_samples")
+                    "n_rollouts", "eval_every", "eval_samples", "self_bleu_samples", "bleu_n")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
@@ -110,6 +142,21 @@ class Config:
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
         self.filters()  # parses, and checks widths against seq_len
+        if self.reward not in REWARDS:
+            raise ValueError(f"unknown reward {self.reward!r}; choose from {REWARDS}")
+        if self.reward == "bleu" and self.mode != "seqgan":
+            raise ValueError(f"--reward bleu rewards the seqgan mode; --mode {self.mode} has no such reward")
+        if self.level not in LEVELS:
+            raise ValueError(f"--level must be one of {LEVELS}, got {self.level!r}")
+        if self.data is not None:
+            if self.oracle is not None:
+                raise ValueError("--data and --oracle exclude each other: a text run has no oracle")
+            if self.max_vocab is not None and self.max_vocab <= 3:
+                raise ValueError(f"--max-vocab must be > 3 (<bos>, <eos>, <unk> count), got {self.max_vocab}")
+            if not 0 < self.test_fraction < 1:
+                raise ValueError(f"--test-fraction must be in (0, 1), got {self.test_fraction}")
+            if self.bleu_samples < 2:
+                raise ValueError(f"--bleu-samples must be >= 2 (Self-BLEU compares them), got {self.bleu_samples}")
 
     def filters(self) -> tuple[tuple[int, int], ...]:
         if self.disc_filters == "paper":
@@ -133,9 +180,9 @@ class Config:
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "cpu": {
-        "mle_epochs": 50, "disc_embed_dim": 32, "disc_filters": "1:32,2:32,3:32,4:32,5:32,10:32,15:32,20:32",
+        "mle_epochs": 20, "disc_embed_dim": 32, "disc_filters": "1:32,2:32,3:32,4:32,5:32,10:32,15:32,20:32",
         "disc_pretrain_repeats": 10, "disc_epochs": 1, "n_negatives": 4992, "disc_repeats": 1,
-        "rounds": 100, "n_rollouts": 8,
+        "rounds": 50, "n_rollouts": 8,
     },
     "tiny": {
         "vocab_size": 50, "seq_len": 8, "n_real": 256, "n_test": 128, "batch_size": 16, "mle_epochs": 3,
@@ -175,18 +222,24 @@ def parse_config(argv: list[str] | None = None) -> Config:
         base = PRESETS[preset]
     config = Config(**{**base, **given})
     config.validate()
+    if config.data is not None and "vocab_size" in given and "resume" not in given:
+        raise ValueError("--vocab-size does not apply with --data: the corpus sets V (cap it with --max-vocab)")
     return config
 
 
 class Experiment:
     """The models, data, optimisers and progress of one run, and its checkpoints."""
 
-    def __init__(self, cfg: Config, run: RunFolder, oracle: TokenLSTM) -> None:
+    def __init__(self, cfg: Config, run: RunFolder, oracle: TokenLSTM | None, text: TextData | None = None) -> None:
         self.cfg = cfg
         self.run = run
         self.device = torch.device(cfg.device)
         self.rng = torch.Generator().manual_seed(cfg.seed)
-        self.oracle = oracle.to(self.device)
+        self.oracle = None if oracle is None else oracle.to(self.device)
+        # Text runs: sequences end with <eos> and are padded after it; oracle runs have fixed length.
+        self.vocabulary: Vocabulary | None = None if text is None else text.vocabulary
+        self.eos_id = None if text is None else text.eos_id
+        self.pad_id = None if text is None else text.pad_id
         gen_config = TokenLSTMConfig(cfg.vocab_size, cfg.seq_len, cfg.gen_embed_dim, cfg.gen_hidden_dim)
         self.generator = TokenLSTM(gen_config, generator=self.rng).to(self.device)
         self.rollout_policy = TokenLSTM(gen_config).to(self.device)
@@ -194,18 +247,24 @@ class Experiment:
             cfg.vocab_size, cfg.seq_len, cfg.disc_embed_dim, cfg.filters(), cfg.disc_dropout, lr=cfg.disc_lr
         )
         self.discriminator = Discriminator(disc_config, generator=self.rng).to(self.device)
-        # Real and held-out data: independent oracle samples (NLL-test never sees training data).
-        self.real = self.oracle.sample(cfg.n_real, self.rng).cpu()
-        self.test = self.oracle.sample(cfg.n_test, self.rng).cpu()
-        self.mle = MLETrainer(self.generator, MLEConfig(cfg.mle_lr, cfg.batch_size, cfg.grad_clip))
+        if text is None:  # Real and held-out data: independent oracle samples (NLL-test never sees training data).
+            self.real = self.oracle.sample(cfg.n_real, self.rng).cpu()
+            self.test = self.oracle.sample(cfg.n_test, self.rng).cpu()
+        else:  # the corpus's seeded split
+            self.real, self.test = text.real, text.test
+        self._test_reference: BLEUReference | None = None  # BLEU references of text runs, made when needed
+        self.mle = MLETrainer(self.generator, MLEConfig(cfg.mle_lr, cfg.batch_size, cfg.grad_clip), self.pad_id)
+        # PG-BLEU: BLEU against the training data scores the sequences in place of the discriminator.
+        self.scorer = None if cfg.reward != "bleu" else BLEUScorer(self.real, cfg.bleu_n, self.eos_id, self.pad_id)
         self.envs = DiscriminatorTrainingVectorWrapper(
             SeqGANVectorEnv(
                 num_envs=cfg.batch_size, rollout_policy=self.rollout_policy, discriminator=self.discriminator,
                 n_rollouts=cfg.n_rollouts, reward_mode="mc" if cfg.mode == "seqgan" else "terminal",
-                oracle_seed=None, device=cfg.device,
+                oracle_seed=None, device=cfg.device, eos_id=self.eos_id, scorer=self.scorer,
+                vocabulary=None if self.vocabulary is None else self.vocabulary.tokens,
             ),
             real_data=self.real,
-            sampler=lambda n: self.generator.sample(n, self.rng),
+            sampler=lambda n: self.generator.sample(n, self.rng, eos_id=self.eos_id, pad_id=self.pad_id),
             schedule=DiscriminatorSchedule(None, cfg.disc_repeats, cfg.n_negatives, cfg.disc_epochs, cfg.batch_size),
             rng=self.rng,
         )
@@ -233,6 +292,7 @@ class Experiment:
             "rng": {"train": self.rng.get_state(), "env": self.envs.unwrapped._torch_rng.get_state()},
             "data": {"real": self.real, "test": self.test},
             "metrics": self.metrics, "elapsed_s": self.elapsed_s(),
+            **({} if self.vocabulary is None else {"vocabulary": self.vocabulary.to_dict()}),
         }  # fmt: skip
 
     def save(self, *names: str) -> None:
@@ -244,6 +304,10 @@ class Experiment:
         """Resume from a checkpoint, or (`models_only`, for --init-from) take its pre-trained generator,
         and its pre-trained discriminator where it has one of this run's shape."""
         state = load_checkpoint(path)
+        ours = None if self.vocabulary is None else self.vocabulary.to_dict()
+        if state.get("vocabulary") != ours:
+            raise ValueError(f"{path} was trained on other data: its vocabulary "
+                             f"{'(none: an oracle run)' if 'vocabulary' not in state else 'differs from this run'}")
         models = [("generator", self.generator), ("rollout_policy", self.rollout_policy)]
         pretrained_d = state["stage"] in ("adversarial", "done")
         if not models_only or (pretrained_d and state["discriminator"]["config"] == self.discriminator.config.to_dict()):
@@ -255,12 +319,15 @@ class Experiment:
                                  f"this run needs {model.config.to_dict()}")
             model.load_state_dict(state[key]["state_dict"])
         self.mle.optimizer.load_state_dict(state["optimizers"]["mle"])
+        if self.scorer is not None and not torch.equal(self.real, state["data"]["real"]):
+            self.scorer.set_references(state["data"]["real"])
         self.real, self.test = state["data"]["real"], state["data"]["test"]
         self.envs.updater.real_data = self.real
+        self._test_reference = None
         self.generator_updates = state["generator_updates"]
         if models_only:  # the pre-trained models and their MLE curve; this run does the rest itself
             self.metrics = [r for r in state["metrics"] if r["phase"] == "mle"]
-            has_d = len(models) == 3 or self.cfg.mode != "seqgan"
+            has_d = len(models) == 3 or not self.cfg.trains_discriminator
             self.stage, self.progress = ("adversarial" if has_d else "discriminator"), 0
             return
         self.metrics = state["metrics"]
