@@ -1,9 +1,12 @@
 """Experiment bookkeeping shared by the training scripts: the run folder, evaluation, metrics, plots.
 
 A run folder holds `config.json`, `metrics.csv` (a row per evaluation), TensorBoard scalars under
-`tb/`, checkpoints (written atomically), `curve.png` and `samples.txt`. The metrics rows live in the
-checkpoint too, so a resumed run rewrites `metrics.csv` from its last checkpoint and every
-evaluation appears exactly once.
+`tb/`, checkpoints (written atomically), `curve.png`, `samples.txt` and, for a text run, `vocab.json`.
+The metrics rows live in the checkpoint too, so a resumed run rewrites `metrics.csv` from its last
+checkpoint and every evaluation appears exactly once.
+
+Oracle runs report NLL-oracle and NLL-test (`evaluate`); text runs NLL-test, BLEU-2..5 of generated
+sentences against the held-out set and their Self-BLEU-2..5 (`evaluate_text`, Texygen definitions).
 """
 
 from __future__ import annotations
@@ -11,17 +14,26 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from agents.data import strip_sequences
+from seqgan_env.bleu import BLEUReference, self_bleu
 from seqgan_env.metrics import nll_oracle, nll_test
+from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM
 
 METRIC_FIELDS = (
     "phase", "step", "generator_updates", "nll_oracle", "nll_oracle_se", "nll_test", "nll_test_se",
+    "temperature", "d_loss", "pg_loss", "elapsed_s",
+)  # fmt: skip
+BLEU_ORDERS = (2, 3, 4, 5)
+TEXT_METRIC_FIELDS = (
+    "phase", "step", "generator_updates", "nll_test", "nll_test_se",
+    *(f"bleu{n}" for n in BLEU_ORDERS), *(f"self_bleu{n}" for n in BLEU_ORDERS),
     "temperature", "d_loss", "pg_loss", "elapsed_s",
 )  # fmt: skip
 
@@ -49,6 +61,90 @@ def evaluate(
     quality = nll_oracle(oracle, generator, n_samples, rng, temperature)
     diversity = nll_test(generator, test_data, temperature=temperature)
     return Evaluation(quality.mean, quality.stderr, diversity.mean, diversity.stderr)
+
+
+@dataclass(frozen=True)
+class TextEvaluation:
+    """NLL-test on held-out text, BLEU-n of generated sentences against it (quality) and their
+    Self-BLEU-n (similarity to each other: higher is less diverse)."""
+
+    nll_test: float
+    nll_test_se: float
+    bleu2: float
+    bleu3: float
+    bleu4: float
+    bleu5: float
+    self_bleu2: float
+    self_bleu3: float
+    self_bleu4: float
+    self_bleu5: float
+
+
+def evaluate_text(
+    generator: TokenLSTM,
+    test_data: torch.Tensor,
+    reference: BLEUReference,
+    n_samples: int,
+    rng: torch.Generator,
+    temperature: float = 1.0,
+    eos_id: int | None = None,
+    pad_id: int | None = None,
+    self_bleu_samples: int | None = None,
+) -> TextEvaluation:
+    """NLL-test of `test_data` (padding excluded), and BLEU-2..5 / Self-BLEU-2..5 of `n_samples` fresh
+    samples at `temperature`: each against the whole `reference` (the held-out sentences), resp. the
+    other samples, `self_bleu_samples` of them (seeded subset; None: all) scored as hypotheses."""
+    generator.eval()
+    nll = nll_test(generator, test_data, pad_id=pad_id, temperature=temperature)
+    samples = strip_sequences(generator.sample(n_samples, rng, temperature, eos_id=eos_id, pad_id=pad_id),
+                              eos_id, pad_id)  # fmt: skip
+    bleus = [reference.corpus_mean_bleu(samples, n) for n in BLEU_ORDERS]
+    selfs = [self_bleu(samples, n, max_sentences=self_bleu_samples) for n in BLEU_ORDERS]
+    return TextEvaluation(nll.mean, nll.stderr, *bleus, *selfs)
+
+
+class Evaluator:
+    """A run's evaluation: NLL-oracle and NLL-test of an oracle run (`oracle`), or NLL-test, BLEU-2..5
+    and Self-BLEU-2..5 of a text run (`vocabulary`), all at `temperature`."""
+
+    def __init__(
+        self,
+        oracle: TokenLSTM | None,
+        vocabulary: Vocabulary | None = None,
+        temperature: float = 1.0,
+        eval_samples: int = 9984,
+        bleu_samples: int = 1000,
+        self_bleu_samples: int | None = 500,
+    ) -> None:
+        if (oracle is None) == (vocabulary is None):
+            raise ValueError("an Evaluator needs an oracle (oracle runs) or a vocabulary (text runs)")
+        self.oracle, self.vocabulary, self.temperature = oracle, vocabulary, temperature
+        self.eval_samples, self.bleu_samples = eval_samples, bleu_samples
+        self.self_bleu_samples = self_bleu_samples
+        self._reference: tuple[torch.Tensor, BLEUReference] | None = None  # (test data, its BLEU references)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The columns of the run's metrics.csv."""
+        return METRIC_FIELDS if self.vocabulary is None else TEXT_METRIC_FIELDS
+
+    @property
+    def summary(self) -> tuple[str, ...]:
+        """The scores worth showing at a glance."""
+        return ("nll_oracle", "nll_test") if self.vocabulary is None else ("bleu4", "self_bleu4", "nll_test")
+
+    def __call__(
+        self, generator: TokenLSTM, test_data: torch.Tensor, rng: torch.Generator
+    ) -> dict[str, float]:
+        """The scores of `generator` against held-out `test_data`, by name (the metrics columns)."""
+        if self.vocabulary is not None:
+            eos, pad = self.vocabulary.eos_id, self.vocabulary.pad_id
+            if self._reference is None or self._reference[0] is not test_data:  # made once per test set
+                self._reference = (test_data, BLEUReference(strip_sequences(test_data, eos, pad)))
+            return asdict(evaluate_text(generator, test_data, self._reference[1], self.bleu_samples, rng,
+                                        self.temperature, eos, pad, self.self_bleu_samples))  # fmt: skip
+        assert self.oracle is not None
+        return asdict(evaluate(generator, self.oracle, test_data, self.eval_samples, rng, self.temperature))
 
 
 class RunFolder:
@@ -81,11 +177,11 @@ class RunFolder:
             raise FileNotFoundError(f"{self.path} is not a run folder (no config.json)")
         return json.loads(self.config_path.read_text())
 
-    def write_metrics(self, rows: list[dict[str, Any]]) -> None:
+    def write_metrics(self, rows: list[dict[str, Any]], fields: tuple[str, ...] = METRIC_FIELDS) -> None:
         """Rewrite metrics.csv from all rows so far (the rows also live in the checkpoint)."""
         tmp = self.path / "metrics.csv.tmp"
         with tmp.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS, extrasaction="ignore")
+            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
         tmp.replace(self.path / "metrics.csv")
@@ -117,25 +213,42 @@ class RunFolder:
 
 def plot_learning_curve(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     """NLL-oracle and NLL-test against training progress, MLE and adversarial phases marked (as the
-    paper's Figure 2): x is MLE epochs, then adversarial rounds (one generator update each)."""
+    paper's Figure 2): x is MLE epochs, then adversarial rounds (one generator update each). Text runs
+    plot NLL-test, and BLEU-n / Self-BLEU-n in a second panel."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    text = bool(rows) and "bleu2" in rows[0]
+    fig, axes = plt.subplots(1, 2 if text else 1, figsize=(11 if text else 7, 4.2), squeeze=False)
     mle_end = max((r["step"] for r in rows if r["phase"] == "mle"), default=0)
     xs = [r["step"] + (mle_end if r["phase"] != "mle" else 0) for r in rows]
-    for key, label, style in (("nll_oracle", "NLL-oracle", "o-"), ("nll_test", "NLL-test", "s--")):
+    ax = axes[0][0]
+    curves = (("nll_test", "NLL-test", "s--"),) if text else (
+        ("nll_oracle", "NLL-oracle", "o-"), ("nll_test", "NLL-test", "s--"))
+    for key, label, style in curves:
         ax.plot(xs, [r[key] for r in rows], style, ms=3, label=label)
-    ax.axvline(mle_end, color="grey", lw=1)
-    ax.text(mle_end, ax.get_ylim()[1], " adversarial  ", ha="left", va="top", fontsize=8, color="grey")
-    ax.text(mle_end, ax.get_ylim()[1], "MLE pre-training ", ha="right", va="top", fontsize=8, color="grey")
-    ax.set_xlabel("MLE epochs, then adversarial rounds")
     ax.set_ylabel("mean per-token NLL (nats)")
-    ax.set_title(title, fontsize=10)
-    ax.legend()
-    ax.grid(alpha=0.3)
+    if text:
+        bleu_ax = axes[0][1]
+        for n in BLEU_ORDERS:
+            (line,) = bleu_ax.plot(xs, [r[f"bleu{n}"] for r in rows], "o-", ms=3, label=f"BLEU-{n}")
+            bleu_ax.plot(xs, [r[f"self_bleu{n}"] for r in rows], ":", color=line.get_color(),
+                         label=f"Self-BLEU-{n}")  # fmt: skip
+        bleu_ax.set_ylabel("BLEU (solid), Self-BLEU (dotted)")
+        bleu_ax.legend(fontsize=7, ncol=2)
+    for ax in axes[0]:
+        ax.axvline(mle_end, color="grey", lw=1)
+        ax.text(mle_end, ax.get_ylim()[1], " adversarial  ", ha="left", va="top", fontsize=8, color="grey")
+        ax.text(mle_end, ax.get_ylim()[1], "MLE pre-training ", ha="right", va="top", fontsize=8, color="grey")
+        ax.set_xlabel("MLE epochs, then adversarial rounds")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend()
+    if text:
+        fig.suptitle(title, fontsize=10)
+    else:
+        axes[0][0].set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

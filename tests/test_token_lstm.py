@@ -183,6 +183,20 @@ def test_complete_stops_at_eos_and_pads():
             assert all(t == eos for t in row[row.index(eos) :])
 
 
+def test_sample_pads_after_eos_across_batches():
+    """What the discriminator gets as negatives of a text run: padding after eos, in every chunk."""
+    eos = 3
+    rng = torch.Generator().manual_seed(0)
+    samples = eos_model(eos).sample(300, rng, batch_size=128, eos_id=eos, pad_id=PAD)
+    assert samples.shape == (300, T)
+    ended = 0
+    for row in samples.tolist():
+        k = row.index(eos) if eos in row else T - 1
+        assert row[k + 1 :] == [PAD] * (T - k - 1) and PAD not in row[: k + 1], row
+        ended += eos in row
+    assert 0 < ended < 300
+
+
 def test_complete_without_eos_matches_seeded_sample():
     model = tiny_lstm()
     with torch.no_grad():

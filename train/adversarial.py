@@ -3,14 +3,12 @@
     python train/adversarial.py                      # the CPU preset on the built-in oracle
     python train/adversarial.py --preset paper --oracle ../shared/benchmarks/paper_oracle/target_params.npz
     python train/adversarial.py --resume runs/NAME   # continue a killed run from its last checkpoint
-    python train/adversarial.py --data corpus.txt --level word --seq-len 20   # real text, no oracle
-    python train/sample.py runs/NAME -n 20           # generated text of a finished run
+    python train/adversarial.py --data corpus.txt --level word   # real text (one sequence per line)
 
-With --data (a plain-text file, one sequence per line) there is no oracle: the vocabulary (and so V)
-comes from the corpus (saved as vocab.json and in the checkpoints), sequences end with <eos> and are
-padded after it, and evaluations report NLL-test, BLEU-2..5 against the held-out lines and Self-BLEU-2..5
-of generated sentences instead of NLL-oracle. `--reward bleu` is PG-BLEU: the environment rewards BLEU
-against the training data in place of the discriminator, which is then neither pre-trained nor trained.
+With --data there is no oracle: V comes from the corpus's vocabulary (vocab.json), sequences end with
+<eos>, and evaluations report NLL-test, BLEU-2..5 against held-out lines and Self-BLEU-2..5 instead of
+NLL-oracle (train/sample.py prints a run's text). `--reward bleu` is PG-BLEU: BLEU against the training
+data rewards the generator in place of the discriminator, which is then never trained.
 
 Each adversarial round: the REINFORCE agent samples `batch_size` sequences on SeqGAN-v0 (one vector-env
 episode each, Monte Carlo rewards), makes one policy-gradient step, syncs the env's rollout policy, and
@@ -33,16 +31,15 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from agents.data import TextData, decode_lines, load_text_data, strip_sequences
-from agents.experiment import TEXT_METRIC_FIELDS, RunFolder, evaluate, evaluate_text, plot_learning_curve
+from agents.data import TextData, load_text_data
+from agents.experiment import Evaluator, RunFolder, plot_learning_curve
 from agents.mle import MLEConfig, MLETrainer
 from agents.reinforce import ReinforceAgent, ReinforceConfig
-from seqgan_env.bleu import BLEUReference
 from seqgan_env.checkpoint import load_checkpoint, model_entry, save_checkpoint
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig, paper_filters
 from seqgan_env.oracle import load_oracle, random_oracle
 from seqgan_env.scorers import BLEUScorer
-from seqgan_env.text import Vocabulary
+from seqgan_env.text import Vocabulary, decode
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 from seqgan_env.vector_env import SeqGANVectorEnv
 from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorTrainingVectorWrapper
@@ -104,11 +101,11 @@ class Config:
     eval_every: int = _opt("evaluate and checkpoint every this many rounds", default=5)
     eval_samples: int = _opt("generator samples for NLL-oracle", default=9984)
     temperature: float = _opt("sampling temperature of the evaluation", default=1.0)
-    data: str | None = _opt("train on this plain-text corpus (one sequence per line, UTF-8) instead of an "
-                            "oracle; V then comes from the corpus", default=None)
+    data: str | None = _opt("train on this plain-text corpus (UTF-8, one sequence per line, cut to --seq-len "
+                            "tokens) instead of an oracle; V then comes from the corpus", default=None)
     level: str = _opt("--data tokens: word (whitespace-separated) or char", default="word")
     max_vocab: int | None = _opt("--data: at most this many ids, <bos> <eos> <unk> included; rarer tokens "
-                                 "become <unk> (default: every token of the corpus)", default=None)
+                                 "become <unk>; None: every token of the corpus", default=None)
     test_fraction: float = _opt("--data: share of the lines held out for NLL-test and BLEU", default=0.1)
     bleu_samples: int = _opt("--data: generated sentences per evaluation for BLEU-2..5 (each against all "
                              "held-out lines) and Self-BLEU-2..5", default=1000)
@@ -156,7 +153,7 @@ class Config:
             if not 0 < self.test_fraction < 1:
                 raise ValueError(f"--test-fraction must be in (0, 1), got {self.test_fraction}")
             if self.bleu_samples < 2:
-                raise ValueError(f"--bleu-samples must be >= 2 (Self-BLEU compares them), got {self.bleu_samples}")
+                raise ValueError(f"--bleu-samples must be >= 2 (Self-BLEU compares), got {self.bleu_samples}")
 
     def filters(self) -> tuple[tuple[int, int], ...]:
         if self.disc_filters == "paper":
@@ -223,14 +220,16 @@ def parse_config(argv: list[str] | None = None) -> Config:
     config = Config(**{**base, **given})
     config.validate()
     if config.data is not None and "vocab_size" in given and "resume" not in given:
-        raise ValueError("--vocab-size does not apply with --data: the corpus sets V (cap it with --max-vocab)")
+        raise ValueError("--vocab-size does not apply with --data: the corpus sets V (cap: --max-vocab)")
     return config
 
 
 class Experiment:
     """The models, data, optimisers and progress of one run, and its checkpoints."""
 
-    def __init__(self, cfg: Config, run: RunFolder, oracle: TokenLSTM | None, text: TextData | None = None) -> None:
+    def __init__(
+        self, cfg: Config, run: RunFolder, oracle: TokenLSTM | None, text: TextData | None = None
+    ) -> None:
         self.cfg = cfg
         self.run = run
         self.device = torch.device(cfg.device)
@@ -247,15 +246,20 @@ class Experiment:
             cfg.vocab_size, cfg.seq_len, cfg.disc_embed_dim, cfg.filters(), cfg.disc_dropout, lr=cfg.disc_lr
         )
         self.discriminator = Discriminator(disc_config, generator=self.rng).to(self.device)
-        if text is None:  # Real and held-out data: independent oracle samples (NLL-test never sees training data).
+        # Real and held-out data: independent oracle samples (NLL-test never sees training data), or
+        # the corpus's seeded split.
+        if text is None:
             self.real = self.oracle.sample(cfg.n_real, self.rng).cpu()
             self.test = self.oracle.sample(cfg.n_test, self.rng).cpu()
-        else:  # the corpus's seeded split
+        else:
             self.real, self.test = text.real, text.test
-        self._test_reference: BLEUReference | None = None  # BLEU references of text runs, made when needed
-        self.mle = MLETrainer(self.generator, MLEConfig(cfg.mle_lr, cfg.batch_size, cfg.grad_clip), self.pad_id)
+        self.evaluator = Evaluator(self.oracle, self.vocabulary, cfg.temperature, cfg.eval_samples,
+                                   cfg.bleu_samples, cfg.self_bleu_samples)  # fmt: skip
+        mle_config = MLEConfig(cfg.mle_lr, cfg.batch_size, cfg.grad_clip)
+        self.mle = MLETrainer(self.generator, mle_config, pad_id=self.pad_id)
         # PG-BLEU: BLEU against the training data scores the sequences in place of the discriminator.
-        self.scorer = None if cfg.reward != "bleu" else BLEUScorer(self.real, cfg.bleu_n, self.eos_id, self.pad_id)
+        self.scorer = None if cfg.reward != "bleu" else BLEUScorer(self.real, cfg.bleu_n, self.eos_id,
+                                                                   self.pad_id)
         self.envs = DiscriminatorTrainingVectorWrapper(
             SeqGANVectorEnv(
                 num_envs=cfg.batch_size, rollout_policy=self.rollout_policy, discriminator=self.discriminator,
@@ -306,8 +310,8 @@ class Experiment:
         state = load_checkpoint(path)
         ours = None if self.vocabulary is None else self.vocabulary.to_dict()
         if state.get("vocabulary") != ours:
-            raise ValueError(f"{path} was trained on other data: its vocabulary "
-                             f"{'(none: an oracle run)' if 'vocabulary' not in state else 'differs from this run'}")
+            source = "an oracle" if "vocabulary" not in state else "a text corpus"
+            raise ValueError(f"{path} was trained on {source} with another vocabulary than this run's")
         models = [("generator", self.generator), ("rollout_policy", self.rollout_policy)]
         pretrained_d = state["stage"] in ("adversarial", "done")
         if not models_only or (pretrained_d and state["discriminator"]["config"] == self.discriminator.config.to_dict()):
@@ -323,7 +327,6 @@ class Experiment:
             self.scorer.set_references(state["data"]["real"])
         self.real, self.test = state["data"]["real"], state["data"]["test"]
         self.envs.updater.real_data = self.real
-        self._test_reference = None
         self.generator_updates = state["generator_updates"]
         if models_only:  # the pre-trained models and their MLE curve; this run does the rest itself
             self.metrics = [r for r in state["metrics"] if r["phase"] == "mle"]
@@ -342,17 +345,23 @@ class Experiment:
 
     # --- evaluation ------------------------------------------------------------------------------
     def evaluate(self, phase: str, step: int, **losses: float) -> dict[str, Any]:
-        ev = evaluate(self.generator, self.oracle, self.test, self.cfg.eval_samples, self.rng, self.cfg.temperature)
+        scores = self.evaluator(self.generator, self.test, self.rng)
         row = {"phase": phase, "step": step, "generator_updates": self.generator_updates,
-               **dataclasses.asdict(ev), "temperature": self.cfg.temperature,
+               **scores, "temperature": self.cfg.temperature,
                "d_loss": losses.get("d_loss", float("nan")), "pg_loss": losses.get("pg_loss", float("nan")),
                "elapsed_s": round(self.elapsed_s(), 1)}  # fmt: skip
         self.metrics.append(row)
-        self.run.write_metrics(self.metrics)
+        self.run.write_metrics(self.metrics, self.evaluator.fields)
         self.run.log_scalars(
-            {"eval/nll_oracle": ev.nll_oracle, "eval/nll_test": ev.nll_test, "losses/discriminator":
-             row["d_loss"], "losses/pg": row["pg_loss"]}, self.generator_updates)  # fmt: skip
+            {**{f"eval/{k}": v for k, v in scores.items() if not k.endswith("_se")},
+             "losses/discriminator": row["d_loss"], "losses/pg": row["pg_loss"]},
+            self.generator_updates,
+        )
         return row
+
+    def postfix(self, row: dict[str, Any]) -> dict[str, str]:
+        """The progress bar's summary of an evaluation."""
+        return {k: f"{row[k]:.3f}" for k in self.evaluator.summary}
 
     # --- stages ----------------------------------------------------------------------------------
     def run_mle(self) -> None:
@@ -366,7 +375,7 @@ class Experiment:
                 self.run.log_scalars({"losses/mle": loss}, self.generator_updates)
                 if self.progress % cfg.mle_eval_every == 0 or self.progress == cfg.mle_epochs:
                     row = self.evaluate("mle", self.progress)
-                    bar.set_postfix(nll_oracle=f"{row['nll_oracle']:.3f}", nll_test=f"{row['nll_test']:.3f}")
+                    bar.set_postfix(self.postfix(row))
                     self.save("latest")
                 bar.update(1)
         self.stage, self.progress = "discriminator", 0
@@ -400,25 +409,30 @@ class Experiment:
                     pg_loss = self.mle.step(batch)
                 else:
                     episodes = self.agent.collect(self.envs)
-                    pg_loss = self.agent.update(episodes)
-                    if cfg.mode == "seqgan" and cfg.disc_repeats > 0:
+                    pg_loss = self.agent.update(episodes, pad_id=self.pad_id)
+                    if cfg.trains_discriminator and cfg.disc_repeats > 0:
                         d_loss = self.envs.train_discriminator()
                 self.progress += 1
                 self.generator_updates += 1
                 self.run.log_scalars({"losses/pg": pg_loss, "losses/discriminator": d_loss}, self.generator_updates)
                 if self.progress % cfg.eval_every == 0 or self.progress == cfg.rounds:
                     row = self.evaluate("adversarial", self.progress, d_loss=d_loss, pg_loss=pg_loss)
-                    bar.set_postfix(nll_oracle=f"{row['nll_oracle']:.3f}", nll_test=f"{row['nll_test']:.3f}")
+                    bar.set_postfix(self.postfix(row))
                     self.save("latest")
                 bar.update(1)
         self.stage = "done"
         self.save("final", "latest")
 
     def finish(self) -> None:
-        self.run.write_metrics(self.metrics)
+        self.run.write_metrics(self.metrics, self.evaluator.fields)
+        cfg = self.cfg
+        data = "" if cfg.data is None else f"{Path(cfg.data).name}, "
+        reward = "" if cfg.reward == "discriminator" else f", reward {cfg.reward}"
         plot_learning_curve(self.metrics, self.run.path / "curve.png",
-                            f"{self.cfg.preset} preset, mode {self.cfg.mode}, seed {self.cfg.seed}")
-        self.run.write_samples(self.generator.sample(100, self.rng).cpu())
+                            f"{data}{cfg.preset} preset, mode {cfg.mode}{reward}, seed {cfg.seed}")
+        samples = self.generator.sample(100, self.rng, eos_id=self.eos_id, pad_id=self.pad_id).cpu()
+        vocab = self.vocabulary
+        self.run.write_samples(samples, None if vocab is None else lambda row: decode(row.tolist(), vocab))
         self.run.close()
 
 
@@ -436,7 +450,13 @@ def make_oracle(cfg: Config) -> TokenLSTM:
 def main(argv: list[str] | None = None) -> int:
     try:  # every check of the user's input happens before anything is written
         cfg = parse_config(argv)
-        oracle = make_oracle(cfg)
+        oracle = make_oracle(cfg) if cfg.data is None else None
+        text = None if cfg.data is None else load_text_data(
+            cfg.data, cfg.level, cfg.seq_len, cfg.max_vocab, cfg.test_fraction, cfg.seed,
+            expected_vocabulary=None if cfg.resume is None else Path(cfg.resume) / "vocab.json",
+        )
+        if text is not None:  # V comes from the corpus (config.json records it)
+            cfg = dataclasses.replace(cfg, vocab_size=text.vocabulary.size)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -446,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.resume:
         run = RunFolder(cfg.resume)
         latest = run.checkpoint("latest")
-        exp = Experiment(cfg, run, oracle)
+        exp = Experiment(cfg, run, oracle, text)
         if latest.is_file():
             exp.load(latest)
         print(f"resuming {run.path} at stage {exp.stage}, {exp.progress} done")
@@ -459,7 +479,9 @@ def main(argv: list[str] | None = None) -> int:
         except FileExistsError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        exp = Experiment(cfg, run, oracle)
+        if text is not None:
+            text.vocabulary.save(run.path / "vocab.json")
+        exp = Experiment(cfg, run, oracle, text)
         if cfg.init_from:
             source = RunFolder(cfg.init_from)
             path = source.checkpoint("pretrained")
@@ -470,16 +492,20 @@ def main(argv: list[str] | None = None) -> int:
     if exp.stage == "mle":
         exp.run_mle()
     if exp.stage == "discriminator":
-        if cfg.mode == "seqgan":
+        if cfg.trains_discriminator:
             exp.run_discriminator_pretraining()
-        else:  # the controls never consult a discriminator
+        else:  # the controls and PG-BLEU never consult a discriminator
             exp.stage, exp.progress = "adversarial", 0
     if exp.stage == "adversarial":
         exp.run_adversarial()
     exp.finish()
     start = next((r for r in exp.metrics if r["phase"] == "adversarial" and r["step"] == 0), None)
     end = exp.metrics[-1]
-    if start is not None:
+    if start is not None and text is not None:
+        print(f"BLEU-4 {start['bleu4']:.3f} -> {end['bleu4']:.3f}, Self-BLEU-4 {start['self_bleu4']:.3f} -> "
+              f"{end['self_bleu4']:.3f}, NLL-test {start['nll_test']:.3f} -> {end['nll_test']:.3f} after "
+              f"{cfg.rounds} rounds ({exp.elapsed_s() / 60:.1f} min); results in {run.path}")
+    elif start is not None:
         print(f"NLL-oracle {start['nll_oracle']:.3f} -> {end['nll_oracle']:.3f} (+-{end['nll_oracle_se']:.3f}), "
               f"NLL-test {start['nll_test']:.3f} -> {end['nll_test']:.3f} after {cfg.rounds} rounds "
               f"({exp.elapsed_s() / 60:.1f} min); results in {run.path}")
