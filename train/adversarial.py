@@ -272,6 +272,7 @@ class Experiment:
             schedule=DiscriminatorSchedule(None, cfg.disc_repeats, cfg.n_negatives, cfg.disc_epochs, cfg.batch_size),
             rng=self.rng,
         )
+        self.envs.reset(seed=cfg.seed)  # seeds the env's own sampler: the rounds are reproducible
         self.agent = ReinforceAgent(
             self.generator, self.rollout_policy,
             ReinforceConfig(cfg.pg_lr, cfg.grad_clip, cfg.rollout_update, cfg.rollout_rate,
