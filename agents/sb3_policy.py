@@ -1,0 +1,260 @@
+"""Stable-Baselines3 policies on SeqGAN-v0 that are the paper's generator: extractors, warm start, models.
+
+The observation is the prefix y_1..y_t padded with V (an int64 Box that SB3 hands to the network as
+floats). `TokenPrefixExtractor` casts it back to ids and runs embedding + LSTM over
+[start, y_1..y_t] (the generator's input, start token included), taking the hidden state after the
+last real token as the features. With no hidden layers in the policy head (`net_arch["pi"] == []`)
+the policy's logits are then `action_net(h_t)`: exactly the generator's next-token logits when the
+embedding, LSTM and `action_net` hold the generator's weights. `warm_start` copies them in
+(an MLE-pretrained start, as SeqGAN's adversarial phase), `generator_from_policy` copies them back out,
+so the SB3 policy can be evaluated with the same NLL-oracle/NLL-test code as the REINFORCE agent and
+can serve as the environment's rollout policy.
+
+RecurrentPPO carries its own LSTM across the steps of an episode (its state reset at episode
+starts), so there the extractor only embeds the newest token (`LastTokenExtractor`) and the
+generator's LSTM goes into `lstm_actor`: the same recurrence, one token per step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.save_util import load_from_zip_file
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.vec_env import VecEnv
+from torch import nn
+
+from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
+
+ALGORITHMS = ("ppo", "a2c", "maskable_ppo", "recurrent_ppo")
+
+
+def _vocab_and_length(observation_space: spaces.Space) -> tuple[int, int]:
+    """V and T of a SeqGAN observation space: Box(0, V, shape=(T,)), V being the padding id."""
+    if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
+        raise ValueError(f"expected SeqGAN's Box(0, V, shape=(T,)) observations, got {observation_space}")
+    return int(observation_space.high.max()), int(observation_space.shape[0])
+
+
+def prefix_ids(observations: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids [B, T] (SB3 passes Box observations as floats) and prefix lengths [B]
+    (the number of non-padding ids; prefixes are left-aligned)."""
+    ids = observations.round().long().clamp_(0, pad_id)
+    return ids, (ids != pad_id).sum(dim=1)
+
+
+class TokenPrefixExtractor(BaseFeaturesExtractor):
+    """Embedding + LSTM over [start, y_1..y_t]; features = the hidden state after y_t (after the start
+    token for the empty prefix): [B, hidden_dim]. The padding id V embeds to zeros."""
+
+    def __init__(
+        self, observation_space: spaces.Box, embed_dim: int = 32, hidden_dim: int = 32, start_token: int = 0
+    ) -> None:
+        super().__init__(observation_space, features_dim=hidden_dim)
+        self.vocab_size, self.seq_len = _vocab_and_length(observation_space)
+        self.start_token = start_token
+        self.embedding = nn.Embedding(self.vocab_size + 1, embed_dim, padding_idx=self.vocab_size)
+        self.lstm = nn.LSTM(embed_dim, hidden_dim, batch_first=True)
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        ids, lengths = prefix_ids(observations, self.vocab_size)
+        start = torch.full_like(ids[:, :1], self.start_token)
+        hidden, _ = self.lstm(self.embedding(torch.cat([start, ids], dim=1)))  # [B, T+1, H]
+        return hidden[torch.arange(len(ids), device=ids.device), lengths]
+
+
+class LastTokenExtractor(BaseFeaturesExtractor):
+    """For RecurrentPPO: the embedding of the newest token y_t (the start token for the empty prefix):
+    [B, embed_dim]. RecurrentPPO's own LSTM, reset at episode starts, reads one such token per step."""
+
+    def __init__(self, observation_space: spaces.Box, embed_dim: int = 32, start_token: int = 0) -> None:
+        super().__init__(observation_space, features_dim=embed_dim)
+        self.vocab_size, self.seq_len = _vocab_and_length(observation_space)
+        self.start_token = start_token
+        self.embedding = nn.Embedding(self.vocab_size + 1, embed_dim, padding_idx=self.vocab_size)
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        ids, lengths = prefix_ids(observations, self.vocab_size)
+        last = ids[torch.arange(len(ids), device=ids.device), (lengths - 1).clamp(min=0)]
+        return self.embedding(torch.where(lengths > 0, last, torch.full_like(last, self.start_token)))
+
+
+def policy_kwargs(
+    config: TokenLSTMConfig, algo: str = "ppo", value_arch: tuple[int, ...] = (64,)
+) -> dict[str, Any]:
+    """SB3 `policy_kwargs` whose policy has the generator's shape: the extractor above, no hidden
+    policy layers (`pi=[]`, so the logits are a linear map of the LSTM state) and a small value MLP
+    on a separate copy of the extractor (the critic's gradients leave the policy's weights alone)."""
+    net_arch = {"pi": [], "vf": list(value_arch)}
+    if algo == "recurrent_ppo":
+        return {
+            "features_extractor_class": LastTokenExtractor,
+            "features_extractor_kwargs": {"embed_dim": config.embed_dim, "start_token": config.start_token},
+            "lstm_hidden_size": config.hidden_dim, "n_lstm_layers": 1, "shared_lstm": False,
+            "enable_critic_lstm": True, "share_features_extractor": False, "net_arch": net_arch,
+        }  # fmt: skip
+    return {
+        "features_extractor_class": TokenPrefixExtractor,
+        "features_extractor_kwargs": {
+            "embed_dim": config.embed_dim, "hidden_dim": config.hidden_dim, "start_token": config.start_token,
+        },
+        "share_features_extractor": False,
+        "net_arch": net_arch,
+    }  # fmt: skip
+
+
+def _policy_parts(policy: ActorCriticPolicy) -> tuple[nn.Embedding, nn.LSTM, nn.Linear, list[nn.Module]]:
+    """The policy's generator-shaped parts (embedding, LSTM, action head) and the critic's copies of
+    the embedding/LSTM, checked for the shape the mapping needs."""
+    extractor = policy.pi_features_extractor
+    recurrent = hasattr(policy, "lstm_actor")
+    wanted = LastTokenExtractor if recurrent else TokenPrefixExtractor
+    if not isinstance(extractor, wanted):
+        raise ValueError(
+            f"the policy's features extractor is {type(extractor).__name__}, the mapping needs "
+            f"{wanted.__name__}: build the model with agents.sb3_policy.policy_kwargs"
+        )
+    if len(policy.mlp_extractor.policy_net) != 0:
+        raise ValueError("the mapping needs no hidden policy layers (net_arch pi=[]): the logits must be "
+                         "a linear map of the LSTM state, as the generator's")  # fmt: skip
+    lstm = policy.lstm_actor if recurrent else extractor.lstm
+    if lstm.num_layers != 1:
+        raise ValueError(f"the mapping needs a one-layer LSTM, the policy has {lstm.num_layers}")
+    critic: list[nn.Module] = []
+    if policy.vf_features_extractor is not extractor:
+        critic.append(policy.vf_features_extractor)
+    if recurrent and policy.lstm_critic is not None:
+        critic.append(policy.lstm_critic)
+    return extractor.embedding, lstm, policy.action_net, critic
+
+
+@torch.no_grad()
+def warm_start(policy: ActorCriticPolicy, generator: TokenLSTM) -> None:
+    """Give `policy` the generator's next-token distribution: its logits on a prefix y_1..y_t equal the
+    generator's after reading [start, y_1..y_t]. The critic's embedding/LSTM start from the same
+    weights (a starting point only; its value head stays fresh)."""
+    embedding, lstm, head, critic = _policy_parts(policy)
+    cfg = generator.config
+    if embedding.num_embeddings != cfg.vocab_size + 1 or head.out_features != cfg.vocab_size:
+        raise ValueError(f"the policy's vocabulary is {head.out_features}, the generator's {cfg.vocab_size}")
+    if (lstm.input_size, lstm.hidden_size) != (cfg.embed_dim, cfg.hidden_dim):
+        raise ValueError(f"the policy's embedding/LSTM sizes are {lstm.input_size}/{lstm.hidden_size}, the "
+                         f"generator's {cfg.embed_dim}/{cfg.hidden_dim}")  # fmt: skip
+    if policy.pi_features_extractor.start_token != cfg.start_token:
+        raise ValueError(f"the policy's start token is {policy.pi_features_extractor.start_token}, "
+                         f"the generator's {cfg.start_token}")  # fmt: skip
+
+    def load_embedding(target: nn.Embedding) -> None:
+        target.weight[: cfg.vocab_size].copy_(generator.embedding.weight)
+        target.weight[cfg.vocab_size].zero_()  # the padding id
+
+    load_embedding(embedding)
+    lstm.load_state_dict(generator.lstm.state_dict())
+    head.load_state_dict(generator.output.state_dict())
+    for module in critic:
+        if isinstance(module, nn.LSTM):
+            module.load_state_dict(generator.lstm.state_dict())
+        else:  # the critic's own extractor
+            load_embedding(module.embedding)
+            if hasattr(module, "lstm"):
+                module.lstm.load_state_dict(generator.lstm.state_dict())
+
+
+@torch.no_grad()
+def generator_from_policy(policy: ActorCriticPolicy, init_std: float = 0.1) -> TokenLSTM:
+    """The warm-start mapping in reverse: a `TokenLSTM` (on the CPU) with the policy's next-token
+    distribution, for evaluation (NLL-oracle/NLL-test), sampling, and the env's rollout policy."""
+    embedding, lstm, head, _ = _policy_parts(policy)
+    extractor = policy.pi_features_extractor
+    config = TokenLSTMConfig(extractor.vocab_size, extractor.seq_len, lstm.input_size, lstm.hidden_size,
+                             extractor.start_token, init_std)  # fmt: skip
+    generator = TokenLSTM(config)
+    generator.embedding.weight.copy_(embedding.weight[: config.vocab_size])
+    generator.lstm.load_state_dict({k: v.cpu() for k, v in lstm.state_dict().items()})
+    generator.output.load_state_dict({k: v.cpu() for k, v in head.state_dict().items()})
+    return generator.eval()
+
+
+# --- models ----------------------------------------------------------------------------------------
+def algorithm_class(algo: str) -> type[BaseAlgorithm]:
+    """The SB3 class of an algorithm name in `ALGORITHMS`, with a clear error for any other."""
+    if algo == "ppo":
+        from stable_baselines3 import PPO
+
+        return PPO
+    if algo == "a2c":
+        from stable_baselines3 import A2C
+
+        return A2C
+    if algo in ("maskable_ppo", "recurrent_ppo"):
+        try:
+            import sb3_contrib
+        except ImportError as err:
+            raise ImportError(f"--algo {algo} needs sb3-contrib: pip install sb3-contrib") from err
+        return sb3_contrib.MaskablePPO if algo == "maskable_ppo" else sb3_contrib.RecurrentPPO
+    raise ValueError(f"unknown algorithm {algo!r}; choose from {', '.join(ALGORITHMS)}")
+
+
+def make_model(
+    algo: str,
+    env: VecEnv,
+    generator: TokenLSTM | None = None,
+    config: TokenLSTMConfig | None = None,
+    value_arch: tuple[int, ...] = (64,),
+    **hyperparameters: Any,
+) -> BaseAlgorithm:
+    """An SB3 model of `algo` on `env` whose policy has the generator's shape, warm-started from
+    `generator` when one is given (else fresh, with `config`'s sizes). `hyperparameters` go to the
+    algorithm's constructor (n_steps, learning_rate, gamma, seed, tensorboard_log, ...)."""
+    cls = algorithm_class(algo)
+    if generator is None and config is None:
+        raise ValueError("make_model needs a generator to warm-start from, or a TokenLSTMConfig (sizes)")
+    config = generator.config if generator is not None else config
+    V, T = _vocab_and_length(env.observation_space)
+    if (config.vocab_size, config.seq_len) != (V, T):
+        raise ValueError(f"the generator has V={config.vocab_size}, T={config.seq_len}; the env V={V}, T={T}")
+    policy = "MlpLstmPolicy" if algo == "recurrent_ppo" else "MlpPolicy"
+    model = cls(policy, env, policy_kwargs=policy_kwargs(config, algo, value_arch), **hyperparameters)
+    if generator is not None:
+        warm_start(model.policy, generator)
+    return model
+
+
+def check_saved_model(algo: str, path: str | Path, observation_space: spaces.Space) -> None:
+    """Refuse a saved SB3 model with a clear error when it was trained on another vocabulary or
+    sequence length than `observation_space` describes, or saved by another algorithm."""
+    cls = algorithm_class(algo)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"SB3 model not found: {path}")
+    try:
+        data, _, _ = load_from_zip_file(path, device="cpu", print_system_info=False)
+    except Exception as err:  # anything SB3 cannot read
+        raise ValueError(f"{path} is not a saved Stable-Baselines3 model ({err})") from err
+    if data is None or "observation_space" not in data or "action_space" not in data:
+        raise ValueError(f"{path} is not a saved Stable-Baselines3 model (no spaces recorded)")
+    saved_v = getattr(data["action_space"], "n", None)
+    saved_shape = getattr(data["observation_space"], "shape", None)
+    V, T = _vocab_and_length(observation_space)
+    if saved_v != V or saved_shape != (T,):
+        saved_t = saved_shape[0] if saved_shape else None
+        raise ValueError(
+            f"{path} was trained with vocabulary {saved_v} and sequence length {saved_t}; "
+            f"this environment has vocabulary {V} and sequence length {T}"
+        )
+    expected = cls.policy_aliases["MlpLstmPolicy" if algo == "recurrent_ppo" else "MlpPolicy"]
+    saved_policy = data.get("policy_class")
+    if isinstance(saved_policy, type) and not issubclass(saved_policy, expected):
+        raise ValueError(f"{path} holds a {saved_policy.__name__}, not a policy of --algo {algo}")
+
+
+def load_model(algo: str, path: str | Path, env: VecEnv | gym.Env, device: str = "auto") -> BaseAlgorithm:
+    """A saved SB3 model on `env`, after `check_saved_model`."""
+    check_saved_model(algo, path, env.observation_space)
+    return algorithm_class(algo).load(path, env=env, device=device)

@@ -1,0 +1,408 @@
+"""Stable-Baselines3 interop: the VecEnv adapter, the generator-shaped policies and their warm start,
+each algorithm, MaskablePPO's masks, and train/sb3.py end to end and on bad input."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from conftest import FunctionScorer, tiny_discriminator, tiny_lstm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecCheckNan, VecEnv, VecMonitor
+
+from agents.sb3 import (
+    ALGORITHMS,
+    AdversarialRoundCallback,
+    PolicySampler,
+    SB3VecEnv,
+    generator_from_policy,
+    load_model,
+    make_model,
+    warm_start,
+)
+from seqgan_env import SeqGANEnv, SeqGANVectorEnv, VARIANTS
+from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorTrainingVectorWrapper
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "train" / "sb3.py"
+TINY = "SeqGAN-Tiny-v0"
+V, T = VARIANTS[TINY]["vocab_size"], VARIANTS[TINY]["seq_len"]
+PAD = V
+# Small PPO-family settings: 4 envs x 8 steps per update.
+SMALL = {"ppo": {"n_steps": 8, "batch_size": 16, "n_epochs": 2}, "a2c": {"n_steps": 8},
+         "maskable_ppo": {"n_steps": 8, "batch_size": 16, "n_epochs": 2},
+         "recurrent_ppo": {"n_steps": 8, "batch_size": 16, "n_epochs": 2}}  # fmt: skip
+
+
+def tiny_adapter(num_envs: int = 4, reward_mode: str = "shaped", action_mask=None, **kwargs) -> SB3VecEnv:
+    venv = SeqGANVectorEnv(num_envs, **{**VARIANTS[TINY], "reward_mode": reward_mode, **kwargs})
+    return SB3VecEnv(venv, action_mask=action_mask)
+
+
+def generator_logits(generator, sequences: torch.Tensor) -> torch.Tensor:
+    """The generator's next-token logits after [start, y_1..y_t], t = 0..T-1: [B, T, V]."""
+    logits, _ = generator.prefix_states(sequences)
+    return logits.transpose(0, 1)
+
+
+def prefixes(sequences: np.ndarray, t: int) -> np.ndarray:
+    """The observations of the prefixes of length t: [B, T] padded with V."""
+    obs = np.full_like(sequences, PAD)
+    obs[:, :t] = sequences[:, :t]
+    return obs
+
+
+# --- the warm start --------------------------------------------------------------------------------
+@pytest.mark.parametrize("algo", ["ppo", "a2c", "maskable_ppo"])
+def test_warm_started_policy_has_the_generators_next_token_distribution(algo):
+    generator = tiny_lstm(seed=3)  # embedding 6, hidden 5: a transposed weight would not fit
+    model = make_model(algo, tiny_adapter(), generator, **SMALL[algo])
+    sequences = torch.randint(0, V, (6, T), generator=torch.Generator().manual_seed(0))
+    expected = torch.softmax(generator_logits(generator, sequences), dim=-1)
+    for t in range(T):  # the empty prefix included
+        obs, _ = model.policy.obs_to_tensor(prefixes(sequences.numpy(), t))
+        with torch.no_grad():
+            probs = model.policy.get_distribution(obs).distribution.probs
+        torch.testing.assert_close(probs, expected[:, t], rtol=1e-5, atol=1e-6)
+
+
+def test_warm_started_recurrent_policy_has_the_generators_distribution():
+    generator = tiny_lstm(seed=4)
+    model = make_model("recurrent_ppo", tiny_adapter(), generator, **SMALL["recurrent_ppo"])
+    sequences = torch.randint(0, V, (6, T), generator=torch.Generator().manual_seed(1))
+    expected = torch.softmax(generator_logits(generator, sequences), dim=-1)
+    shape = (1, len(sequences), generator.config.hidden_dim)
+    states = (torch.zeros(shape), torch.zeros(shape))
+    for t in range(T):  # one token per step, the LSTM state carried as in a rollout
+        obs, _ = model.policy.obs_to_tensor(prefixes(sequences.numpy(), t))
+        starts = torch.full((len(sequences),), float(t == 0))
+        with torch.no_grad():
+            dist, states = model.policy.get_distribution(obs, states, starts)
+        torch.testing.assert_close(dist.distribution.probs, expected[:, t], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("algo", ALGORITHMS)
+def test_generator_from_policy_inverts_the_warm_start(algo):
+    generator = tiny_lstm(seed=5)
+    model = make_model(algo, tiny_adapter(), generator, **SMALL[algo])
+    back = generator_from_policy(model.policy)
+    assert back.config.to_dict() | {"init_std": 0} == generator.config.to_dict() | {"init_std": 0}
+    for (name, a), (_, b) in zip(back.state_dict().items(), generator.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_the_padding_id_embeds_to_zeros_and_the_mapping_checks_shapes():
+    model = make_model("ppo", tiny_adapter(), tiny_lstm(), **SMALL["ppo"])
+    assert torch.equal(model.policy.pi_features_extractor.embedding.weight[PAD], torch.zeros(6))
+    with pytest.raises(ValueError, match="vocabulary"):
+        warm_start(model.policy, tiny_lstm(vocab_size=V + 1))
+    deep = make_model("ppo", tiny_adapter(), tiny_lstm(), **SMALL["ppo"])
+    deep.policy.mlp_extractor.policy_net.append(torch.nn.Identity())
+    with pytest.raises(ValueError, match="pi=\\[\\]"):
+        warm_start(deep.policy, tiny_lstm())
+
+
+# --- every algorithm learns --------------------------------------------------------------------------
+@pytest.mark.parametrize("algo", ALGORITHMS)
+def test_each_algorithm_learns_on_the_adapter(algo):
+    generator = tiny_lstm(seed=6)
+    env = tiny_adapter(reward_mode="shaped")
+    model = make_model(algo, env, generator, seed=0, **SMALL[algo])
+    before = generator_from_policy(model.policy).output.weight.clone()
+    model.learn(64)
+    assert model.num_timesteps == 64
+    assert env.episode_count == 64 // T
+    after = generator_from_policy(model.policy)
+    assert not torch.equal(after.output.weight, before)  # the updates reached the generator's weights
+    assert len(model.ep_info_buffer) == 64 // T  # episode statistics reached SB3 (rollout/ep_rew_mean)
+    assert all(-1.0 <= info["r"] <= 1.0 and info["l"] == T for info in model.ep_info_buffer)
+
+
+class RecordActions(BaseCallback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.actions: list[np.ndarray] = []
+        self.observations: list[np.ndarray] = []
+
+    def _on_step(self) -> bool:
+        self.actions.append(np.asarray(self.locals["actions"]).reshape(-1).copy())
+        self.observations.append(np.asarray(self.locals["obs_tensor"]).copy())
+        return True
+
+
+def test_maskable_ppo_never_takes_a_masked_action():
+    mask = np.ones(V, dtype=bool)
+    mask[[0, 2, 5, 6]] = False
+    env = tiny_adapter(action_mask=mask)
+    model = make_model("maskable_ppo", env, tiny_lstm(seed=7), seed=0, **SMALL["maskable_ppo"])
+    recorder = RecordActions()
+    model.learn(256, callback=recorder)
+    actions = np.concatenate(recorder.actions)
+    assert len(actions) == 256 and mask[actions].all()
+    assert set(actions.tolist()) == {1, 3, 4, 7}  # the warm-started policy puts mass on every token
+
+
+def test_maskable_ppo_follows_a_state_dependent_mask():
+    def no_repeats(obs: np.ndarray) -> np.ndarray:
+        """Forbid the token just generated (the start token 0 at the start)."""
+        masks = np.ones((len(obs), V), dtype=bool)
+        lengths = (obs != PAD).sum(1)
+        last = np.where(lengths > 0, obs[np.arange(len(obs)), np.maximum(lengths - 1, 0)], 0)
+        masks[np.arange(len(obs)), last] = False
+        return masks
+
+    env = tiny_adapter(action_mask=no_repeats)
+    model = make_model("maskable_ppo", env, tiny_lstm(seed=8), seed=0, **SMALL["maskable_ppo"])
+    recorder = RecordActions()
+    model.learn(128, callback=recorder)
+    for obs, actions in zip(recorder.observations, recorder.actions, strict=True):
+        assert no_repeats(obs.astype(np.int64))[np.arange(len(actions)), actions].all()
+
+
+def test_bad_action_masks():
+    with pytest.raises(ValueError, match="shape"):
+        tiny_adapter(action_mask=np.ones(V + 1, dtype=bool))
+    with pytest.raises(ValueError, match="at least one"):
+        tiny_adapter(action_mask=np.zeros(V, dtype=bool))
+    with pytest.raises(TypeError, match="SeqGANVectorEnv"):
+        SB3VecEnv(gym.make_vec("CartPole-v1", num_envs=2, vectorization_mode="sync"))
+
+
+# --- the adapter against DummyVecEnv of single envs -------------------------------------------------
+def first_token_score(row: list[int]) -> float:
+    """A deterministic score of a complete sequence: Q_t is then exact, whatever the completions."""
+    return (row[0] + 1) / (V + 1)
+
+
+@pytest.mark.parametrize(
+    "reward_mode, eos_id, scorer",
+    [("terminal", None, None), ("shaped", 3, first_token_score), ("mc", None, first_token_score)],
+)
+def test_adapter_matches_dummy_vec_env_of_single_envs(reward_mode, eos_id, scorer):
+    B = 3
+    policy, discriminator = tiny_lstm(seed=9), tiny_discriminator(seed=9)
+
+    def kwargs():
+        return {"reward_mode": reward_mode, "eos_id": eos_id, "rollout_policy": policy,
+                "discriminator": discriminator, "oracle_seed": None,
+                "scorer": None if scorer is None else FunctionScorer(scorer)}  # fmt: skip
+
+    ours = SB3VecEnv(SeqGANVectorEnv(B, **VARIANTS[TINY], **kwargs()))
+    theirs = DummyVecEnv([lambda: Monitor(gym.make(TINY, **kwargs())) for _ in range(B)])
+    ours.seed(0), theirs.seed(0)
+    np.testing.assert_array_equal(ours.reset(), theirs.reset())
+    actions = np.random.default_rng(0).integers(0, V, size=(24, B))
+    n_done, lengths = 0, []
+    for step_actions in actions:
+        o_obs, o_rew, o_done, o_infos = ours.step(step_actions)
+        d_obs, d_rew, d_done, d_infos = theirs.step(step_actions)
+        np.testing.assert_array_equal(o_obs, d_obs)
+        np.testing.assert_allclose(o_rew, d_rew, rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(o_done, d_done)
+        for o, d in zip(o_infos, d_infos, strict=True):
+            assert o.keys() == d.keys()
+            assert o["TimeLimit.truncated"] is d["TimeLimit.truncated"] is False
+            if "terminal_observation" in d:
+                n_done += 1
+                np.testing.assert_array_equal(o["terminal_observation"], d["terminal_observation"])
+                np.testing.assert_array_equal(o["sequence"], d["sequence"])
+                assert o["episode"]["l"] == d["episode"]["l"]
+                lengths.append(d["episode"]["l"])
+                assert o["episode"]["r"] == pytest.approx(d["episode"]["r"], abs=1e-6)
+            if "q" in d:
+                assert o["q"] == pytest.approx(d["q"], rel=1e-6)
+    assert n_done >= 2 * B
+    if eos_id is not None:  # episodes of different lengths: envs reset at different steps
+        assert min(lengths) < T and max(lengths) == T
+
+
+# --- the rest of the VecEnv contract -----------------------------------------------------------------
+def test_vec_env_contract():
+    env = tiny_adapter(num_envs=3, render_mode="ansi")
+    assert isinstance(env, VecEnv) and env.num_envs == 3
+    assert env.observation_space == gym.spaces.Box(0, V, shape=(T,), dtype=np.int64)
+    assert env.action_space == gym.spaces.Discrete(V)
+    assert env.seed(5) == [5, 6, 7]
+    obs = env.reset()
+    assert obs.dtype == np.int64 and obs.shape == (3, T) and (obs == PAD).all()
+    env.step(np.array([1, 2, 3]))
+    assert env.render() == "1\n2\n3"
+    assert env.get_attr("vocab_size") == [V, V, V] and env.get_attr("reward_mode", indices=1) == ["shaped"]
+    assert env.get_attr("rollout_policy", [0, 2])[0] is env.base.rollout_policy
+    assert env.has_attr("action_masks") and not env.has_attr("no_such_attribute")
+    with pytest.raises(AttributeError, match="no_such_attribute"):
+        env.get_attr("no_such_attribute")
+    env.set_attr("note", "shared")
+    assert env.get_attr("note") == ["shared"] * 3 and env.base.note == "shared"
+    with pytest.raises(ValueError, match="all of them"):
+        env.set_attr("note", "one", indices=[0])
+    masks = env.env_method("action_masks", indices=[0, 2])
+    assert len(masks) == 2 and masks[0].shape == (V,) and masks[0].all()
+    assert env.env_method("render", indices=[1]) == [("1", "2", "3")]
+    assert env.env_is_wrapped(Monitor) == [True] * 3  # it records Monitor's episode statistics itself
+    assert env.env_is_wrapped(gym.Wrapper) == [False] * 3
+    env.close()
+
+
+def test_vec_env_checks_of_sb3():
+    """SB3's NaN checker and VecMonitor run on top of it, and evaluate_policy reads its episodes."""
+    env = VecCheckNan(tiny_adapter(num_envs=2), raise_exception=True)
+    env.reset()
+    for _ in range(2 * T):
+        env.step(np.array([1, 2]))
+    wrapped = tiny_adapter(num_envs=2, reward_mode="terminal")
+    with pytest.warns(UserWarning, match="Monitor"):
+        monitored = VecMonitor(wrapped)
+    monitored.reset()
+    for _ in range(T):
+        _, _, dones, infos = monitored.step(np.array([4, 5]))
+    assert dones.all() and all(info["episode"]["l"] == T for info in infos)
+    model = make_model("ppo", wrapped, tiny_lstm(), **SMALL["ppo"])
+    rewards, lengths = evaluate_policy(model, wrapped, n_eval_episodes=4, return_episode_rewards=True)
+    assert lengths == [T] * 4 and all(0 <= r <= 1 for r in rewards)
+
+
+def test_discriminator_wrapper_under_the_adapter_and_the_round_callback():
+    """The REINFORCE agent's wrapper records SB3's episodes; the callback syncs the rollout policy
+    to the SB3 policy and trains the discriminator after every update."""
+    generator, rollout = tiny_lstm(seed=10), tiny_lstm(seed=11)
+    real = torch.randint(0, V, (32, T), generator=torch.Generator().manual_seed(0))
+    sampler = PolicySampler(torch.Generator().manual_seed(0))
+    venv = SeqGANVectorEnv(4, **VARIANTS[TINY], rollout_policy=rollout, discriminator=tiny_discriminator())
+    envs = DiscriminatorTrainingVectorWrapper(venv, real, sampler, DiscriminatorSchedule(None, 1, 16, 1, 8))
+    model = make_model("ppo", SB3VecEnv(envs), generator, seed=0, **SMALL["ppo"])
+    sampler.bind(model)
+    evaluations = []
+    def evaluate(rounds: int, generator: torch.nn.Module, losses: dict[str, float]) -> dict[str, float]:
+        evaluations.append((rounds, losses))
+        return {"score": float(rounds)}
+
+    callback = AdversarialRoundCallback(rollout, envs, "copy", evaluate=evaluate, eval_every=2)
+    model.learn(3 * 4 * 8, callback=callback)
+    assert callback.rounds == 3 and envs.updater.trainings == 3
+    assert [r for r, _ in evaluations] == [0, 2, 3]
+    assert np.isfinite(evaluations[-1][1]["d_loss"]) and np.isfinite(evaluations[-1][1]["pg_loss"])
+    assert envs.updater.episodes_seen == 3 * 4 * 8 // T
+    for a, b in zip(rollout.parameters(), generator_from_policy(model.policy).parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+# --- saving and loading --------------------------------------------------------------------------
+def test_save_load_and_another_vocabulary(tmp_path):
+    model = make_model("a2c", tiny_adapter(), tiny_lstm(seed=12), **SMALL["a2c"])
+    model.save(tmp_path / "model.zip")
+    loaded = load_model("a2c", tmp_path / "model.zip", tiny_adapter(num_envs=2))
+    before, after = generator_from_policy(model.policy), generator_from_policy(loaded.policy)
+    for a, b in zip(after.parameters(), before.parameters(), strict=True):
+        assert torch.equal(a, b)
+    other = SB3VecEnv(SeqGANVectorEnv(2, **{**VARIANTS[TINY], "vocab_size": V + 2}))
+    with pytest.raises(ValueError, match=f"vocabulary {V}.*vocabulary {V + 2}"):
+        load_model("a2c", tmp_path / "model.zip", other)
+    with pytest.raises(ValueError, match="not a policy of --algo maskable_ppo"):
+        load_model("maskable_ppo", tmp_path / "model.zip", tiny_adapter())
+    (tmp_path / "junk.zip").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a saved Stable-Baselines3 model"):
+        load_model("a2c", tmp_path / "junk.zip", tiny_adapter())
+    with pytest.raises(ValueError, match="unknown algorithm 'dqn'"):
+        make_model("dqn", tiny_adapter(), tiny_lstm())
+
+
+# --- train/sb3.py ----------------------------------------------------------------------------------
+PRETRAIN_ARGS = "--n-real 128 --n-test 64 --eval-samples 128 --n-negatives 64"
+FAST = ["--threads", "1", "--rounds", "2", "--n-envs", "8", "--eval-every", "1", "--eval-samples", "128",
+        "--n-negatives", "64", "--no-progress"]  # fmt: skip
+
+
+def run_in_process(capsys, monkeypatch, *args: str) -> subprocess.CompletedProcess:
+    """train/sb3.py's main() in this process: for the quick paths."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # the script imports train/adversarial.py
+    spec = importlib.util.spec_from_file_location("sb3_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    code = module.main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out, err)
+
+
+@pytest.fixture(scope="module")
+def e2e_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """A tiny end-to-end run of the script, pre-training in place (tiny preset)."""
+    out = tmp_path_factory.mktemp("sb3_runs")
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--algo", "ppo", "--pretrain-preset", "tiny",
+         "--pretrain-args", PRETRAIN_ARGS, *FAST, "--out", str(out), "--name", "run"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    return out / "run", result
+
+
+def test_script_end_to_end_writes_the_run_folder(e2e_run):
+    folder, result = e2e_run
+    assert result.returncode == 0, result.stderr
+    assert "NLL-oracle" in result.stdout and "NLL-test" in result.stdout
+    config = json.loads((folder / "config.json").read_text())
+    assert config["algo"] == "ppo" and config["reward_mode"] == "shaped" and config["gamma"] == 1.0
+    with (folder / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    steps = [(r["phase"], int(r["step"])) for r in rows if r["phase"] != "mle"]
+    assert steps == [("adversarial", i) for i in range(3)]
+    assert rows[0]["phase"] == "mle"  # the pre-training's curve comes first
+    for r in rows:
+        assert 0 < float(r["nll_oracle"]) < 3 * np.log(50) and 0 < float(r["nll_test"])
+    assert (folder / "pretrain" / "pretrained.pt").is_file()
+    assert list((folder / "tb").rglob("events.out.tfevents.*"))
+    assert (folder / "curve.png").read_bytes().startswith(b"\x89PNG")
+    assert len((folder / "samples.txt").read_text().splitlines()) == 100
+    env = SeqGANEnv(checkpoint=str(folder / "final.pt"))  # the final models load into SeqGAN-v0
+    assert (env.vocab_size, env.seq_len) == (50, 8)
+
+
+def test_script_continues_a_saved_model_from_a_pretrained_folder(e2e_run, tmp_path, capsys, monkeypatch):
+    folder, result = e2e_run
+    assert result.returncode == 0, result.stderr
+    done = run_in_process(capsys, monkeypatch, "--pretrained", str(folder / "pretrain"),
+                          "--load", str(folder / "model.zip"), *FAST, "--rounds", "1",
+                          "--out", str(tmp_path), "--name", "more")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "more" / "model.zip").is_file()
+
+
+def test_script_bad_input(e2e_run, tmp_path, capsys, monkeypatch):
+    folder, _ = e2e_run
+    out = ["--out", str(tmp_path)]
+    bad = run_in_process(capsys, monkeypatch, "--algo", "dqn", *out)
+    assert bad.returncode == 2 and "unknown algorithm 'dqn'" in bad.stderr
+    empty = tmp_path / "empty_run"
+    empty.mkdir()
+    (empty / "config.json").write_text("{}")
+    bad = run_in_process(capsys, monkeypatch, "--pretrained", str(empty), *out)
+    assert bad.returncode == 2 and "holds no pre-training" in bad.stderr
+    bad = run_in_process(capsys, monkeypatch, "--pretrained", str(tmp_path / "nowhere"), *out)
+    assert bad.returncode == 2 and "no such folder" in bad.stderr
+    other = make_model("ppo", tiny_adapter(), tiny_lstm(), **SMALL["ppo"])  # V 8, T 4: the run has V 50, T 8
+    other.save(tmp_path / "v8.zip")
+    bad = run_in_process(capsys, monkeypatch, "--pretrained", str(folder / "pretrain"), "--load",
+                         str(tmp_path / "v8.zip"), *out)  # fmt: skip
+    assert bad.returncode == 2 and "vocabulary 8" in bad.stderr and "vocabulary 50" in bad.stderr
+    bad = run_in_process(capsys, monkeypatch, "--mask-tokens", "1,2", *out)
+    assert bad.returncode == 2 and "maskable_ppo" in bad.stderr
+    assert not any(p.name.startswith("sb3_") for p in tmp_path.iterdir())  # nothing was written
+
+
+def test_script_help_explains_every_option():
+    result = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0
+    for option in ("--algo", "--pretrained", "--load", "--reward-mode", "--gamma", "--threads",
+                   "--no-progress"):  # fmt: skip
+        assert option in result.stdout
