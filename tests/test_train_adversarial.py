@@ -182,3 +182,15 @@ def test_help_explains_the_options() -> None:
     assert result.returncode == 0
     for option in ("--preset", "--seed", "--oracle", "--device", "--out", "--resume", "--mode", "--rounds"):
         assert option in result.stdout
+
+
+def test_same_seed_gives_the_same_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Data, initialisation, the env's Monte Carlo sampling and training all follow --seed."""
+    for name in ("a", "b"):
+        result = run_in_process(capsys, *FAST, "--rounds", "2", "--out", str(tmp_path), "--name", name)
+        assert result.returncode == 0, result.stderr
+    rows_a, rows_b = read_metrics(tmp_path / "a"), read_metrics(tmp_path / "b")
+    drop = {"elapsed_s"}
+    assert [{k: v for k, v in r.items() if k not in drop} for r in rows_a] == [
+        {k: v for k, v in r.items() if k not in drop} for r in rows_b
+    ]
