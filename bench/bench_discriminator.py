@@ -1,0 +1,145 @@
+"""Benchmark the paper discriminator: one training step (fused Adam vs torch's default Adam) and inference.
+
+Training: `Discriminator.train_step` on a minibatch of random sequences (half labelled real), with
+`Discriminator.make_optimizer()` (Adam, fused=True) and, side by side in the same run on an identical
+copy of the model, with `torch.optim.Adam` at its defaults (on CPU that resolves to the single-tensor
+for-loop implementation: torch uses foreach by default only on CUDA-like devices) and with
+`Adam(foreach=True)`. The three steps alternate, so a change of the machine's load hits all alike.
+FLOPs of a training step are counted as 3x the forward FLOPs (forward + backward of about twice the
+forward; the optimizer's element-wise update and the embedding gradient not counted).
+Inference: `Discriminator.score` (eval mode, inference mode) on a large batch.
+
+    python bench/bench_discriminator.py                        # paper discriminator, batch 64
+    python bench/bench_discriminator.py --repeats 3 --vocab-size 500 --score-batch 128   # smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+
+import common  # noqa: F401  (puts the repository on sys.path)
+from common import (  # noqa: E402
+    add_common_args,
+    apply_common_args,
+    fmt_times,
+    matmul_gflops,
+    median_time,
+    print_load,
+    print_machine,
+)
+
+import torch  # noqa: E402
+
+from seqgan_env.discriminator import (  # noqa: E402
+    Discriminator,
+    DiscriminatorConfig,
+    count_forward_flops,
+    paper_filters,
+)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    p.add_argument("--batch", type=int, default=64, help="training minibatch")
+    p.add_argument("--score-batch", type=int, default=1024, help="sequences scored in one inference call")
+    p.add_argument("--vocab-size", type=int, default=5000, help="V")
+    p.add_argument("--seq-len", type=int, default=20, help="T (the paper filters that fit T are used)")
+    p.add_argument("--repeats", type=int, default=30, help="timed training steps of each optimizer")
+    p.add_argument("--score-repeats", type=int, default=10, help="timed inference calls")
+    p.add_argument("--warmup", type=int, default=3, help="untimed calls before timing")
+    add_common_args(p)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    apply_common_args(args)
+
+    print("Discriminator: training step (fused vs default Adam) and inference")
+    print_machine("at start")
+    gflops_mm = matmul_gflops(args.matmul_size, args.matmul_repeats)
+
+    V, T = args.vocab_size, args.seq_len
+    config = DiscriminatorConfig(V, T, filters=paper_filters(T))
+    gen = torch.Generator().manual_seed(args.seed)
+    disc = Discriminator(config, generator=gen)
+    fwd = count_forward_flops(config)
+    conv = sum((T - w + 1) * w * config.embed_dim * n for w, n in config.filters)
+    d = config.n_features
+    n_params = sum(p.numel() for p in disc.parameters())
+    print(f"discriminator: V={V}, T={T}, embed {config.embed_dim}, filters {list(config.filters)}, "
+          f"{d} features, {n_params:,} parameters")
+    print(f"forward FLOPs per sequence (count_forward_flops, 2 per multiply-add) = 2*(conv + 2*d*d + 2*d) "
+          f"with conv = sum_(w,n) (T-w+1)*w*E*n = {conv:,}, d = {d}: {fwd:,}")
+    train_flops = 3 * args.batch * fwd
+    print(f"training step FLOPs = 3 x forward (convention: backward ~ 2x forward) = 3*{args.batch}*{fwd:,} "
+          f"= {train_flops / 1e9:.3f} GFLOP")
+
+    x = torch.randint(0, V, (args.batch, T), generator=gen)
+    y = torch.arange(args.batch) % 2  # half real, half fake
+
+    variants = {}
+    m = copy.deepcopy(disc)
+    variants["make_optimizer() (Adam fused=True)"] = (m, m.make_optimizer())
+    m = copy.deepcopy(disc)
+    opt = torch.optim.Adam(m.parameters(), lr=config.lr)
+    variants["torch.optim.Adam() defaults"] = (m, opt)
+    m = copy.deepcopy(disc)
+    variants["torch.optim.Adam(foreach=True)"] = (m, torch.optim.Adam(m.parameters(), lr=config.lr, foreach=True))
+    print(f"torch.optim.Adam() defaults here: fused={opt.defaults['fused']}, foreach={opt.defaults['foreach']} "
+          f"(None = chosen per device at the first step: for CPU tensors, the single-tensor for-loop)")
+
+    for model, opt in variants.values():
+        for _ in range(args.warmup):
+            model.train_step(opt, x, y)
+    print_load("before timing")
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(args.repeats):  # alternate the variants step by step
+        for name, (model, opt) in variants.items():
+            t0 = time.perf_counter()
+            model.train_step(opt, x, y)
+            times[name].append(time.perf_counter() - t0)
+
+    # The optimizer update alone (after one backward; its gradients reused every call).
+    opt_times: dict[str, list[float]] = {name: [] for name in variants}
+    for model, opt in variants.values():
+        opt.zero_grad(set_to_none=True)
+        model.train()
+        model.loss(x, y).backward()
+    for _ in range(args.repeats):
+        for name, (model, opt) in variants.items():
+            t0 = time.perf_counter()
+            opt.step()
+            opt_times[name].append(time.perf_counter() - t0)
+    print_load("after training timing")
+
+    print()
+    print(f"training step, batch {args.batch}, {args.repeats} steps each (alternating):")
+    fused_name = next(iter(variants))
+    fused_med = statistics.median(times[fused_name])
+    for name in variants:
+        med = statistics.median(times[name])
+        g = train_flops / med / 1e9
+        print(f"  {name:36s} {1e3 * med:8.2f} ms/step  {g:6.1f} GFLOP/s = {100 * g / gflops_mm:4.1f}% of matmul  "
+              f"({fmt_times(times[name], 'ms')}); optimizer.step() alone {1e3 * statistics.median(opt_times[name]):.2f} ms")
+    for name in list(variants)[1:]:
+        print(f"  RATIO {name} / fused: {statistics.median(times[name]) / fused_med:.2f}x per training step, "
+              f"{statistics.median(opt_times[name]) / statistics.median(opt_times[fused_name]):.2f}x per optimizer.step()")
+
+    # --- inference -------------------------------------------------------------------------------
+    xs = torch.randint(0, V, (args.score_batch, T), generator=gen)
+    disc.eval()
+    med, ts = median_time(lambda: disc.score(xs), args.score_repeats, args.warmup)
+    sflops = args.score_batch * fwd
+    g = sflops / med / 1e9
+    print()
+    print(f"inference score() on {args.score_batch} sequences: {args.score_batch}*{fwd:,} = {sflops / 1e9:.2f} GFLOP; "
+          f"{1e3 * med:.1f} ms ({fmt_times(ts, 'ms')}) -> {g:.1f} GFLOP/s = {100 * g / gflops_mm:.0f}% of matmul")
+    print(f"machine large-matmul fp32: {gflops_mm:.1f} GFLOP/s")
+    print_load("at end")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""Benchmark the Monte Carlo rewards Q [B, T]: seqgan_env.rewards.q_values against the reference code's loop.
+
+Ours (`seqgan_env.rewards.q_values`): the rollout policy's state after every prefix is computed once
+(`prefix_states`); for each position t, the N completions of all B prefixes are sampled as one batch
+of B*N rows by inverse-CDF sampling and scored by one discriminator call.
+Baseline (written here, the structure of the reference code's `rollout.get_reward`): for each rollout
+i < N and each position t = 1..T: re-run the rollout policy's LSTM over [start, y_1..y_t] from the zero
+state (teacher forcing), sample y_t+1..y_T one token at a time with `torch.multinomial`, and call the
+discriminator on the B completed sequences; at t = T it scores the given sequences (once per rollout,
+as the reference code does). Under torch.no_grad(), discriminator in eval mode.
+Both run on the same models and the same B sequences (sampled from the rollout policy), alternating,
+so that a change of the machine's load hits both alike.
+
+    python bench/bench_rewards.py                       # paper sizes: B 64, T 20, N 16, V 5000
+    python bench/bench_rewards.py --repeats 1 --batch 8 --vocab-size 500   # smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+
+import common  # noqa: F401  (puts the repository on sys.path)
+from common import (  # noqa: E402
+    add_common_args,
+    apply_common_args,
+    load_average,
+    matmul_gflops,
+    print_load,
+    print_machine,
+)
+
+import torch  # noqa: E402
+
+from seqgan_env.discriminator import (  # noqa: E402
+    Discriminator,
+    DiscriminatorConfig,
+    count_forward_flops,
+    paper_filters,
+)
+from seqgan_env.rewards import q_values  # noqa: E402
+from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig  # noqa: E402
+
+
+@torch.no_grad()
+def reference_q(
+    policy: TokenLSTM, disc: Discriminator, sequences: torch.Tensor, n_rollouts: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference code's Monte Carlo search, plainly: returns Q [B, T] and the scores [N, B, T]."""
+    disc.eval()
+    B, T = sequences.shape
+    start = torch.full((B, 1), policy.config.start_token, dtype=torch.long)
+    inputs = torch.cat([start, sequences], dim=1)  # [B, T+1]: start, y_1..y_T
+    scores = torch.empty(n_rollouts, B, T)
+    for i in range(n_rollouts):
+        for t in range(1, T + 1):
+            if t < T:
+                # Teacher-force [start, y_1..y_t] (t+1 inputs) from the zero state.
+                hidden, (h, c) = policy.lstm(policy.embedding(inputs[:, : t + 1]))
+                logits = policy.output(hidden[:, -1])  # next-token logits, for y_t+1 only
+                pieces = [sequences[:, :t]]
+                for s in range(t, T):
+                    token = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)  # [B, 1]
+                    pieces.append(token)
+                    if s + 1 < T:
+                        hidden, (h, c) = policy.lstm(policy.embedding(token), (h, c))
+                        logits = policy.output(hidden[:, -1])
+                completed = torch.cat(pieces, dim=1)
+            else:
+                completed = sequences
+            scores[i, :, t - 1] = torch.softmax(disc(completed), dim=-1)[:, 1]
+    return scores.mean(dim=0), scores
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    p.add_argument("--batch", type=int, default=64, help="B: sequences")
+    p.add_argument("--vocab-size", type=int, default=5000, help="V")
+    p.add_argument("--seq-len", type=int, default=20, help="T (the paper filters that fit T are used)")
+    p.add_argument("--n-rollouts", type=int, default=16, help="N: Monte Carlo completions per prefix")
+    p.add_argument("--repeats", type=int, default=3, help="timed calls of each (median reported)")
+    add_common_args(p)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    apply_common_args(args)
+    B, V, T, N = args.batch, args.vocab_size, args.seq_len, args.n_rollouts
+
+    print("Monte Carlo rewards Q [B, T]: seqgan_env.rewards.q_values vs the reference code's loop structure")
+    print_machine("at start")
+    gflops_mm = matmul_gflops(args.matmul_size, args.matmul_repeats)
+
+    init = torch.Generator().manual_seed(args.seed)
+    policy = TokenLSTM(TokenLSTMConfig(V, T), generator=init).eval()
+    disc = Discriminator(DiscriminatorConfig(V, T, filters=paper_filters(T)), generator=init).eval()
+    sequences = policy.sample(B, generator=torch.Generator().manual_seed(args.seed + 1))
+    E, H = policy.config.embed_dim, policy.config.hidden_dim
+    dc = disc.config
+
+    # --- FLOP counts (2 per multiply-add; embeddings, softmax, cumsum, sampling not counted) -------
+    cell = 2 * (E + H) * 4 * H
+    cell0 = 2 * E * 4 * H  # the start token read from the zero state: no recurrent product
+    out = 2 * H * V
+    fwd = count_forward_flops(dc)
+    ours_prefix = B * (cell0 + out) + (T - 1) * B * (cell + out)
+    ours_compl = sum(B * N * (T - t - 1) * (cell + out) for t in range(1, T))
+    ours_disc = (T - 1) * B * N * fwd + B * fwd
+    ours = ours_prefix + ours_compl + ours_disc
+    base_lstm = sum(N * B * T * cell for t in range(1, T))  # t+1 prefix cells + T-t-1 completion cells
+    base_out = sum(N * B * (T - t) * out for t in range(1, T))  # 1 prefix output + T-t-1 completion
+    base_disc = N * T * B * fwd
+    base = base_lstm + base_out + base_disc
+    print(f"sizes: B={B}, V={V}, T={T}, N={N}; rollout policy E={E}, H={H}; discriminator embed "
+          f"{dc.embed_dim}, filters {list(dc.filters)} ({dc.n_features} features)")
+    print("FLOP counts (2 FLOPs per multiply-add; embedding lookups, softmax, cumsum, sampling not counted):")
+    print(f"  LSTM cell per token 2*(E+H)*4H = 2*({E}+{H})*4*{H} = {cell:,} (start token from the zero "
+          f"state in ours: 2*E*4H = {cell0:,})")
+    print(f"  output layer per token 2*H*V = 2*{H}*{V} = {out:,}")
+    print(f"  discriminator forward per sequence (count_forward_flops) = {fwd:,}")
+    print(f"  ours: prefix states B*(2E*4H+out) + (T-1)*B*(cell+out) = {ours_prefix / 1e9:.3f} GFLOP; completions "
+          f"sum_t=1..T-1 B*N*(T-t-1)*(cell+out) = {ours_compl / 1e9:.3f} GFLOP; discriminator "
+          f"((T-1)*B*N + B)*fwd = {ours_disc / 1e9:.2f} GFLOP; total {ours / 1e9:.2f} GFLOP")
+    print(f"  baseline: LSTM sum_t=1..T-1 N*B*((t+1) + (T-t-1))*cell = N*B*(T-1)*T*cell = {base_lstm / 1e9:.3f} "
+          f"GFLOP; output sum_t N*B*(T-t)*out = {base_out / 1e9:.3f} GFLOP; discriminator N*T*B*fwd = "
+          f"{base_disc / 1e9:.2f} GFLOP; total {base / 1e9:.2f} GFLOP ({base / ours:.2f}x ours: prefixes re-read, "
+          f"the first completion token's logits recomputed, D(y) scored once per rollout)")
+
+    # --- warm-up: first calls of each shape (oneDNN primitives, allocator) -------------------------
+    with torch.inference_mode():
+        disc.score(sequences.repeat_interleave(N, dim=0))
+        disc.score(sequences)
+    with torch.no_grad():
+        disc(sequences)
+        torch.multinomial(torch.softmax(policy(sequences)[:, 0], -1), 1)
+
+    print_load("before timing")
+    t_ours, t_base, q_ours, q_base, s_base = [], [], [], [], []
+    for r in range(args.repeats):
+        gen = torch.Generator().manual_seed(args.seed + 100 + r)
+        t0 = time.perf_counter()
+        q = q_values(policy, disc, sequences, N, generator=gen)
+        t_ours.append(time.perf_counter() - t0)
+        q_ours.append(q)
+        gen = torch.Generator().manual_seed(args.seed + 200 + r)
+        t0 = time.perf_counter()
+        q, scores = reference_q(policy, disc, sequences, N, gen)
+        t_base.append(time.perf_counter() - t0)
+        q_base.append(q)
+        s_base.append(scores)
+        print(f"  repeat {r + 1}/{args.repeats}: ours {t_ours[-1]:.3f} s, baseline {t_base[-1]:.3f} s "
+              f"(load {load_average():.2f})", flush=True)
+    print_load("after timing")
+
+    mo, mb = statistics.median(t_ours), statistics.median(t_base)
+    print()
+    print(f"Q matrix [{B}, {T}] with N={N}, median over {args.repeats} repeats:")
+    print(f"  ours (q_values):      {mo:8.3f} s  (min {min(t_ours):.3f}, max {max(t_ours):.3f})  "
+          f"{ours / mo / 1e9:7.1f} GFLOP/s of its {ours / 1e9:.2f} GFLOP")
+    print(f"  baseline (reference): {mb:8.3f} s  (min {min(t_base):.3f}, max {max(t_base):.3f})  "
+          f"{base / mb / 1e9:7.1f} GFLOP/s of its {base / 1e9:.2f} GFLOP")
+    paired = [b / o for o, b in zip(t_ours, t_base)]
+    print(f"  SPEED-UP baseline / ours: {mb / mo:.2f}x (ratio of the medians); per repeat: "
+          f"{', '.join(f'{x:.2f}x' for x in paired)}")
+    print(f"  machine large-matmul fp32: {gflops_mm:.1f} GFLOP/s; ours reaches {100 * ours / mo / 1e9 / gflops_mm:.0f}%"
+          f" of it, the baseline {100 * base / mb / 1e9 / gflops_mm:.0f}%")
+
+    # --- do both estimate the same Q? ----------------------------------------------------------------
+    # Each repeat is an independent estimate; pool them: Q from N*R completions per entry each.
+    R = args.repeats
+    qo = torch.stack(q_ours).mean(0).double()
+    qb = torch.stack(q_base).mean(0).double()
+    scores = torch.cat(s_base).double()  # [R*N, B, T]
+    se = scores.std(dim=0, unbiased=True) / math.sqrt(R * N)  # standard error of one estimate
+    diff = (qo - qb)[:, : T - 1]
+    var_d = 2 * se[:, : T - 1].square()  # variance of the difference of two independent estimates
+    # E[diff^2] = var_d for two unbiased estimates, whatever the (skewed) distribution of the scores,
+    # and the sample variance is unbiased: so sum(diff^2) / sum(var_d) should be about 1.
+    mse_ratio = (diff.square().sum() / var_d.sum()).item()
+    # Its sampling noise if the differences were normal (var(diff^2) = 2 var_d^2); heavier tails: more.
+    mse_ratio_se = (2 * var_d.square().sum()).sqrt().item() / var_d.sum().item()
+    z_pos = diff.sum(0) / var_d.sum(0).sqrt()  # per position t, summed over the B sequences
+    bias_z = (diff.sum() / var_d.sum().sqrt()).item()
+    final = (qo[:, T - 1] - qb[:, T - 1]).abs().max().item()
+    print()
+    print(f"same Q? both pooled over {R} repeat(s) = {R * N} completions per entry; Monte Carlo standard error "
+          f"(SE) from the baseline's per-completion scores:")
+    print(f"  Q (baseline) range [{qb.min().item():.4f}, {qb.max().item():.4f}], std over entries "
+          f"{qb.std().item():.4f}; mean SE of one estimate {se[:, : T - 1].mean().item():.5f}")
+    print(f"  t<T: mean |Q_ours - Q_baseline| = {diff.abs().mean().item():.5f} over {diff.numel()} entries; "
+          f"its RMS {diff.square().mean().sqrt().item():.5f} vs the RMS expected from the SEs "
+          f"sqrt(mean(2 SE^2)) = {var_d.mean().sqrt().item():.5f}: mean-square ratio {mse_ratio:.3f} +- "
+          f"{mse_ratio_se:.3f} (about 1 if both estimate the same Q)")
+    print(f"  t<T: per position, sum over sequences of the difference / its SE: RMS {z_pos.square().mean().sqrt().item():.2f}, "
+          f"max |z| {z_pos.abs().max().item():.2f} over {T - 1} positions; overall bias z = {bias_z:.2f}")
+    print(f"  t=T (deterministic D(y)): max |difference| = {final:.2e}")
+    tol = max(4 * mse_ratio_se, 0.25)
+    same = abs(mse_ratio - 1) < tol and abs(bias_z) < 4 and z_pos.abs().max().item() < 4.5 and final < 1e-5
+    print(f"  {'CONSISTENT: both estimate the same Q' if same else 'INCONSISTENT: the two estimates disagree'}"
+          f" (criteria: |mean-square ratio - 1| < {tol:.2f}, |bias z| < 4, max per-position |z| < 4.5, "
+          f"D(y) equal to 1e-5)")
+
+if __name__ == "__main__":
+    main()
