@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
+from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
 FORMAT = "seqgan-env"
@@ -81,11 +82,17 @@ def discriminator_from_entry(entry: dict[str, Any]) -> Discriminator:
     return model.eval()
 
 
-def load_env_models(path: str | Path) -> tuple[TokenLSTM, Discriminator]:
-    """The rollout policy and discriminator an environment needs, from a checkpoint file."""
+def load_env_models(path: str | Path) -> tuple[TokenLSTM, Discriminator, Vocabulary | None]:
+    """The rollout policy and discriminator an environment needs, from a checkpoint file, and the
+    vocabulary of a run trained on text (None for the synthetic benchmark)."""
     payload = load_checkpoint(path)
     policy_key = "rollout_policy" if "rollout_policy" in payload else "generator"
     for key in (policy_key, "discriminator"):
         if key not in payload:
             raise ValueError(f"{path} holds no {key!r} entry; keys present: {sorted(payload)}")
-    return token_lstm_from_entry(payload[policy_key]), discriminator_from_entry(payload["discriminator"])
+    vocabulary = Vocabulary.from_dict(payload["vocabulary"]) if "vocabulary" in payload else None
+    return (
+        token_lstm_from_entry(payload[policy_key]),
+        discriminator_from_entry(payload["discriminator"]),
+        vocabulary,
+    )

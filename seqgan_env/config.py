@@ -60,10 +60,14 @@ class SeqGANConfig:
         init = None if self.model_seed is None else torch.Generator().manual_seed(self.model_seed)
 
         policy, discriminator = self.rollout_policy, self.discriminator
+        vocabulary, eos_id = self.vocabulary, self.eos_id
         if self.checkpoint is not None:
             if policy is not None or discriminator is not None:
                 raise ValueError("pass either checkpoint= or rollout_policy=/discriminator=, not both")
-            policy, discriminator = load_env_models(self.checkpoint)
+            policy, discriminator, text_vocabulary = load_env_models(self.checkpoint)
+            if text_vocabulary is not None:  # a run trained on text: its tokens and end-of-sequence
+                vocabulary = text_vocabulary.tokens if vocabulary is None else vocabulary
+                eos_id = text_vocabulary.eos_id if eos_id is None else eos_id
         V = self._size("vocab_size", PAPER_VOCAB_SIZE, policy, discriminator)
         T = self._size("seq_len", PAPER_SEQ_LEN, policy, discriminator)
         if policy is None:
@@ -74,10 +78,10 @@ class SeqGANConfig:
             filters = paper_filters(T) if self.discriminator_filters is None else self.discriminator_filters
             config = DiscriminatorConfig(V, T, self.discriminator_embed_dim, tuple(map(tuple, filters)))
             discriminator = Discriminator(config, generator=init)
-        if self.eos_id is not None and not 0 <= self.eos_id < V:
-            raise ValueError(f"eos_id must be a vocabulary id in [0, {V}), got {self.eos_id}")
-        if self.vocabulary is not None and len(self.vocabulary) != V:
-            raise ValueError(f"vocabulary has {len(self.vocabulary)} tokens, the model has {V}")
+        if eos_id is not None and not 0 <= eos_id < V:
+            raise ValueError(f"eos_id must be a vocabulary id in [0, {V}), got {eos_id}")
+        if vocabulary is not None and len(vocabulary) != V:
+            raise ValueError(f"vocabulary has {len(vocabulary)} tokens, the model has {V}")
 
         oracle = None
         if self.oracle_path is not None:
@@ -87,7 +91,7 @@ class SeqGANConfig:
                     f"oracle file {self.oracle_path} has vocabulary {oracle.config.vocab_size}, "
                     f"the environment {V}"
                 )
-        elif self.oracle_seed is not None and self.vocabulary is None:
+        elif self.oracle_seed is not None and vocabulary is None:  # text has no oracle
             oracle = random_oracle(V, T, seed=self.oracle_seed).to(device)
         return SeqGANParts(
             rollout_policy=policy.to(device).eval(),
@@ -95,9 +99,9 @@ class SeqGANConfig:
             scorer=self.scorer,
             n_rollouts=self.n_rollouts,
             reward_mode=self.reward_mode,
-            eos_id=self.eos_id,
+            eos_id=eos_id,
             oracle=None if oracle is None else oracle.to(device),
-            vocabulary=None if self.vocabulary is None else list(self.vocabulary),
+            vocabulary=None if vocabulary is None else list(vocabulary),
         )
 
     def _size(

@@ -67,7 +67,8 @@ class SeqGANEnv(SeqGANModels, gym.Env[np.ndarray, int]):
     - `oracle_seed` (0) / `oracle_path`: the synthetic benchmark's oracle held as `env.oracle` (a seeded
       N(0, 1) LSTM, or the paper's parameter file); `oracle_seed=None` for none.
     - `checkpoint`: a file from `seqgan_env.checkpoint.save_checkpoint` (e.g. a trained run) to load
-      the rollout policy and discriminator from.
+      the rollout policy and discriminator from; a run trained on text also sets `vocabulary` and
+      `eos_id` from its vocabulary (unless they are given).
     - `rollout_policy`, `discriminator`: live models to use instead (not for registered kwargs).
     - `scorer`: another sequence score (an object with `score(sequences) -> [B]` in [0, 1]) to use in
       place of the discriminator in the rewards, e.g. BLEU against the training set (PG-BLEU).

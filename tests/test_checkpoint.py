@@ -66,13 +66,14 @@ def test_model_entry_is_a_detached_copy(models):
 
 
 def test_load_env_models_prefers_the_rollout_policy(checkpoint, models, tmp_path):
-    policy, discriminator = load_env_models(checkpoint)
+    policy, discriminator, vocabulary = load_env_models(checkpoint)
+    assert vocabulary is None  # not a text run
     assert_same_weights(policy, models["rollout_policy"])
     assert_same_weights(discriminator, models["discriminator"])
     # Without a separate rollout policy the generator is the rollout policy (the paper's beta = theta).
     path = tmp_path / "generator_only.pt"
     save_checkpoint(path, {k: model_entry(models[k]) for k in ("generator", "discriminator")})
-    policy, _ = load_env_models(path)
+    policy, _, _ = load_env_models(path)
     assert_same_weights(policy, models["generator"])
 
 

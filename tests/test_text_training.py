@@ -285,11 +285,14 @@ def test_text_run_end_to_end_and_sampling(tmp_path: Path, corpus: Path):
         assert set(line.split()) <= set(vocab.tokens) - {"<eos>"} and len(line.split()) <= T
     assert (folder / "curve.png").read_bytes().startswith(b"\x89PNG")
     # The final models drive an env that ends at <eos> and renders words.
-    env = SeqGANEnv(checkpoint=str(folder / "final.pt"), eos_id=vocab.eos_id, vocabulary=vocab.tokens,
-                    render_mode="ansi", n_rollouts=2)  # fmt: skip
+    # (the checkpoint carries the vocabulary: its tokens and <eos> need not be passed again)
+    env = SeqGANEnv(checkpoint=str(folder / "final.pt"), render_mode="ansi", n_rollouts=2)
+    assert env.eos_id == vocab.eos_id and env.vocabulary == list(vocab.tokens)
     env.reset(seed=0)
     env.step(vocab.id_of("cat"))
     assert env.render() == "cat"
+    *_, terminated, _, info = env.step(vocab.eos_id)
+    assert terminated and info["sequence"][:2].tolist() == [vocab.id_of("cat"), vocab.eos_id]
 
     sampled = subprocess.run([sys.executable, str(SAMPLE), str(folder), "-n", "7", "--seed", "1"],
                              capture_output=True, text=True, timeout=60, cwd=ROOT)  # fmt: skip
