@@ -1,0 +1,132 @@
+"""One adversarial round of the paper schedule, split into its parts, and the projected paper run.
+
+A round (SPEC 2.2): the generator step (64 sequences, Monte Carlo rewards with N=16, one policy-gradient
+step), then 5 times {9,984 fresh negatives, 3 epochs of discriminator training over real + negatives}.
+Ours (the project's code: cached prefix states, batched completions, inverse-CDF sampling, fused Adam)
+is timed side by side with the reference code's structure (prefixes re-read, 16 sequential rollouts,
+`torch.multinomial`, one discriminator call per rollout and position, torch's default Adam). The
+discriminator training is timed on `--d-steps` minibatch steps and extrapolated to the round's
+5 x 3 x 312 steps: the output says so.
+
+    python bench/bench_round.py --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import common  # noqa: F401  (puts the repository on sys.path)
+from bench_rewards import reference_q
+from common import add_common_args, apply_common_args, matmul_gflops, median_time, print_load, print_machine
+
+import torch  # noqa: E402
+
+from agents.mle import MLETrainer  # noqa: E402
+from agents.reinforce import Episodes, ReinforceAgent  # noqa: E402
+from seqgan_env.discriminator import Discriminator, DiscriminatorConfig, count_forward_flops  # noqa: E402
+from seqgan_env.oracle import random_oracle  # noqa: E402
+from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig  # noqa: E402
+from seqgan_env.vector_env import SeqGANVectorEnv  # noqa: E402
+
+# The paper schedule (SPEC 2.2).
+B, N, N_REAL, D_REPEATS, D_EPOCHS, ROUNDS, MLE_EPOCHS, D_PRETRAIN = 64, 16, 9984, 5, 3, 200, 120, 50
+
+
+@torch.no_grad()
+def reference_negatives(generator: TokenLSTM, n: int, rng: torch.Generator) -> torch.Tensor:
+    """The reference code's sampling: batches of 64, an nn.LSTM step and `torch.multinomial` per token."""
+    out = []
+    for _ in range(math.ceil(n / B)):
+        token = torch.full((B, 1), generator.config.start_token, dtype=torch.long)
+        state, pieces = None, []
+        for _ in range(generator.config.seq_len):
+            hidden, state = generator.lstm(generator.embedding(token), state)
+            token = torch.multinomial(torch.softmax(generator.output(hidden[:, -1]), -1), 1, generator=rng)
+            pieces.append(token)
+        out.append(torch.cat(pieces, 1))
+    return torch.cat(out)[:n]
+
+
+def d_step_time(disc: Discriminator, optimizer: torch.optim.Optimizer, steps: int, rng: torch.Generator) -> float:
+    """Median seconds of one discriminator training step on a batch of 64."""
+    V, T = disc.config.vocab_size, disc.config.seq_len
+    x = torch.randint(V, (B, T), generator=rng)
+    y = torch.randint(2, (B,), generator=rng)
+    return median_time(lambda: disc.train_step(optimizer, x, y), steps, warmup=2)[0]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    p.add_argument("--d-steps", type=int, default=20, help="timed discriminator steps of each kind")
+    p.add_argument("--mle-steps", type=int, default=10, help="timed MLE steps (for the projection)")
+    add_common_args(p)
+    args = p.parse_args()
+    apply_common_args(args)
+    print(__doc__.split("\n\n")[0])
+    print_machine()
+    peak = matmul_gflops(args.matmul_size, args.matmul_repeats)
+    rng = torch.Generator().manual_seed(0)
+    oracle = random_oracle()
+    real = oracle.sample(N_REAL, rng)
+    generator = TokenLSTM(TokenLSTMConfig(), generator=rng)
+    d_config = DiscriminatorConfig()
+    steps_per_epoch = math.ceil(2 * N_REAL / B)  # real + as many negatives, batch 64
+    d_steps_round = D_REPEATS * D_EPOCHS * steps_per_epoch
+    print(f"paper schedule: B={B}, N={N}, V=5000, T=20; per round {D_REPEATS} x {{{N_REAL} negatives, "
+          f"{D_EPOCHS} epochs of {steps_per_epoch} steps}} = {d_steps_round} discriminator steps")  # fmt: skip
+
+    # Ours.
+    envs = SeqGANVectorEnv(num_envs=B, n_rollouts=N, oracle_seed=None, rollout_policy=TokenLSTM(generator.config),
+                           discriminator=Discriminator(d_config, generator=rng))  # fmt: skip
+    envs.reset(seed=0)
+    agent = ReinforceAgent(generator, envs.rollout_policy, rng=rng)
+    print_load("before timing")
+    t0 = time.perf_counter()
+    episodes = agent.collect(envs)
+    agent.update(episodes)
+    ours_gen = time.perf_counter() - t0
+    ours_neg, _ = median_time(lambda: generator.sample(N_REAL, rng), 1, warmup=0)
+    disc = envs.discriminator
+    ours_d = d_step_time(disc, disc.make_optimizer(), args.d_steps, rng)
+
+    # The reference code's structure, on the same models.
+    t0 = time.perf_counter()
+    q, _ = reference_q(generator, disc, episodes.sequences, N, rng)
+    agent.update(Episodes(episodes.sequences, q))
+    ref_gen = time.perf_counter() - t0
+    ref_neg, _ = median_time(lambda: reference_negatives(generator, N_REAL, rng), 1, warmup=0)
+    ref_d = d_step_time(disc, torch.optim.Adam(disc.parameters(), lr=d_config.lr), args.d_steps, rng)
+    print_load("after timing")
+
+    mle = MLETrainer(generator)
+    mle_step, _ = median_time(lambda: mle.step(real[:B]), args.mle_steps, warmup=2)
+
+    rows = [
+        ("generator step (MC rewards + PG)", ours_gen, ref_gen),
+        (f"negatives: {D_REPEATS} x {N_REAL} samples", D_REPEATS * ours_neg, D_REPEATS * ref_neg),
+        (f"discriminator: {d_steps_round} steps (extrapolated from {args.d_steps})",
+         d_steps_round * ours_d, d_steps_round * ref_d),
+    ]  # fmt: skip
+    train_flops = 3 * B * count_forward_flops(d_config)
+    print(f"\none round of the paper schedule (seconds; discriminator step = 3 x forward = {train_flops / 1e9:.2f} GFLOP):")
+    print(f"  {'part':<52} {'ours':>9} {'reference':>10} {'ratio':>7}")
+    for name, ours, ref in rows:
+        print(f"  {name:<52} {ours:9.1f} {ref:10.1f} {ref / ours:6.2f}x")
+    ours_round, ref_round = sum(r[1] for r in rows), sum(r[2] for r in rows)
+    print(f"  {'ROUND':<52} {ours_round:9.1f} {ref_round:10.1f} {ref_round / ours_round:6.2f}x")
+    print(f"  discriminator step: ours {1e3 * ours_d:.0f} ms = {train_flops / ours_d / 1e9:.1f} GFLOP/s "
+          f"({100 * train_flops / ours_d / 1e9 / peak:.0f}% of matmul), reference {1e3 * ref_d:.0f} ms")  # fmt: skip
+
+    d_pretrain = D_PRETRAIN * (ours_neg + D_EPOCHS * steps_per_epoch * ours_d)
+    mle_total = MLE_EPOCHS * math.ceil(N_REAL / B) * mle_step
+    total = mle_total + d_pretrain + ROUNDS * ours_round
+    print(f"\nprojected paper run on this machine (ours): MLE {MLE_EPOCHS} epochs {mle_total / 3600:.2f} h "
+          f"(step {1e3 * mle_step:.0f} ms) + discriminator pre-training {d_pretrain / 3600:.2f} h + "
+          f"{ROUNDS} rounds {ROUNDS * ours_round / 3600:.2f} h = {total / 3600:.1f} h")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
