@@ -11,7 +11,9 @@ sentences against the held-out set and their Self-BLEU-2..5 (`evaluate_text`, Te
 
 from __future__ import annotations
 
+import argparse
 import csv
+import dataclasses
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -25,6 +27,27 @@ from seqgan_env.bleu import BLEUReference, self_bleu
 from seqgan_env.metrics import nll_oracle, nll_test
 from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM
+
+
+def option(help_text: str, **kw: Any) -> Any:
+    """A config dataclass field whose help text becomes its `--help` line."""
+    return dataclasses.field(metadata={"help": help_text}, **kw)
+
+
+def config_parser(config_cls: type, description: str | None) -> argparse.ArgumentParser:
+    """An argparse parser with one `--flag` per field of a config dataclass (bool fields become
+    `--no-flag`). Defaults are suppressed, so the parsed namespace holds only what was given."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in dataclasses.fields(config_cls):
+        flag = f.name.replace("_", "-")
+        if f.type == "bool":
+            parser.add_argument(f"--no-{flag}", dest=f.name, action="store_false", default=argparse.SUPPRESS,
+                                help=f.metadata["help"])  # fmt: skip
+            continue
+        kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
+        parser.add_argument(f"--{flag}", type=kind, default=argparse.SUPPRESS,
+                            help=f"{f.metadata['help']} (default: {f.default})")  # fmt: skip
+    return parser
 
 METRIC_FIELDS = (
     "phase", "step", "generator_updates", "nll_oracle", "nll_oracle_se", "nll_test", "nll_test_se",

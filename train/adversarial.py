@@ -19,11 +19,10 @@ same number of generator updates.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from agents.data import TextData, load_text_data
-from agents.experiment import Evaluator, RunFolder, plot_learning_curve
+from agents.experiment import Evaluator, RunFolder, config_parser, option, plot_learning_curve
 from agents.mle import MLEConfig, MLETrainer
 from agents.reinforce import ReinforceAgent, ReinforceConfig
 from seqgan_env.checkpoint import load_checkpoint, model_entry, save_checkpoint
@@ -50,70 +49,66 @@ LEVELS = ("word", "char")
 STAGES = ("mle", "discriminator", "adversarial", "done")
 
 
-def _opt(help_text: str, **kw: Any) -> Any:
-    return field(metadata={"help": help_text}, **kw)
-
-
 @dataclass
 class Config:
     """Every option of the experiment; a preset sets many of them, the command line overrides."""
 
-    preset: str = _opt("paper: the reference code's numbers (a GPU); cpu: a 2-core CPU in < 30 min; "
+    preset: str = option("paper: the reference code's numbers (a GPU); cpu: a 2-core CPU in < 30 min; "
                        "tiny: a smoke test", default="cpu")
-    mode: str = _opt("seqgan, or a control: constant (REINFORCE with reward 1) or mle (continued MLE)",
+    mode: str = option("seqgan, or a control: constant (REINFORCE with reward 1) or mle (continued MLE)",
                      default="seqgan")
-    seed: int = _opt("seed of data sampling, initialisation and training", default=0)
-    oracle: str | None = _opt("oracle parameter file (.npz, SPEC 2.1); default: a seeded N(0,1) oracle",
+    seed: int = option("seed of data sampling, initialisation and training", default=0)
+    oracle: str | None = option("oracle parameter file (.npz, SPEC 2.1); default: a seeded N(0,1) oracle",
                               default=None)
-    oracle_seed: int = _opt("seed of the built-in random oracle", default=0)
-    device: str = _opt("torch device", default="cpu")
-    threads: int = _opt("CPU threads for torch (0: torch's default, one per core)", default=0)
-    out: str = _opt("folder holding run folders", default="runs")
-    name: str | None = _opt("run folder name (default: preset_mode_seed_time)", default=None)
-    resume: str | None = _opt("continue this run folder from its last checkpoint", default=None)
-    init_from: str | None = _opt("start from this run folder's pre-trained models (skips pre-training)",
+    oracle_seed: int = option("seed of the built-in random oracle", default=0)
+    device: str = option("torch device", default="cpu")
+    threads: int = option("CPU threads for torch (0: torch's default, one per core)", default=0)
+    out: str = option("folder holding run folders", default="runs")
+    name: str | None = option("run folder name (default: preset_mode_seed_time)", default=None)
+    resume: str | None = option("continue this run folder from its last checkpoint", default=None)
+    init_from: str | None = option("start from this run folder's pre-trained models (skips pre-training)",
                                  default=None)
-    vocab_size: int = _opt("vocabulary size V", default=5000)
-    seq_len: int = _opt("sequence length T", default=20)
-    n_real: int = _opt("real (oracle) training sequences", default=9984)
-    n_test: int = _opt("held-out oracle sequences for NLL-test", default=9984)
-    gen_embed_dim: int = _opt("generator embedding size", default=32)
-    gen_hidden_dim: int = _opt("generator LSTM size", default=32)
-    batch_size: int = _opt("MLE minibatch, discriminator minibatch, and sequences per PG step", default=64)
-    mle_epochs: int = _opt("MLE pre-training epochs", default=120)
-    mle_lr: float = _opt("MLE Adam learning rate", default=0.01)
-    grad_clip: float = _opt("global gradient-norm clip of the generator", default=5.0)
-    mle_eval_every: int = _opt("evaluate every this many MLE epochs", default=10)
-    disc_embed_dim: int = _opt("discriminator embedding size", default=64)
-    disc_filters: str = _opt("'paper' or width:filters pairs, e.g. 1:50,2:50,5:50", default="paper")
-    disc_dropout: float = _opt("discriminator dropout while training", default=0.25)
-    disc_lr: float = _opt("discriminator Adam learning rate", default=1e-4)
-    disc_pretrain_repeats: int = _opt("discriminator pre-training: times {fresh negatives, epochs}", default=50)
-    disc_epochs: int = _opt("epochs over each set of real + negatives", default=3)
-    n_negatives: int = _opt("negatives per discriminator training set", default=9984)
-    rounds: int = _opt("adversarial rounds (one generator update each)", default=200)
-    n_rollouts: int = _opt("Monte Carlo completions per prefix (N)", default=16)
-    pg_lr: float = _opt("policy-gradient Adam learning rate", default=0.01)
-    disc_repeats: int = _opt("discriminator trainings {negatives, epochs} per round", default=5)
-    rollout_update: str = _opt("copy (the reference code) or ema", default="copy")
-    rollout_rate: float = _opt("ema rate: beta <- rate*beta + (1-rate)*theta", default=0.8)
-    constant_reward: float = _opt("the reward of --mode constant", default=1.0)
-    eval_every: int = _opt("evaluate and checkpoint every this many rounds", default=5)
-    eval_samples: int = _opt("generator samples for NLL-oracle", default=9984)
-    temperature: float = _opt("sampling temperature of the evaluation", default=1.0)
-    data: str | None = _opt("train on this plain-text corpus (UTF-8, one sequence per line, cut to --seq-len "
+    vocab_size: int = option("vocabulary size V", default=5000)
+    seq_len: int = option("sequence length T", default=20)
+    n_real: int = option("real (oracle) training sequences", default=9984)
+    n_test: int = option("held-out oracle sequences for NLL-test", default=9984)
+    gen_embed_dim: int = option("generator embedding size", default=32)
+    gen_hidden_dim: int = option("generator LSTM size", default=32)
+    batch_size: int = option("MLE minibatch, discriminator minibatch, and sequences per PG step", default=64)
+    mle_epochs: int = option("MLE pre-training epochs", default=120)
+    mle_lr: float = option("MLE Adam learning rate", default=0.01)
+    grad_clip: float = option("global gradient-norm clip of the generator", default=5.0)
+    mle_eval_every: int = option("evaluate every this many MLE epochs", default=10)
+    disc_embed_dim: int = option("discriminator embedding size", default=64)
+    disc_filters: str = option("'paper' or width:filters pairs, e.g. 1:50,2:50,5:50", default="paper")
+    disc_dropout: float = option("discriminator dropout while training", default=0.25)
+    disc_lr: float = option("discriminator Adam learning rate", default=1e-4)
+    disc_pretrain_repeats: int = option("discriminator pre-training: times {fresh negatives, epochs}", default=50)
+    disc_epochs: int = option("epochs over each set of real + negatives", default=3)
+    n_negatives: int = option("negatives per discriminator training set", default=9984)
+    rounds: int = option("adversarial rounds (one generator update each)", default=200)
+    n_rollouts: int = option("Monte Carlo completions per prefix (N)", default=16)
+    pg_lr: float = option("policy-gradient Adam learning rate", default=0.01)
+    disc_repeats: int = option("discriminator trainings {negatives, epochs} per round", default=5)
+    rollout_update: str = option("copy (the reference code) or ema", default="copy")
+    rollout_rate: float = option("ema rate: beta <- rate*beta + (1-rate)*theta", default=0.8)
+    constant_reward: float = option("the reward of --mode constant", default=1.0)
+    eval_every: int = option("evaluate and checkpoint every this many rounds", default=5)
+    eval_samples: int = option("generator samples for NLL-oracle", default=9984)
+    temperature: float = option("sampling temperature of the evaluation", default=1.0)
+    data: str | None = option("train on this plain-text corpus (UTF-8, one sequence per line, cut to --seq-len "
                             "tokens) instead of an oracle; V then comes from the corpus", default=None)
-    level: str = _opt("--data tokens: word (whitespace-separated) or char", default="word")
-    max_vocab: int | None = _opt("--data: at most this many ids, <bos> <eos> <unk> included; rarer tokens "
+    level: str = option("--data tokens: word (whitespace-separated) or char", default="word")
+    max_vocab: int | None = option("--data: at most this many ids, <bos> <eos> <unk> included; rarer tokens "
                                  "become <unk>; None: every token of the corpus", default=None)
-    test_fraction: float = _opt("--data: share of the lines held out for NLL-test and BLEU", default=0.1)
-    bleu_samples: int = _opt("--data: generated sentences per evaluation for BLEU-2..5 (each against all "
+    test_fraction: float = option("--data: share of the lines held out for NLL-test and BLEU", default=0.1)
+    bleu_samples: int = option("--data: generated sentences per evaluation for BLEU-2..5 (each against all "
                              "held-out lines) and Self-BLEU-2..5", default=1000)
-    self_bleu_samples: int = _opt("--data: how many of those Self-BLEU scores (each against all the "
+    self_bleu_samples: int = option("--data: how many of those Self-BLEU scores (each against all the "
                                   "others)", default=500)
-    reward: str = _opt("what rewards the generator: discriminator (SeqGAN) or bleu (PG-BLEU: BLEU-n against "
+    reward: str = option("what rewards the generator: discriminator (SeqGAN) or bleu (PG-BLEU: BLEU-n against "
                        "the training data; no discriminator is trained)", default="discriminator")
-    bleu_n: int = _opt("n of BLEU-n, the --reward bleu reward (4: standard BLEU)", default=4)
+    bleu_n: int = option("n of BLEU-n, the --reward bleu reward (4: standard BLEU)", default=4)
 
     @property
     def trains_discriminator(self) -> bool:
@@ -193,15 +188,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 def parse_config(argv: list[str] | None = None) -> Config:
     """Preset defaults, then the options given on the command line; a resumed run keeps its own
     config, and any option given that contradicts it is an error."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    for f in dataclasses.fields(Config):
-        kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
-        parser.add_argument(
-            f"--{f.name.replace('_', '-')}", type=kind, default=argparse.SUPPRESS,
-            help=f"{f.metadata['help']} (default: {f.default})",
-        )
+    parser = config_parser(Config, __doc__)
     given = vars(parser.parse_args(argv))
     if "resume" in given:
         saved = RunFolder(given["resume"]).saved_config()

@@ -28,13 +28,12 @@ checkpoint=), curve.png and samples.txt.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ import torch
 from tqdm import tqdm
 
 import adversarial
-from agents.experiment import RunFolder, evaluate, plot_learning_curve
+from agents.experiment import RunFolder, config_parser, evaluate, option, plot_learning_curve
 from agents.sb3 import (
     ALGORITHMS,
     AdversarialRoundCallback,
@@ -73,72 +72,68 @@ from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorTrainingVect
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ROLLOUT_UPDATES = ("copy", "ema", "fixed")
-CPU_FILTERS = "1:32,2:32,3:32,4:32,5:32,10:32,15:32,20:32"  # train/adversarial.py's cpu preset
-
-
-def _opt(help_text: str, **kw: Any) -> Any:
-    return field(metadata={"help": help_text}, **kw)
+CPU_FILTERS: str = adversarial.PRESETS["cpu"]["disc_filters"]  # one place for the cpu preset
 
 
 @dataclass
 class Config:
     """Every option of the script (the defaults finish on a 2-core CPU in under 30 minutes)."""
 
-    algo: str = _opt(f"the SB3 algorithm: {', '.join(ALGORITHMS)}", default="ppo")
-    pretrained: str | None = _opt("a train/adversarial.py run folder to start from (its pretrained.pt, else "
+    algo: str = option(f"the SB3 algorithm: {', '.join(ALGORITHMS)}", default="ppo")
+    pretrained: str | None = option("a train/adversarial.py run folder to start from (its pretrained.pt, else "
                                   "mle.pt); default: pre-train in place", default=None)  # fmt: skip
-    pretrain_preset: str = _opt("preset of the in-place pre-training (train/adversarial.py --preset X "
+    pretrain_preset: str = option("preset of the in-place pre-training (train/adversarial.py --preset X "
                                 "--rounds 0), when --pretrained is not given", default="cpu")  # fmt: skip
-    pretrain_args: str = _opt("more options for the in-place pre-training, e.g. "
+    pretrain_args: str = option("more options for the in-place pre-training, e.g. "
                               "--pretrain-args='--mle-epochs 20'", default="")  # fmt: skip
-    oracle: str | None = _opt("oracle parameter file (.npz) for the in-place pre-training; default: the "
+    oracle: str | None = option("oracle parameter file (.npz) for the in-place pre-training; default: the "
                               "built-in seeded random oracle", default=None)  # fmt: skip
-    load: str | None = _opt("continue this saved SB3 model (.zip, same --algo) instead of warm-starting "
+    load: str | None = option("continue this saved SB3 model (.zip, same --algo) instead of warm-starting "
                             "from the generator", default=None)  # fmt: skip
-    warm_start: bool = _opt("start from a fresh policy of the generator's shape instead of the pre-trained "
+    warm_start: bool = option("start from a fresh policy of the generator's shape instead of the pre-trained "
                             "generator (the warm start, default)", default=True)  # fmt: skip
-    seed: int = _opt("seed of SB3, the env, sampling and the evaluation", default=0)
-    device: str = _opt("torch device of the models", default="cpu")
-    threads: int = _opt("CPU threads for torch (0: torch's default, one per core)", default=0)
-    out: str = _opt("folder holding run folders", default="runs")
-    name: str | None = _opt("run folder name (default: sb3_ALGO_sSEED_time)", default=None)
-    rounds: int = _opt("SB3 updates (rollout + gradient steps), each followed by the rollout sync and the "
+    seed: int = option("seed of SB3, the env, sampling and the evaluation", default=0)
+    device: str = option("torch device of the models", default="cpu")
+    threads: int = option("CPU threads for torch (0: torch's default, one per core)", default=0)
+    out: str = option("folder holding run folders", default="runs")
+    name: str | None = option("run folder name (default: sb3_ALGO_sSEED_time)", default=None)
+    rounds: int = option("SB3 updates (rollout + gradient steps), each followed by the rollout sync and the "
                        "discriminator training", default=40)  # fmt: skip
-    n_envs: int = _opt("parallel envs (sequences per rollout step); the paper's batch is 64", default=64)
-    n_steps: int = _opt("rollout length per env per update (0: T, one episode per env)", default=0)
-    batch_size: int = _opt("PPO minibatch (0: half the rollout); ignored by A2C", default=0)
-    n_epochs: int = _opt("PPO epochs over each rollout; ignored by A2C", default=4)
-    learning_rate: float = _opt("the policy's learning rate (Adam; A2C: RMSprop)", default=1e-3)
-    gamma: float = _opt("discount; 1 with shaped rewards (the return is D(y))", default=1.0)
-    gae_lambda: float = _opt("GAE lambda", default=0.95)
-    clip_range: float = _opt("PPO clip range; ignored by A2C", default=0.2)
-    ent_coef: float = _opt("entropy bonus coefficient", default=0.0)
-    vf_coef: float = _opt("value loss coefficient", default=0.5)
-    max_grad_norm: float = _opt("gradient-norm clip of the policy", default=0.5)
-    value_arch: str = _opt("hidden sizes of the value MLP, comma-separated ('' for none)", default="64")
-    reward_mode: str = _opt("shaped (r_t = Q_t - Q_{t-1}), mc (r_t = Q_t: needs --gamma 0) or terminal",
+    n_envs: int = option("parallel envs (sequences per rollout step); the paper's batch is 64", default=64)
+    n_steps: int = option("rollout length per env per update (0: T, one episode per env)", default=0)
+    batch_size: int = option("PPO minibatch (0: half the rollout); ignored by A2C", default=0)
+    n_epochs: int = option("PPO epochs over each rollout; ignored by A2C", default=4)
+    learning_rate: float = option("the policy's learning rate (Adam; A2C: RMSprop)", default=1e-3)
+    gamma: float = option("discount; 1 with shaped rewards (the return is D(y))", default=1.0)
+    gae_lambda: float = option("GAE lambda", default=0.95)
+    clip_range: float = option("PPO clip range; ignored by A2C", default=0.2)
+    ent_coef: float = option("entropy bonus coefficient", default=0.0)
+    vf_coef: float = option("value loss coefficient", default=0.5)
+    max_grad_norm: float = option("gradient-norm clip of the policy", default=0.5)
+    value_arch: str = option("hidden sizes of the value MLP, comma-separated ('' for none)", default="64")
+    reward_mode: str = option("shaped (r_t = Q_t - Q_{t-1}), mc (r_t = Q_t: needs --gamma 0) or terminal",
                             default="shaped")  # fmt: skip
-    n_rollouts: int = _opt("Monte Carlo completions per prefix (N)", default=8)
-    rollout_update: str = _opt("the env's rollout policy: copy (= the SB3 policy, the paper), ema, or "
+    n_rollouts: int = option("Monte Carlo completions per prefix (N)", default=8)
+    rollout_update: str = option("the env's rollout policy: copy (= the SB3 policy, the paper), ema, or "
                                "fixed (stays the pre-trained generator)", default="copy")  # fmt: skip
-    rollout_rate: float = _opt("ema rate: beta <- rate*beta + (1-rate)*theta", default=0.8)
-    mask_tokens: str = _opt("maskable_ppo: comma-separated token ids the policy may never choose (the "
+    rollout_rate: float = option("ema rate: beta <- rate*beta + (1-rate)*theta", default=0.8)
+    mask_tokens: str = option("maskable_ppo: comma-separated token ids the policy may never choose (the "
                             "evaluation, the rollout policy and the negatives use the unmasked distribution)",
                             default="")  # fmt: skip
-    disc_repeats: int = _opt("discriminator trainings {negatives, epochs} per round (0: a fixed D)",
+    disc_repeats: int = option("discriminator trainings {negatives, epochs} per round (0: a fixed D)",
                              default=1)  # fmt: skip
-    disc_epochs: int = _opt("epochs over each set of real + negatives", default=1)
-    n_negatives: int = _opt("negatives per discriminator training set", default=4992)
-    disc_pretrain_repeats: int = _opt("discriminator pre-training here, where the source has none: times "
+    disc_epochs: int = option("epochs over each set of real + negatives", default=1)
+    n_negatives: int = option("negatives per discriminator training set", default=4992)
+    disc_pretrain_repeats: int = option("discriminator pre-training here, where the source has none: times "
                                       "{negatives, epochs}", default=10)  # fmt: skip
-    disc_embed_dim: int = _opt("embedding size of a discriminator made here", default=32)
-    disc_filters: str = _opt("filters of a discriminator made here: 'auto' (the cpu preset's that fit T: "
+    disc_embed_dim: int = option("embedding size of a discriminator made here", default=32)
+    disc_filters: str = option("filters of a discriminator made here: 'auto' (the cpu preset's that fit T: "
                              f"{CPU_FILTERS}), 'paper', or width:filters pairs", default="auto")  # fmt: skip
-    eval_every: int = _opt("evaluate (and save model.zip) every this many rounds", default=10)
-    eval_samples: int = _opt("generator samples for NLL-oracle", default=9984)
-    temperature: float = _opt("sampling temperature of the evaluation", default=1.0)
-    tensorboard: bool = _opt("write no TensorBoard logs (default: under RUN/tb)", default=True)
-    progress: bool = _opt("show no progress bars", default=True)
+    eval_every: int = option("evaluate (and save model.zip) every this many rounds", default=10)
+    eval_samples: int = option("generator samples for NLL-oracle", default=9984)
+    temperature: float = option("sampling temperature of the evaluation", default=1.0)
+    tensorboard: bool = option("write no TensorBoard logs (default: under RUN/tb)", default=True)
+    progress: bool = option("show no progress bars", default=True)
 
     def validate(self) -> None:
         """Clear errors for impossible settings, before anything is written."""
@@ -195,18 +190,7 @@ class Config:
 
 
 def parse_config(argv: list[str] | None = None) -> Config:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    for f in dataclasses.fields(Config):
-        flag = f"--{f.name.replace('_', '-')}"
-        if f.type == "bool":
-            parser.add_argument(f"--no-{f.name.replace('_', '-')}", dest=f.name, action="store_false",
-                                default=argparse.SUPPRESS, help=f.metadata["help"])  # fmt: skip
-            continue
-        kind = {"int": int, "float": float}.get(str(f.type), str)
-        parser.add_argument(flag, type=kind, default=argparse.SUPPRESS,
-                            help=f"{f.metadata['help']} (default: {f.default})")  # fmt: skip
+    parser = config_parser(Config, __doc__)
     config = Config(**vars(parser.parse_args(argv)))
     config.validate()
     return config
