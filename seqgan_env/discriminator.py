@@ -114,8 +114,10 @@ class Discriminator(nn.Module):
     def forward(self, sequences: torch.Tensor) -> torch.Tensor:
         """Class logits [B, 2] of `sequences` [B, T]."""
         x = self.embedding(sequences).transpose(1, 2)  # [B, E, T]
-        pooled = [F.relu(conv(x)).amax(dim=2) for conv in self.convs]  # each [B, n_filters]
-        h = torch.cat(pooled, dim=1)  # [B, 1720] at paper sizes
+        # max over time, then ReLU: the same as ReLU then max (ReLU is monotonic), on [B, n] instead of
+        # [B, n, T-w+1].
+        pooled = [conv(x).amax(dim=2) for conv in self.convs]  # each [B, n_filters]
+        h = F.relu(torch.cat(pooled, dim=1))  # [B, 1720] at paper sizes
         gate = torch.sigmoid(self.highway_gate(h))
         h = gate * F.relu(self.highway_transform(h)) + (1.0 - gate) * h
         return self.output(self.dropout(h))
