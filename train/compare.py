@@ -27,7 +27,6 @@ import torch
 import adversarial
 from agents.experiment import RunFolder, evaluate
 from seqgan_env.checkpoint import load_checkpoint, token_lstm_from_entry
-from seqgan_env.oracle import load_oracle, random_oracle
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -58,6 +57,13 @@ def trajectory(run: RunFolder, method: str) -> list[dict[str, Any]]:
             for r in rows if r["phase"] == "adversarial"]  # fmt: skip
 
 
+def same_settings(config: dict[str, Any]) -> list[str]:
+    """Options that give a control run every setting of the SeqGAN run (rounds, evaluation, sizes...)."""
+    skip = {"mode", "init_from"}
+    return [arg for key, value in config.items() if key not in skip and value is not None
+            for arg in (f"--{key.replace('_', '-')}", str(value))]  # fmt: skip
+
+
 def rows_start(rows: list[dict[str, str]]) -> int:
     return next(int(r["generator_updates"]) for r in rows if r["phase"] == "adversarial" and r["step"] == "0")
 
@@ -81,17 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         if not (control.path / "final.pt").is_file():
             if control.path.exists():
                 raise SystemExit(f"{control.path} exists but is unfinished: resume it or remove it")
-            run_adversarial(["--preset", config["preset"], "--seed", str(config["seed"]), "--mode", mode,
-                             "--out", str(control.path.parent), "--name", control.path.name,
-                             "--init-from", str(seqgan.path), "--rounds", str(config["rounds"]),
-                             *(["--oracle", config["oracle"]] if config["oracle"] else []), *args.extra])  # fmt: skip
+            run_adversarial([*same_settings(config), "--mode", mode, "--out", str(control.path.parent),
+                             "--name", control.path.name, "--init-from", str(seqgan.path), *args.extra])  # fmt: skip
         rows += trajectory(control, {"constant": "REINFORCE, reward 1", "mle": "continued MLE"}[mode])
 
     # The MLE generator at several temperatures.
     mle_state = load_checkpoint(seqgan.checkpoint("mle"))
     generator = token_lstm_from_entry(mle_state["generator"])
-    oracle = load_oracle(config["oracle"], config["seq_len"]) if config["oracle"] else random_oracle(
-        config["vocab_size"], config["seq_len"], config["oracle_seed"])
+    oracle = adversarial.make_oracle(adversarial.Config(**config))  # the run's own oracle
     rng = torch.Generator().manual_seed(config["seed"] + 1)
     for temperature in (float(t) for t in args.temperatures.split(",")):
         ev = evaluate(generator, oracle, mle_state["data"]["test"], config["eval_samples"], rng, temperature)
