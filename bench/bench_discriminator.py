@@ -1,12 +1,15 @@
-"""Benchmark the paper discriminator: one training step (fused Adam vs torch's default Adam) and inference.
+"""Benchmark the paper discriminator: one training step against the machine's matmul, and inference.
 
 Training: `Discriminator.train_step` on a minibatch of random sequences (half labelled real), with
-`Discriminator.make_optimizer()` (Adam, fused=True) and, side by side in the same run on an identical
-copy of the model, with `torch.optim.Adam` at its defaults (on CPU that resolves to the single-tensor
-for-loop implementation: torch uses foreach by default only on CUDA-like devices) and with
-`Adam(foreach=True)`. The three steps alternate, so a change of the machine's load hits all alike.
-FLOPs of a training step are counted as 3x the forward FLOPs (forward + backward of about twice the
-forward; the optimizer's element-wise update and the embedding gradient not counted).
+`Discriminator.make_optimizer()` (Adam, fused=True) and, side by side in the same run on identical
+copies of the model: the same model computing its convolutions with the `nn.Conv1d` layers' own
+forward (oneDNN kernels) instead of unfolded windows and one matrix product; torch's default Adam
+(on CPU the single-tensor for-loop implementation: torch uses foreach by default only on CUDA-like
+devices); and `Adam(foreach=True)`. The variants and a large reference matmul alternate in blocks of
+a few steps, so a change of the machine's load hits all alike, and the fraction of the matmul's
+GFLOP/s is taken from medians measured in the same loop. FLOPs of a training step are counted as 3x the forward FLOPs
+(forward + backward of about twice the forward; the optimizer's element-wise update and the embedding
+gradient not counted).
 Inference: `Discriminator.score` (eval mode, inference mode) on a large batch.
 
     python bench/bench_discriminator.py                        # paper discriminator, batch 64
@@ -41,6 +44,14 @@ from seqgan_env.discriminator import (  # noqa: E402
 )
 
 
+class Conv1dDiscriminator(Discriminator):
+    """The same model computing each convolution with its `nn.Conv1d` layer (the oneDNN kernels)."""
+
+    @staticmethod
+    def _windows(x: torch.Tensor, conv: torch.nn.Conv1d) -> torch.Tensor:
+        return conv(x.transpose(1, 2)).transpose(1, 2)  # [B, T-w+1, n], as Discriminator._windows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
@@ -49,7 +60,8 @@ def main() -> None:
     p.add_argument("--score-batch", type=int, default=1024, help="sequences scored in one inference call")
     p.add_argument("--vocab-size", type=int, default=5000, help="V")
     p.add_argument("--seq-len", type=int, default=20, help="T (the paper filters that fit T are used)")
-    p.add_argument("--repeats", type=int, default=30, help="timed training steps of each optimizer")
+    p.add_argument("--repeats", type=int, default=30, help="timed training steps of each variant")
+    p.add_argument("--block", type=int, default=5, help="consecutive steps of one variant before the next")
     p.add_argument("--score-repeats", type=int, default=10, help="timed inference calls")
     p.add_argument("--warmup", type=int, default=3, help="untimed calls before timing")
     add_common_args(p)
@@ -82,25 +94,44 @@ def main() -> None:
 
     variants = {}
     m = copy.deepcopy(disc)
-    variants["make_optimizer() (Adam fused=True)"] = (m, m.make_optimizer())
+    variants["ours: unfolded windows, Adam fused=True"] = (m, m.make_optimizer())
+    m = Conv1dDiscriminator(config)
+    m.load_state_dict(disc.state_dict())
+    variants["nn.Conv1d layers, Adam fused=True"] = (m, m.make_optimizer())
     m = copy.deepcopy(disc)
     opt = torch.optim.Adam(m.parameters(), lr=config.lr)
-    variants["torch.optim.Adam() defaults"] = (m, opt)
+    variants["unfolded, torch.optim.Adam() defaults"] = (m, opt)
     m = copy.deepcopy(disc)
-    variants["torch.optim.Adam(foreach=True)"] = (m, torch.optim.Adam(m.parameters(), lr=config.lr, foreach=True))
+    variants["unfolded, Adam(foreach=True)"] = (m, torch.optim.Adam(m.parameters(), lr=config.lr, foreach=True))
     print(f"torch.optim.Adam() defaults here: fused={opt.defaults['fused']}, foreach={opt.defaults['foreach']} "
           f"(None = chosen per device at the first step: for CPU tensors, the single-tensor for-loop)")
 
     for model, opt in variants.values():
         for _ in range(args.warmup):
             model.train_step(opt, x, y)
+    n_mm = args.matmul_size
+    a = torch.randn(n_mm, n_mm, generator=gen)
+    b = torch.randn(n_mm, n_mm, generator=gen)
+    mm_out = torch.empty(n_mm, n_mm)
     print_load("before timing")
     times: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(args.repeats):  # alternate the variants step by step
+    mm_times: list[float] = []
+    # Alternate the variants and the reference matmul in blocks of `--block` steps; the first step of
+    # a block re-warms the caches after the other variants ran (a training run steps one model over
+    # and over) and is not timed.
+    for _ in range(-(-args.repeats // args.block)):
         for name, (model, opt) in variants.items():
-            t0 = time.perf_counter()
             model.train_step(opt, x, y)
-            times[name].append(time.perf_counter() - t0)
+            for _ in range(args.block):
+                t0 = time.perf_counter()
+                model.train_step(opt, x, y)
+                times[name].append(time.perf_counter() - t0)
+        torch.mm(a, b, out=mm_out)
+        for _ in range(args.block):
+            t0 = time.perf_counter()
+            torch.mm(a, b, out=mm_out)
+            mm_times.append(time.perf_counter() - t0)
+    gflops_mm_paired = 2 * n_mm**3 / statistics.median(mm_times) / 1e9
 
     # The optimizer update alone (after one backward; its gradients reused every call).
     opt_times: dict[str, list[float]] = {name: [] for name in variants}
@@ -116,17 +147,24 @@ def main() -> None:
     print_load("after training timing")
 
     print()
-    print(f"training step, batch {args.batch}, {args.repeats} steps each (alternating):")
-    fused_name = next(iter(variants))
-    fused_med = statistics.median(times[fused_name])
+    print(f"training step, batch {args.batch}, {len(times[next(iter(times))])} timed steps each in blocks of "
+          f"{args.block}, alternating with a {n_mm}x{n_mm} matmul (median {gflops_mm_paired:.1f} GFLOP/s in the "
+          f"same loop):")
+    ours_name = next(iter(variants))
+    ours_med = statistics.median(times[ours_name])
     for name in variants:
         med = statistics.median(times[name])
         g = train_flops / med / 1e9
-        print(f"  {name:36s} {1e3 * med:8.2f} ms/step  {g:6.1f} GFLOP/s = {100 * g / gflops_mm:4.1f}% of matmul  "
-              f"({fmt_times(times[name], 'ms')}); optimizer.step() alone {1e3 * statistics.median(opt_times[name]):.2f} ms")
+        print(f"  {name:40s} {1e3 * med:8.2f} ms/step  {g:6.1f} GFLOP/s = {100 * g / gflops_mm_paired:4.1f}% of matmul"
+              f"  ({fmt_times(times[name], 'ms')}); optimizer.step() alone "
+              f"{1e3 * statistics.median(opt_times[name]):.2f} ms")
     for name in list(variants)[1:]:
-        print(f"  RATIO {name} / fused: {statistics.median(times[name]) / fused_med:.2f}x per training step, "
-              f"{statistics.median(opt_times[name]) / statistics.median(opt_times[fused_name]):.2f}x per optimizer.step()")
+        print(f"  RATIO {name} / ours: {statistics.median(times[name]) / ours_med:.2f}x per training step, "
+              f"{statistics.median(opt_times[name]) / statistics.median(opt_times[ours_name]):.2f}x per optimizer.step()")
+    g = train_flops / ours_med / 1e9
+    print(f"  OURS: {g:.1f} GFLOP/s = {100 * g / gflops_mm_paired:.1f}% of the matmul measured alongside "
+          f"({gflops_mm_paired:.1f} GFLOP/s), {100 * g / gflops_mm:.1f}% of the one measured before "
+          f"({gflops_mm:.1f} GFLOP/s)")
 
     # --- inference -------------------------------------------------------------------------------
     xs = torch.randint(0, V, (args.score_batch, T), generator=gen)
@@ -136,8 +174,9 @@ def main() -> None:
     g = sflops / med / 1e9
     print()
     print(f"inference score() on {args.score_batch} sequences: {args.score_batch}*{fwd:,} = {sflops / 1e9:.2f} GFLOP; "
-          f"{1e3 * med:.1f} ms ({fmt_times(ts, 'ms')}) -> {g:.1f} GFLOP/s = {100 * g / gflops_mm:.0f}% of matmul")
-    print(f"machine large-matmul fp32: {gflops_mm:.1f} GFLOP/s")
+          f"{1e3 * med:.1f} ms ({fmt_times(ts, 'ms')}) -> {g:.1f} GFLOP/s = {100 * g / gflops_mm_paired:.0f}% of matmul")
+    print(f"machine large-matmul fp32: {gflops_mm:.1f} GFLOP/s before timing, {gflops_mm_paired:.1f} GFLOP/s "
+          f"alongside the training steps")
     print_load("at end")
 
 

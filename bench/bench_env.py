@@ -39,24 +39,29 @@ import gymnasium as gym  # noqa: E402
 import torch  # noqa: E402
 
 import seqgan_env  # noqa: E402,F401  (registers SeqGAN-v0)
-from seqgan_env.discriminator import count_forward_flops  # noqa: E402
+from seqgan_env.discriminator import (  # noqa: E402
+    DiscriminatorConfig,
+    count_completion_flops,
+    count_forward_flops,
+)
 
 
-def step_flops(t: int, B: int, N: int, T: int, lstm: int, out: int, disc: int) -> dict[str, int]:
+def step_flops(t: int, B: int, N: int, T: int, lstm: int, out: int, disc: DiscriminatorConfig) -> dict[str, int]:
     """FLOPs of the reward computation of one vector step that makes the prefixes t tokens long.
 
     t < T: advance the cached rollout state of B prefixes by the new token (B cells + B output
     layers), sample N completions of T-t tokens for each (the first token is drawn from the cached
-    logits, so T-t-1 cells + output layers per completion), score the B*N sequences.
+    logits, so T-t-1 cells + output layers per completion), score the B*N sequences (the windows
+    inside each prefix once: `count_completion_flops`).
     t = T: score the B finished sequences once.
     """
     if t < T:
         return {
             "advance": B * (lstm + out),
             "completions": B * N * (T - t - 1) * (lstm + out),
-            "discriminator": B * N * disc,
+            "discriminator": B * count_completion_flops(disc, t, N),
         }
-    return {"advance": 0, "completions": 0, "discriminator": B * disc}
+    return {"advance": 0, "completions": 0, "discriminator": B * count_forward_flops(disc)}
 
 
 def run_episodes(
@@ -131,10 +136,10 @@ def main() -> None:
     print(f"  output layer per token 2*H*V = 2*{H}*{V} = {out:,}")
     print(f"  discriminator forward per sequence (count_forward_flops) = {dflops:,}")
     print(
-        "  per step t<T: advance B*(cell+out) + completions B*N*(T-t-1)*(cell+out) + disc B*N*fwd;"
-        " step t=T: disc B*fwd"
+        "  per step t<T: advance B*(cell+out) + completions B*N*(T-t-1)*(cell+out) + disc "
+        "B*count_completion_flops(t, N) (each prefix's windows once, the rest N times); step t=T: disc B*fwd"
     )
-    per_t = [step_flops(t, B, N, T, lstm, out, dflops) for t in range(1, T + 1)]
+    per_t = [step_flops(t, B, N, T, lstm, out, disc) for t in range(1, T + 1)]
     flops_t = [sum(f.values()) for f in per_t]
     tot = {key: sum(f[key] for f in per_t) for key in per_t[0]}
     print(

@@ -2,12 +2,16 @@
 
 Ours (`seqgan_env.rewards.q_values`): the rollout policy's state after every prefix is computed once
 (`prefix_states`); for each position t, the N completions of all B prefixes are sampled as one batch
-of B*N rows by inverse-CDF sampling and scored by one discriminator call.
+of B*N rows by inverse-CDF sampling (the first token straight from the B prefixes' distributions) and
+scored by one discriminator call that convolves the windows inside each shared prefix once
+(`Discriminator.score_completions`).
 Baseline (written here, the structure of the reference code's `rollout.get_reward`): for each rollout
 i < N and each position t = 1..T: re-run the rollout policy's LSTM over [start, y_1..y_t] from the zero
 state (teacher forcing), sample y_t+1..y_T one token at a time with `torch.multinomial`, and call the
 discriminator on the B completed sequences; at t = T it scores the given sequences (once per rollout,
-as the reference code does). Under torch.no_grad(), discriminator in eval mode.
+as the reference code does). Under torch.no_grad(), discriminator in eval mode. Both call the same
+discriminator module, so its forward pass (unfolded windows, matrix products) is as fast in both: the
+ratio measures the Monte Carlo structure alone.
 Both run on the same models and the same B sequences (sampled from the rollout policy), alternating,
 so that a change of the machine's load hits both alike.
 
@@ -37,6 +41,7 @@ import torch  # noqa: E402
 from seqgan_env.discriminator import (  # noqa: E402
     Discriminator,
     DiscriminatorConfig,
+    count_completion_flops,
     count_forward_flops,
     paper_filters,
 )
@@ -107,7 +112,9 @@ def main() -> None:
     fwd = count_forward_flops(dc)
     ours_prefix = B * (cell0 + out) + (T - 1) * B * (cell + out)
     ours_compl = sum(B * N * (T - t - 1) * (cell + out) for t in range(1, T))
-    ours_disc = (T - 1) * B * N * fwd + B * fwd
+    # Discriminator in ours (score_completions): windows inside the prefix once per prefix,
+    # the windows reaching into the completion, the highway and the output layer for all B*N rows.
+    ours_disc = sum(B * count_completion_flops(dc, t, N) for t in range(1, T)) + B * fwd
     ours = ours_prefix + ours_compl + ours_disc
     base_lstm = sum(N * B * T * cell for t in range(1, T))  # t+1 prefix cells + T-t-1 completion cells
     base_out = sum(N * B * (T - t) * out for t in range(1, T))  # 1 prefix output + T-t-1 completion
@@ -122,11 +129,15 @@ def main() -> None:
     print(f"  discriminator forward per sequence (count_forward_flops) = {fwd:,}")
     print(f"  ours: prefix states B*(2E*4H+out) + (T-1)*B*(cell+out) = {ours_prefix / 1e9:.3f} GFLOP; completions "
           f"sum_t=1..T-1 B*N*(T-t-1)*(cell+out) = {ours_compl / 1e9:.3f} GFLOP; discriminator "
-          f"((T-1)*B*N + B)*fwd = {ours_disc / 1e9:.2f} GFLOP; total {ours / 1e9:.2f} GFLOP")
+          f"sum_t=1..T-1 B*count_completion_flops(t, N) + B*fwd = {ours_disc / 1e9:.2f} GFLOP (a prefix's windows "
+          f"of width w starting at 0..t-w once, its other windows, highway and output N times; scoring whole "
+          f"sequences would be (T-1)*B*N*fwd + B*fwd = {((T - 1) * B * N * fwd + B * fwd) / 1e9:.2f} GFLOP); "
+          f"total {ours / 1e9:.2f} GFLOP")
     print(f"  baseline: LSTM sum_t=1..T-1 N*B*((t+1) + (T-t-1))*cell = N*B*(T-1)*T*cell = {base_lstm / 1e9:.3f} "
           f"GFLOP; output sum_t N*B*(T-t)*out = {base_out / 1e9:.3f} GFLOP; discriminator N*T*B*fwd = "
           f"{base_disc / 1e9:.2f} GFLOP; total {base / 1e9:.2f} GFLOP ({base / ours:.2f}x ours: prefixes re-read, "
-          f"the first completion token's logits recomputed, D(y) scored once per rollout)")
+          f"the first completion token's logits recomputed, D(y) scored once per rollout, every window of "
+          f"the shared prefix convolved once per rollout)")
 
     # --- warm-up: first calls of each shape (oneDNN primitives, allocator) -------------------------
     with torch.inference_mode():

@@ -2,10 +2,11 @@
 
 A round (SPEC 2.2): the generator step (64 sequences, Monte Carlo rewards with N=16, one policy-gradient
 step), then 5 times {9,984 fresh negatives, 3 epochs of discriminator training over real + negatives}.
-Ours (the project's code: cached prefix states, batched completions, inverse-CDF sampling, fused Adam)
-is timed side by side with the reference code's structure (prefixes re-read, 16 sequential rollouts,
-`torch.multinomial`, one discriminator call per rollout and position, torch's default Adam). The
-discriminator training is timed on `--d-steps` minibatch steps and extrapolated to the round's
+Ours (the project's code: cached prefix states, batched completions, inverse-CDF sampling, convolutions
+as matrix products of unfolded windows, fused Adam) is timed side by side with the reference code's
+structure (prefixes re-read, 16 sequential rollouts, `torch.multinomial`, one discriminator call per
+rollout and position, the discriminator's `nn.Conv1d` layers, torch's default Adam). The discriminator
+training is timed on `--d-steps` minibatch steps of each, alternating, and extrapolated to the round's
 5 x 3 x 312 steps: the output says so.
 
     python bench/bench_round.py --threads 1
@@ -15,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import time
 
 import common  # noqa: F401  (puts the repository on sys.path)
+from bench_discriminator import Conv1dDiscriminator
 from bench_rewards import reference_q
 from common import add_common_args, apply_common_args, matmul_gflops, median_time, print_load, print_machine
 
@@ -49,12 +52,22 @@ def reference_negatives(generator: TokenLSTM, n: int, rng: torch.Generator) -> t
     return torch.cat(out)[:n]
 
 
-def d_step_time(disc: Discriminator, optimizer: torch.optim.Optimizer, steps: int, rng: torch.Generator) -> float:
-    """Median seconds of one discriminator training step on a batch of 64."""
-    V, T = disc.config.vocab_size, disc.config.seq_len
+def d_step_times(
+    variants: list[tuple[Discriminator, torch.optim.Optimizer]], steps: int, rng: torch.Generator
+) -> list[float]:
+    """Median seconds of one discriminator training step on a batch of 64, for each (model, optimizer),
+    the variants alternating step by step so that the machine's load hits all alike."""
+    V, T = variants[0][0].config.vocab_size, variants[0][0].config.seq_len
     x = torch.randint(V, (B, T), generator=rng)
     y = torch.randint(2, (B,), generator=rng)
-    return median_time(lambda: disc.train_step(optimizer, x, y), steps, warmup=2)[0]
+    times: list[list[float]] = [[] for _ in variants]
+    for i in range(steps + 2):
+        for k, (disc, optimizer) in enumerate(variants):
+            t0 = time.perf_counter()
+            disc.train_step(optimizer, x, y)
+            if i >= 2:  # two warm-up steps each
+                times[k].append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
 
 
 def main() -> None:
@@ -90,7 +103,6 @@ def main() -> None:
     ours_gen = time.perf_counter() - t0
     ours_neg, _ = median_time(lambda: generator.sample(N_REAL, rng), 1, warmup=0)
     disc = envs.discriminator
-    ours_d = d_step_time(disc, disc.make_optimizer(), args.d_steps, rng)
 
     # The reference code's structure, on the same models.
     t0 = time.perf_counter()
@@ -98,7 +110,12 @@ def main() -> None:
     agent.update(Episodes(episodes.sequences, q))
     ref_gen = time.perf_counter() - t0
     ref_neg, _ = median_time(lambda: reference_negatives(generator, N_REAL, rng), 1, warmup=0)
-    ref_d = d_step_time(disc, torch.optim.Adam(disc.parameters(), lr=d_config.lr), args.d_steps, rng)
+    ref_disc = Conv1dDiscriminator(d_config)
+    ref_disc.load_state_dict(disc.state_dict())
+    ours_d, ref_d = d_step_times(
+        [(disc, disc.make_optimizer()), (ref_disc, torch.optim.Adam(ref_disc.parameters(), lr=d_config.lr))],
+        args.d_steps, rng,
+    )
     print_load("after timing")
 
     mle = MLETrainer(generator)
@@ -119,6 +136,9 @@ def main() -> None:
     print(f"  {'ROUND':<52} {ours_round:9.1f} {ref_round:10.1f} {ref_round / ours_round:6.2f}x")
     print(f"  discriminator step: ours {1e3 * ours_d:.0f} ms = {train_flops / ours_d / 1e9:.1f} GFLOP/s "
           f"({100 * train_flops / ours_d / 1e9 / peak:.0f}% of matmul), reference {1e3 * ref_d:.0f} ms")  # fmt: skip
+    d_flops = d_steps_round * train_flops
+    print(f"  the round's discriminator training: {d_steps_round} x {train_flops / 1e9:.2f} = {d_flops / 1e12:.1f} TFLOP;"
+          f" at the {peak:.0f} GFLOP/s matmul of this machine it takes {d_flops / peak / 1e9:.0f} s at best")  # fmt: skip
 
     d_pretrain = D_PRETRAIN * (ours_neg + D_EPOCHS * steps_per_epoch * ours_d)
     mle_total = MLE_EPOCHS * math.ceil(N_REAL / B) * mle_step

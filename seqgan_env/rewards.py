@@ -3,15 +3,16 @@
 Q_t = 1/N sum_n D(y_1..y_t + completion_n) for t < T, where each completion is sampled by the rollout
 policy continuing from its state after [start, y_1..y_t]; Q_T = D(y_1..y_T). The rollout policy's
 state for each prefix is cached by the caller (advanced one token per step), so nothing re-reads the
-prefix; the N completions of all B prefixes are sampled as one batch of B*N rows and scored by one
-call of the scorer in inference mode.
+prefix; the N completions of all B prefixes are sampled as one batch of B*N rows (the first token
+straight from the B prefixes' distributions) and scored by one call of the scorer in inference mode,
+which for the discriminator computes the convolution windows inside each shared prefix once.
 """
 
 from __future__ import annotations
 
 import torch
 
-from seqgan_env.discriminator import SequenceScorer
+from seqgan_env.discriminator import PrefixScorer, SequenceScorer
 from seqgan_env.token_lstm import LSTMState, TokenLSTM
 
 
@@ -36,13 +37,14 @@ def monte_carlo_q(
     n_tokens = rollout_policy.config.seq_len - t
     # Row b*N + n is the n-th completion of prefix b, so a plain view(B, N) regroups them
     # (the [N*T, B] reshape-by-view of some ports scrambles exactly this).
-    expand = lambda x: x.repeat_interleave(n_rollouts, dim=0)  # noqa: E731
     completions = rollout_policy.complete(
-        expand(logits), (expand(state[0]), expand(state[1])), n_tokens, generator,
-        eos_id=eos_id, pad_id=pad_id,
+        logits, state, n_tokens, generator, eos_id=eos_id, pad_id=pad_id, n_samples=n_rollouts
     )  # [B*N, T-t]
-    sequences = torch.cat([expand(prefixes), completions], dim=1)  # [B*N, T]
-    return scorer.score(sequences).view(batch, n_rollouts).mean(dim=1)
+    if isinstance(scorer, PrefixScorer):  # convolutions inside the shared prefix computed once
+        scores = scorer.score_completions(prefixes, completions)
+    else:
+        scores = scorer.score(torch.cat([prefixes.repeat_interleave(n_rollouts, dim=0), completions], dim=1))
+    return scores.view(batch, n_rollouts).mean(dim=1)
 
 
 @torch.inference_mode()

@@ -11,17 +11,23 @@ import torch
 
 
 def sample_categorical(
-    logits: torch.Tensor, generator: torch.Generator | None = None, temperature: float = 1.0
+    logits: torch.Tensor,
+    generator: torch.Generator | None = None,
+    temperature: float = 1.0,
+    num_samples: int | None = None,
 ) -> torch.Tensor:
-    """Draw one index per row of `logits` ([B, V]) from softmax(logits / temperature); returns [B] long."""
+    """Draw one index per row of `logits` ([B, V]) from softmax(logits / temperature): [B] long; or
+    `num_samples` independent indices per row: [B, num_samples] (one softmax and cumsum per row)."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
+    if num_samples is not None and num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     if temperature != 1.0:
         logits = logits / temperature
     cdf = torch.softmax(logits.float(), dim=-1).cumsum_(dim=-1)  # [B, V]
-    # One uniform per row, scaled by the row's total so float rounding of the cumsum cannot push the
-    # draw past the last bin; right=True skips zero-probability bins exactly.
-    u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device, dtype=cdf.dtype)
+    # Uniforms scaled by the row's total, so float rounding of the cumsum cannot push a draw past the
+    # last bin; right=True skips zero-probability bins exactly.
+    u = torch.rand(cdf.shape[0], num_samples or 1, generator=generator, device=cdf.device, dtype=cdf.dtype)
     u = u * cdf[:, -1:]
-    index = torch.searchsorted(cdf, u, right=True).squeeze(1)
-    return index.clamp_(max=cdf.shape[1] - 1)
+    index = torch.searchsorted(cdf, u, right=True).clamp_(max=cdf.shape[1] - 1)
+    return index if num_samples is not None else index.squeeze(1)

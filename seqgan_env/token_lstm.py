@@ -132,17 +132,31 @@ class TokenLSTM(nn.Module):
         temperature: float = 1.0,
         eos_id: int | None = None,
         pad_id: int | None = None,
+        n_samples: int = 1,
     ) -> torch.Tensor:
-        """Sample `n_tokens` more tokens for each row, starting from next-token `logits` [B, V] in
-        `state`: [B, n_tokens]. After `eos_id` is drawn a row continues with `pad_id`."""
-        batch = logits.shape[0]
-        out = torch.empty(batch, n_tokens, dtype=torch.long, device=logits.device)
-        ended = torch.zeros(batch, dtype=torch.bool, device=logits.device) if eos_id is not None else None
+        """Sample `n_tokens` more tokens, `n_samples` independent continuations for each row, starting
+        from next-token `logits` [B, V] in `state`: [B*n_samples, n_tokens], row b*n_samples + n the
+        n-th continuation of row b. After `eos_id` is drawn a row continues with `pad_id`.
+
+        The first tokens are drawn from the B rows' distributions directly (`num_samples`), so the
+        logits are never copied n_samples times; the state is.
+        """
+        if n_tokens < 1:
+            return torch.empty(logits.shape[0] * n_samples, 0, dtype=torch.long, device=logits.device)
+        token = sample_categorical(logits, generator, temperature, n_samples).view(-1)  # [B*n_samples]
+        if n_samples > 1:
+            state = (state[0].repeat_interleave(n_samples, dim=0), state[1].repeat_interleave(n_samples, dim=0))
+        out = torch.empty(token.shape[0], n_tokens, dtype=torch.long, device=logits.device)
+        ended = None
         for t in range(n_tokens):
-            token = sample_categorical(logits, generator, temperature)
-            if ended is not None:
-                token = token.masked_fill(ended, pad_id if pad_id is not None else eos_id)
-                ended = ended | (token == eos_id)
+            if t > 0:
+                token = sample_categorical(logits, generator, temperature)
+            if eos_id is not None:
+                if ended is not None:
+                    token = token.masked_fill(ended, pad_id if pad_id is not None else eos_id)
+                    ended = ended | (token == eos_id)
+                else:
+                    ended = token == eos_id
             out[:, t] = token
             if t + 1 < n_tokens:
                 # Ended rows read a harmless id; their later samples are overwritten with padding.

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import PAD, T, V, tiny_discriminator, tiny_discriminator_config
-from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from seqgan_env.discriminator import (
     PAPER_FILTERS,
     Discriminator,
     DiscriminatorConfig,
+    PrefixScorer,
+    count_completion_flops,
     count_forward_flops,
     paper_filters,
 )
@@ -171,23 +174,78 @@ def test_count_forward_flops_by_hand():
     assert count_forward_flops(config) == 152
 
 
-def module_flops(d: Discriminator, seq_len: int) -> int:
-    """2 x the multiply-adds of the weight layers, counted from the modules' real output shapes."""
-    macs = []
-
-    def hook(module, inputs, output):
-        if isinstance(module, nn.Conv1d):
-            macs.append(output.shape[-1] * module.weight.numel())
-        elif isinstance(module, nn.Linear):
-            macs.append(module.weight.numel())
-
-    handles = [m.register_forward_hook(hook) for m in d.modules() if isinstance(m, (nn.Conv1d, nn.Linear))]
-    with torch.no_grad():
+def counted_flops(d: Discriminator, seq_len: int) -> int:
+    """FLOPs of one forward pass on one sequence as torch's own FLOP counter sees the matrix products."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
         d(torch.zeros(1, seq_len, dtype=torch.long))
-    for h in handles:
-        h.remove()
-    return 2 * sum(macs)
+    return counter.get_total_flops()
 
 
 def test_count_forward_flops_matches_the_modules(discriminator):
-    assert count_forward_flops(discriminator.config) == module_flops(discriminator, T)
+    assert count_forward_flops(discriminator.config) == counted_flops(discriminator, T)
+
+
+def conv1d_logits(d: Discriminator, sequences: torch.Tensor) -> torch.Tensor:
+    """The paper's forward pass written plainly with the Conv1d modules: ReLU(conv), max over time,
+    highway, output (eval mode: no dropout)."""
+    x = d.embedding(sequences).transpose(1, 2)  # [B, E, T]
+    h = torch.cat([F.relu(conv(x)).amax(dim=2) for conv in d.convs], dim=1)
+    gate = torch.sigmoid(d.highway_gate(h))
+    h = gate * F.relu(d.highway_transform(h)) + (1 - gate) * h
+    return d.output(h)
+
+
+def test_forward_equals_conv1d_in_values_and_gradients():
+    """The unfolded-window matrix products compute the Conv1d layers: same logits, same gradients."""
+    d = tiny_discriminator(3).eval()
+    seqs = random_sequences(32, seed=5, high=V + 1)  # padding included
+    labels = torch.arange(32) % 2
+    ours = d(seqs)
+    reference = conv1d_logits(d, seqs)
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-6)
+    grads = torch.autograd.grad(F.cross_entropy(ours, labels), list(d.parameters()))
+    expected = torch.autograd.grad(F.cross_entropy(reference, labels), list(d.parameters()))
+    for (name, _), g, e in zip(d.named_parameters(), grads, expected):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-6, msg=name)
+    assert all(g.abs().sum() > 0 for g in grads)  # every parameter really gets a gradient
+
+
+def long_discriminator(seed: int = 0) -> Discriminator:
+    """T 8 with filters from width 1 to the whole sequence, so windows lie inside prefixes of every length."""
+    config = DiscriminatorConfig(V, 8, embed_dim=6, filters=((1, 4), (2, 5), (3, 3), (5, 2), (8, 2)))
+    return Discriminator(config, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("t", range(1, 8))
+def test_score_completions_equals_score_of_the_concatenations(t):
+    d = long_discriminator()
+    assert isinstance(d, PrefixScorer)
+    B, N = 5, 3
+    g = torch.Generator().manual_seed(t)
+    prefixes = torch.randint(0, V, (B, t), generator=g)
+    completions = torch.randint(0, V + 1, (B * N, 8 - t), generator=g)  # padding ids included
+    full = torch.cat([prefixes.repeat_interleave(N, dim=0), completions], dim=1)
+    d.train()  # score_completions runs in eval mode and restores the flag, as score does
+    torch.testing.assert_close(d.score_completions(prefixes, completions), d.score(full), rtol=1e-5, atol=1e-6)
+    assert d.training
+
+
+def test_score_completions_rejects_mismatched_shapes():
+    d = long_discriminator()
+    prefixes = torch.zeros(2, 3, dtype=torch.long)
+    with pytest.raises(ValueError, match="do not complete"):
+        d.score_completions(prefixes, torch.zeros(5, 5, dtype=torch.long))  # 5 rows for 2 prefixes
+    with pytest.raises(ValueError, match="do not complete"):
+        d.score_completions(prefixes, torch.zeros(4, 4, dtype=torch.long))  # 3 + 4 != T = 8
+
+
+@pytest.mark.parametrize("t", [1, 3, 6, 7])
+def test_count_completion_flops_matches_torchs_counter(t):
+    d = long_discriminator()
+    prefixes = torch.zeros(2, t, dtype=torch.long)
+    completions = torch.zeros(2 * 3, 8 - t, dtype=torch.long)
+    with FlopCounterMode(display=False) as counter:
+        d.score_completions(prefixes, completions)
+    assert count_completion_flops(d.config, t, 3) * 2 == counter.get_total_flops()
+    # Fewer FLOPs than scoring the 2*3 whole sequences, the more so the longer the prefix.
+    assert count_completion_flops(d.config, t, 3) < 3 * count_forward_flops(d.config)

@@ -6,23 +6,12 @@ import math
 
 import pytest
 import torch
+from conftest import CHI2_CRITICAL_1E4, chi2_critical_1e4, chi_square
 
 from seqgan_env.sampling import sample_categorical
 
 N_DRAWS = 200_000
-# Upper 1e-4 quantiles of the chi-square distribution by degrees of freedom (scipy.stats.chi2.isf(1e-4, df)).
-CHI2_CRITICAL_1E4 = {1: 15.14, 2: 18.42, 3: 21.11, 4: 23.51, 5: 25.74, 6: 27.86, 7: 29.88}
-
 LOGITS = torch.tensor([0.3, -1.2, 2.0, 0.0, 1.1, -0.4, 0.7, -2.5])  # V = 8, all probabilities > 0
-
-
-def chi_square(counts: torch.Tensor, probs: torch.Tensor) -> tuple[float, int]:
-    """Pearson's statistic over the categories of non-zero probability, and its degrees of freedom."""
-    support = probs > 0
-    n = counts.sum().item()
-    expected = probs[support].double() * n
-    stat = ((counts[support].double() - expected) ** 2 / expected).sum().item()
-    return stat, int(support.sum()) - 1
 
 
 def draw_counts(logits: torch.Tensor, temperature: float = 1.0, seed: int = 0, n: int = N_DRAWS):
@@ -106,3 +95,24 @@ def test_seeded_reproducibility():
 def test_nonpositive_temperature_raises(temperature):
     with pytest.raises(ValueError, match="temperature"):
         sample_categorical(LOGITS.unsqueeze(0), temperature=temperature)
+
+
+def test_num_samples_draws_independent_samples_per_row():
+    """[B, N] draws: each row's N samples follow its own softmax, and the N columns are independent."""
+    other = LOGITS.flip(0)
+    n_rows = N_DRAWS // 4
+    logits = torch.stack([LOGITS, other]).repeat(n_rows // 2, 1)  # [n_rows, 8], rows alternate
+    draws = sample_categorical(logits, torch.Generator().manual_seed(9), num_samples=4)
+    assert draws.shape == (n_rows, 4) and draws.dtype == torch.long
+    assert_fits(torch.bincount(draws[0::2].flatten(), minlength=8), torch.softmax(LOGITS, -1))
+    assert_fits(torch.bincount(draws[1::2].flatten(), minlength=8), torch.softmax(other, -1))
+    # Pairs (column 0, column 1) of one row: the joint distribution is the product of the marginals.
+    p = torch.softmax(LOGITS, -1)
+    pairs = torch.bincount(draws[0::2, 0] * 8 + draws[0::2, 1], minlength=64)
+    stat, df = chi_square(pairs, torch.outer(p, p).flatten())
+    assert df == 63 and stat < chi2_critical_1e4(df), f"pairs not independent: chi-square {stat:.1f}"
+
+
+def test_num_samples_must_be_positive():
+    with pytest.raises(ValueError, match="num_samples"):
+        sample_categorical(LOGITS.unsqueeze(0), num_samples=0)

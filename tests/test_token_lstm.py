@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import PAD, T, V, tiny_lstm
+from conftest import PAD, T, V, chi2_critical_1e4, chi_square, tiny_lstm
 
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
@@ -233,3 +233,44 @@ def test_config_round_trip_and_seeded_init():
             assert (pa == 0).all()  # the reference LSTM has one bias per gate
         else:
             assert not torch.equal(pa, pc), name
+
+
+def test_complete_n_samples_continues_each_row_from_its_own_state():
+    """complete(n_samples=N) [B*N, k]: rows b*N .. b*N+N-1 are independent continuations of row b,
+    drawn from the exact joint distribution of the next two tokens in row b's state."""
+    model = tiny_lstm(init_std=1.0)
+    n = 40_000
+    with torch.no_grad():
+        logits, state = model.start(2)
+        logits, state = model.step(torch.tensor([1, 5]), state)  # two different prefixes: [1] and [5]
+        out = model.complete(logits, state, 2, torch.Generator().manual_seed(0), n_samples=n)
+        assert out.shape == (2 * n, 2)
+        counts = [torch.bincount(rows[:, 0] * V + rows[:, 1], minlength=V * V) for rows in out.split(n)]
+        for b in range(2):
+            stat, df = chi_square(counts[b], joint_of(model, logits, state, b))
+            assert stat < chi2_critical_1e4(df), f"prefix {b}: chi-square {stat:.1f} with {df} dof"
+        # ... and the check has power: prefix 1's continuations do not fit prefix 0's distribution.
+        stat, df = chi_square(counts[1], joint_of(model, logits, state, 0))
+        assert stat > 10 * chi2_critical_1e4(df)
+
+
+def joint_of(model: TokenLSTM, logits: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], b: int) -> torch.Tensor:
+    """P(y1, y2) of row b's next two tokens given its next-token `logits` and `state`: [V*V]."""
+    p1 = torch.softmax(logits[b], -1)
+    row_state = (state[0][b : b + 1].expand(V, -1), state[1][b : b + 1].expand(V, -1))
+    return (p1[:, None] * torch.softmax(model.step(torch.arange(V), row_state)[0], -1)).flatten()
+
+
+def test_complete_n_samples_stops_at_eos():
+    eos = 3
+    model = eos_model(eos)
+    with torch.no_grad():
+        logits, state = model.start(3)
+        out = model.complete(logits, state, T, torch.Generator().manual_seed(1), eos_id=eos, pad_id=PAD, n_samples=50)
+    assert out.shape == (150, T)
+    ended = 0
+    for row in out.tolist():
+        k = row.index(eos) if eos in row else T - 1
+        assert row[k + 1 :] == [PAD] * (T - k - 1) and PAD not in row[: k + 1], row
+        ended += row[0] == eos
+    assert 0 < ended < 150  # the first token (drawn from the B rows directly) ends rows too

@@ -1,0 +1,62 @@
+"""The benchmarks run end to end at tiny sizes and their built-in checks pass (ours computes what the
+baseline computes). Timings at these sizes mean nothing; the paper-size figures come from the commands
+in the README."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+TINY = ["--threads", "1", "--matmul-size", "128", "--matmul-repeats", "2"]
+
+
+def run_bench(script: str, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / script), *args, *TINY], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, f"{script} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+def test_bench_rewards_ours_and_the_reference_estimate_the_same_q():
+    out = run_bench(
+        "bench_rewards.py", "--repeats", "2", "--batch", "6", "--vocab-size", "40", "--seq-len", "8",
+        "--n-rollouts", "6",
+    )  # fmt: skip
+    assert "CONSISTENT: both estimate the same Q" in out, out[-3000:]
+    assert re.search(r"SPEED-UP baseline / ours: [0-9.]+x", out)
+
+
+def test_bench_discriminator_prints_every_variant_against_the_matmul():
+    out = run_bench(
+        "bench_discriminator.py", "--repeats", "2", "--block", "1", "--batch", "8", "--vocab-size", "40",
+        "--seq-len", "8", "--score-batch", "16", "--score-repeats", "2", "--warmup", "1",
+    )  # fmt: skip
+    for variant in ("ours: unfolded windows", "nn.Conv1d layers", "Adam() defaults", "Adam(foreach=True)"):
+        assert re.search(re.escape(variant) + r".* ms/step .*% of matmul", out), variant
+    assert re.search(r"OURS: [0-9.]+ GFLOP/s = [0-9.]+% of the matmul measured alongside", out)
+
+
+def test_bench_env_final_rewards_of_native_and_sync_agree():
+    out = run_bench(
+        "bench_env.py", "--num-envs", "3", "--vocab-size", "40", "--seq-len", "6", "--n-rollouts", "3",
+        "--episodes", "1",
+    )  # fmt: skip
+    diff = re.search(r"final reward D\(y\) native vs sync, max \|difference\| ([0-9.e+-]+)", out)
+    assert diff is not None, out[-3000:]
+    assert float(diff.group(1)) < 1e-5
+
+
+def test_bench_sb3_adapter_and_dummy_vec_env_agree():
+    pytest.importorskip("stable_baselines3")
+    out = run_bench(
+        "bench_sb3.py", "--num-envs", "3", "--vocab-size", "40", "--seq-len", "6", "--n-rollouts", "2",
+    )  # fmt: skip
+    diff = re.search(r"adapter vs dummy, max \|difference\| ([0-9.e+-]+)", out)
+    assert diff is not None, out[-3000:]
+    assert float(diff.group(1)) < 1e-5
