@@ -25,6 +25,7 @@ import time
 
 import common  # noqa: F401  (puts the repository on sys.path)
 from common import (  # noqa: E402
+    Conv1dDiscriminator,
     add_common_args,
     apply_common_args,
     fmt_times,
@@ -42,14 +43,6 @@ from seqgan_env.discriminator import (  # noqa: E402
     count_forward_flops,
     paper_filters,
 )
-
-
-class Conv1dDiscriminator(Discriminator):
-    """The same model computing each convolution with its `nn.Conv1d` layer (the oneDNN kernels)."""
-
-    @staticmethod
-    def _windows(x: torch.Tensor, conv: torch.nn.Conv1d) -> torch.Tensor:
-        return conv(x.transpose(1, 2)).transpose(1, 2)  # [B, T-w+1, n], as Discriminator._windows
 
 
 def main() -> None:

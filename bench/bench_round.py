@@ -20,9 +20,8 @@ import statistics
 import time
 
 import common  # noqa: F401  (puts the repository on sys.path)
-from bench_discriminator import Conv1dDiscriminator
 from bench_rewards import reference_q
-from common import add_common_args, apply_common_args, matmul_gflops, median_time, print_load, print_machine
+from common import add_common_args, plain_copy, apply_common_args, matmul_gflops, median_time, print_load, print_machine
 
 import torch  # noqa: E402
 
@@ -106,12 +105,11 @@ def main() -> None:
 
     # The reference code's structure, on the same models.
     t0 = time.perf_counter()
-    q, _ = reference_q(generator, disc, episodes.sequences, N, rng)
+    ref_disc = plain_copy(disc)
+    q, _ = reference_q(generator, ref_disc, episodes.sequences, N, rng)
     agent.update(Episodes(episodes.sequences, q))
     ref_gen = time.perf_counter() - t0
     ref_neg, _ = median_time(lambda: reference_negatives(generator, N_REAL, rng), 1, warmup=0)
-    ref_disc = Conv1dDiscriminator(d_config)
-    ref_disc.load_state_dict(disc.state_dict())
     ours_d, ref_d = d_step_times(
         [(disc, disc.make_optimizer()), (ref_disc, torch.optim.Adam(ref_disc.parameters(), lr=d_config.lr))],
         args.d_steps, rng,

@@ -26,6 +26,25 @@ if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
 
+from seqgan_env.discriminator import Discriminator  # noqa: E402
+
+
+class Conv1dDiscriminator(Discriminator):
+    """The same model computing each convolution with its `nn.Conv1d` layer (oneDNN's kernels): the
+    plain PyTorch form of the reference code's convolutions, the baselines' discriminator."""
+
+    @staticmethod
+    def _windows(x: torch.Tensor, conv: torch.nn.Conv1d) -> torch.Tensor:
+        return conv(x.transpose(1, 2)).transpose(1, 2)  # [B, T-w+1, n], as Discriminator._windows
+
+
+def plain_copy(disc: Discriminator) -> Conv1dDiscriminator:
+    """A `Conv1dDiscriminator` with the weights and mode of `disc`."""
+    plain = Conv1dDiscriminator(disc.config)
+    plain.load_state_dict(disc.state_dict())
+    return plain.train(disc.training)
+
+
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo (or the platform's description elsewhere)."""
     try:
