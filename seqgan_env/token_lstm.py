@@ -147,16 +147,13 @@ class TokenLSTM(nn.Module):
         if n_samples > 1:
             state = (state[0].repeat_interleave(n_samples, dim=0), state[1].repeat_interleave(n_samples, dim=0))
         out = torch.empty(token.shape[0], n_tokens, dtype=torch.long, device=logits.device)
-        ended = None
+        ended = torch.zeros_like(token, dtype=torch.bool) if eos_id is not None else None
         for t in range(n_tokens):
             if t > 0:
                 token = sample_categorical(logits, generator, temperature)
-            if eos_id is not None:
-                if ended is not None:
-                    token = token.masked_fill(ended, pad_id if pad_id is not None else eos_id)
-                    ended = ended | (token == eos_id)
-                else:
-                    ended = token == eos_id
+            if ended is not None:
+                token = token.masked_fill(ended, pad_id if pad_id is not None else eos_id)
+                ended = ended | (token == eos_id)
             out[:, t] = token
             if t + 1 < n_tokens:
                 # Ended rows read a harmless id; their later samples are overwritten with padding.

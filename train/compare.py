@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         seqgan = RunFolder(Path(args.out) / f"{name}_seqgan")
     else:
         seqgan = RunFolder(args.seqgan_run)
-        name = seqgan.path.name
+        # The controls of a run this script made (NAME_seqgan) are NAME_constant and NAME_mle.
+        name = seqgan.path.name.removesuffix("_seqgan")
     config = seqgan.saved_config()
     rows = trajectory(seqgan, "SeqGAN")
 
@@ -118,7 +119,7 @@ def write_outputs(rows: list[dict[str, Any]], folder: Path, config: dict[str, An
         finals[key] = r
     lines = ["| method | rounds | temperature | NLL-oracle | NLL-test |", "|---|---|---|---|---|"]
     for r in finals.values():
-        lines.append(f"| {r['method']} | {r['rounds']} | {r['temperature']:.2f} | "
+        lines.append(f"| {r['method']} | {r['rounds']} | {r['temperature']:.3f} | "
                      f"{r['nll_oracle']:.3f} ± {r['nll_oracle_se']:.3f} | {r['nll_test']:.3f} ± {r['nll_test_se']:.3f} |")
     table = "\n".join(lines)
     (folder / "comparison.md").write_text(table + "\n")
