@@ -71,7 +71,9 @@ class SeqGANEnv(SeqGANModels, gym.Env[np.ndarray, int]):
       `eos_id` from its vocabulary (unless they are given).
     - `rollout_policy`, `discriminator`: live models to use instead (not for registered kwargs).
     - `scorer`: another sequence score (an object with `score(sequences) -> [B]` in [0, 1]) to use in
-      place of the discriminator in the rewards, e.g. BLEU against the training set (PG-BLEU).
+      place of the discriminator in the rewards, e.g. BLEU against the training set (PG-BLEU). One
+      that also has `score_completions(prefixes, completions)` (`PrefixScorer`) gets the Monte Carlo
+      completions with their shared prefixes, as the discriminator does.
     - `vocabulary`: token strings for the `"ansi"` render; `device`: where the models run;
       `render_mode`: None or `"ansi"` (the prefix as text).
 
