@@ -20,19 +20,22 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import statistics
-import time
 
 import common  # noqa: F401  (puts the repository on sys.path)
 from common import (  # noqa: E402
-    Conv1dDiscriminator,
     add_common_args,
+    add_size_args,
+    alternating_times,
     apply_common_args,
     fmt_times,
     matmul_gflops,
     median_time,
+    plain_copy,
     print_load,
     print_machine,
+    reference_matmul,
 )
 
 import torch  # noqa: E402
@@ -51,8 +54,7 @@ def main() -> None:
     )
     p.add_argument("--batch", type=int, default=64, help="training minibatch")
     p.add_argument("--score-batch", type=int, default=1024, help="sequences scored in one inference call")
-    p.add_argument("--vocab-size", type=int, default=5000, help="V")
-    p.add_argument("--seq-len", type=int, default=20, help="T (the paper filters that fit T are used)")
+    add_size_args(p, n_rollouts=False)
     p.add_argument("--repeats", type=int, default=30, help="timed training steps of each variant")
     p.add_argument("--block", type=int, default=5, help="consecutive steps of one variant before the next")
     p.add_argument("--score-repeats", type=int, default=10, help="timed inference calls")
@@ -88,8 +90,7 @@ def main() -> None:
     variants = {}
     m = copy.deepcopy(disc)
     variants["ours: unfolded windows, Adam fused=True"] = (m, m.make_optimizer())
-    m = Conv1dDiscriminator(config)
-    m.load_state_dict(disc.state_dict())
+    m = plain_copy(disc)
     variants["nn.Conv1d layers, Adam fused=True"] = (m, m.make_optimizer())
     m = copy.deepcopy(disc)
     opt = torch.optim.Adam(m.parameters(), lr=config.lr)
@@ -103,40 +104,21 @@ def main() -> None:
         for _ in range(args.warmup):
             model.train_step(opt, x, y)
     n_mm = args.matmul_size
-    a = torch.randn(n_mm, n_mm, generator=gen)
-    b = torch.randn(n_mm, n_mm, generator=gen)
-    mm_out = torch.empty(n_mm, n_mm)
+    steps = {name: functools.partial(model.train_step, opt, x, y) for name, (model, opt) in variants.items()}
     print_load("before timing")
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    mm_times: list[float] = []
     # Alternate the variants and the reference matmul in blocks of `--block` steps; the first step of
     # a block re-warms the caches after the other variants ran (a training run steps one model over
     # and over) and is not timed.
-    for _ in range(-(-args.repeats // args.block)):
-        for name, (model, opt) in variants.items():
-            model.train_step(opt, x, y)
-            for _ in range(args.block):
-                t0 = time.perf_counter()
-                model.train_step(opt, x, y)
-                times[name].append(time.perf_counter() - t0)
-        torch.mm(a, b, out=mm_out)
-        for _ in range(args.block):
-            t0 = time.perf_counter()
-            torch.mm(a, b, out=mm_out)
-            mm_times.append(time.perf_counter() - t0)
-    gflops_mm_paired = 2 * n_mm**3 / statistics.median(mm_times) / 1e9
+    times = alternating_times({**steps, "matmul": reference_matmul(n_mm)}, -(-args.repeats // args.block),
+                              args.block, rewarm=1)  # fmt: skip
+    gflops_mm_paired = 2 * n_mm**3 / statistics.median(times.pop("matmul")) / 1e9
 
     # The optimizer update alone (after one backward; its gradients reused every call).
-    opt_times: dict[str, list[float]] = {name: [] for name in variants}
     for model, opt in variants.values():
         opt.zero_grad(set_to_none=True)
         model.train()
         model.loss(x, y).backward()
-    for _ in range(args.repeats):
-        for name, (model, opt) in variants.items():
-            t0 = time.perf_counter()
-            opt.step()
-            opt_times[name].append(time.perf_counter() - t0)
+    opt_times = alternating_times({name: opt.step for name, (_, opt) in variants.items()}, args.repeats)
     print_load("after training timing")
 
     print()

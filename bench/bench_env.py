@@ -28,6 +28,7 @@ import numpy as np
 import common  # noqa: F401  (puts the repository on sys.path)
 from common import (  # noqa: E402
     add_common_args,
+    add_size_args,
     apply_common_args,
     load_average,
     matmul_gflops,
@@ -93,9 +94,7 @@ def main() -> None:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     p.add_argument("--num-envs", type=int, default=64, help="B: envs in each vector env")
-    p.add_argument("--vocab-size", type=int, default=5000, help="V")
-    p.add_argument("--seq-len", type=int, default=20, help="T (the paper filters that fit T are used)")
-    p.add_argument("--n-rollouts", type=int, default=16, help="N: Monte Carlo completions per prefix")
+    add_size_args(p)
     p.add_argument("--episodes", type=int, default=3, help="timed native episodes (median reported)")
     p.add_argument("--sync-episodes", type=int, default=1, help="timed sync episodes (0: skip sync)")
     p.add_argument(

@@ -29,10 +29,11 @@ import time
 import common  # noqa: F401  (puts the repository on sys.path)
 from common import (  # noqa: E402
     add_common_args,
-    plain_copy,
+    add_size_args,
     apply_common_args,
     load_average,
     matmul_gflops,
+    plain_copy,
     print_load,
     print_machine,
 )
@@ -85,9 +86,7 @@ def main() -> None:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     p.add_argument("--batch", type=int, default=64, help="B: sequences")
-    p.add_argument("--vocab-size", type=int, default=5000, help="V")
-    p.add_argument("--seq-len", type=int, default=20, help="T (the paper filters that fit T are used)")
-    p.add_argument("--n-rollouts", type=int, default=16, help="N: Monte Carlo completions per prefix")
+    add_size_args(p)
     p.add_argument("--repeats", type=int, default=3, help="timed calls of each (median reported)")
     add_common_args(p)
     p.add_argument("--seed", type=int, default=0)

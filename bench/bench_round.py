@@ -15,13 +15,23 @@ training is timed on `--d-steps` minibatch steps of each, alternating, and extra
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import statistics
 import time
 
 import common  # noqa: F401  (puts the repository on sys.path)
 from bench_rewards import reference_q
-from common import add_common_args, plain_copy, apply_common_args, matmul_gflops, median_time, print_load, print_machine
+from common import (
+    add_common_args,
+    alternating_times,
+    apply_common_args,
+    matmul_gflops,
+    median_time,
+    plain_copy,
+    print_load,
+    print_machine,
+)
 
 import torch  # noqa: E402
 
@@ -59,14 +69,9 @@ def d_step_times(
     V, T = variants[0][0].config.vocab_size, variants[0][0].config.seq_len
     x = torch.randint(V, (B, T), generator=rng)
     y = torch.randint(2, (B,), generator=rng)
-    times: list[list[float]] = [[] for _ in variants]
-    for i in range(steps + 2):
-        for k, (disc, optimizer) in enumerate(variants):
-            t0 = time.perf_counter()
-            disc.train_step(optimizer, x, y)
-            if i >= 2:  # two warm-up steps each
-                times[k].append(time.perf_counter() - t0)
-    return [statistics.median(t) for t in times]
+    fns = {k: functools.partial(disc.train_step, optimizer, x, y) for k, (disc, optimizer) in enumerate(variants)}
+    alternating_times(fns, turns=2)  # two warm-up steps each
+    return [statistics.median(t) for t in alternating_times(fns, turns=steps).values()]
 
 
 def main() -> None:

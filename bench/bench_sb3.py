@@ -28,7 +28,7 @@ from collections.abc import Callable
 import numpy as np
 
 import common  # noqa: F401  (puts the repository on sys.path)
-from common import add_common_args, apply_common_args, load_average, print_load, print_machine  # noqa: E402
+from common import add_common_args, add_size_args, apply_common_args, load_average, print_load, print_machine  # noqa: E402
 
 import gymnasium as gym  # noqa: E402
 from stable_baselines3.common.vec_env import DummyVecEnv  # noqa: E402
@@ -61,9 +61,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
     p.add_argument("--num-envs", type=int, default=64, help="B: envs in each VecEnv")
-    p.add_argument("--vocab-size", type=int, default=5000, help="V")
-    p.add_argument("--seq-len", type=int, default=20, help="T (the paper's filters that fit T)")
-    p.add_argument("--n-rollouts", type=int, default=16, help="N: Monte Carlo completions per prefix")
+    add_size_args(p)
     p.add_argument("--reward-mode", default="mc", help="mc, shaped or terminal")
     p.add_argument("--episodes", type=int, default=2, help="timed episodes of the adapter and the bare env")
     p.add_argument("--dummy-episodes", type=int, default=1, help="timed episodes of the DummyVecEnv")

@@ -105,14 +105,38 @@ def median_time(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> tup
     return statistics.median(times), times
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 5, warmup: int = 1, verbose: bool = True) -> float:
-    """The machine's large fp32 `torch.mm` throughput: GFLOP/s of an n x n by n x n product
-    (2 n^3 FLOPs: 2 per multiply-add), median over `repeats` calls."""
+def alternating_times(
+    fns: dict[str, Callable[[], Any]], turns: int, block: int = 1, rewarm: int = 0
+) -> dict[str, list[float]]:
+    """Wall-clock seconds of each timed call of each function in `fns`, run in turns: in every turn
+    each function runs `rewarm` untimed calls (its caches, after the others ran) and then `block`
+    timed ones. Alternating puts a change of the machine's load on all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(turns):
+        for name, fn in fns.items():
+            for _ in range(rewarm):
+                fn()
+            for _ in range(block):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def reference_matmul(n: int) -> Callable[[], torch.Tensor]:
+    """One fp32 `torch.mm` of two seeded n x n matrices (2 n^3 FLOPs: 2 per multiply-add), the
+    machine's reference throughput."""
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(n, n, generator=gen)
     b = torch.randn(n, n, generator=gen)
     out = torch.empty(n, n)
-    median, times = median_time(lambda: torch.mm(a, b, out=out), repeats, warmup)
+    return lambda: torch.mm(a, b, out=out)
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5, warmup: int = 1, verbose: bool = True) -> float:
+    """The machine's large fp32 `torch.mm` throughput: GFLOP/s of `reference_matmul(n)`, median over
+    `repeats` calls."""
+    median, times = median_time(reference_matmul(n), repeats, warmup)
     flops = 2 * n**3
     gflops = flops / median / 1e9
     if verbose:
@@ -130,6 +154,14 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
                         help="torch intra-op threads (default: torch's choice, one per core)")
     parser.add_argument("--matmul-size", type=int, default=2048, help="n of the reference n x n matmul")
     parser.add_argument("--matmul-repeats", type=int, default=5, help="timed reference matmuls (median)")
+
+
+def add_size_args(parser: argparse.ArgumentParser, n_rollouts: bool = True) -> None:
+    """The paper sizes as options: V, T (the paper's filters that fit T are used) and N."""
+    parser.add_argument("--vocab-size", type=int, default=5000, help="V")
+    parser.add_argument("--seq-len", type=int, default=20, help="T (the paper filters that fit T are used)")
+    if n_rollouts:
+        parser.add_argument("--n-rollouts", type=int, default=16, help="N: Monte Carlo completions per prefix")
 
 
 def apply_common_args(args: argparse.Namespace) -> None:

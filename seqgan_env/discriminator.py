@@ -6,7 +6,8 @@ environment only reads it through `score`, the probability that a sequence is re
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -190,11 +191,8 @@ class Discriminator(nn.Module):
     @torch.inference_mode()
     def score(self, sequences: torch.Tensor) -> torch.Tensor:
         """P(real) of each of `sequences` [B, T], in eval mode (no dropout): [B]."""
-        was_training = self.training
-        self.eval()
-        probs = torch.softmax(self.forward(sequences), dim=-1)[:, 1]
-        self.train(was_training)
-        return probs
+        with self._eval_mode():
+            return torch.softmax(self.forward(sequences), dim=-1)[:, 1]
 
     @torch.inference_mode()
     def score_completions(self, prefixes: torch.Tensor, completions: torch.Tensor) -> torch.Tensor:
@@ -213,8 +211,6 @@ class Discriminator(nn.Module):
                 f"completions {tuple(completions.shape)} do not complete prefixes {tuple(prefixes.shape)} "
                 f"to length {self.config.seq_len} with the same number of rows per prefix"
             )
-        was_training = self.training
-        self.eval()
         x_prefix = self.embedding(prefixes)  # [B, t, E]
         widest = max(w for w, _ in self.config.filters)
         keep = min(t, widest - 1)  # prefix positions a window reaching into the completion can cover
@@ -228,9 +224,18 @@ class Discriminator(nn.Module):
                 inside = self._windows(x_prefix, conv).amax(dim=1).repeat_interleave(n_rollouts, dim=0)
                 reaching = torch.maximum(reaching, inside)
             pooled.append(reaching)
-        probs = torch.softmax(self._head(pooled), dim=-1)[:, 1]
-        self.train(was_training)
-        return probs
+        with self._eval_mode():  # dropout off; the convolutions above have none
+            return torch.softmax(self._head(pooled), dim=-1)[:, 1]
+
+    @contextmanager
+    def _eval_mode(self) -> Iterator[None]:
+        """Eval mode (no dropout) inside the block; the caller's mode restored after it."""
+        was_training = self.training
+        self.eval()
+        try:
+            yield
+        finally:
+            self.train(was_training)
 
     @property
     def device(self) -> torch.device:
