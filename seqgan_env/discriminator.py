@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqgan_env.devices import generator_device
+
 # (width, number of filters) of the paper's 12 parallel convolutions: 1720 features in all.
 PAPER_FILTERS: tuple[tuple[int, int], ...] = (
     (1, 100), (2, 200), (3, 200), (4, 200), (5, 200), (6, 100),
@@ -104,21 +106,33 @@ class Discriminator(nn.Module):
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """The reference code's initialisation: uniform(-1, 1) embeddings, truncated N(0, 0.1^2)
-        convolution and output weights with biases 0.1, uniform(+-1/sqrt(d)) highway layers, and a
-        highway gate biased by -2 (carry the input through at first)."""
-        g = generator
+        """The reference code's initialisation (SPEC 2.2): uniform(-1, 1) embeddings; truncated
+        N(0, 0.1^2) convolution and output weights with biases 0.1; the highway's transform and gate
+        as TF's default Glorot uniform (limit sqrt(6 / (fan_in + fan_out)) for the [d, d] matrices,
+        sqrt(3 / d) for the [d] biases, whose fans are both d); no offset on the gate's bias (the
+        reference calls `highway(x, size, 1, 0)`, overriding the -2.0 default). Draws are made on the
+        CPU (`generator` is a CPU generator) and copied in, so a seed gives the same model anywhere."""
         with torch.no_grad():
-            nn.init.uniform_(self.embedding.weight, -1.0, 1.0, generator=g)
-            self.embedding.weight[self.pad_id].zero_()
-            for layer in [*self.convs, self.output]:
-                nn.init.trunc_normal_(layer.weight, std=0.1, a=-0.2, b=0.2, generator=g)
-                nn.init.constant_(layer.bias, 0.1)
-            bound = self.config.n_features**-0.5
-            for layer in (self.highway_transform, self.highway_gate):
-                nn.init.uniform_(layer.weight, -bound, bound, generator=g)
-                nn.init.uniform_(layer.bias, -bound, bound, generator=g)
-            self.highway_gate.bias.sub_(2.0)
+            for param, value in self._initial_values(generator).items():
+                param.copy_(value)
+
+    def _initial_values(self, g: torch.Generator | None) -> dict[nn.Parameter, torch.Tensor]:
+        """Each parameter's initial value, drawn on the CPU in a fixed order."""
+        values: dict[nn.Parameter, torch.Tensor] = {}
+        embedding = torch.empty(self.embedding.weight.shape).uniform_(-1.0, 1.0, generator=g)
+        embedding[self.pad_id] = 0.0  # the padding id embeds to zeros
+        values[self.embedding.weight] = embedding
+        for layer in [*self.convs, self.output]:
+            values[layer.weight] = nn.init.trunc_normal_(
+                torch.empty(layer.weight.shape), std=0.1, a=-0.2, b=0.2, generator=g
+            )
+            values[layer.bias] = torch.full(layer.bias.shape, 0.1)
+        d = self.config.n_features
+        for layer in (self.highway_transform, self.highway_gate):
+            w_limit, b_limit = (6.0 / (2 * d)) ** 0.5, (3.0 / d) ** 0.5
+            values[layer.weight] = torch.empty(d, d).uniform_(-w_limit, w_limit, generator=g)
+            values[layer.bias] = torch.empty(d).uniform_(-b_limit, b_limit, generator=g)
+        return values
 
     def forward(self, sequences: torch.Tensor) -> torch.Tensor:
         """Class logits [B, 2] of `sequences` [B, T]."""
@@ -182,7 +196,8 @@ class Discriminator(nn.Module):
         labels = torch.cat([torch.ones(len(real)), torch.zeros(len(fake))]).long().to(self.device)
         losses = []
         for _ in range(epochs):
-            order = torch.randperm(len(sequences), generator=generator).to(self.device)
+            order = torch.randperm(len(sequences), generator=generator, device=generator_device(generator))
+            order = order.to(self.device)
             for batch in _chunks(order, batch_size):
                 losses.append(self.train_step(optimizer, sequences[batch], labels[batch]))
         self.eval()

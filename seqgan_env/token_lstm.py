@@ -53,17 +53,25 @@ class TokenLSTM(nn.Module):
         self.embedding = nn.Embedding(config.vocab_size, config.embed_dim)
         self.lstm = nn.LSTM(config.embed_dim, config.hidden_dim, batch_first=True)
         self.output = nn.Linear(config.hidden_dim, config.vocab_size)
+        # The reference LSTM has one bias per gate: torch's second bias stays zero and out of training
+        # (trained, it would get exactly bias_ih's gradient, move at twice the rate under Adam and count
+        # twice in the clip-5 norm).
+        self.lstm.bias_hh_l0.requires_grad_(False)
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Every parameter ~ N(0, init_std^2), as the reference code; the recurrent bias is zero because
-        the reference LSTM has a single bias per gate (`bias_ih` plays that role)."""
+        """Every parameter ~ N(0, init_std^2), as the reference code; the recurrent bias is zero (and
+        frozen) because the reference LSTM has a single bias per gate (`bias_ih` plays that role).
+
+        The draws are made on the CPU (`generator` is a CPU generator), so a seed gives the same model
+        on every device."""
         with torch.no_grad():
             for name, param in self.named_parameters():
                 if name == "lstm.bias_hh_l0":
                     param.zero_()
                 else:
-                    param.copy_(torch.randn(param.shape, generator=generator) * self.config.init_std)
+                    draw = torch.randn(param.shape, generator=generator) * self.config.init_std
+                    param.copy_(draw)
 
     @property
     def device(self) -> torch.device:

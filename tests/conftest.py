@@ -55,6 +55,11 @@ def paper_oracle_path() -> Path:
     return PAPER_ORACLE_PATH
 
 
+def trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The parameters an optimiser moves (the token LSTM's recurrent bias is frozen at zero)."""
+    return [p for p in model.parameters() if p.requires_grad]
+
+
 def tiny_lstm(seed: int = 0, vocab_size: int = V, seq_len: int = T, init_std: float = 0.5) -> TokenLSTM:
     """A seeded token LSTM with embedding 6, hidden 5 (different sizes catch transposed weights)."""
     config = TokenLSTMConfig(vocab_size, seq_len, embed_dim=6, hidden_dim=5, start_token=0, init_std=init_std)

@@ -164,7 +164,26 @@ def test_seeded_initialisation():
     for name, tensor in a.state_dict().items():
         assert torch.equal(tensor, b.state_dict()[name]), name
     assert not torch.equal(a.convs[0].weight, c.convs[0].weight)
-    assert (a.highway_gate.bias < -1).all()  # biased to carry the input through at first
+
+
+def test_reference_initialisation():
+    """SPEC 2.2, parameter by parameter, at the paper's sizes (d = 1720): the highway layers are TF's
+    Glorot uniform with no -2 offset on the gate, the rest as the reference discriminator."""
+    d = Discriminator(DiscriminatorConfig(), generator=torch.Generator().manual_seed(0)).requires_grad_(False)
+    n = d.config.n_features
+    emb = d.embedding.weight[: d.pad_id]
+    assert emb.abs().max() <= 1.0 and emb.std() == pytest.approx(3**-0.5, rel=0.01)  # U(-1, 1)
+    assert torch.equal(d.embedding.weight[d.pad_id], torch.zeros(d.config.embed_dim))
+    for layer in [*d.convs, d.output]:
+        assert layer.weight.abs().max() <= 0.2 and torch.equal(layer.bias, torch.full_like(layer.bias, 0.1))
+    conv = torch.cat([c.weight.flatten() for c in d.convs])
+    assert conv.std() == pytest.approx(0.088, abs=0.002)  # N(0, 0.1^2) truncated at 2 std: std 0.088
+    for layer in (d.highway_transform, d.highway_gate):
+        w_limit, b_limit = (6 / (2 * n)) ** 0.5, (3 / n) ** 0.5
+        assert layer.weight.abs().max() <= w_limit and layer.weight.abs().max() > 0.99 * w_limit
+        assert layer.weight.std() == pytest.approx(w_limit / 3**0.5, rel=0.01)
+        assert layer.bias.abs().max() <= b_limit and layer.bias.abs().max() > 0.95 * b_limit
+        assert abs(layer.bias.mean()) < 0.2 * b_limit  # centred: no carry offset on the gate
 
 
 def test_count_forward_flops_by_hand():

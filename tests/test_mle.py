@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from conftest import trainable
 
 from agents.mle import MLEConfig, MLETrainer, mle_loss
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
@@ -59,8 +60,8 @@ def test_mle_loss_gradient_matches_hand_loss():
     seqs = torch.tensor([[1, 2, 3, 4], [0, 7, 7, 5]])
     logp = torch.log_softmax(gen(seqs), dim=-1).gather(2, seqs.unsqueeze(2)).squeeze(2)
     manual = -logp.mean()
-    want = torch.autograd.grad(manual, list(gen.parameters()))
-    got = torch.autograd.grad(mle_loss(gen, seqs), list(gen.parameters()))
+    want = torch.autograd.grad(manual, trainable(gen))
+    got = torch.autograd.grad(mle_loss(gen, seqs), trainable(gen))
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-7)
 
@@ -90,18 +91,18 @@ def test_mle_trainer_step_is_clipped_adam_at_lr_001():
     trainer = MLETrainer(gen)
     seen = []
     trainer.optimizer.register_step_pre_hook(
-        lambda opt, args, kwargs: seen.append(torch.cat([p.grad.reshape(-1) for p in gen.parameters()]))
+        lambda opt, args, kwargs: seen.append(torch.cat([p.grad.reshape(-1) for p in trainable(gen)]))
     )
     data = deterministic_data()[:4]
-    raw = torch.autograd.grad(mle_loss(gen, data), list(gen.parameters()))
+    raw = torch.autograd.grad(mle_loss(gen, data), trainable(gen))
     raw = torch.cat([g.reshape(-1) for g in raw])
-    before = torch.cat([p.detach().reshape(-1).clone() for p in gen.parameters()])
+    before = torch.cat([p.detach().reshape(-1).clone() for p in trainable(gen)])
     loss_before = mle_loss(gen, data).item()
     loss = trainer.step(data)
     assert loss == pytest.approx(loss_before, rel=1e-6)  # the loss of the minibatch before the step
     assert raw.norm() < 5.0  # a mean loss has a small gradient: not clipped
     torch.testing.assert_close(seen[0], raw, rtol=1e-5, atol=1e-7)
-    change = torch.cat([p.detach().reshape(-1) for p in gen.parameters()]) - before
+    change = torch.cat([p.detach().reshape(-1) for p in trainable(gen)]) - before
     big = raw.abs() > 1e-4
     torch.testing.assert_close(change[big], -0.01 * raw[big].sign(), rtol=1e-2, atol=1e-4)
 
@@ -114,11 +115,11 @@ def test_mle_trainer_clips_the_gradient_norm():
     norms = []
     trainer.optimizer.register_step_pre_hook(
         lambda opt, args, kwargs: norms.append(
-            torch.cat([p.grad.reshape(-1) for p in gen.parameters()]).norm()
+            torch.cat([p.grad.reshape(-1) for p in trainable(gen)]).norm()
         )
     )
     data = deterministic_data()[:4]
-    raw = torch.autograd.grad(mle_loss(gen, data), list(gen.parameters()))
+    raw = torch.autograd.grad(mle_loss(gen, data), trainable(gen))
     assert torch.cat([g.reshape(-1) for g in raw]).norm() > 5.0
     trainer.step(data)
     assert norms[0].item() == pytest.approx(5.0, rel=1e-4)
@@ -143,3 +144,28 @@ def test_default_config_is_the_reference_code():
 def test_config_validation(kwargs):
     with pytest.raises(ValueError):
         MLEConfig(**kwargs)
+
+
+def test_one_bias_per_gate_stays_out_of_training():
+    """The reference LSTM has one bias per gate: torch's recurrent bias stays zero and untrained, so the
+    gate biases move at Adam's rate (not twice it) and count once in the clip-5 norm."""
+    gen = make_generator()
+    assert not gen.lstm.bias_hh_l0.requires_grad
+    trainer = MLETrainer(gen)
+    norms = []
+    trainer.optimizer.register_step_pre_hook(
+        lambda opt, args, kwargs: norms.append(torch.cat([p.grad.flatten() for p in trainable(gen)]).norm())
+    )
+    data = deterministic_data()[:4]
+    grads = dict(zip([n for n, p in gen.named_parameters() if p.requires_grad],
+                     torch.autograd.grad(mle_loss(gen, data), trainable(gen))))
+    assert "lstm.bias_hh_l0" not in grads and "lstm.bias_ih_l0" in grads
+    before = gen.lstm.bias_ih_l0.detach().clone()
+    trainer.step(data)
+    assert gen.lstm.bias_hh_l0.grad is None
+    assert torch.equal(gen.lstm.bias_hh_l0, torch.zeros_like(gen.lstm.bias_hh_l0))
+    # The norm the clip sees counts the gate-bias gradient once.
+    expected = torch.cat([g.flatten() for g in grads.values()]).norm()
+    torch.testing.assert_close(norms[0], expected, rtol=1e-5, atol=1e-7)
+    # Adam's first step moves each gate bias by lr = 0.01 at most (a doubled bias would move 0.02 in all).
+    assert (gen.lstm.bias_ih_l0 - before).abs().max() <= 0.01 + 1e-6

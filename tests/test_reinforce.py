@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import trainable
 import torch.nn.functional as F
 
 import seqgan_env  # noqa: F401  (registers SeqGAN-Tiny-v0)
@@ -35,7 +36,7 @@ def manual_token_log_probs(generator: TokenLSTM, sequences: torch.Tensor) -> tor
 
 
 def manual_grads(generator: TokenLSTM, loss: torch.Tensor) -> list[torch.Tensor]:
-    grads = torch.autograd.grad(loss, list(generator.parameters()), retain_graph=True)
+    grads = torch.autograd.grad(loss, trainable(generator), retain_graph=True)
     return [g.detach().clone() for g in grads]
 
 
@@ -44,7 +45,7 @@ def capture_step_grads(agent: ReinforceAgent) -> list[list[torch.Tensor]]:
     seen: list[list[torch.Tensor]] = []
 
     def hook(optimizer, args, kwargs):
-        seen.append([p.grad.detach().clone() for p in agent.generator.parameters()])
+        seen.append([p.grad.detach().clone() for p in trainable(agent.generator)])
 
     agent.optimizer.register_step_pre_hook(hook)
     return seen
@@ -162,9 +163,9 @@ def test_update_takes_one_adam_step_at_lr_001():
     gen = make_generator()
     agent = ReinforceAgent(gen)
     seen = capture_step_grads(agent)
-    before = flat([p.detach().clone() for p in gen.parameters()])
+    before = flat([p.detach().clone() for p in trainable(gen)])
     agent.update(random_episodes())
-    change = flat([p.detach() for p in gen.parameters()]) - before
+    change = flat([p.detach() for p in trainable(gen)]) - before
     grad = flat(seen[0])
     big = grad.abs() > 1e-4
     assert big.sum() > 100
