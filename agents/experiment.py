@@ -16,10 +16,12 @@ import csv
 import dataclasses
 import json
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from agents.data import strip_sequences
@@ -48,6 +50,49 @@ def config_parser(config_cls: type, description: str | None) -> argparse.Argumen
         parser.add_argument(f"--{flag}", type=kind, default=argparse.SUPPRESS,
                             help=f"{f.metadata['help']} (default: {f.default})")  # fmt: skip
     return parser
+
+def check_option_type(flag: str, value: Any, annotation: str) -> None:
+    """`value` has the option's declared type (`int`, `float`, `str`, each maybe `| None`); floats are
+    finite. One-line errors: NaN and inf are bad input, and so is a float where an int is meant."""
+    if value is None:
+        if "None" not in annotation:
+            raise ValueError(f"{flag} needs a value")
+        return
+    kind = annotation.split(" ")[0]
+    if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError(f"{flag} must be an integer, got {value!r}")
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{flag} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{flag} must be a finite number, got {value!r}")
+    if kind == "str" and not isinstance(value, str):
+        raise ValueError(f"{flag} must be a string, got {value!r}")
+
+
+def check_run_name(name: str) -> None:
+    """A run folder name is one plain path component: it cannot reach outside --out."""
+    if name in (".", "..") or Path(name).name != name or "/" in name or "\\" in name or name.startswith("-"):
+        raise ValueError(f"--name must be a plain folder name (no '/', '..' or leading '-'), got {name!r}")
+
+
+def check_option_types(config: Any) -> None:
+    """`check_option_type` for every field of a config dataclass, named by its command-line flag."""
+    for f in dataclasses.fields(config):
+        check_option_type(f"--{f.name.replace('_', '-')}", getattr(config, f.name), str(f.type))
+
+
+def derive_seed(seed: int, *purpose: str | int) -> int:
+    """A seed for one purpose of a run (`"train"`, `("eval", "mle", 10)`, ...), independent of every
+    other purpose's: drawing more or fewer numbers for one never shifts another's stream."""
+    words = [seed, *(int.from_bytes(p.encode(), "little") if isinstance(p, str) else p for p in purpose)]
+    return int(np.random.SeedSequence(words).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def seeded_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A torch random generator on `device` (where it will sample), seeded with `seed`."""
+    return torch.Generator(device=device).manual_seed(seed)
+
 
 METRIC_FIELDS = (
     "phase", "step", "generator_updates", "nll_oracle", "nll_oracle_se", "nll_test", "nll_test_se",
@@ -176,6 +221,7 @@ class RunFolder:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._writer: Any = None
+        self._lock: Any = None
 
     @property
     def config_path(self) -> Path:
@@ -183,6 +229,32 @@ class RunFolder:
 
     def checkpoint(self, name: str) -> Path:
         return self.path / f"{name}.pt"
+
+    def lock(self) -> None:
+        """Hold the folder for this process (until it exits): a second process on the same run folder
+        gets a clear error instead of interleaving checkpoints, metrics and TensorBoard events."""
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock
+            return
+        if self._lock is not None:
+            return
+        handle = (self.path / ".lock").open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise RuntimeError(f"run folder {self.path} is in use by another process; wait for it to finish "
+                               "or stop it first") from None
+        self._lock = handle  # released by the operating system when the process ends
+
+    def remove_temporaries(self) -> list[Path]:
+        """Delete what a killed write left behind (`.NAME.pt.*.tmp`, `metrics.csv.tmp`); call it while
+        holding the lock. Returns the files removed."""
+        stale = sorted(self.path.glob("*.tmp"))  # pathlib's * matches dot files too
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return stale
 
     def create(self, config: dict[str, Any]) -> None:
         """Make a new run folder; refuses an existing one so nothing is partly overwritten."""
@@ -192,7 +264,10 @@ class RunFolder:
                 "or choose another --name"
             )
         self.path.mkdir(parents=True)
-        self.config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        self.lock()
+        tmp = self.path / "config.json.tmp"
+        tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, self.config_path)
 
     def saved_config(self) -> dict[str, Any]:
         """The config a run folder was made with, or a clear error if it is not a run folder."""
@@ -224,9 +299,13 @@ class RunFolder:
                 writer.add_scalar(key, value, step)
 
     def close(self) -> None:
+        """Flush TensorBoard and release the folder's lock."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def write_samples(self, samples: torch.Tensor, decode: Any = None) -> None:
         """Generated sequences, one per line (token ids, or text through `decode`)."""

@@ -76,14 +76,16 @@ class ReinforceAgent:
         config: ReinforceConfig = ReinforceConfig(),
         rng: torch.Generator | None = None,
     ) -> None:
+        if rng is not None and rng.device.type != generator.device.type:
+            raise ValueError(f"the agent's random generator is on {rng.device}, the generator on "
+                             f"{generator.device}: make it with torch.Generator(device=...)")  # fmt: skip
         self.generator = generator
         self.rollout_policy = rollout_policy
         self.config = config
         self.rng = rng
         # A fresh Adam, separate from the MLE optimiser, as in the reference code.
         self.optimizer = torch.optim.Adam(generator.parameters(), lr=config.lr, fused=True)
-        if rollout_policy is not None:
-            sync_rollout_policy(rollout_policy, generator)
+        self.start_rollout_policy()
 
     @torch.no_grad()  # not inference_mode: the sequences feed the policy-gradient step
     def collect(self, envs: gym.vector.VectorEnv) -> Episodes:
@@ -125,6 +127,12 @@ class ReinforceAgent:
         self.optimizer.step()
         self.sync()
         return loss.item()
+
+    def start_rollout_policy(self) -> None:
+        """Set the rollout policy equal to the generator (beta = theta), whatever the update rule: where
+        the adversarial phase starts, and what every checkpoint before it records."""
+        if self.rollout_policy is not None:
+            sync_rollout_policy(self.rollout_policy, self.generator)
 
     def sync(self) -> None:
         """Bring the environment's rollout policy in step with the generator."""

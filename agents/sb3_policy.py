@@ -168,16 +168,17 @@ def warm_start(policy: ActorCriticPolicy, generator: TokenLSTM) -> None:
 
 @torch.no_grad()
 def generator_from_policy(policy: ActorCriticPolicy, init_std: float = 0.1) -> TokenLSTM:
-    """The warm-start mapping in reverse: a `TokenLSTM` (on the CPU) with the policy's next-token
-    distribution, for evaluation (NLL-oracle/NLL-test), sampling, and the env's rollout policy."""
+    """The warm-start mapping in reverse: a `TokenLSTM` on the policy's device with the policy's
+    next-token distribution, for evaluation (NLL-oracle/NLL-test), sampling, and the env's rollout
+    policy."""
     embedding, lstm, head, _ = _policy_parts(policy)
     extractor = policy.pi_features_extractor
     config = TokenLSTMConfig(extractor.vocab_size, extractor.seq_len, lstm.input_size, lstm.hidden_size,
                              extractor.start_token, init_std)  # fmt: skip
-    generator = TokenLSTM(config)
+    generator = TokenLSTM(config).to(head.weight.device)
     generator.embedding.weight.copy_(embedding.weight[: config.vocab_size])
-    generator.lstm.load_state_dict({k: v.cpu() for k, v in lstm.state_dict().items()})
-    generator.output.load_state_dict({k: v.cpu() for k, v in head.state_dict().items()})
+    generator.lstm.load_state_dict(lstm.state_dict())
+    generator.output.load_state_dict(head.state_dict())
     return generator.eval()
 
 
@@ -221,9 +222,17 @@ def make_model(
         raise ValueError(f"the generator has V={config.vocab_size}, T={config.seq_len}; the env V={V}, T={T}")
     policy = "MlpLstmPolicy" if algo == "recurrent_ppo" else "MlpPolicy"
     model = cls(policy, env, policy_kwargs=policy_kwargs(config, algo, value_arch), **hyperparameters)
+    freeze_recurrent_bias(model.policy)
     if generator is not None:
         warm_start(model.policy, generator)
     return model
+
+
+def freeze_recurrent_bias(policy: ActorCriticPolicy) -> None:
+    """Keep the policy's LSTM to one bias per gate, as the generator's (`TokenLSTM`): torch's second
+    bias stays where the warm start put it (zero) and out of training."""
+    _, lstm, _, _ = _policy_parts(policy)
+    lstm.bias_hh_l0.requires_grad_(False)
 
 
 def check_saved_model(algo: str, path: str | Path, observation_space: spaces.Space) -> None:
@@ -257,4 +266,6 @@ def check_saved_model(algo: str, path: str | Path, observation_space: spaces.Spa
 def load_model(algo: str, path: str | Path, env: VecEnv | gym.Env, device: str = "auto") -> BaseAlgorithm:
     """A saved SB3 model on `env`, after `check_saved_model`."""
     check_saved_model(algo, path, env.observation_space)
-    return algorithm_class(algo).load(path, env=env, device=device)
+    model = algorithm_class(algo).load(path, env=env, device=device)
+    freeze_recurrent_bias(model.policy)
+    return model

@@ -17,6 +17,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from seqgan_env.devices import generator_device
 from seqgan_env.discriminator import Discriminator
 
 Sampler = Callable[[int], torch.Tensor]  # n -> [n, T] generated sequences
@@ -99,11 +100,29 @@ class DiscriminatorUpdater:
         self.last_loss = sum(losses) / len(losses)
         return self.last_loss
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs to continue the schedule exactly: the optimiser, the episodes
+        recorded since the last training and the counters (plain types and tensors only)."""
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "finished": torch.cat(self.finished) if self.finished else None,
+            "episodes_seen": self.episodes_seen, "since_training": self.since_training,
+            "trainings": self.trainings, "last_loss": self.last_loss,
+        }  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a `state_dict()`."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.finished = [] if state["finished"] is None else [state["finished"]]
+        self.episodes_seen, self.since_training = state["episodes_seen"], state["since_training"]
+        self.trainings, self.last_loss = state["trainings"], state["last_loss"]
+
     def _real(self, n: int) -> torch.Tensor:
         """All real sequences when there are at most `n`, else a random `n` of them."""
         if len(self.real_data) <= n:
             return self.real_data
-        return self.real_data[torch.randperm(len(self.real_data), generator=self.rng)[:n]]
+        order = torch.randperm(len(self.real_data), generator=self.rng, device=generator_device(self.rng))
+        return self.real_data[order[:n].to(self.real_data.device)]
 
 
 class DiscriminatorTrainingWrapper(gym.Wrapper):

@@ -361,7 +361,7 @@ def test_max_vocab_caps_the_vocabulary(tmp_path: Path, corpus: Path, capsys: pyt
         (None, ["--oracle", "x.npz"], "--data and --oracle exclude each other"),
         (None, ["--level", "byte"], "--level must be one of"),
         (None, ["--test-fraction", "0"], "--test-fraction must be in (0, 1)"),
-        (None, ["--reward", "gan"], "unknown reward"),
+        (None, ["--reward", "gan"], "--reward must be one of"),
         (None, ["--reward", "bleu", "--mode", "mle"], "--reward bleu"),
         (None, ["--bleu-samples", "1"], "--bleu-samples must be >= 2"),
     ],

@@ -146,25 +146,85 @@ def test_existing_run_folder_is_never_overwritten(tmp_path: Path, capsys: pytest
     assert sorted(p.name for p in folder.iterdir()) == ["keep.txt"]
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--batch-size", "0"], "--batch-size must be >= 1"),
-        (["--rounds", "-1"], "--rounds must be >= 0"),
-        (["--preset", "huge"], "unknown preset"),
-        (["--mode", "gail"], "unknown mode"),
-        (["--disc-filters", "3-100"], "--disc-filters"),
-        (["--disc-filters", "30:10"], "do not fit sequences of length 8"),
-        (["--resume", "/nonexistent/run"], "not a run folder"),
-    ],
-)
+# Each bad option, its one-line error, and nothing written: every case was either a traceback after the
+# run folder was made, or accepted silently, before the options were validated in full.
+BAD_OPTIONS = [
+    (["--batch-size", "0"], "--batch-size must be >= 1"),
+    (["--rounds", "-1"], "--rounds must be >= 0"),
+    (["--preset", "huge"], "unknown preset"),
+    (["--mode", "gail"], "--mode must be one of seqgan, constant, mle, got 'gail'"),
+    (["--disc-filters", "3-100"], "--disc-filters"),
+    (["--disc-filters", "30:10"], "do not fit sequences of length 8"),
+    (["--disc-dropout", "2"], "--disc-dropout must be in [0, 1), got 2.0"),
+    (["--disc-dropout", "-0.1"], "--disc-dropout must be in [0, 1)"),
+    (["--rollout-update", "foo"], "--rollout-update must be one of copy, ema, got 'foo'"),
+    (["--rollout-rate", "5"], "--rollout-rate must be in [0, 1), got 5.0"),
+    (["--pg-lr", "nan"], "--pg-lr must be a finite number, got nan"),
+    (["--mle-lr", "inf"], "--mle-lr must be a finite number, got inf"),
+    (["--mle-lr", "0"], "--mle-lr must be > 0"),
+    (["--disc-lr=-1e-4"], "--disc-lr must be > 0"),
+    (["--temperature", "nan"], "--temperature must be a finite number"),
+    (["--temperature=-inf"], "--temperature must be a finite number"),
+    (["--temperature", "0"], "--temperature must be > 0"),
+    (["--grad-clip", "inf"], "--grad-clip must be a finite number"),
+    (["--constant-reward", "nan"], "--constant-reward must be a finite number"),
+    (["--test-fraction", "nan"], "--test-fraction must be a finite number"),
+    (["--seed", "-1"], "--seed must be in [0, 2**63 - 1], got -1"),
+    (["--seed", "99999999999999999999"], "--seed must be in [0, 2**63 - 1]"),
+    (["--oracle-seed", "-5"], "--oracle-seed must be in [0, 2**63 - 1]"),
+    (["--threads", "-3"], "--threads must be >= 0, got -3"),
+    (["--device", "foo"], "device 'foo' is not a torch device name"),
+    (["--device", "cuda:0x"], "is not a torch device name"),
+    (["--device", "meta"], "device 'meta' is not supported"),
+    (["--name", "../x"], "--name must be a plain folder name"),
+    (["--name", "/abs/path"], "--name must be a plain folder name"),
+    (["--name", "a/b/c"], "--name must be a plain folder name"),
+    (["--name", ".."], "--name must be a plain folder name"),
+    (["--name", ""], "--name must not be empty"),
+    (["--init-from", "/nonexistent/run"], "--init-from /nonexistent/run: no such run folder"),
+    (["--batch-size", "100000000"], "GiB: lower --batch-size"),
+    (["--n-real", "100000000000"], "GiB: lower --n-real/--n-test/--n-negatives"),
+    (["--eval-every", "0"], "--eval-every must be >= 1"),
+    (["--n-rollouts", "0"], "--n-rollouts must be >= 1"),
+    (["--mle-epochs", "-2"], "--mle-epochs must be >= 0"),
+    (["--reward", "gan"], "--reward must be one of discriminator, bleu"),
+    (["--level", "byte"], "--level must be one of word, char"),
+    (["--reward", "bleu", "--mode", "constant"], "--reward bleu rewards the seqgan mode"),
+    (["--seq-len", "0"], "--seq-len must be >= 1"),
+    (["--vocab-size", "-4"], "--vocab-size must be >= 1"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_OPTIONS)
 def test_bad_options_are_clear_errors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
-    result = run_in_process(capsys, *FAST, *args, "--out", str(tmp_path))
+    result = run_in_process(capsys, *FAST, *args, "--out", str(tmp_path / "runs"))
     assert result.returncode == 2
     assert message in result.stderr
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr  # one line
     assert not any(tmp_path.iterdir())  # nothing was created
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:0"])
+def test_cuda_without_cuda_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], device: str) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = run_in_process(capsys, *FAST, "--device", device, "--out", str(tmp_path / "runs"))
+    assert result.returncode == 2 and "CUDA is not available" in result.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_resume_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = run_in_process(capsys, "--resume", str(tmp_path / "none"))
+    assert missing.returncode == 2 and "not a run folder" in missing.stderr
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    for flag in ("--name", "--out"):  # silently ignored before
+        result = run_in_process(capsys, "--resume", str(folder), flag, "elsewhere")
+        assert result.returncode == 2 and f"{flag} cannot apply" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
 def test_oracle_file_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,7 +19,9 @@ same number of generator updates.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -31,14 +33,25 @@ import torch
 from tqdm import tqdm
 
 from agents.data import TextData, load_text_data
-from agents.experiment import Evaluator, RunFolder, config_parser, option, plot_learning_curve
+from agents.experiment import (
+    Evaluator,
+    RunFolder,
+    check_option_types,
+    check_run_name,
+    config_parser,
+    derive_seed,
+    option,
+    plot_learning_curve,
+    seeded_generator,
+)
 from agents.mle import MLEConfig, MLETrainer
-from agents.reinforce import ReinforceAgent, ReinforceConfig
+from agents.reinforce import ROLLOUT_UPDATES, ReinforceAgent, ReinforceConfig
 from seqgan_env.checkpoint import load_checkpoint, model_entry, save_checkpoint
+from seqgan_env.devices import resolve_device
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig, paper_filters
 from seqgan_env.oracle import load_oracle, random_oracle
 from seqgan_env.scorers import BLEUScorer
-from seqgan_env.text import Vocabulary, decode
+from seqgan_env.text import CorpusError, Vocabulary, decode
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 from seqgan_env.vector_env import SeqGANVectorEnv
 from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorTrainingVectorWrapper
@@ -47,6 +60,8 @@ MODES = ("seqgan", "constant", "mle")
 REWARDS = ("discriminator", "bleu")
 LEVELS = ("word", "char")
 STAGES = ("mle", "discriminator", "adversarial", "done")
+RUN_STATE_VERSION = 2  # what a checkpoint of this script holds beyond the env's models (see Experiment.state)
+MAX_SEED = 2**63 - 1
 
 
 @dataclass
@@ -116,30 +131,41 @@ class Config:
         return self.mode == "seqgan" and self.reward == "discriminator"
 
     def validate(self) -> None:
-        """Clear errors for impossible settings."""
-        if self.preset not in PRESETS:
-            raise ValueError(f"unknown preset {self.preset!r}; choose from {sorted(PRESETS)}")
-        if self.mode not in MODES:
-            raise ValueError(f"unknown mode {self.mode!r}; choose from {MODES}")
+        """Clear one-line errors for impossible settings, before anything is written or computed."""
+        check_option_types(self)  # first: a preset or config.json may hold anything
+        choices = {"preset": tuple(PRESETS), "mode": MODES, "reward": REWARDS, "level": LEVELS,
+                   "rollout_update": ROLLOUT_UPDATES}  # fmt: skip
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, "
+                                 f"got {getattr(self, name)!r}")  # fmt: skip
         positive = ("vocab_size", "seq_len", "n_real", "n_test", "gen_embed_dim", "gen_hidden_dim",
                     "batch_size", "mle_eval_every", "disc_embed_dim", "disc_epochs", "n_negatives",
                     "n_rollouts", "eval_every", "eval_samples", "self_bleu_samples", "bleu_n")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        for name in ("mle_epochs", "disc_pretrain_repeats", "rounds", "disc_repeats"):
+        for name in ("mle_epochs", "disc_pretrain_repeats", "rounds", "disc_repeats", "threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        for name in ("seed", "oracle_seed"):
+            if not 0 <= getattr(self, name) <= MAX_SEED:
+                raise ValueError(f"--{name.replace('_', '-')} must be in [0, 2**63 - 1], got {getattr(self, name)}")
         for name in ("mle_lr", "disc_lr", "pg_lr", "grad_clip", "temperature"):
-            if getattr(self, name) <= 0:
+            if not getattr(self, name) > 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+        for name in ("disc_dropout", "rollout_rate"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(self, name)}")
+        resolve_device(self.device)
+        for name in ("name", "resume", "init_from", "out", "oracle", "data"):
+            if getattr(self, name) == "":
+                raise ValueError(f"--{name.replace('_', '-')} must not be empty")
+        if self.name is not None:
+            check_run_name(self.name)
         self.filters()  # parses, and checks widths against seq_len
-        if self.reward not in REWARDS:
-            raise ValueError(f"unknown reward {self.reward!r}; choose from {REWARDS}")
         if self.reward == "bleu" and self.mode != "seqgan":
             raise ValueError(f"--reward bleu rewards the seqgan mode; --mode {self.mode} has no such reward")
-        if self.level not in LEVELS:
-            raise ValueError(f"--level must be one of {LEVELS}, got {self.level!r}")
         if self.data is not None:
             if self.oracle is not None:
                 raise ValueError("--data and --oracle exclude each other: a text run has no oracle")
@@ -149,6 +175,7 @@ class Config:
                 raise ValueError(f"--test-fraction must be in (0, 1), got {self.test_fraction}")
             if self.bleu_samples < 2:
                 raise ValueError(f"--bleu-samples must be >= 2 (Self-BLEU compares), got {self.bleu_samples}")
+        check_memory(self)
 
     def filters(self) -> tuple[tuple[int, int], ...]:
         if self.disc_filters == "paper":
@@ -165,6 +192,31 @@ class Config:
         """What defines the experiment (everything but where it runs and how it is named)."""
         skip = {"device", "threads", "out", "name", "resume"}
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+
+
+def check_memory(cfg: Config) -> None:
+    """Refuse sizes whose largest buffers cannot fit in this machine's memory (e.g. --batch-size 10**8),
+    before anything is allocated. The estimate counts the data, the Monte Carlo search's [B*N, V]
+    sampling buffers, an MLE minibatch's [B, T, V] logits and their gradients."""
+    V, T = cfg.vocab_size, cfg.seq_len
+    terms = {  # bytes, by the option that sets them
+        "--n-real/--n-test/--n-negatives": 8 * T * (cfg.n_real + cfg.n_test + 2 * cfg.n_negatives),
+        "--batch-size": 4 * 4 * cfg.batch_size * V * (cfg.n_rollouts + T),
+        "--eval-samples": 4 * 4 * min(cfg.eval_samples, 1024) * V + 8 * T * cfg.eval_samples,
+    }
+    total = physical_memory()
+    if total is not None and sum(terms.values()) > 0.8 * total:
+        biggest = max(terms, key=terms.__getitem__)
+        raise ValueError(f"these sizes need about {sum(terms.values()) / 2**30:.1f} GiB, this machine has "
+                         f"{total / 2**30:.1f} GiB: lower {biggest} (about {terms[biggest] / 2**30:.1f} GiB)")
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM on this machine, where the OS says."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 # The presets. "paper" is the reference code (SPEC 2.2); "cpu" is what a 2-core CPU finishes in under
@@ -191,6 +243,10 @@ def parse_config(argv: list[str] | None = None) -> Config:
     parser = config_parser(Config, __doc__)
     given = vars(parser.parse_args(argv))
     if "resume" in given:
+        ignored = [f"--{k}" for k in ("name", "out") if k in given]
+        if ignored:
+            raise ValueError(f"--resume continues {given['resume']} where it is: {' and '.join(ignored)} "
+                             "cannot apply to it")  # fmt: skip
         saved = RunFolder(given["resume"]).saved_config()
         clash = {k: (v, saved[k]) for k, v in given.items() if k in saved and saved[k] != v}
         if clash:
@@ -212,34 +268,45 @@ def parse_config(argv: list[str] | None = None) -> Config:
 
 
 class Experiment:
-    """The models, data, optimisers and progress of one run, and its checkpoints."""
+    """The models, data, optimisers and progress of one run, and its checkpoints.
+
+    Randomness has one generator per purpose, each seeded from --seed (`derive_seed`), so no purpose
+    shifts another's numbers: initialisation and data on the CPU (the same models and data on any
+    device), training draws on the device (`rng`: MLE and discriminator minibatches, negatives, the
+    agent's tokens), the environment's own generator (Monte Carlo completions), and a fresh generator
+    for each evaluation. Dropout draws from torch's global generator; the checkpoints hold every state.
+    """
 
     def __init__(
         self, cfg: Config, run: RunFolder, oracle: TokenLSTM | None, text: TextData | None = None
     ) -> None:
         self.cfg = cfg
         self.run = run
-        self.device = torch.device(cfg.device)
-        self.rng = torch.Generator().manual_seed(cfg.seed)
-        self.oracle = None if oracle is None else oracle.to(self.device)
+        self.device = resolve_device(cfg.device)
+        init = seeded_generator(derive_seed(cfg.seed, "init"))  # CPU
+        self.rng = seeded_generator(derive_seed(cfg.seed, "train"), self.device)
         # Text runs: sequences end with <eos> and are padded after it; oracle runs have fixed length.
         self.vocabulary: Vocabulary | None = None if text is None else text.vocabulary
         self.eos_id = None if text is None else text.eos_id
         self.pad_id = None if text is None else text.pad_id
         gen_config = TokenLSTMConfig(cfg.vocab_size, cfg.seq_len, cfg.gen_embed_dim, cfg.gen_hidden_dim)
-        self.generator = TokenLSTM(gen_config, generator=self.rng).to(self.device)
-        self.rollout_policy = TokenLSTM(gen_config).to(self.device)
+        self.generator = TokenLSTM(gen_config, generator=init).to(self.device)
+        self.rollout_policy = copy.deepcopy(self.generator)  # beta = theta until the adversarial phase
         disc_config = DiscriminatorConfig(
             cfg.vocab_size, cfg.seq_len, cfg.disc_embed_dim, cfg.filters(), cfg.disc_dropout, lr=cfg.disc_lr
         )
-        self.discriminator = Discriminator(disc_config, generator=self.rng).to(self.device)
+        self.discriminator = Discriminator(disc_config, generator=init).to(self.device)
         # Real and held-out data: independent oracle samples (NLL-test never sees training data), or
         # the corpus's seeded split.
         if text is None:
-            self.real = self.oracle.sample(cfg.n_real, self.rng).cpu()
-            self.test = self.oracle.sample(cfg.n_test, self.rng).cpu()
+            assert oracle is not None
+            data_rng = seeded_generator(derive_seed(cfg.seed, "data"))  # CPU
+            oracle = oracle.cpu()
+            self.real = oracle.sample(cfg.n_real, data_rng)
+            self.test = oracle.sample(cfg.n_test, data_rng)
         else:
             self.real, self.test = text.real, text.test
+        self.oracle = None if oracle is None else oracle.to(self.device)
         self.evaluator = Evaluator(self.oracle, self.vocabulary, cfg.temperature, cfg.eval_samples,
                                    cfg.bleu_samples, cfg.self_bleu_samples)  # fmt: skip
         mle_config = MLEConfig(cfg.mle_lr, cfg.batch_size, cfg.grad_clip)
@@ -259,7 +326,7 @@ class Experiment:
             schedule=DiscriminatorSchedule(None, cfg.disc_repeats, cfg.n_negatives, cfg.disc_epochs, cfg.batch_size),
             rng=self.rng,
         )
-        self.envs.reset(seed=cfg.seed)  # seeds the env's own sampler: the rounds are reproducible
+        self.envs.reset(seed=derive_seed(cfg.seed, "env"))  # seeds the env's own sampler
         self.agent = ReinforceAgent(
             self.generator, self.rollout_policy,
             ReinforceConfig(cfg.pg_lr, cfg.grad_clip, cfg.rollout_update, cfg.rollout_rate,
@@ -274,14 +341,18 @@ class Experiment:
 
     # --- checkpoints -----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
+        """Everything a resumed run needs to continue bit for bit (every random state included)."""
+        cuda = self.device.type == "cuda"
         return {
-            "config": self.cfg.run_settings(),
+            "config": self.cfg.run_settings(), "run_state_version": RUN_STATE_VERSION,
             "stage": self.stage, "progress": self.progress, "generator_updates": self.generator_updates,
             "generator": model_entry(self.generator), "rollout_policy": model_entry(self.rollout_policy),
             "discriminator": model_entry(self.discriminator),
-            "optimizers": {"mle": self.mle.optimizer.state_dict(), "pg": self.agent.optimizer.state_dict(),
-                           "discriminator": self.envs.updater.optimizer.state_dict()},
-            "rng": {"train": self.rng.get_state(), "env": self.envs.unwrapped._torch_rng.get_state()},
+            "optimizers": {"mle": self.mle.optimizer.state_dict(), "pg": self.agent.optimizer.state_dict()},
+            "discriminator_updater": self.envs.updater.state_dict(),
+            "rng": {"device": self.device.type, "train": self.rng.get_state(),
+                    "env": self.envs.unwrapped._torch_rng.get_state(), "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state(self.device) if cuda else None},
             "data": {"real": self.real, "test": self.test},
             "metrics": self.metrics, "elapsed_s": self.elapsed_s(),
             **({} if self.vocabulary is None else {"vocabulary": self.vocabulary.to_dict()}),
@@ -292,23 +363,47 @@ class Experiment:
         for name in names:
             save_checkpoint(self.run.checkpoint(name), state)
 
-    def load(self, path: Path, models_only: bool = False) -> None:
-        """Resume from a checkpoint, or (`models_only`, for --init-from) take its pre-trained generator,
-        and its pre-trained discriminator where it has one of this run's shape."""
-        state = load_checkpoint(path)
-        ours = None if self.vocabulary is None else self.vocabulary.to_dict()
-        if state.get("vocabulary") != ours:
-            source = "an oracle" if "vocabulary" not in state else "a text corpus"
-            raise ValueError(f"{path} was trained on {source} with another vocabulary than this run's")
+    def resume(self, state: dict[str, Any]) -> None:
+        """Continue from this run's own checkpoint (`latest.pt`), exactly where it stood."""
+        if state.get("run_state_version") != RUN_STATE_VERSION:
+            raise ValueError(f"{self.run.path} was written by another version of this script (run state "
+                             f"{state.get('run_state_version')}, expected {RUN_STATE_VERSION}): start a new run")
+        if state["rng"]["device"] != self.device.type:
+            raise ValueError(f"{self.run.path} ran on {state['rng']['device']}; resume it with --device "
+                             f"{state['rng']['device']} (random states do not carry across device types)")
+        self._load_models(state, with_discriminator=True)
+        self.agent.optimizer.load_state_dict(state["optimizers"]["pg"])
+        self.envs.updater.load_state_dict(state["discriminator_updater"])
+        self.rng.set_state(state["rng"]["train"])
+        self.envs.unwrapped._torch_rng.set_state(state["rng"]["env"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if state["rng"]["cuda"] is not None:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        self.metrics = state["metrics"]
+        self.stage, self.progress = state["stage"], state["progress"]
+        self.elapsed = state["elapsed_s"]
+
+    def init_from(self, state: dict[str, Any]) -> None:
+        """Start from another run's pre-training (--init-from): its generator and data, and its
+        pre-trained discriminator where it has one of this run's shape; this run does the rest."""
+        has_d = state["stage"] in ("adversarial", "done") and (
+            state["discriminator"]["config"] == self.discriminator.config.to_dict()
+        )
+        self._load_models(state, with_discriminator=has_d)
+        if has_d:
+            self.envs.updater.optimizer.load_state_dict(state["discriminator_updater"]["optimizer"])
+        self.agent.start_rollout_policy()  # the adversarial phase starts with beta = theta
+        self.metrics = [r for r in state["metrics"] if r["phase"] == "mle"]
+        has_d = has_d or not self.cfg.trains_discriminator
+        self.stage, self.progress = ("adversarial" if has_d else "discriminator"), 0
+
+    def _load_models(self, state: dict[str, Any], with_discriminator: bool) -> None:
+        """The models (configs checked by `check_compatible` before anything was written), the MLE
+        optimiser, the data and the generator-update count of a checkpoint."""
         models = [("generator", self.generator), ("rollout_policy", self.rollout_policy)]
-        pretrained_d = state["stage"] in ("adversarial", "done")
-        if not models_only or (pretrained_d and state["discriminator"]["config"] == self.discriminator.config.to_dict()):
+        if with_discriminator:
             models.append(("discriminator", self.discriminator))
-            self.envs.updater.optimizer.load_state_dict(state["optimizers"]["discriminator"])
         for key, model in models:
-            if state[key]["config"] != model.config.to_dict():
-                raise ValueError(f"{path}: the {key} was made with {state[key]['config']}, "
-                                 f"this run needs {model.config.to_dict()}")
             model.load_state_dict(state[key]["state_dict"])
         self.mle.optimizer.load_state_dict(state["optimizers"]["mle"])
         if self.scorer is not None and not torch.equal(self.real, state["data"]["real"]):
@@ -316,24 +411,16 @@ class Experiment:
         self.real, self.test = state["data"]["real"], state["data"]["test"]
         self.envs.updater.real_data = self.real
         self.generator_updates = state["generator_updates"]
-        if models_only:  # the pre-trained models and their MLE curve; this run does the rest itself
-            self.metrics = [r for r in state["metrics"] if r["phase"] == "mle"]
-            has_d = len(models) == 3 or not self.cfg.trains_discriminator
-            self.stage, self.progress = ("adversarial" if has_d else "discriminator"), 0
-            return
-        self.metrics = state["metrics"]
-        self.agent.optimizer.load_state_dict(state["optimizers"]["pg"])
-        self.rng.set_state(state["rng"]["train"])
-        self.envs.unwrapped._torch_rng.set_state(state["rng"]["env"])
-        self.stage, self.progress = state["stage"], state["progress"]
-        self.elapsed = state["elapsed_s"]
 
     def elapsed_s(self) -> float:
         return self.elapsed + time.monotonic() - self._t0
 
     # --- evaluation ------------------------------------------------------------------------------
     def evaluate(self, phase: str, step: int, **losses: float) -> dict[str, Any]:
-        scores = self.evaluator(self.generator, self.test, self.rng)
+        # A generator of its own per evaluation: evaluating never moves the training's random numbers,
+        # and the same point of a run gets the same samples whatever --eval-every is.
+        rng = seeded_generator(derive_seed(self.cfg.seed, "eval", phase, step), self.device)
+        scores = self.evaluator(self.generator, self.test, rng)
         row = {"phase": phase, "step": step, "generator_updates": self.generator_updates,
                **scores, "temperature": self.cfg.temperature,
                "d_loss": losses.get("d_loss", float("nan")), "pg_loss": losses.get("pg_loss", float("nan")),
@@ -358,6 +445,7 @@ class Experiment:
         with tqdm(total=cfg.mle_epochs, initial=self.progress, desc="MLE pre-training", unit="epoch") as bar:
             while self.progress < cfg.mle_epochs:
                 loss = self.mle.epoch(self.real, self.rng)
+                self.agent.start_rollout_policy()  # every checkpoint records the rollout policy beta = theta
                 self.progress += 1
                 self.generator_updates += steps_per_epoch
                 self.run.log_scalars({"losses/mle": loss}, self.generator_updates)
@@ -387,14 +475,14 @@ class Experiment:
     def run_adversarial(self) -> None:
         cfg = self.cfg
         if self.progress == 0:
-            self.agent.sync()
+            self.agent.start_rollout_policy()
             self.evaluate("adversarial", 0)  # the starting point: the pre-trained generator
         d_loss = pg_loss = float("nan")
         with tqdm(total=cfg.rounds, initial=self.progress, desc=f"adversarial ({cfg.mode})", unit="round") as bar:
             while self.progress < cfg.rounds:
                 if cfg.mode == "mle":
-                    batch = self.real[torch.randint(len(self.real), (cfg.batch_size,), generator=self.rng)]
-                    pg_loss = self.mle.step(batch)
+                    pick = torch.randint(len(self.real), (cfg.batch_size,), generator=self.rng, device=self.device)
+                    pg_loss = self.mle.step(self.real[pick.cpu()])
                 else:
                     episodes = self.agent.collect(self.envs)
                     pg_loss = self.agent.update(episodes, pad_id=self.pad_id)
@@ -418,7 +506,8 @@ class Experiment:
         reward = "" if cfg.reward == "discriminator" else f", reward {cfg.reward}"
         plot_learning_curve(self.metrics, self.run.path / "curve.png",
                             f"{data}{cfg.preset} preset, mode {cfg.mode}{reward}, seed {cfg.seed}")
-        samples = self.generator.sample(100, self.rng, eos_id=self.eos_id, pad_id=self.pad_id).cpu()
+        rng = seeded_generator(derive_seed(cfg.seed, "samples"), self.device)
+        samples = self.generator.sample(100, rng, eos_id=self.eos_id, pad_id=self.pad_id).cpu()
         vocab = self.vocabulary
         self.run.write_samples(samples, None if vocab is None else lambda row: decode(row.tolist(), vocab))
         self.run.close()
@@ -435,6 +524,40 @@ def make_oracle(cfg: Config) -> TokenLSTM:
     return oracle
 
 
+def init_from_checkpoint(cfg: Config, vocabulary: Vocabulary | None) -> dict[str, Any]:
+    """The checkpoint --init-from names (the run's pretrained.pt, else its mle.pt), checked against
+    this run's sizes and vocabulary before anything is written."""
+    assert cfg.init_from is not None
+    source = RunFolder(cfg.init_from)
+    if not source.path.is_dir():
+        raise FileNotFoundError(f"--init-from {cfg.init_from}: no such run folder")
+    path = source.checkpoint("pretrained")
+    if not path.is_file():
+        path = source.checkpoint("mle")
+    if not path.is_file():
+        raise FileNotFoundError(f"--init-from {cfg.init_from} holds no pre-training (neither pretrained.pt nor "
+                                "mle.pt): let its MLE stage finish first")  # fmt: skip
+    state = load_checkpoint(path)
+    check_compatible(cfg, state, path, vocabulary)
+    return state
+
+
+def check_compatible(cfg: Config, state: dict[str, Any], path: Path, vocabulary: Vocabulary | None) -> None:
+    """A checkpoint of this script whose generator has this run's shape and whose data has its
+    vocabulary (text) or none (oracle)."""
+    if state.get("run_state_version") != RUN_STATE_VERSION or "generator" not in state:
+        raise ValueError(f"{path} was not written by this version of train/adversarial.py (run state "
+                         f"{state.get('run_state_version')}, expected {RUN_STATE_VERSION})")  # fmt: skip
+    ours = None if vocabulary is None else vocabulary.to_dict()
+    if state.get("vocabulary") != ours:
+        source = "an oracle" if "vocabulary" not in state else "a text corpus"
+        raise ValueError(f"{path} was trained on {source} with another vocabulary than this run's")
+    want = TokenLSTMConfig(cfg.vocab_size, cfg.seq_len, cfg.gen_embed_dim, cfg.gen_hidden_dim).to_dict()
+    if state["generator"]["config"] != want:
+        raise ValueError(f"{path}: its generator was made with {state['generator']['config']}, this run "
+                         f"needs {want}")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     try:  # every check of the user's input happens before anything is written
         cfg = parse_config(argv)
@@ -445,38 +568,39 @@ def main(argv: list[str] | None = None) -> int:
         )
         if text is not None:  # V comes from the corpus (config.json records it)
             cfg = dataclasses.replace(cfg, vocab_size=text.vocabulary.size)
-    except (ValueError, FileNotFoundError) as err:
+            cfg.validate()  # the sizes that depend on V (memory)
+        vocabulary = None if text is None else text.vocabulary
+        run = RunFolder(cfg.resume) if cfg.resume else RunFolder(Path(cfg.out) / (cfg.name or default_name(cfg)))
+        latest = run.checkpoint("latest")
+        start: dict[str, Any] | None = None
+        if cfg.resume:
+            run.lock()
+            run.remove_temporaries()  # what a kill during a write left
+            if latest.is_file():
+                start = load_checkpoint(latest)
+                check_compatible(cfg, start, latest, vocabulary)
+        if start is None and cfg.init_from:  # a new run, or one killed before its first checkpoint
+            start = init_from_checkpoint(cfg, vocabulary)
+        if not cfg.resume:
+            run.create({**cfg.run_settings()})
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, CorpusError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(derive_seed(cfg.seed, "torch"))  # dropout's generator (restored on resume)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    if cfg.resume:
-        run = RunFolder(cfg.resume)
-        latest = run.checkpoint("latest")
-        exp = Experiment(cfg, run, oracle, text)
-        if latest.is_file():
-            exp.load(latest)
+    if text is not None and not (run.path / "vocab.json").is_file():
+        text.vocabulary.save(run.path / "vocab.json")
+    exp = Experiment(cfg, run, oracle, text)
+    if cfg.resume and latest.is_file():
+        assert start is not None
+        exp.resume(start)
         print(f"resuming {run.path} at stage {exp.stage}, {exp.progress} done")
         run.tensorboard(purge_step=exp.generator_updates + 1)
     else:
-        name = cfg.name or f"{cfg.preset}_{cfg.mode}_s{cfg.seed}_{datetime.now():%Y%m%d-%H%M%S}"
-        run = RunFolder(Path(cfg.out) / name)
-        try:
-            run.create({**cfg.run_settings()})
-        except FileExistsError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        if text is not None:
-            text.vocabulary.save(run.path / "vocab.json")
-        exp = Experiment(cfg, run, oracle, text)
-        if cfg.init_from:
-            source = RunFolder(cfg.init_from)
-            path = source.checkpoint("pretrained")
-            if not path.is_file():
-                path = source.checkpoint("mle")
-            exp.load(path, models_only=True)
-        print(f"run folder: {run.path}")
+        if start is not None:
+            exp.init_from(start)
+        print(f"{'restarting' if cfg.resume else 'run folder:'} {run.path}")
     if exp.stage == "mle":
         exp.run_mle()
     if exp.stage == "discriminator":
@@ -487,17 +611,21 @@ def main(argv: list[str] | None = None) -> int:
     if exp.stage == "adversarial":
         exp.run_adversarial()
     exp.finish()
-    start = next((r for r in exp.metrics if r["phase"] == "adversarial" and r["step"] == 0), None)
+    start_row = next((r for r in exp.metrics if r["phase"] == "adversarial" and r["step"] == 0), None)
     end = exp.metrics[-1]
-    if start is not None and text is not None:
-        print(f"BLEU-4 {start['bleu4']:.3f} -> {end['bleu4']:.3f}, Self-BLEU-4 {start['self_bleu4']:.3f} -> "
-              f"{end['self_bleu4']:.3f}, NLL-test {start['nll_test']:.3f} -> {end['nll_test']:.3f} after "
+    if start_row is not None and text is not None:
+        print(f"BLEU-4 {start_row['bleu4']:.3f} -> {end['bleu4']:.3f}, Self-BLEU-4 {start_row['self_bleu4']:.3f} "
+              f"-> {end['self_bleu4']:.3f}, NLL-test {start_row['nll_test']:.3f} -> {end['nll_test']:.3f} after "
               f"{cfg.rounds} rounds ({exp.elapsed_s() / 60:.1f} min); results in {run.path}")
-    elif start is not None:
-        print(f"NLL-oracle {start['nll_oracle']:.3f} -> {end['nll_oracle']:.3f} (+-{end['nll_oracle_se']:.3f}), "
-              f"NLL-test {start['nll_test']:.3f} -> {end['nll_test']:.3f} after {cfg.rounds} rounds "
+    elif start_row is not None:
+        print(f"NLL-oracle {start_row['nll_oracle']:.3f} -> {end['nll_oracle']:.3f} (+-{end['nll_oracle_se']:.3f}), "
+              f"NLL-test {start_row['nll_test']:.3f} -> {end['nll_test']:.3f} after {cfg.rounds} rounds "
               f"({exp.elapsed_s() / 60:.1f} min); results in {run.path}")
     return 0
+
+
+def default_name(cfg: Config) -> str:
+    return f"{cfg.preset}_{cfg.mode}_s{cfg.seed}_{datetime.now():%Y%m%d-%H%M%S}"
 
 
 if __name__ == "__main__":

@@ -43,7 +43,17 @@ import torch
 from tqdm import tqdm
 
 import adversarial
-from agents.experiment import RunFolder, config_parser, evaluate, option, plot_learning_curve
+from agents.experiment import (
+    RunFolder,
+    check_option_types,
+    check_run_name,
+    config_parser,
+    derive_seed,
+    evaluate,
+    option,
+    plot_learning_curve,
+    seeded_generator,
+)
 from agents.sb3 import (
     ALGORITHMS,
     AdversarialRoundCallback,
@@ -64,6 +74,7 @@ from seqgan_env.checkpoint import (
     token_lstm_from_entry,
 )
 from seqgan_env.core import REWARD_MODES
+from seqgan_env.devices import resolve_device
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
 from seqgan_env.oracle import load_oracle, random_oracle
 from seqgan_env.token_lstm import TokenLSTM
@@ -137,6 +148,7 @@ class Config:
 
     def validate(self) -> None:
         """Clear errors for impossible settings, before anything is written."""
+        check_option_types(self)
         if self.algo not in ALGORITHMS:
             raise ValueError(f"unknown algorithm {self.algo!r}; choose from {', '.join(ALGORITHMS)}")
         if self.reward_mode not in REWARD_MODES:
@@ -157,6 +169,19 @@ class Config:
         for name in ("learning_rate", "temperature", "max_grad_norm", "clip_range"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+        for name in ("ent_coef", "vf_coef"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.rollout_rate < 1:
+            raise ValueError(f"--rollout-rate must be in [0, 1), got {self.rollout_rate}")
+        if not 0 <= self.seed <= 2**63 - 1:
+            raise ValueError(f"--seed must be in [0, 2**63 - 1], got {self.seed}")
+        resolve_device(self.device)
+        for name in ("name", "pretrained", "load", "oracle", "out"):
+            if getattr(self, name) == "":
+                raise ValueError(f"--{name.replace('_', '-')} must not be empty")
+        if self.name is not None:
+            check_run_name(self.name)
         if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
             raise ValueError(
                 f"--gamma and --gae-lambda must lie in [0, 1], got {self.gamma}, {self.gae_lambda}"
@@ -240,7 +265,7 @@ def load_pretrained(folder: str | Path) -> Pretrained:
         settings=settings,
         generator=token_lstm_from_entry(state["generator"]).eval(),
         discriminator=discriminator_from_entry(state["discriminator"]) if has_d else None,
-        discriminator_optimizer=state["optimizers"]["discriminator"] if has_d else None,
+        discriminator_optimizer=state["discriminator_updater"]["optimizer"] if has_d else None,
         real=state["data"]["real"],
         test=state["data"]["test"],
         mle_rows=[r for r in state.get("metrics", []) if r["phase"] == "mle"],
@@ -303,14 +328,17 @@ class SB3Run:
 
     def __init__(self, cfg: Config, run: RunFolder, pre: Pretrained, oracle: TokenLSTM) -> None:
         self.cfg, self.run, self.pre = cfg, run, pre
-        self.oracle = oracle.to(cfg.device)
-        self.rng = torch.Generator().manual_seed(cfg.seed)  # negatives, discriminator minibatches
-        self.eval_rng = torch.Generator().manual_seed(cfg.seed + 1)  # evaluation samples
-        gen = pre.generator
+        self.device = resolve_device(cfg.device)
+        self.oracle = oracle.to(self.device)
+        # One generator per purpose, each on the device it samples on: negatives and discriminator
+        # minibatches (`rng`); a fresh one per evaluation; a fresh discriminator's initialisation (CPU).
+        self.rng = seeded_generator(derive_seed(cfg.seed, "train"), self.device)
+        gen = pre.generator.to(self.device)
         V, T = gen.config.vocab_size, gen.config.seq_len
-        self.rollout_policy = TokenLSTM(gen.config)
+        self.rollout_policy = TokenLSTM(gen.config).to(self.device)
         self.rollout_policy.load_state_dict(gen.state_dict())
-        self.discriminator = pre.discriminator or make_discriminator(cfg, V, T, self.rng)
+        init = seeded_generator(derive_seed(cfg.seed, "init"))
+        self.discriminator = (pre.discriminator or make_discriminator(cfg, V, T, init)).to(self.device)
         self.d_pretrained = pre.discriminator is not None
         self.sampler = PolicySampler(self.rng)
         schedule = DiscriminatorSchedule(None, max(cfg.disc_repeats, 1), cfg.n_negatives, cfg.disc_epochs)
@@ -368,7 +396,8 @@ class SB3Run:
     def evaluate(self, rounds: int, generator: TokenLSTM, losses: dict[str, float]) -> dict[str, float]:
         """The REINFORCE path's evaluation of the policy's generator; a metrics row; model.zip."""
         cfg = self.cfg
-        ev = evaluate(generator.to(cfg.device), self.oracle, self.pre.test, cfg.eval_samples, self.eval_rng,
+        rng = seeded_generator(derive_seed(cfg.seed, "eval", rounds), self.device)  # never the training's
+        ev = evaluate(generator.to(self.device), self.oracle, self.pre.test, cfg.eval_samples, rng,
                       cfg.temperature)  # fmt: skip
         self.rows.append({
             "phase": "adversarial", "step": rounds, "generator_updates": int(self.model._n_updates),
@@ -407,7 +436,8 @@ class SB3Run:
         self.run.write_metrics(self.rows)
         title = f"SB3 {self.cfg.algo} from {self.pre.source.parent.name}, seed {self.cfg.seed}"
         plot_learning_curve(self.rows, self.run.path / "curve.png", title)
-        self.run.write_samples(generator.sample(100, self.eval_rng))
+        self.run.write_samples(generator.sample(100, seeded_generator(derive_seed(self.cfg.seed, "samples"),
+                                                                      self.device)))  # fmt: skip
         self.run.close()
         self.vec_env.close()
         return generator
