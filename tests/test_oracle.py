@@ -311,7 +311,7 @@ def test_code_running_pickle_would_run_without_the_guard(tmp_path):
     ("obj", "match"),
     [
         (dict(tiny_params(), bo=fractions.Fraction(1, 3)), "forbidden global fractions.Fraction"),
-        ({"a": _OpenMarker(Path("x"))}, "forbidden global .*open"),
+        ({"a": _OpenMarker(Path("/nonexistent-dir/marker"))}, "forbidden global .*open"),
         (np.save, "forbidden global numpy.save"),
         ([os.getcwd] * 15, "forbidden global (os|posix).getcwd"),
         (torch.zeros(3), "forbidden global torch"),
