@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import fractions
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from seqgan_env.oracle import load_oracle, random_oracle
+from seqgan_env.oracle import ORACLE_ARRAYS, load_oracle, main, random_oracle, read_oracle_arrays
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 GATES = ("i", "f", "og", "c")
 
@@ -220,3 +229,240 @@ def test_wrong_shapes(tmp_path, name, shape):
 def test_accepts_str_path(tmp_path):
     np.savez(tmp_path / "oracle.npz", **tiny_params())
     assert load_oracle(str(tmp_path / "oracle.npz")).config.vocab_size == 8
+
+
+# --- the reference code's pickle (save/target_params_py3.pkl: a list of the 15 arrays) ----------------
+def write_reference_pickle(path: Path, params: dict, protocol: int = pickle.DEFAULT_PROTOCOL) -> Path:
+    """Write `params` as the reference repository does: a pickled list in target_lstm.py's order."""
+    path.write_bytes(pickle.dumps([params[name] for name in ORACLE_ARRAYS], protocol=protocol))
+    return path
+
+
+def assert_same_oracle(a, b) -> None:
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), name
+
+
+@pytest.mark.parametrize("protocol", [2, pickle.DEFAULT_PROTOCOL])
+def test_reference_pickle_loads_like_the_npz(tmp_path, protocol):
+    params = tiny_params()
+    np.savez(tmp_path / "oracle.npz", **params)
+    pkl = write_reference_pickle(tmp_path / "target_params_py3.pkl", params, protocol)
+    oracle = load_oracle(pkl, seq_len=5)
+    assert_same_oracle(oracle, load_oracle(tmp_path / "oracle.npz", seq_len=5))
+    seqs = np.random.default_rng(1).integers(0, 8, size=(6, 5))
+    expected = numpy_log_probs(params, seqs)
+    np.testing.assert_allclose(torch_log_probs(oracle, seqs), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("container", [tuple, "dict"])
+def test_pickled_tuple_or_dict_by_name(tmp_path, container):
+    params = tiny_params()
+    obj = params if container == "dict" else tuple(params[name] for name in ORACLE_ARRAYS)
+    (tmp_path / "p.pkl").write_bytes(pickle.dumps(obj))
+    arrays = read_oracle_arrays(tmp_path / "p.pkl")
+    assert list(arrays) == list(ORACLE_ARRAYS)
+    assert all(np.array_equal(arrays[k], params[k]) and arrays[k].dtype == np.float32 for k in ORACLE_ARRAYS)
+
+
+class _OpenMarker:
+    """Unpickling this opens (creates) a marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+class _SystemMarker:
+    """Unpickling this runs a shell command that creates a marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize(("payload", "forbidden"), [(_OpenMarker, "open"), (_SystemMarker, "system")])
+@pytest.mark.parametrize("protocol", [0, 2, pickle.DEFAULT_PROTOCOL])
+def test_code_running_pickle_is_refused_and_not_run(tmp_path, payload, forbidden, protocol):
+    marker = tmp_path / "marker"
+    params = [tiny_params()[name] for name in ORACLE_ARRAYS]
+    for index in (0, 14):  # first or last: the array before it must not let it through either
+        path = tmp_path / f"evil{index}.pkl"
+        evil = params[:index] + [payload(marker)] + params[index + 1 :]
+        path.write_bytes(pickle.dumps(evil, protocol=protocol))
+        with pytest.raises(ValueError, match=rf"forbidden global \S*{forbidden}") as err:
+            load_oracle(path)
+        assert "evil" in str(err.value) and "\n" not in str(err.value)
+        assert not marker.exists()
+
+
+def test_code_running_pickle_would_run_without_the_guard(tmp_path):
+    """The test above has power: a plain pickle.loads of the payload does create the marker."""
+    marker = tmp_path / "marker"
+    pickle.loads(pickle.dumps(_OpenMarker(marker))).close()
+    assert marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("obj", "match"),
+    [
+        (dict(tiny_params(), bo=fractions.Fraction(1, 3)), "forbidden global fractions.Fraction"),
+        ({"a": _OpenMarker(Path("/nonexistent-dir/marker"))}, "forbidden global .*open"),
+        (np.save, "forbidden global numpy.save"),
+        ([os.getcwd] * 15, "forbidden global (os|posix).getcwd"),
+        (torch.zeros(3), "forbidden global torch"),
+        (np.float32(1.0), "forbidden global numpy"),  # a numpy scalar is not an array
+        ("just text", "holds a str, expected a list of the 15"),
+        ({"embedding": 1}, "lacks oracle arrays"),
+        (dict(tiny_params(), bo=[0.0] * 8), "'bo' is a list, expected a numpy array"),
+        (dict(tiny_params(), bo=np.array([1] * 8, dtype=object)), "'bo' has dtype object"),
+        (dict(tiny_params(), bo=np.zeros(8, dtype=complex)), "'bo' has dtype complex128"),
+    ],
+    ids=[
+        "fraction", "object", "np-function", "os-function", "torch", "np-scalar",
+        "str", "dict-missing", "list", "object-array", "complex",
+    ],  # fmt: skip
+)
+def test_other_pickled_objects_are_refused(tmp_path, obj, match):
+    path = tmp_path / "other.pkl"
+    path.write_bytes(pickle.dumps(obj))
+    with pytest.raises(ValueError, match=match):
+        load_oracle(path)
+
+
+def test_protocol_5_arrays_are_refused(tmp_path):
+    """Protocol 5 rebuilds arrays with numpy's _frombuffer, which the loader does not admit."""
+    path = write_reference_pickle(tmp_path / "p5.pkl", tiny_params(), protocol=5)
+    with pytest.raises(ValueError, match="forbidden global numpy.*_frombuffer"):
+        load_oracle(path)
+
+
+@pytest.mark.parametrize("count", [14, 16, 0])
+def test_pickled_list_of_wrong_length(tmp_path, count):
+    arrays = [tiny_params()[name] for name in ORACLE_ARRAYS]
+    arrays = (arrays + arrays)[:count]
+    (tmp_path / "p.pkl").write_bytes(pickle.dumps(arrays, protocol=2))
+    with pytest.raises(ValueError, match=f"list of {count} items, expected the 15 arrays embedding Wi"):
+        load_oracle(tmp_path / "p.pkl")
+
+
+@pytest.mark.parametrize(("name", "shape"), [("Uf", (4, 5)), ("bo", (7,)), ("embedding", (8,))])
+def test_pickle_with_wrong_shape(tmp_path, name, shape):
+    params = dict(tiny_params(), **{name: np.zeros(shape, dtype=np.float32)})
+    with pytest.raises(ValueError, match=rf"p.pkl: array '{name}'.*shape"):
+        load_oracle(write_reference_pickle(tmp_path / "p.pkl", params, protocol=2))
+
+
+def test_swapped_pickle_order_would_be_caught(tmp_path):
+    """A list in another order (here the embedding and Wo swapped) fails the shape checks."""
+    params = tiny_params()
+    swapped = [params[name] for name in ORACLE_ARRAYS]
+    swapped[0], swapped[13] = swapped[13], swapped[0]
+    (tmp_path / "p.pkl").write_bytes(pickle.dumps(swapped))
+    with pytest.raises(ValueError, match="shape"):
+        load_oracle(tmp_path / "p.pkl")
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("cut.pkl", None), ("proto.pkl", b"\x80\x04junk"), ("text.pkl", b"not a pickle\n"), ("empty.pkl", b"")],
+)
+def test_not_a_pickle(tmp_path, name, content):
+    path = tmp_path / name
+    if content is None:  # a real pickle cut short
+        content = pickle.dumps([tiny_params()[k] for k in ORACLE_ARRAYS])[:300]
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=name) as err:
+        load_oracle(path)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("fmt", ["npz", "pkl"])
+@pytest.mark.parametrize(
+    ("name", "value"), [("embedding", np.nan), ("Uog", np.inf), ("bo", -np.inf), ("bc", 1e39)]
+)
+def test_nan_and_inf_are_refused(tmp_path, fmt, name, value):
+    params = tiny_params()
+    params[name] = params[name].astype(np.float64)  # 1e39 overflows to inf only as float32
+    params[name].flat[-1] = value
+    path = tmp_path / f"oracle.{fmt}"
+    if fmt == "npz":
+        np.savez(path, **params)
+    else:
+        write_reference_pickle(path, params)
+    expected = "beyond float32's range" if value == 1e39 else f"{1 if value != value else 0} NaN"
+    with pytest.raises(ValueError, match=rf"array '{name}' (holds|has) .*{expected}.*expected finite"):
+        load_oracle(path)
+
+
+# --- the convert command -----------------------------------------------------------------------------
+def test_convert_round_trip(tmp_path, capsys):
+    params = tiny_params()
+    pkl = write_reference_pickle(tmp_path / "target_params_py3.pkl", params, protocol=2)
+    out = tmp_path / "target_params.npz"
+    assert main(["convert", str(pkl), str(out)]) == 0
+    assert "vocabulary 8, embedding 3, hidden 4" in capsys.readouterr().out
+    with np.load(out, allow_pickle=False) as npz:
+        assert sorted(npz.files) == sorted(ORACLE_ARRAYS)
+        assert all(np.array_equal(npz[k], params[k]) and npz[k].dtype == np.float32 for k in ORACLE_ARRAYS)
+    assert_same_oracle(load_oracle(out), load_oracle(pkl))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["target_params.npz", "target_params_py3.pkl"]
+
+
+def test_convert_refuses_to_overwrite_without_force(tmp_path, capsys):
+    pkl = write_reference_pickle(tmp_path / "p.pkl", tiny_params())
+    out = tmp_path / "out.npz"
+    out.write_bytes(b"precious")
+    assert main(["convert", str(pkl), str(out)]) == 2
+    assert capsys.readouterr().err == f"error: {out} exists; pass --force to overwrite it\n"
+    assert out.read_bytes() == b"precious"
+    assert main(["convert", str(pkl), str(out), "--force"]) == 0
+    assert_same_oracle(load_oracle(out), load_oracle(pkl))
+
+
+@pytest.mark.parametrize("bad", ["missing", "garbage", "evil", "no-dir"])
+def test_convert_bad_input(tmp_path, capsys, bad):
+    source, out = tmp_path / "in.pkl", tmp_path / "out.npz"
+    if bad == "garbage":
+        source.write_bytes(b"\x80\x04nonsense")
+    elif bad == "evil":
+        source.write_bytes(pickle.dumps(_OpenMarker(tmp_path / "marker")))
+    else:
+        write_reference_pickle(source, tiny_params())
+    if bad == "missing":
+        source = tmp_path / "nope.pkl"
+    if bad == "no-dir":
+        out = tmp_path / "nodir" / "out.npz"
+    assert main(["convert", str(source), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert not out.exists() and not (tmp_path / "marker").exists()
+
+
+def test_convert_command_line(tmp_path):
+    """`python -m seqgan_env.oracle convert`: one `error:` line and exit 2 on a missing input; --help."""
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "seqgan_env.oracle", *args], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    result = run("convert", str(tmp_path / "nope.pkl"), str(tmp_path / "out.npz"))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"error: oracle parameter file not found: {tmp_path / 'nope.pkl'}\n"
+    helped = run("convert", "--help")
+    assert helped.returncode == 0 and "--force" in helped.stdout and "target_params_py3.pkl" in helped.stdout
+
+
+def test_paper_oracle_pickle_round_trip(paper_oracle_path, tmp_path):
+    """The paper's npz, written as the reference's pickle list, converts back to identical parameters."""
+    with np.load(paper_oracle_path) as npz:
+        params = {k: npz[k] for k in npz.files}
+    pkl = write_reference_pickle(tmp_path / "target_params_py3.pkl", params, protocol=3)
+    out = tmp_path / "target_params.npz"
+    assert main(["convert", str(pkl), str(out)]) == 0
+    with np.load(out) as npz:
+        assert all(np.array_equal(npz[k], params[k]) for k in ORACLE_ARRAYS)
+    assert_same_oracle(load_oracle(pkl), load_oracle(paper_oracle_path))
+    assert_same_oracle(load_oracle(out), load_oracle(paper_oracle_path))
