@@ -5,18 +5,15 @@ built-in default is a seeded random oracle (the paper's protocol, no file needed
 oracle parameters load from an `.npz` file or straight from the reference repository's pickle
 (`save/target_params_py3.pkl`), read by a restricted unpickler that admits numpy arrays only.
 
-Convert the pickle once: `python -m seqgan_env.oracle convert target_params_py3.pkl target_params.npz`.
+Convert the pickle once: `python -m seqgan_env.convert_oracle target_params_py3.pkl target_params.npz`.
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import pickle
-import sys
 import tempfile
-import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -25,9 +22,6 @@ import numpy as np
 import torch
 
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
-
-if sys.argv[:1] == ["-m"]:  # `python -m seqgan_env.oracle`: the package has imported this module already
-    warnings.filterwarnings("ignore", r"'seqgan_env\.oracle' found in sys\.modules", RuntimeWarning)
 
 PAPER_VOCAB_SIZE = 5000
 PAPER_SEQ_LEN = 20
@@ -253,34 +247,3 @@ def convert(source: str | Path, target: str | Path, force: bool = False) -> dict
         Path(tmp).unlink(missing_ok=True)
         raise
     return arrays
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m seqgan_env.oracle convert SOURCE TARGET [--force]`; 0 on success, 2 on bad input."""
-    parser = argparse.ArgumentParser(
-        prog="python -m seqgan_env.oracle", description="Tools for the oracle's parameter files (SPEC 2.1)."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    conv = commands.add_parser(
-        "convert",
-        help="convert the reference code's target_params_py3.pkl (or an .npz) to a checked .npz",
-        description="Read the 15 oracle arrays from SOURCE (the reference repository's "
-        "save/target_params_py3.pkl, read by a restricted unpickler, or an .npz), check them and "
-        "write them to TARGET (.npz).",
-    )
-    conv.add_argument("source", type=Path, help="the parameter file to read (.pkl or .npz)")
-    conv.add_argument("target", type=Path, help="the .npz file to write")
-    conv.add_argument("--force", action="store_true", help="overwrite TARGET if it exists")
-    args = parser.parse_args(argv)
-    try:
-        arrays = convert(args.source, args.target, force=args.force)
-    except (OSError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    (vocab_size, embed_dim), hidden_dim = arrays["embedding"].shape, arrays["Ui"].shape[0]
-    print(f"wrote {args.target}: vocabulary {vocab_size}, embedding {embed_dim}, hidden {hidden_dim}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

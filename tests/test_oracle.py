@@ -14,7 +14,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqgan_env.oracle import ORACLE_ARRAYS, load_oracle, main, random_oracle, read_oracle_arrays
+from seqgan_env.convert_oracle import main
+from seqgan_env.oracle import ORACLE_ARRAYS, load_oracle, random_oracle, read_oracle_arrays
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -404,7 +405,7 @@ def test_convert_round_trip(tmp_path, capsys):
     params = tiny_params()
     pkl = write_reference_pickle(tmp_path / "target_params_py3.pkl", params, protocol=2)
     out = tmp_path / "target_params.npz"
-    assert main(["convert", str(pkl), str(out)]) == 0
+    assert main([str(pkl), str(out)]) == 0
     assert "vocabulary 8, embedding 3, hidden 4" in capsys.readouterr().out
     with np.load(out, allow_pickle=False) as npz:
         assert sorted(npz.files) == sorted(ORACLE_ARRAYS)
@@ -417,10 +418,10 @@ def test_convert_refuses_to_overwrite_without_force(tmp_path, capsys):
     pkl = write_reference_pickle(tmp_path / "p.pkl", tiny_params())
     out = tmp_path / "out.npz"
     out.write_bytes(b"precious")
-    assert main(["convert", str(pkl), str(out)]) == 2
+    assert main([str(pkl), str(out)]) == 2
     assert capsys.readouterr().err == f"error: {out} exists; pass --force to overwrite it\n"
     assert out.read_bytes() == b"precious"
-    assert main(["convert", str(pkl), str(out), "--force"]) == 0
+    assert main([str(pkl), str(out), "--force"]) == 0
     assert_same_oracle(load_oracle(out), load_oracle(pkl))
 
 
@@ -437,21 +438,21 @@ def test_convert_bad_input(tmp_path, capsys, bad):
         source = tmp_path / "nope.pkl"
     if bad == "no-dir":
         out = tmp_path / "nodir" / "out.npz"
-    assert main(["convert", str(source), str(out)]) == 2
+    assert main([str(source), str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
     assert not out.exists() and not (tmp_path / "marker").exists()
 
 
 def test_convert_command_line(tmp_path):
-    """`python -m seqgan_env.oracle convert`: one `error:` line and exit 2 on a missing input; --help."""
+    """`python -m seqgan_env.convert_oracle`: one `error:` line and exit 2 on a missing input; --help."""
     run = lambda *args: subprocess.run(  # noqa: E731
-        [sys.executable, "-m", "seqgan_env.oracle", *args], cwd=REPO_ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "seqgan_env.convert_oracle", *args], cwd=REPO_ROOT, capture_output=True, text=True
     )
-    result = run("convert", str(tmp_path / "nope.pkl"), str(tmp_path / "out.npz"))
+    result = run(str(tmp_path / "nope.pkl"), str(tmp_path / "out.npz"))
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == f"error: oracle parameter file not found: {tmp_path / 'nope.pkl'}\n"
-    helped = run("convert", "--help")
+    helped = run("--help")
     assert helped.returncode == 0 and "--force" in helped.stdout and "target_params_py3.pkl" in helped.stdout
 
 
@@ -461,7 +462,7 @@ def test_paper_oracle_pickle_round_trip(paper_oracle_path, tmp_path):
         params = {k: npz[k] for k in npz.files}
     pkl = write_reference_pickle(tmp_path / "target_params_py3.pkl", params, protocol=3)
     out = tmp_path / "target_params.npz"
-    assert main(["convert", str(pkl), str(out)]) == 0
+    assert main([str(pkl), str(out)]) == 0
     with np.load(out) as npz:
         assert all(np.array_equal(npz[k], params[k]) for k in ORACLE_ARRAYS)
     assert_same_oracle(load_oracle(pkl), load_oracle(paper_oracle_path))
