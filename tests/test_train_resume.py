@@ -1,0 +1,156 @@
+"""train/adversarial.py resumes bit for bit: a run SIGKILLed anywhere (MLE, discriminator
+pre-training, mid-round after the discriminator has trained, inside a checkpoint write) and resumed
+writes the same metrics.csv as the run that was never interrupted, in every column but elapsed time.
+Also: evaluation never moves training's random numbers, --init-from survives an early kill, and a
+run folder is held by one process at a time."""
+
+from __future__ import annotations
+
+import csv
+import gc
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agents.experiment import RunFolder
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "train" / "adversarial.py"
+FAST = ["--preset", "tiny", "--threads", "1", "--n-real", "128", "--n-test", "64", "--eval-samples", "128",
+        "--n-negatives", "64", "--disc-pretrain-repeats", "3", "--rounds", "6"]  # fmt: skip
+
+# Runs the script in a child process that SIGKILLs itself on the N-th call of one function: the
+# process dies as a real kill would, with no cleanup, no `finally` and no flush.
+KILLER = """
+import importlib, os, signal, sys
+sys.path[:0] = [{train!r}, {root!r}]
+target, n = sys.argv[1], int(sys.argv[2])
+module_name, _, attr = target.partition(":")
+owner = importlib.import_module(module_name)
+*path, name = attr.split(".")
+for part in path:
+    owner = getattr(owner, part)
+original, calls = getattr(owner, name), [0]
+
+def killing(*args, **kwargs):
+    calls[0] += 1
+    if calls[0] == n:
+        if name == "save":  # inside a checkpoint write: half a file on disk, then the kill
+            args[1].write(b"half a checkpoint")
+            args[1].flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(*args, **kwargs)
+
+setattr(owner, name, killing)
+import adversarial
+sys.exit(adversarial.main(sys.argv[3:]))
+"""
+
+
+def run_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> int:
+    spec = importlib.util.spec_from_file_location("adversarial_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    code = module.main(list(args))
+    err = capsys.readouterr().err
+    assert code == 0 or err.startswith("error:"), err
+    print(err, file=sys.stderr)
+    return code
+
+
+def metrics_without_time(folder: Path) -> list[dict[str, str]]:
+    with (folder / "metrics.csv").open() as f:
+        return [{k: v for k, v in row.items() if k != "elapsed_s"} for row in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, str]]:
+    out = tmp_path_factory.mktemp("whole")
+    code = subprocess.run([sys.executable, str(SCRIPT), *FAST, "--out", str(out), "--name", "run"],
+                          capture_output=True, text=True, cwd=ROOT).returncode  # fmt: skip
+    assert code == 0
+    return metrics_without_time(out / "run")
+
+
+@pytest.mark.parametrize(
+    ("where", "call"),
+    [
+        ("agents.mle:MLETrainer.epoch", 3),  # MLE epoch 3; the last checkpoint is at epoch 2
+        ("seqgan_env.wrappers:DiscriminatorUpdater.train", 3),  # the third pre-training set
+        ("agents.reinforce:ReinforceAgent.collect", 4),  # round 4, after round 3's discriminator training
+        ("torch:save", 8),  # inside the write of latest.pt at round 4 (its metrics row already written)
+    ],
+)
+def test_a_killed_run_resumes_bit_for_bit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], uninterrupted: list[dict[str, str]], where: str, call: int
+) -> None:
+    killer = tmp_path / "killer.py"
+    killer.write_text(KILLER.format(train=str(ROOT / "train"), root=str(ROOT)))
+    args = [*FAST, "--out", str(tmp_path), "--name", "run"]
+    killed = subprocess.run([sys.executable, str(killer), where, str(call), *args], capture_output=True,
+                            text=True, cwd=ROOT)  # fmt: skip
+    assert killed.returncode == -9, killed.stderr  # SIGKILL
+    folder = tmp_path / "run"
+    if where == "torch:save":
+        assert list(folder.glob(".latest.pt.*.tmp"))  # what the kill left behind
+    assert run_in_process(capsys, "--resume", str(folder)) == 0
+    assert metrics_without_time(folder) == uninterrupted
+    assert not list(folder.glob("*.tmp"))
+
+
+def test_evaluation_never_changes_training(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--eval-every 2 and --eval-every 4 train the same model: round 4 scores the same."""
+    rows = {}
+    for every in (2, 4):
+        args = [*FAST, "--rounds", "4", "--eval-every", str(every), "--out", str(tmp_path), "--name", f"e{every}"]
+        assert run_in_process(capsys, *args) == 0
+        rows[every] = {(r["phase"], r["step"]): r for r in metrics_without_time(tmp_path / f"e{every}")}
+    assert ("adversarial", "2") in rows[2] and ("adversarial", "2") not in rows[4]
+    for key in (("adversarial", "0"), ("adversarial", "4")):
+        assert rows[2][key] == rows[4][key]
+
+
+def test_init_from_survives_a_kill_before_the_first_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run_in_process(capsys, *FAST, "--rounds", "0", "--out", str(tmp_path), "--name", "pre") == 0
+    args = [*FAST, "--rounds", "2", "--mode", "constant", "--init-from", str(tmp_path / "pre"), "--out", str(tmp_path)]
+    assert run_in_process(capsys, *args, "--name", "whole") == 0
+
+    from agents.reinforce import ReinforceAgent
+
+    def crash(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt  # killed in round 1: no latest.pt yet
+
+    monkeypatch.setattr(ReinforceAgent, "collect", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run_in_process(capsys, *args, "--name", "killed")
+    gc.collect()  # the crashed run's objects, its folder lock among them (a killed process frees it)
+    assert not (tmp_path / "killed" / "latest.pt").exists()
+    monkeypatch.undo()
+    assert run_in_process(capsys, "--resume", str(tmp_path / "killed")) == 0
+    resumed = metrics_without_time(tmp_path / "killed")
+    assert resumed == metrics_without_time(tmp_path / "whole")
+    assert [r["phase"] for r in resumed][:2] == ["mle", "mle"]  # the source's MLE, not redone
+
+
+def test_a_run_folder_is_held_by_one_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_in_process(capsys, *FAST, "--rounds", "0", "--out", str(tmp_path), "--name", "run") == 0
+    holder = RunFolder(tmp_path / "run")
+    holder.lock()  # another process's hold (flock conflicts across open files, in one process too)
+    try:
+        spec = importlib.util.spec_from_file_location("adversarial_script", SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        before = sorted(p.name for p in (tmp_path / "run").iterdir())
+        assert module.main(["--resume", str(tmp_path / "run")]) == 2
+        assert "in use by another process" in capsys.readouterr().err
+        assert sorted(p.name for p in (tmp_path / "run").iterdir()) == before
+    finally:
+        holder.close()
+    assert run_in_process(capsys, "--resume", str(tmp_path / "run")) == 0
