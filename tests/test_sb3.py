@@ -400,6 +400,30 @@ def test_script_bad_input(e2e_run, tmp_path, capsys, monkeypatch):
     assert not any(p.name.startswith("sb3_") for p in tmp_path.iterdir())  # nothing was written
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--learning-rate", "nan"], "--learning-rate must be a finite number, got nan"),
+        (["--gamma", "inf"], "--gamma must be a finite number"),
+        (["--clip-range", "nan"], "--clip-range must be a finite number"),
+        (["--ent-coef=-1"], "--ent-coef must be >= 0"),
+        (["--rollout-rate", "1.5"], "--rollout-rate must be in [0, 1)"),
+        (["--seed", "-1"], "--seed must be in [0, 2**63 - 1]"),
+        (["--threads", "-3"], "--threads must be >= 0"),
+        (["--device", "foo"], "device 'foo' is not a torch device name"),
+        (["--name", "../x"], "--name must be a plain folder name"),
+        (["--name", "/abs"], "--name must be a plain folder name"),
+        (["--temperature", "nan"], "--temperature must be a finite number"),
+        (["--rollout-update", "foo"], "--rollout-update must be one of copy, ema, fixed"),
+        (["--value-arch", "64,x"], "--value-arch must be comma-separated sizes"),
+    ],
+)
+def test_script_bad_options(tmp_path, capsys, monkeypatch, args, message):
+    bad = run_in_process(capsys, monkeypatch, *args, "--out", str(tmp_path / "runs"))
+    assert bad.returncode == 2 and message in bad.stderr, bad.stderr
+    assert bad.stderr.count("\n") == 1 and not any(tmp_path.iterdir())
+
+
 def test_script_help_explains_every_option():
     result = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0

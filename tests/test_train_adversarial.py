@@ -254,3 +254,26 @@ def test_same_seed_gives_the_same_run(tmp_path: Path, capsys: pytest.CaptureFixt
     assert [{k: v for k, v in r.items() if k not in drop} for r in rows_a] == [
         {k: v for k, v in r.items() if k not in drop} for r in rows_b
     ]
+
+
+def test_every_checkpoint_holds_the_rollout_policy_of_its_stage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Pre-training checkpoints record beta = theta (the env built from them searches with the MLE
+    generator, not the initial LSTM), and an ema rollout policy starts equal to the MLE generator."""
+    args = [*FAST, "--rollout-update", "ema", "--rounds", "1", "--eval-every", "1", "--out", str(tmp_path)]
+    assert run_in_process(capsys, *args, "--name", "run").returncode == 0
+    folder = tmp_path / "run"
+    for name in ("mle", "pretrained"):
+        state = load_checkpoint(folder / f"{name}.pt")
+        for key, value in state["generator"]["state_dict"].items():
+            assert torch.equal(value, state["rollout_policy"]["state_dict"][key]), (name, key)
+        env = SeqGANEnv(checkpoint=str(folder / f"{name}.pt"))
+        assert torch.equal(env.rollout_policy.output.weight, state["generator"]["state_dict"]["output.weight"])
+    # One ema round: beta = 0.8 * theta_MLE + 0.2 * theta_1 (an ema from the MLE generator, not from the
+    # initial LSTM).
+    mle = load_checkpoint(folder / "pretrained.pt")["generator"]["state_dict"]
+    final = load_checkpoint(folder / "final.pt")
+    for key, beta in final["rollout_policy"]["state_dict"].items():
+        expected = 0.8 * mle[key] + 0.2 * final["generator"]["state_dict"][key]
+        torch.testing.assert_close(beta, expected, rtol=1e-5, atol=1e-6)
