@@ -89,27 +89,34 @@ class ReinforceAgent:
 
     @torch.no_grad()  # not inference_mode: the sequences feed the policy-gradient step
     def collect(self, envs: gym.vector.VectorEnv) -> Episodes:
-        """Run one episode in each of the vector env's B envs, the generator choosing the tokens."""
+        """Run exactly one episode in each of the vector env's B envs (a `SeqGANVectorEnv`, or a vector
+        wrapper of one), the generator choosing the tokens.
+
+        Autoreset is paused meanwhile (`SeqGANVectorEnv.autoreset_paused`): an env whose episode
+        ended early (end-of-sequence) ignores the generator's further tokens, so no episode starts
+        that is not a sample of the generator, nothing searches its prefixes, and a wrapper below
+        sees exactly B finished episodes."""
         base = envs.unwrapped
         B, T, pad_id = envs.num_envs, base.seq_len, base.pad_id
-        envs.reset()
         self.generator.eval()
-        logits, state = self.generator.start(B)
         sequences = torch.full((B, T), pad_id, dtype=torch.long)
         rewards = torch.zeros(B, T)
         done = np.zeros(B, dtype=bool)
-        for t in range(T):
-            actions = sample_categorical(logits, self.rng)
-            _, reward, terminated, _, infos = envs.step(actions.cpu().numpy())
-            live = torch.as_tensor(~done)
-            rewards[live, t] = torch.as_tensor(reward, dtype=torch.float32)[live]
-            ended = terminated & ~done
-            if ended.any():
-                sequences[torch.as_tensor(ended)] = torch.as_tensor(infos["sequence"][ended])
-            done |= terminated
-            if done.all():
-                break
-            logits, state = self.generator.step(actions, state)
+        with base.autoreset_paused():
+            envs.reset()
+            logits, state = self.generator.start(B)
+            for t in range(T):
+                actions = sample_categorical(logits, self.rng)
+                _, reward, terminated, _, infos = envs.step(actions.cpu().numpy())
+                live = torch.as_tensor(~done)
+                rewards[live, t] = torch.as_tensor(reward, dtype=torch.float32)[live]
+                ended = terminated & ~done
+                if ended.any():
+                    sequences[torch.as_tensor(ended)] = torch.as_tensor(infos["sequence"][ended])
+                done |= terminated
+                if done.all():
+                    break
+                logits, state = self.generator.step(actions, state)
         return Episodes(sequences, rewards)
 
     def update(self, episodes: Episodes, pad_id: int | None = None) -> float:

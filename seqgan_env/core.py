@@ -1,6 +1,15 @@
 """The SeqGAN MDP's transition and reward logic, batched: one implementation for both env classes.
 
 `SeqGANEnv` runs it with one row, `SeqGANVectorEnv` with B rows, so the two cannot drift apart.
+
+The rollout policy's next-token logits and LSTM state are cached per prefix (computed at reset,
+advanced one token per step). Whoever trains the policy changes its weights in place (a copy or a
+moving average of the generator's, `load_state_dict`), so before it reads the cache the core compares
+the parameters' in-place version counters and storage with those the cache was computed with, and on
+a change recomputes the cache of every live prefix from its tokens: the rewards are then those of a
+freshly built env with the new weights. The check is one tuple of (version, pointer) pairs per reset
+and step, a few microseconds. Writes that bypass the version counters (through `.data`, or a fused
+optimizer's kernels on the rollout policy itself) are not seen.
 """
 
 from __future__ import annotations
@@ -55,11 +64,39 @@ class SeqGANCore:
         B, T, H = num_envs, self.seq_len, rollout_policy.config.hidden_dim
         self.tokens = torch.full((B, T), self.pad_id, dtype=torch.long, device=device)  # [B, T]
         self.length = np.zeros(B, dtype=np.int64)
-        self.done = np.zeros(B, dtype=bool)
+        self.done = np.ones(B, dtype=bool)  # no live prefix until a row is reset
         self.q_prev = np.zeros(B, dtype=np.float32)
         self.logits = torch.zeros(B, self.vocab_size, device=device)  # next-token logits [B, V]
         self.h = torch.zeros(B, H, device=device)
         self.c = torch.zeros(B, H, device=device)
+        self._params = tuple(rollout_policy.parameters())
+        self._cached_with = self._policy_key()  # the weights the cached logits/states come from
+
+    def _policy_key(self) -> tuple[tuple[int, int], ...]:
+        """What identifies the rollout policy's current weights: each parameter's in-place version
+        counter (bumped by copy_, add_, load_state_dict, optimizers' foreach steps) and storage."""
+        return tuple((p._version, p.data_ptr()) for p in self._params)
+
+    def _refresh_cache(self, skip: np.ndarray | None = None) -> None:
+        """If the rollout policy's weights changed since the cache was computed, recompute the cached
+        logits and state of every live row (but those in `skip`, bool [B]) from its prefix."""
+        if self.reward_mode == "terminal":  # nothing cached
+            return
+        key = self._policy_key()
+        if key == self._cached_with:
+            return
+        self._cached_with = key
+        rows = np.flatnonzero(~self.done if skip is None else ~self.done & ~skip)
+        if len(rows) == 0:
+            return
+        idx = torch.as_tensor(rows, device=self.tokens.device)
+        longest = int(self.length[rows].max())
+        tokens = self.tokens[idx, : longest + 1]  # prefix_states reads all but the last column
+        tokens = tokens.masked_fill(tokens == self.pad_id, 0)  # padding after a row's prefix: never kept
+        logits, (h, c) = self.rollout_policy.prefix_states(tokens)  # [longest + 1, n, .]
+        at = torch.as_tensor(self.length[rows], device=self.tokens.device)
+        row = torch.arange(len(rows), device=self.tokens.device)
+        self.logits[idx], self.h[idx], self.c[idx] = logits[at, row], h[at, row], c[at, row]
 
     @torch.inference_mode()
     def reset(self, rows: np.ndarray) -> None:
@@ -67,6 +104,7 @@ class SeqGANCore:
         idx = torch.as_tensor(np.flatnonzero(rows), device=self.tokens.device)
         if len(idx) == 0:
             return
+        self._refresh_cache(skip=rows)  # the other live rows, if the weights changed
         self.tokens[idx] = self.pad_id
         self.length[rows] = 0
         self.done[rows] = False
@@ -93,6 +131,7 @@ class SeqGANCore:
         if len(act) == 0:
             return result
         assert not self.done[act].any(), "stepping a finished prefix"
+        self._refresh_cache()
         idx = torch.as_tensor(act, device=self.tokens.device)
         a = torch.as_tensor(actions[act], dtype=torch.long, device=self.tokens.device)
         self.tokens[idx, torch.as_tensor(self.length[act], device=self.tokens.device)] = a
@@ -133,7 +172,6 @@ class SeqGANCore:
             result.rewards[fin] = result.q[fin]
         self.q_prev[act] = np.where(result.q_computed[act], result.q[act], self.q_prev[act])
         return result
-
 
 
 def check_action(action: object, vocab_size: int) -> int:

@@ -34,7 +34,9 @@ class SeqGANEnv(SeqGANModels, gym.Env[np.ndarray, int]):
 
     ## Rewards
     Q_t is the mean over `n_rollouts` completions of D(y_1..y_t + completion), the completions sampled
-    by the rollout policy continuing from its state after [start, y_1..y_t]; Q_T = D(y_1..y_T).
+    by the rollout policy continuing from its state after [start, y_1..y_t]; Q_T = D(y_1..y_T). The
+    env caches that state per prefix, but always with the policy's current weights: a change in place
+    (a rollout sync, `load_state_dict`) applies from the next step on, to episodes under way too.
     `reward_mode` chooses the reward handed out at step t:
     - `"mc"` (default, the paper): r_t = Q_t. The REINFORCE agent weights each token by r_t itself;
       a generic return-based algorithm needs gamma = 0 with it.
@@ -80,7 +82,18 @@ class SeqGANEnv(SeqGANModels, gym.Env[np.ndarray, int]):
     ## Vectorized environment
     `gymnasium.make_vec("SeqGAN-v0", num_envs=B)` returns `SeqGANVectorEnv`, which computes the Monte
     Carlo rewards of all B prefixes in one batch of B*N completions. Both classes run the same
-    transition and reward code (`seqgan_env.core.SeqGANCore`).
+    transition and reward code (`seqgan_env.core.SeqGANCore`). `autoreset_mode` (`make_vec(...,
+    autoreset_mode=...)`, a `gymnasium.vector.AutoresetMode` or its value) is declared in
+    `metadata["autoreset_mode"]`:
+    - `NEXT_STEP` (default): the step after an env terminates resets it (action ignored, reward 0).
+    - `SAME_STEP`: it resets in the terminating step; the final observation and step info are in
+      `infos["final_obs"]` and `infos["final_info"]`, as Gymnasium's `SyncVectorEnv` gives them.
+    - `DISABLED`: a finished env waits until `reset(options={"reset_mask": ...})`; stepping it does
+      nothing (action ignored: no token, no Monte Carlo search, reward 0, not terminated again).
+    `with envs.unwrapped.autoreset_paused():` runs a block under `DISABLED` whatever the mode: the
+    REINFORCE agent's `collect` so runs exactly one episode per env, and no episode starts that the
+    agent did not sample. In every mode `infos["q"]` and `infos["sequence"]` (with their `_` masks)
+    describe the step just taken.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}

@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import FunctionScorer
+from conftest import FunctionScorer, TableScorer, tiny_discriminator, tiny_lstm
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
@@ -226,6 +226,26 @@ def test_rollouts_stop_at_eos():
             k = row.index(2, 1)
             assert row[k + 1 :] == [V] * (T - k - 1)
     assert (scored == V).any()
+
+
+def test_rewards_after_the_rollout_policy_changes_equal_a_fresh_envs():
+    """The env caches the rollout policy's state per prefix; a change of the policy's weights in place
+    (a rollout sync) must not leave it stale: the next rewards are a fresh env's with the new weights."""
+    old, new = tiny_lstm(seed=1), tiny_lstm(seed=2)
+    kwargs = {"n_rollouts": 16, "scorer": TableScorer(V + 1, T), "discriminator": tiny_discriminator(),
+              "oracle_seed": None}  # fmt: skip
+    changed = SeqGANEnv(rollout_policy=copy.deepcopy(old), **kwargs)
+    fresh = SeqGANEnv(rollout_policy=copy.deepcopy(new), **kwargs)
+    changed.reset(seed=0), fresh.reset(seed=0)
+    changed.step(1), fresh.step(1)
+    with torch.no_grad():
+        for beta, theta in zip(changed.rollout_policy.parameters(), new.parameters(), strict=True):
+            beta.copy_(theta)  # what agents.reinforce.sync_rollout_policy does
+    for action in (2, 5, 0):
+        fresh._torch_rng.set_state(changed._torch_rng.get_state())  # the same draws from here on
+        _, c_reward, _, _, c_info = changed.step(action)
+        _, f_reward, _, _, f_info = fresh.step(action)
+        assert c_reward == f_reward and c_info["q"] == f_info["q"]
 
 
 # --- seeding and copies -------------------------------------------------------------------------------

@@ -11,11 +11,18 @@ import torch
 from conftest import trainable
 import torch.nn.functional as F
 
+from gymnasium.vector import AutoresetMode
+
 import seqgan_env  # noqa: F401  (registers SeqGAN-Tiny-v0)
+import seqgan_env.core
 from agents.reinforce import Episodes, ReinforceAgent, ReinforceConfig, policy_gradient_loss
+from seqgan_env import SeqGANVectorEnv
+from seqgan_env.sampling import sample_categorical
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
+from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorTrainingVectorWrapper
 
 V, T = 8, 4
+PAD_EOS = V  # the padding id of the eos envs below
 
 
 def make_generator(seed: int = 1) -> TokenLSTM:
@@ -242,15 +249,17 @@ def test_config_validation(kwargs):
 
 # --- collect ---------------------------------------------------------------------------------------
 class Recorder(gym.vector.VectorWrapper):
-    """Records what the vector env hands out at every step."""
+    """Records what the vector env hands out at every step (and the observations apart)."""
 
     def __init__(self, env):
         super().__init__(env)
         self.steps: list[tuple[np.ndarray, np.ndarray, dict]] = []
+        self.observations: list[np.ndarray] = []
 
     def step(self, actions):
         obs, rewards, terminated, truncated, infos = self.env.step(actions)
         self.steps.append((rewards.copy(), terminated.copy(), {k: np.copy(v) for k, v in infos.items()}))
+        self.observations.append(obs.copy())
         return obs, rewards, terminated, truncated, infos
 
 
@@ -282,3 +291,93 @@ def test_collect_samples_from_the_generator(tiny_envs):
     agent = ReinforceAgent(gen, tiny_envs.unwrapped.rollout_policy)
     episodes = agent.collect(tiny_envs)
     assert (episodes.sequences == 3).all()
+
+
+# --- collect with an end-of-sequence id: one episode per env, nothing more ------------------------------
+EOS, T_EOS = 1, 6
+
+
+def eos_biased(seed: int) -> TokenLSTM:
+    """A token LSTM (V 8, T 6) that picks the end-of-sequence id about a third of the time."""
+    model = TokenLSTM(TokenLSTMConfig(V, T_EOS, 8, 8), generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        model.output.bias[EOS] += 1.3
+    return model
+
+
+def eos_envs(num_envs: int, **kwargs) -> DiscriminatorTrainingVectorWrapper:
+    """The tiny env with T 6 and eos 1, under the discriminator-training wrapper (never training)."""
+    venv = SeqGANVectorEnv(
+        num_envs, vocab_size=V, seq_len=T_EOS, eos_id=EOS, n_rollouts=4, rollout_policy=eos_biased(2),
+        discriminator_embed_dim=8, discriminator_filters=((1, 8), (2, 8)), oracle_seed=None, **kwargs,
+    )  # fmt: skip
+    real = torch.zeros(4, T_EOS, dtype=torch.long)
+    schedule = DiscriminatorSchedule(None, 1, 16, 1, 8)
+    return DiscriminatorTrainingVectorWrapper(venv, real, lambda n: real[:1].repeat(n, 1), schedule)
+
+
+def count_searched_rows(monkeypatch) -> list[int]:
+    """The number of prefix rows of every Monte Carlo search the env runs."""
+    rows: list[int] = []
+    original = seqgan_env.core.monte_carlo_q
+
+    def counting(rollout_policy, scorer, prefixes, *args, **kwargs):
+        rows.append(prefixes.shape[0])
+        return original(rollout_policy, scorer, prefixes, *args, **kwargs)
+
+    monkeypatch.setattr(seqgan_env.core, "monte_carlo_q", counting)
+    return rows
+
+
+@pytest.mark.parametrize("mode", [None, AutoresetMode.SAME_STEP, AutoresetMode.DISABLED])  # None: the default
+def test_collect_with_eos_runs_exactly_one_episode_per_env(monkeypatch, mode):
+    B = 16
+    wrapper = eos_envs(B) if mode is None else eos_envs(B, autoreset_mode=mode)
+    envs = Recorder(wrapper)
+    searched = count_searched_rows(monkeypatch)
+    agent = ReinforceAgent(eos_biased(1), rng=torch.Generator().manual_seed(0))
+    episodes = agent.collect(envs)
+
+    lengths = (episodes.sequences != PAD_EOS).sum(1)
+    assert (lengths < T_EOS).sum() >= B // 2 and lengths.max() > 2  # eos ends many episodes, not all at once
+    assert wrapper.updater.episodes_seen == B  # the wrapper recorded B negatives, the generator's samples
+    recorded = torch.cat(wrapper.updater.finished)
+    assert sorted(recorded.tolist()) == sorted(episodes.sequences.tolist())
+    assert sum(searched) == int((lengths - 1).sum())  # only live prefixes are searched, never the last
+
+    terminated = np.stack([term for _, term, _ in envs.steps])  # [steps, B]
+    assert (terminated.sum(0) == 1).all()  # each env terminated exactly once
+    rewards = np.stack([r for r, _, _ in envs.steps], axis=1)  # [B, steps]
+    observations = np.stack(envs.observations, axis=1)  # [B, steps, T]
+    for b, length in enumerate(lengths.tolist()):
+        assert (rewards[b, length:] == 0).all()  # nothing after the end
+        assert (observations[b, length - 1 :] == episodes.sequences[b].numpy()).all()  # no new episode
+        assert (episodes.rewards[b, length:] == 0).all() and (episodes.rewards[b, :length] > 0).all()
+    assert wrapper.unwrapped.metadata["autoreset_mode"] is (mode or AutoresetMode.NEXT_STEP)  # pause over
+
+    agent.collect(envs)  # a second batch: B more, whatever the first left behind
+    assert wrapper.updater.episodes_seen == 2 * B
+
+
+def test_collect_without_eos_is_a_plain_lockstep_run(tiny_envs):
+    """Fixed-length episodes end together: the pause changes nothing, and collect's numbers are those
+    of stepping the env by hand with the same generator draws."""
+    rng_state = torch.Generator().manual_seed(3).get_state()
+    agent = ReinforceAgent(make_generator(), rng=torch.Generator().manual_seed(3))
+    tiny_envs.reset(seed=5)  # collect's own reset() keeps the env's seeded RNG
+    episodes = agent.collect(tiny_envs)
+    replay = gym.make_vec("SeqGAN-Tiny-v0", num_envs=3)
+    replay.reset(seed=5)
+    rng = torch.Generator()
+    rng.set_state(rng_state)
+    logits, state = agent.generator.start(3)
+    rewards = []
+    with torch.no_grad():
+        for t in range(T):
+            actions = sample_categorical(logits, rng)
+            _, reward, terminated, _, infos = replay.step(actions.numpy())
+            rewards.append(reward)
+            logits, state = agent.generator.step(actions, state)
+    assert terminated.all()
+    np.testing.assert_array_equal(episodes.sequences.numpy(), infos["sequence"])
+    np.testing.assert_array_equal(episodes.rewards.numpy(), np.stack(rewards, axis=1))

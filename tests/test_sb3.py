@@ -430,3 +430,44 @@ def test_script_help_explains_every_option():
     for option in ("--algo", "--pretrained", "--load", "--reward-mode", "--gamma", "--threads",
                    "--no-progress"):  # fmt: skip
         assert option in result.stdout
+
+
+# --- the rollout policy's cached states under the round callback's sync ------------------------------
+class CheckRolloutCache(BaseCallback):
+    """After every env step: the env's cached rollout-policy logits and state of each live prefix are
+    the rollout policy's current ones for that prefix, as a fresh computation gives them."""
+
+    def __init__(self, venv: SeqGANVectorEnv, rounds: AdversarialRoundCallback) -> None:
+        super().__init__()
+        self.venv, self.rounds = venv, rounds
+        self.checked_after_sync = 0
+
+    def _on_step(self) -> bool:
+        core = self.venv._core
+        live = np.flatnonzero(~core.done)
+        assert len(live) == self.venv.num_envs  # the adapter resets finished envs at once
+        tokens = core.tokens[live].masked_fill(core.tokens[live] == PAD, 0)
+        logits, (h, c) = self.venv.rollout_policy.prefix_states(tokens)  # [T, B, .]
+        at, rows = torch.as_tensor(core.length[live]), torch.arange(len(live))
+        for name, expected in (("logits", logits), ("h", h), ("c", c)):
+            message = f"stale cached {name} at round {self.rounds.rounds}"
+            torch.testing.assert_close(getattr(core, name)[live], expected[at, rows], rtol=1e-6, atol=1e-7,
+                                       msg=lambda m, message=message: f"{message}: {m}")  # fmt: skip
+        self.checked_after_sync += self.rounds.rounds >= 1
+        return True
+
+
+def test_cached_rollout_states_follow_the_round_callbacks_sync():
+    """SB3 resets finished envs before the round callback copies the new policy into the rollout
+    policy, so episodes start from states cached with the previous weights unless the env notices."""
+    # The rollout policy starts as the generator: the sync at the start changes nothing, the rounds' do.
+    generator, rollout = tiny_lstm(seed=13), tiny_lstm(seed=13)
+    venv = SeqGANVectorEnv(4, **VARIANTS[TINY], reward_mode="shaped", eos_id=3, rollout_policy=rollout,
+                           discriminator=tiny_discriminator())  # fmt: skip
+    model = make_model("ppo", SB3VecEnv(venv), generator, seed=0, **SMALL["ppo"])
+    rounds = AdversarialRoundCallback(rollout, None, "copy")
+    checker = CheckRolloutCache(venv, rounds)
+    model.learn(3 * 4 * 8, callback=[rounds, checker])
+    assert rounds.rounds == 3 and checker.checked_after_sync >= 8
+    for a, b in zip(rollout.parameters(), generator_from_policy(model.policy).parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from gymnasium.vector import AutoresetMode
 
 import seqgan_env  # noqa: F401  (registers SeqGAN-Tiny-v0)
 from seqgan_env.discriminator import Discriminator
@@ -19,6 +20,7 @@ from seqgan_env.wrappers import (
 )
 
 V, T = 8, 4
+PAD_ID = V
 FAKE_TOKEN = 7  # what the sampler stub emits; episodes below use tokens 0..6
 
 
@@ -314,3 +316,35 @@ def test_vector_step_finishing_several_periods_trains_once_per_period(fits, monk
         vec.step(np.ones(4, dtype=np.int64))
     assert vec.updater.episodes_seen == 4
     assert vec.updater.trainings == 2 and len(fits) == 2
+
+
+@pytest.mark.parametrize("mode", list(AutoresetMode))
+def test_vector_wrapper_records_each_episode_once_in_every_autoreset_mode(mode):
+    """Whatever the env's autoreset mode, the wrapper records each finished episode once: the final
+    observation (SAME_STEP: `infos["final_obs"]`) of every env that terminated."""
+    envs = gym.make_vec("SeqGAN-Tiny-v0", num_envs=3, reward_mode="terminal", eos_id=3, autoreset_mode=mode)
+    schedule = tiny_schedule(n_negatives=1000)  # keeps every episode
+    wrapper = DiscriminatorTrainingVectorWrapper(envs, distinct_real(32), SamplerStub(), schedule)
+    wrapper.reset(seed=0)
+    rng = np.random.default_rng(0)
+    finished: list[list[int]] = []
+    for _ in range(30):
+        actions = np.where(rng.random(3) < 0.3, 3, rng.integers(0, V, size=3))
+        obs, _, terminated, _, infos = wrapper.step(actions)
+        if terminated.any():
+            same_step = mode == AutoresetMode.SAME_STEP
+            finished += (np.stack(infos["final_obs"][terminated]) if same_step else obs[terminated]).tolist()
+        if mode == AutoresetMode.DISABLED and terminated.any():
+            wrapper.reset(options={"reset_mask": terminated})
+    assert len(finished) >= 10 and any(PAD_ID in f for f in finished)  # some ended at eos
+    assert wrapper.updater.episodes_seen == len(finished)
+    assert torch.cat(wrapper.updater.finished).tolist() == finished
+
+
+def test_vector_wrapper_under_disabled_autoreset_records_nothing_twice():
+    envs = gym.make_vec("SeqGAN-Tiny-v0", num_envs=2, reward_mode="terminal", eos_id=3, autoreset_mode="Disabled")
+    wrapper = DiscriminatorTrainingVectorWrapper(envs, distinct_real(32), SamplerStub(), tiny_schedule())
+    wrapper.reset(seed=0)
+    for actions in ([3, 1], [1, 1], [1, 1], [1, 1], [1, 1], [1, 1]):  # env 0 ends at once, env 1 at T
+        wrapper.step(np.array(actions))
+    assert torch.cat(wrapper.updater.finished).tolist() == [[3, PAD_ID, PAD_ID, PAD_ID], [1, 1, 1, 1]]
