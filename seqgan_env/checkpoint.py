@@ -58,10 +58,12 @@ def _cause(err: BaseException) -> str:
     """The gist of a torch.load failure in one short line (torch's weights-only text runs to 600+
     characters over several lines and suggests unsafe loading)."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))
-    if "Weights only load failed" in text:  # a pickled object other than plain types and tensors
+    if "Weights only load failed" in text:
         found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-        what = f" ({found.group(1)})" if found else ""
-        return f"it holds pickled objects{what} besides plain types and tensors"
+        if found:  # a pickled object other than plain types and tensors
+            return f"it holds pickled objects ({found.group(1)}) besides plain types and tensors"
+        found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+        return f"not a weights-only pickle ({found.group(1).strip()[:80] if found else 'unreadable'})"
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
     line = line.split(". ")[0]  # torch appends sentences of advice to the first
     if not line:

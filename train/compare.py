@@ -32,6 +32,7 @@ from seqgan_env.checkpoint import load_checkpoint, token_lstm_from_entry
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The options, all checked (exit code 2) before any run starts or anything is written."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seqgan-run", help="a finished train/adversarial.py run folder (default: run one)")
     parser.add_argument("--preset", default="cpu", help="preset of the SeqGAN run to make (default: cpu)")

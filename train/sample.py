@@ -32,6 +32,7 @@ SEED_LIMIT = 2**64  # torch.Generator.manual_seed takes seeds in [0, 2**64)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options, each checked (exit code 2) before anything is loaded or printed."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -109,6 +110,7 @@ def sample_lines(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Print the sequences, CHUNK at a time; 2 (with a one-line error) for a bad run folder."""
     args = parse_args(argv)
     try:
         generator, vocabulary = load_generator(args.run, args.checkpoint)
