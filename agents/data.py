@@ -50,6 +50,8 @@ def load_text_data(
     of the lines (seeded); errors (`CorpusError`, `ValueError`) say what is wrong with the file.
     Where the file `expected_vocabulary` exists (a resumed run's vocab.json), the corpus must still
     give that vocabulary."""
+    if expected_vocabulary is not None and not isinstance(expected_vocabulary, (str, os.PathLike)):
+        raise TypeError(f"expected_vocabulary must be a path (str or os.PathLike), got {expected_vocabulary!r}")
     corpus = load_corpus(path, level, seq_len, max_vocab, test_fraction, seed)  # type: ignore[arg-type]
     if len(corpus.test) == 0:
         raise CorpusError(

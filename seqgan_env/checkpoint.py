@@ -13,11 +13,14 @@ has no separate rollout policy (the paper's rollout policy is the generator itse
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import pickle
+import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -51,35 +54,125 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
         raise
 
 
+def _cause(err: BaseException) -> str:
+    """The gist of a torch.load failure in one short line (torch's weights-only text runs to 600+
+    characters over several lines and suggests unsafe loading)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))
+    if "Weights only load failed" in text:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        if found:  # a pickled object other than plain types and tensors
+            return f"it holds pickled objects ({found.group(1)}) besides plain types and tensors"
+        found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+        return f"not a weights-only pickle ({found.group(1).strip()[:80] if found else 'unreadable'})"
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    line = line.split(". ")[0]  # torch appends sentences of advice to the first
+    if not line:
+        line = "unexpected end of file" if isinstance(err, EOFError) else type(err).__name__
+    elif isinstance(err, KeyError):
+        line = f"KeyError {line}"
+    return line if len(line) <= 120 else line[:117] + "..."
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint written by `save_checkpoint`, with clear errors for anything else."""
+    """Read a checkpoint written by `save_checkpoint`, with clear one-line errors for anything else."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"checkpoint path must be a str or os.PathLike, got {type(path).__name__}")
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        raise ValueError(f"checkpoint path {path} is a directory, expected a .pt file")
+    if not path.is_file():  # a FIFO or a device: torch.load would block reading it, or never finish
+        raise ValueError(f"checkpoint path {path} is not a regular file, expected a .pt file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     # Arbitrary bytes make torch's legacy reader fail in many ways (KeyError and IndexError included).
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError) as err:
-        raise ValueError(f"{path} is not a seqgan-env checkpoint (torch.load failed: {err})") from err
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError,
+            AttributeError, TypeError, UnicodeDecodeError) as err:  # fmt: skip
+        raise ValueError(f"{path} is not a seqgan-env checkpoint (torch.load failed: {_cause(err)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a seqgan-env checkpoint (no format tag {FORMAT!r})")
     if payload.get("version") != VERSION:
-        raise ValueError(f"{path} has checkpoint version {payload.get('version')}, expected {VERSION}")
+        raise ValueError(f"{path} has checkpoint version {payload.get('version')!r}, expected {VERSION}")
     return payload
 
 
-def token_lstm_from_entry(entry: dict[str, Any]) -> TokenLSTM:
-    """Rebuild a token LSTM from its checkpoint entry."""
-    model = TokenLSTM(TokenLSTMConfig(**entry["config"]))
-    model.load_state_dict(entry["state_dict"])
+_Config = TypeVar("_Config", TokenLSTMConfig, DiscriminatorConfig)
+_Model = TypeVar("_Model", TokenLSTM, Discriminator)
+
+
+def _config_from_entry(cls: type[_Config], entry: Any, source: str) -> _Config:
+    """The model config of a checkpoint entry, every key known and every value of its field's type."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
+        raise ValueError(f"{source}: not a model entry (expected a dict with 'config' and 'state_dict')")
+    config = entry["config"]
+    types = {f.name: f.type if isinstance(f.type, str) else f.type.__name__ for f in dataclasses.fields(cls)}
+    unknown = sorted(map(str, set(config) - set(types)))
+    if unknown:
+        raise ValueError(f"{source}: unknown {cls.__name__} key(s) {unknown}; expected some of {sorted(types)}")
+    for key, value in config.items():
+        kind = types[key]
+        if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"{source}: config {key} must be an int, got {value!r}")
+        if kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                or not math.isfinite(value)):  # fmt: skip
+            raise ValueError(f"{source}: config {key} must be a finite number, got {value!r}")
+        if key == "filters" and not (isinstance(value, (list, tuple)) and all(
+                isinstance(p, (list, tuple)) and len(p) == 2 and all(type(x) is int for x in p) for p in value)):
+            raise ValueError(f"{source}: config filters must be (width, n_filters) int pairs, got {value!r}")
+    try:
+        if cls is DiscriminatorConfig and "filters" in config:
+            return cls.from_dict(config)
+        return cls(**config)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{source}: bad config ({err})") from None
+
+
+def _check_weights(model: TokenLSTM | Discriminator, entry: dict[str, Any], source: str) -> dict[str, Any]:
+    """The entry's state dict, every name and shape checked against `model` (the model its config
+    describes): a one-line error instead of torch's multi-line one from `load_state_dict`."""
+    state = entry.get("state_dict")
+    if not isinstance(state, dict):
+        raise ValueError(f"{source}: no state_dict (expected a dict of tensors)")
+    expected = model.state_dict()
+    sizes = ", ".join(f"{k}={v}" for k, v in model.config.to_dict().items() if k not in ("filters",)
+                      and isinstance(v, int))  # fmt: skip
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(map(str, set(state) - set(expected)))
+    if missing or unexpected:
+        raise ValueError(f"{source}: weights do not match its config ({sizes}): missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]}")  # fmt: skip
+    for name, tensor in state.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise ValueError(f"{source}: state_dict[{name!r}] is a {type(tensor).__name__}, expected a tensor")
+        if tensor.shape != expected[name].shape:
+            raise ValueError(
+                f"{source}: {name} has shape {tuple(tensor.shape)} in the file, but its config ({sizes}) "
+                f"needs {tuple(expected[name].shape)}: the config disagrees with the weights"
+            )
+    return state
+
+
+def _model_from_entry(cls: type[_Model], config: Any, entry: dict[str, Any], source: str) -> _Model:
+    """A model of `config` holding the entry's weights, checked first on a model without memory for
+    its weights (meta tensors), so a config that claims huge sizes allocates nothing."""
+    with torch.device("meta"):
+        state = _check_weights(cls(config), entry, source)
+    model = cls(config)
+    model.load_state_dict(state)
     return model
 
 
-def discriminator_from_entry(entry: dict[str, Any]) -> Discriminator:
-    """Rebuild a discriminator from its checkpoint entry."""
-    model = Discriminator(DiscriminatorConfig.from_dict(entry["config"]))
-    model.load_state_dict(entry["state_dict"])
-    return model.eval()
+def token_lstm_from_entry(entry: dict[str, Any], source: str = "checkpoint entry") -> TokenLSTM:
+    """Rebuild a token LSTM from its checkpoint entry; `source` (e.g. "run.pt, entry 'generator'")
+    names it in the one-line ValueError a bad or inconsistent entry raises."""
+    return _model_from_entry(TokenLSTM, _config_from_entry(TokenLSTMConfig, entry, source), entry, source)
+
+
+def discriminator_from_entry(entry: dict[str, Any], source: str = "checkpoint entry") -> Discriminator:
+    """Rebuild a discriminator from its checkpoint entry (see `token_lstm_from_entry` for `source`)."""
+    config = _config_from_entry(DiscriminatorConfig, entry, source)
+    return _model_from_entry(Discriminator, config, entry, source).eval()
 
 
 def load_env_models(path: str | Path) -> tuple[TokenLSTM, Discriminator, Vocabulary | None]:
@@ -90,9 +183,12 @@ def load_env_models(path: str | Path) -> tuple[TokenLSTM, Discriminator, Vocabul
     for key in (policy_key, "discriminator"):
         if key not in payload:
             raise ValueError(f"{path} holds no {key!r} entry; keys present: {sorted(payload)}")
-    vocabulary = Vocabulary.from_dict(payload["vocabulary"]) if "vocabulary" in payload else None
+    try:
+        vocabulary = Vocabulary.from_dict(payload["vocabulary"]) if "vocabulary" in payload else None
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{path}: bad 'vocabulary' entry ({err})") from None
     return (
-        token_lstm_from_entry(payload[policy_key]),
-        discriminator_from_entry(payload["discriminator"]),
+        token_lstm_from_entry(payload[policy_key], f"{path}, entry {policy_key!r}"),
+        discriminator_from_entry(payload["discriminator"], f"{path}, entry 'discriminator'"),
         vocabulary,
     )

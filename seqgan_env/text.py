@@ -21,8 +21,10 @@ bos and eos never occur inside a data sentence.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import stat
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -179,14 +181,19 @@ class Corpus:
     seq_len: int
 
 
-def _vocabulary_from_tokens(
-    token_lists: Iterable[Sequence[str]], level: Level, max_size: int | None
-) -> Vocabulary:
-    """Count tokens and keep the most frequent (ties: first occurrence) within ``max_size``."""
+def _check_max_size(max_size: object) -> None:
+    """``max_size`` is None or an int that leaves room for ordinary tokens."""
     if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int)
                                  or max_size <= len(SPECIAL_TOKENS)):
         raise ValueError(f"max_size must be an int > {len(SPECIAL_TOKENS)} (the special "
                          f"tokens {SPECIAL_TOKENS} are included in it), got {max_size!r}")
+
+
+def _vocabulary_from_tokens(
+    token_lists: Iterable[Sequence[str]], level: Level, max_size: int | None
+) -> Vocabulary:
+    """Count tokens and keep the most frequent (ties: first occurrence) within ``max_size``."""
+    _check_max_size(max_size)
     counts: Counter[str] = Counter()
     for tokens in token_lists:
         counts.update(t for t in tokens if t not in _RESERVED)
@@ -258,15 +265,41 @@ def check_fits(vocab: Vocabulary, model_vocab_size: int) -> None:
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
+def _file_kind(mode: int) -> str:
+    """What a non-regular file is, for an error message."""
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+             (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
 def _read_lines(path: str | os.PathLike[str]) -> list[str]:
-    """Non-blank lines of a UTF-8 text file, with clear errors for unusable files."""
+    """Non-blank lines of a UTF-8 text file, with clear errors for unusable files.
+
+    Only a regular file is opened: a FIFO or a device would block the read forever (or never end).
+    """
+    if not isinstance(path, (str, os.PathLike)):  # an int would open that file descriptor
+        raise TypeError(f"corpus path must be a str or os.PathLike, got {path!r} ({type(path).__name__})")
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError as e:
+        raise CorpusError(f"corpus file not found: {path}") from e
+    except OSError as e:  # e.g. a path through a file, too long, or a directory we may not search
+        raise CorpusError(f"cannot access corpus file {path}: {e.strerror or e}") from e
+    if stat.S_ISDIR(mode):
+        raise CorpusError(f"corpus path is a directory, expected a text file: {path}")
+    if not stat.S_ISREG(mode):
+        raise CorpusError(f"corpus path is {_file_kind(mode)}, expected a regular text file: {path}")
     try:
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError as e:
         raise CorpusError(f"corpus file not found: {path}") from e
+    except PermissionError as e:
+        raise CorpusError(f"corpus file is not readable (permission denied): {path}") from e
     except IsADirectoryError as e:
         raise CorpusError(f"corpus path is a directory, expected a text file: {path}") from e
+    except OSError as e:
+        raise CorpusError(f"cannot read corpus file {path}: {e.strerror or e}") from e
     nul = data.find(b"\x00")
     if nul >= 0:
         raise CorpusError(f"{path} contains a NUL byte at offset {nul}; it looks binary, "
@@ -301,8 +334,15 @@ def load_corpus(
     """
     _check_level(level)
     _check_seq_len(seq_len)
-    if not 0.0 <= test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction!r}")
+    if (isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float, np.integer, np.floating))
+            or not math.isfinite(test_fraction) or not 0.0 <= test_fraction < 1.0):  # fmt: skip
+        raise ValueError(f"test_fraction must be a number in [0, 1), got {test_fraction!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    if model_vocab_size is not None and (isinstance(model_vocab_size, bool)
+                                         or not isinstance(model_vocab_size, (int, np.integer))):
+        raise ValueError(f"model_vocab_size must be an int, got {model_vocab_size!r}")
+    _check_max_size(max_size)  # before the file is read
     token_lists = [tokenize(line, level)[:seq_len] for line in _read_lines(path)]
     vocab = _vocabulary_from_tokens(token_lists, level, max_size)
     if model_vocab_size is not None:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from seqgan_env.checkpoint import load_checkpoint, token_lstm_from_entry
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The options, all checked (exit code 2) before any run starts or anything is written."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seqgan-run", help="a finished train/adversarial.py run folder (default: run one)")
     parser.add_argument("--preset", default="cpu", help="preset of the SeqGAN run to make (default: cpu)")
@@ -40,7 +43,73 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="sampling temperatures of the MLE generator (default: 0.7..1.3)")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                         help="further train/adversarial.py options for every run (put last)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:  # every option is checked before any run starts or anything is written
+        check_args(args)
+    except ValueError as err:
+        parser.error(str(err))
+    return args
+
+
+def parse_temperatures(text: str) -> list[float]:
+    """The comma-separated --temperatures: finite numbers > 0, at least one."""
+    values = []
+    for item in text.split(","):
+        try:
+            value = float(item)
+        except ValueError:
+            raise ValueError(f"--temperatures must be comma-separated numbers > 0, got {item.strip()!r} "
+                             f"in {text!r}") from None  # fmt: skip
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"--temperatures must be finite numbers > 0, got {value} in {text!r}")
+        values.append(value)
+    return values
+
+
+def check_finished_run(folder: Path) -> None:
+    """A --seqgan-run must be a finished run: config.json, mle.pt, final.pt, and metrics up to its
+    last round (an unfinished run would be tabled beside full-length controls)."""
+    resume = f"finish it first: python train/adversarial.py --resume {folder}"
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"--seqgan-run {folder} is not a train/adversarial.py run folder (no config.json)")
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        rounds = config["rounds"]
+        with (folder / "metrics.csv").open(newline="") as f:
+            steps = [int(r["step"]) for r in csv.DictReader(f) if r.get("phase") == "adversarial"]
+    except FileNotFoundError:
+        raise ValueError(f"--seqgan-run {folder} is unfinished (no metrics.csv); {resume}") from None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"--seqgan-run {folder}: unreadable config.json or metrics.csv ({err})") from None
+    for name in ("mle", "final"):
+        if not (folder / f"{name}.pt").is_file():
+            raise ValueError(f"--seqgan-run {folder} is unfinished (no {name}.pt); {resume}")
+    if not steps or steps[-1] != rounds:
+        done = steps[-1] if steps else "none"
+        raise ValueError(f"--seqgan-run {folder} is unfinished: metrics.csv ends at adversarial round {done} "
+                         f"of the {rounds} in its config.json; {resume}")  # fmt: skip
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Clear one-line errors (ValueError) for options that would fail later, after minutes of runs."""
+    parse_temperatures(args.temperatures)
+    if not 0 <= args.seed < 2**63:
+        raise ValueError(f"--seed must be an int in [0, 2**63), got {args.seed}")
+    if args.seqgan_run is not None:
+        check_finished_run(Path(args.seqgan_run))
+    else:
+        if args.preset not in adversarial.PRESETS:
+            raise ValueError(f"--preset must be one of {sorted(adversarial.PRESETS)}, got {args.preset!r}")
+        if args.oracle is not None and not Path(args.oracle).is_file():
+            raise ValueError(f"--oracle {args.oracle}: no such file")
+        made = Path(args.out) / f"compare_{args.preset}_s{args.seed}_seqgan"
+        if made.exists():
+            raise ValueError(f"{made} already exists: pass --seqgan-run {made} to reuse it, or remove it")
+    if args.extra:
+        try:
+            adversarial.parse_config(list(args.extra))
+        except (ValueError, FileNotFoundError) as err:
+            raise ValueError(f"--extra: {err}") from None
 
 
 def run_adversarial(args: list[str]) -> None:

@@ -10,7 +10,10 @@ an oracle run prints token ids.
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -19,11 +22,17 @@ from agents.data import decode_lines
 from agents.experiment import RunFolder
 from seqgan_env.checkpoint import load_checkpoint, token_lstm_from_entry
 from seqgan_env.text import Vocabulary
+from seqgan_env.token_lstm import TokenLSTM
 
 CHECKPOINTS = ("final", "latest", "mle")
+CHUNK = 1024  # sequences generated (and printed) at a time: memory stays bounded for any -n
+# Below this, logits / temperature can overflow float32 and the softmax turns to NaN.
+MIN_TEMPERATURE = 1e-6
+SEED_LIMIT = 2**64  # torch.Generator.manual_seed takes seeds in [0, 2**64)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options, each checked (exit code 2) before anything is loaded or printed."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -39,8 +48,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error(f"-n must be >= 1, got {args.n}")
-    if args.temperature <= 0:
-        parser.error(f"--temperature must be > 0, got {args.temperature}")
+    if not math.isfinite(args.temperature) or args.temperature < MIN_TEMPERATURE:
+        parser.error(f"--temperature must be a finite number >= {MIN_TEMPERATURE:g}, got {args.temperature}")
+    if args.seed is not None and not 0 <= args.seed < SEED_LIMIT:
+        parser.error(f"--seed must be an int in [0, 2**64), got {args.seed}")
     return args
 
 
@@ -53,10 +64,8 @@ def run_vocabulary(state: dict, folder: Path) -> Vocabulary | None:
     return None
 
 
-def sample_lines(
-    folder: str | Path, n: int, checkpoint: str = "final", temperature: float = 1.0, seed: int | None = None
-) -> list[str]:
-    """`n` sequences from a run's generator as lines of text (or of token ids)."""
+def load_generator(folder: str | Path, checkpoint: str = "final") -> tuple[TokenLSTM, Vocabulary | None]:
+    """A run's generator from one of its checkpoints, and the run's vocabulary (None: oracle run)."""
     run = RunFolder(folder)
     run.saved_config()  # a clear error if this is not a run folder
     path = run.checkpoint(checkpoint)
@@ -67,26 +76,53 @@ def sample_lines(
     state = load_checkpoint(path)
     if "generator" not in state:
         raise ValueError(f"{path} holds no generator")
-    generator = token_lstm_from_entry(state["generator"]).eval()
-    vocabulary = run_vocabulary(state, run.path)
+    generator = token_lstm_from_entry(state["generator"], f"{path}, entry 'generator'").eval()
+    return generator, run_vocabulary(state, run.path)
+
+
+def generate_lines(
+    generator: TokenLSTM,
+    vocabulary: Vocabulary | None,
+    n: int,
+    temperature: float = 1.0,
+    seed: int | None = None,
+    chunk: int = CHUNK,
+) -> Iterator[list[str]]:
+    """`n` sequences as lines, `chunk` at a time. With `chunk` equal to `TokenLSTM.sample`'s batch size
+    (1024) the RNG is consumed as by one `sample(n)` call: the same lines for a seed, whatever n."""
     rng = torch.Generator()
     if seed is None:
         rng.seed()
     else:
         rng.manual_seed(seed)
     eos, pad = (None, None) if vocabulary is None else (vocabulary.eos_id, vocabulary.pad_id)
-    samples = generator.sample(n, rng, temperature, eos_id=eos, pad_id=pad)
-    return decode_lines(samples, vocabulary)
+    for begin in range(0, n, chunk):
+        samples = generator.sample(min(chunk, n - begin), rng, temperature, eos_id=eos, pad_id=pad)
+        yield decode_lines(samples, vocabulary)
+
+
+def sample_lines(
+    folder: str | Path, n: int, checkpoint: str = "final", temperature: float = 1.0, seed: int | None = None
+) -> list[str]:
+    """`n` sequences from a run's generator as lines of text (or of token ids)."""
+    generator, vocabulary = load_generator(folder, checkpoint)
+    return [line for lines in generate_lines(generator, vocabulary, n, temperature, seed) for line in lines]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Print the sequences, CHUNK at a time; 2 (with a one-line error) for a bad run folder."""
     args = parse_args(argv)
     try:
-        lines = sample_lines(args.run, args.n, args.checkpoint, args.temperature, args.seed)
+        generator, vocabulary = load_generator(args.run, args.checkpoint)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print("\n".join(lines))
+    try:
+        for lines in generate_lines(generator, vocabulary, args.n, args.temperature, args.seed):
+            print("\n".join(lines), flush=True)
+    except BrokenPipeError:  # e.g. piped into head: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 1
     return 0
 
 

@@ -1,0 +1,548 @@
+"""Bad input, table-driven: every case names the exception (or exit code 2) and a regex its one-line
+message must match. Covers the env constructor (gym.make and gym.make_vec), checkpoint files, the corpus
+reader, and the train/sample.py and train/compare.py options; the scripts must write nothing.
+
+Sizes are tiny (V 8, T 4) and nothing trains: the whole file runs in seconds.
+"""
+
+from __future__ import annotations
+
+import builtins
+import csv
+import importlib.util
+import json
+import os
+import re
+import signal
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from conftest import T, V, tiny_discriminator, tiny_lstm
+
+import seqgan_env.text as text_module
+from agents.data import load_text_data
+from seqgan_env.checkpoint import FORMAT, VERSION, load_checkpoint, model_entry, save_checkpoint
+from seqgan_env.text import CorpusError, load_corpus
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = "SeqGAN-Tiny-v0"
+MAX_MESSAGE = 300  # characters, not counting the test's temporary paths
+
+
+def check_message(message: str, pattern: str, tmp_path: Path | None = None) -> None:
+    """One line, short (the test's temporary paths aside), and matching `pattern`."""
+    assert "\n" not in message, f"message spans several lines: {message!r}"
+    short = message.replace(str(tmp_path), "TMP") if tmp_path is not None else message
+    assert len(short) <= MAX_MESSAGE, f"message of {len(short)} characters: {message!r}"
+    assert "weights_only" not in message and "Traceback" not in message, message
+    assert re.search(pattern, message), f"{pattern!r} not found in {message!r}"
+
+
+@pytest.fixture
+def no_hang() -> Iterator[None]:
+    """Fail (instead of blocking forever) if the test takes more than 10 s, e.g. reading a FIFO."""
+
+    def expire(signum: int, frame: Any) -> None:
+        raise TimeoutError("blocked for 10 s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(10)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# --- the environment's keyword arguments -------------------------------------------------------------------
+class NotCallableScore:
+    score = 0.5
+
+
+CUDA = torch.cuda.is_available()
+ENV_CASES: list[tuple[dict[str, Any], type[Exception], str]] = [
+    ({"vocab_size": "8"}, TypeError, r"vocab_size must be an int >= 1, got '8' \(str\)"),
+    ({"vocab_size": True}, TypeError, r"vocab_size .*True \(bool\)"),
+    ({"vocab_size": 8.0}, TypeError, r"vocab_size .*8\.0 \(float\)"),
+    ({"vocab_size": 0}, ValueError, r"vocab_size must be an int >= 1, got 0"),
+    ({"seq_len": -1}, ValueError, r"seq_len must be an int >= 1, got -1"),
+    ({"seq_len": float("nan")}, TypeError, r"seq_len .*nan \(float\)"),
+    ({"n_rollouts": 1.5}, TypeError, r"n_rollouts must be an int >= 1, got 1\.5"),
+    ({"n_rollouts": 0}, ValueError, r"n_rollouts must be an int >= 1, got 0"),
+    ({"n_rollouts": "4"}, TypeError, r"n_rollouts .*'4' \(str\)"),
+    ({"n_rollouts": float("inf")}, TypeError, r"n_rollouts .*inf \(float\)"),
+    ({"reward_mode": "bogus"}, ValueError, r"reward_mode must be one of .*'mc'.*got 'bogus'"),
+    ({"reward_mode": 1}, TypeError, r"reward_mode must be one of .*got 1 \(int\)"),
+    ({"eos_id": 2.5}, TypeError, r"eos_id must be an int >= 0, got 2\.5"),
+    ({"eos_id": V}, ValueError, rf"eos_id must be a vocabulary id in \[0, {V}\), got {V}"),
+    ({"eos_id": -1}, ValueError, r"eos_id must be an int >= 0, got -1"),
+    ({"start_token": V}, ValueError, rf"start_token must be a vocabulary id in \[0, {V}\)"),
+    ({"start_token": "0"}, TypeError, r"start_token .*'0' \(str\)"),
+    ({"embed_dim": 0}, ValueError, r"embed_dim must be an int >= 1, got 0"),
+    ({"hidden_dim": "8"}, TypeError, r"hidden_dim .*'8'"),
+    ({"discriminator_embed_dim": 0}, ValueError, r"discriminator_embed_dim must be an int >= 1"),
+    ({"discriminator_filters": "1:8"}, TypeError, r"discriminator_filters must be .*pairs.*'1:8'"),
+    ({"discriminator_filters": ()}, ValueError, r"discriminator_filters .*got an empty tuple"),
+    ({"discriminator_filters": ((1, -1),)}, ValueError, r"discriminator_filters .*pair \(1, -1\)"),
+    ({"discriminator_filters": ((1, 2, 3),)}, ValueError, r"discriminator_filters .*\(1, 2, 3\)"),
+    ({"discriminator_filters": ((1.0, 8),)}, TypeError, r"discriminator_filters .*pair \(1\.0, 8\)"),
+    ({"discriminator_filters": ((5, 8),)}, ValueError, r"filter widths \[5\] do not fit .*length 4"),
+    ({"oracle_seed": "x"}, TypeError, r"oracle_seed must be an int seed.*'x'"),
+    ({"oracle_seed": 2**64}, ValueError, r"oracle_seed must be an int seed in \[-2\*\*63, 2\*\*64\)"),
+    ({"oracle_seed": True}, TypeError, r"oracle_seed .*True \(bool\)"),
+    ({"oracle_path": 3}, TypeError, r"oracle_path must be a file path.*3 \(int\)"),
+    ({"oracle_path": ""}, ValueError, r"oracle_path must be a file path, got an empty string"),
+    ({"oracle_path": "/nonexistent/oracle.npz"}, FileNotFoundError, r"oracle parameter file not found"),
+    ({"checkpoint": 3}, TypeError, r"checkpoint must be a file path.*3 \(int\)"),
+    ({"checkpoint": b"run.pt"}, TypeError, r"checkpoint must be a file path.*\(bytes\)"),
+    ({"checkpoint": "/nonexistent/run.pt"}, FileNotFoundError, r"checkpoint not found: /nonexistent/run\.pt"),
+    ({"vocabulary": "abcdefgh"}, TypeError, r"vocabulary must be a sequence of token strings.*\(str\)"),
+    ({"vocabulary": list(range(V))}, TypeError, r"vocabulary .*got 0 \(int\) at index 0"),
+    ({"vocabulary": ["a"] * (V - 1)}, ValueError, rf"vocabulary has {V - 1} tokens, the model has {V}"),
+    ({"device": "foo"}, ValueError, r"device must be a torch device string .*got 'foo'"),
+    ({"device": "cuda:99"}, ValueError, r"device='cuda:99' but "),
+    ({"device": 0}, TypeError, r"device must be a torch device string.*0 \(int\)"),
+    ({"device": "meta"}, ValueError, r"device must be a 'cpu', 'cuda' or 'mps' device, got 'meta'"),
+    ({"model_seed": "x"}, TypeError, r"model_seed must be an int seed.*'x' \(str\)"),
+    ({"model_seed": 1.5}, TypeError, r"model_seed .*1\.5 \(float\)"),
+    ({"rollout_policy": "policy"}, TypeError, r"rollout_policy must be a TokenLSTM.*'policy'"),
+    ({"discriminator": 3}, TypeError, r"discriminator must be a Discriminator.*3 \(int\)"),
+    ({"scorer": 3}, TypeError, r"scorer must be an object with a callable score"),
+    ({"scorer": NotCallableScore()}, TypeError, r"scorer must be an object with a callable score"),
+    ({"vocab_sise": 8}, TypeError, r"unknown argument 'vocab_sise' .*did you mean vocab_size\?"),
+    ({"rollouts": 4}, TypeError, r"unknown argument 'rollouts'"),
+]
+if not CUDA:
+    ENV_CASES.append(({"device": "cuda"}, ValueError, r"device='cuda' but torch\.cuda\.is_available\(\) is False"))
+
+
+def make_env(maker: str, **kwargs: Any) -> Any:
+    if maker == "make":
+        return gym.make(TINY, **kwargs)
+    return gym.make_vec(TINY, num_envs=2, **kwargs)
+
+
+@pytest.mark.parametrize("maker", ["make", "make_vec"])
+@pytest.mark.parametrize(("kwargs", "error", "pattern"), ENV_CASES, ids=lambda v: repr(v)[:40])
+def test_env_arguments(maker: str, kwargs: dict[str, Any], error: type[Exception], pattern: str) -> None:
+    with pytest.raises(error) as caught:
+        make_env(maker, **kwargs)
+    check_message(str(caught.value), pattern)
+
+
+def test_live_models_in_kwargs_keep_messages_one_line(lstm) -> None:
+    """gymnasium.make appends every kwarg's repr to a TypeError; a torch module's spans many lines."""
+    with pytest.raises(TypeError) as caught:
+        gym.make(TINY, rollout_policy=lstm, n_rollouts="4")
+    check_message(str(caught.value), r"n_rollouts .*'4'")
+
+
+def test_valid_unusual_arguments_are_accepted(tmp_path: Path) -> None:
+    """numpy integers, a PathLike checkpoint and a list of pairs are fine."""
+    env = gym.make(TINY, n_rollouts=np.int64(2), eos_id=np.int32(1), discriminator_filters=[[1, 2], [2, 2]],
+                   model_seed=np.uint8(3), vocabulary=tuple("abcdefgh"))  # fmt: skip
+    assert env.unwrapped.n_rollouts == 2 and type(env.unwrapped.n_rollouts) is int
+    env.reset(seed=0)
+    env.step(0)
+
+
+# --- checkpoint files ----------------------------------------------------------------------------------------
+def entries(vocab_size: int = V, seq_len: int = T) -> dict[str, Any]:
+    return {
+        "generator": model_entry(tiny_lstm(1, vocab_size, seq_len)),
+        "discriminator": model_entry(tiny_discriminator(2, vocab_size=vocab_size, seq_len=seq_len)),
+    }
+
+
+def with_config(key: str, **changes: Any) -> Callable[[Path], None]:
+    """A writer of a checkpoint whose `key` entry's config has `changes` (the weights stay)."""
+
+    def write(path: Path) -> None:
+        payload = entries()
+        payload[key] = {**payload[key], "config": {**payload[key]["config"], **changes}}
+        save_checkpoint(path, payload)
+
+    return write
+
+
+def without_weight(name: str) -> Callable[[Path], None]:
+    def write(path: Path) -> None:
+        payload = entries()
+        payload["generator"]["state_dict"].pop(name)
+        save_checkpoint(path, payload)
+
+    return write
+
+
+def truncated(path: Path) -> None:
+    save_checkpoint(path, entries())
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+CHECKPOINT_CASES: list[tuple[str, Callable[[Path], None], dict[str, Any], type[Exception], str]] = [
+    ("garbage", lambda p: p.write_bytes(b"hello, I am not a checkpoint\n"), {}, ValueError,
+     r"run\.pt is not a seqgan-env checkpoint \(torch\.load failed"),
+    ("empty", lambda p: p.write_bytes(b""), {}, ValueError, r"run\.pt is not a seqgan-env checkpoint"),
+    ("bytes", lambda p: p.write_bytes(bytes(range(256))), {}, ValueError,
+     r"not a seqgan-env checkpoint \(torch\.load failed: not a weights-only pickle"),
+    ("zip header", lambda p: p.write_bytes(b"PK\x03\x04not a zip"), {}, ValueError, r"not a seqgan-env"),
+    ("truncated", truncated, {}, ValueError, r"run\.pt is not a seqgan-env checkpoint \(torch\.load failed"),
+    ("tensor file", lambda p: torch.save(torch.zeros(3), p), {}, ValueError, r"no format tag"),
+    ("pickled object", lambda p: torch.save({"format": FORMAT, "version": VERSION, "x": Fraction(1, 3)}, p),
+     {}, ValueError, r"run\.pt is not a seqgan-env checkpoint .*pickled objects \(fractions\.Fraction\)"),
+    ("version", lambda p: torch.save({"format": FORMAT, "version": 99}, p), {}, ValueError,
+     r"checkpoint version 99, expected 1"),
+    ("directory", lambda p: p.mkdir(), {}, ValueError, r"run\.pt is a directory"),
+    ("fifo", fifo, {}, ValueError, r"run\.pt is not a regular file"),
+    ("vocab_size vs weights", with_config("generator", vocab_size=9), {}, ValueError,
+     r"run\.pt, entry 'generator': embedding\.weight has shape \(8, 6\) in the file, .*needs \(9, 6\)"),
+    ("hidden_dim vs weights", with_config("generator", hidden_dim=7), {}, ValueError,
+     r"entry 'generator': lstm\.weight_ih_l0 has shape \(20, 6\) .*needs \(28, 6\)"),
+    ("filters vs weights", with_config("discriminator", filters=[[1, 5], [2, 5], [3, 3], [4, 2]]), {},
+     ValueError, r"entry 'discriminator': convs\.0\.weight has shape \(4, 6, 1\) .*needs \(5, 6, 1\)"),
+    ("huge config", with_config("generator", vocab_size=10**12), {}, ValueError,
+     r"embedding\.weight has shape \(8, 6\) .*needs \(1000000000000, 6\)"),
+    ("unknown config key", with_config("generator", colour="red"), {}, ValueError,
+     r"entry 'generator': unknown TokenLSTMConfig key\(s\) \['colour'\]"),
+    ("str config value", with_config("generator", vocab_size="8"), {}, ValueError,
+     r"entry 'generator': config vocab_size must be an int, got '8'"),
+    ("nan config value", with_config("generator", init_std=float("nan")), {}, ValueError,
+     r"config init_std must be a finite number, got nan"),
+    ("bad config value", with_config("discriminator", dropout=1.5), {}, ValueError,
+     r"entry 'discriminator': bad config \(dropout must be in \[0, 1\), got 1\.5\)"),
+    ("missing weight", without_weight("output.bias"), {}, ValueError,
+     r"entry 'generator': weights do not match its config .*missing \['output\.bias'\]"),
+    ("entry not a dict", lambda p: save_checkpoint(p, {**entries(), "generator": [1, 2]}), {}, ValueError,
+     r"entry 'generator': not a model entry"),
+    ("no discriminator", lambda p: save_checkpoint(p, {"generator": entries()["generator"]}), {}, ValueError,
+     r"run\.pt holds no 'discriminator' entry"),
+    ("bad vocabulary", lambda p: save_checkpoint(p, {**entries(), "vocabulary": {"tokens": 3}}), {},
+     ValueError, r"run\.pt: bad 'vocabulary' entry \(not a vocabulary dict"),
+    ("sizes of the registered id", lambda p: save_checkpoint(p, entries(50, 8)), {}, ValueError,
+     r"run\.pt holds models of V=50, T=8, but vocab_size=8 and seq_len=4 came from the arguments or the "
+     r"registered id's defaults: use gym\.make\('SeqGAN-v0', checkpoint=\.\.\.\).*pass vocab_size=50, seq_len=8"),
+    ("seq_len argument", lambda p: save_checkpoint(p, entries(50, 8)), {"vocab_size": 50, "seq_len": 5},
+     ValueError, r"V=50, T=8, but seq_len=5 came from the arguments"),
+]
+
+
+@pytest.mark.parametrize("maker", ["make", "make_vec"])
+@pytest.mark.parametrize(("name", "write", "kwargs", "error", "pattern"), CHECKPOINT_CASES,
+                         ids=[c[0] for c in CHECKPOINT_CASES])  # fmt: skip
+def test_checkpoint_files(
+    tmp_path: Path, no_hang: None, maker: str, name: str, write: Callable[[Path], None],
+    kwargs: dict[str, Any], error: type[Exception], pattern: str,
+) -> None:  # fmt: skip
+    path = tmp_path / "run.pt"
+    write(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch's unpickler comments on garbage bytes
+        with pytest.raises(error) as caught:
+            make_env(maker, checkpoint=str(path), **kwargs)
+    check_message(str(caught.value), pattern, tmp_path)
+
+
+def test_load_checkpoint_message_is_short(tmp_path: Path) -> None:
+    path = tmp_path / "run.pt"
+    torch.save({"format": FORMAT, "version": VERSION, "x": Fraction(1, 3)}, path)
+    with pytest.raises(ValueError) as caught:
+        load_checkpoint(path)
+    check_message(str(caught.value), r"pickled objects", tmp_path)
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__  # no 600-character chain
+
+
+def test_registered_id_with_a_checkpoint_of_other_sizes(tmp_path: Path) -> None:
+    """The file's sizes win with SeqGAN-v0, or with matching sizes; the id's other size kwargs
+    (embed_dim, hidden_dim, discriminator_*) do not matter when the file supplies both models."""
+    path = tmp_path / "run.pt"
+    save_checkpoint(path, entries(50, 8))
+    for env in (gym.make("SeqGAN-v0", checkpoint=path, n_rollouts=2),
+                gym.make(TINY, checkpoint=str(path), vocab_size=50, seq_len=8)):  # fmt: skip
+        assert (env.unwrapped.vocab_size, env.unwrapped.seq_len) == (50, 8)
+        env.reset(seed=0)
+        env.step(3)
+
+
+# --- the corpus reader ---------------------------------------------------------------------------------------
+def unreadable(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file open() refuses (tests run as root, so chmod 000 would not stop them)."""
+    path.write_text("a b c\nd e f\n")
+    real_open = builtins.open
+
+    def refuse(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if os.fspath(file) == os.fspath(path):
+            raise PermissionError(13, "Permission denied", os.fspath(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(text_module, "open", refuse, raising=False)
+
+
+def write_bytes(content: bytes) -> Callable[[Path, pytest.MonkeyPatch], None]:
+    return lambda path, monkeypatch: path.write_bytes(content)
+
+
+CORPUS_CASES: list[tuple[str, Callable[[Path, pytest.MonkeyPatch], Any], type[Exception], str]] = [
+    ("fifo", lambda p, m: os.mkfifo(p), CorpusError, r"corpus path is a FIFO \(named pipe\), expected a regular"),
+    ("directory", lambda p, m: p.mkdir(), CorpusError, r"corpus path is a directory"),
+    ("missing", lambda p, m: None, CorpusError, r"corpus file not found: .*corpus\.txt"),
+    ("empty", write_bytes(b""), CorpusError, r"corpus\.txt is empty"),
+    ("blank lines", write_bytes(b"\n  \n\t\n"), CorpusError, r"empty or has only blank lines"),
+    ("binary", write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), CorpusError, r"NUL byte.*looks binary"),
+    ("latin-1", write_bytes("café au lait\n".encode("latin-1")), CorpusError, r"is not valid UTF-8 \(byte offset 3"),
+    ("unreadable", unreadable, CorpusError, r"corpus file is not readable \(permission denied\): .*corpus\.txt"),
+]
+
+
+@pytest.mark.parametrize("reader", ["load_corpus", "load_text_data"])
+@pytest.mark.parametrize(("name", "make", "error", "pattern"), CORPUS_CASES, ids=[c[0] for c in CORPUS_CASES])
+def test_corpus_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_hang: None, reader: str, name: str,
+    make: Callable[[Path, pytest.MonkeyPatch], Any], error: type[Exception], pattern: str,
+) -> None:  # fmt: skip
+    path = tmp_path / "corpus.txt"
+    make(path, monkeypatch)
+    with pytest.raises(error) as caught:
+        (load_corpus if reader == "load_corpus" else load_text_data)(path, seq_len=T)
+    check_message(str(caught.value), pattern, tmp_path)
+
+
+CORPUS_ARGUMENT_CASES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
+    ("int path", {"path": 10**6}, TypeError, r"corpus path must be a str or os\.PathLike, got 1000000 \(int\)"),
+    ("character device", {"path": "/dev/null"}, CorpusError, r"corpus path is a character device"),
+    ("nan test fraction", {"test_fraction": float("nan")}, ValueError, r"test_fraction must be a number in \[0, 1\), got nan"),
+    ("str test fraction", {"test_fraction": "0.1"}, ValueError, r"test_fraction must be a number .*got '0\.1'"),
+    ("negative seed", {"seed": -1}, ValueError, r"seed must be an int >= 0, got -1"),
+    ("float seed", {"seed": 1.5}, ValueError, r"seed must be an int >= 0, got 1\.5"),
+    ("seq_len", {"seq_len": 0}, ValueError, r"seq_len must be an int >= 1, got 0"),
+    ("max_size", {"max_size": 3}, ValueError, r"max_size must be an int > 3"),
+    ("level", {"level": "byte"}, ValueError, r"level must be 'word' or 'char', got 'byte'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "kwargs", "error", "pattern"), CORPUS_ARGUMENT_CASES,
+                         ids=[c[0] for c in CORPUS_ARGUMENT_CASES])  # fmt: skip
+def test_corpus_arguments(
+    tmp_path: Path, no_hang: None, name: str, kwargs: dict[str, Any], error: type[Exception], pattern: str
+) -> None:
+    path = tmp_path / "corpus.txt"
+    path.write_text("a b c\nd e f\ng h\n")
+    with pytest.raises(error) as caught:
+        load_corpus(**{"path": path, **kwargs})
+    check_message(str(caught.value), pattern, tmp_path)
+
+
+def test_text_data_expected_vocabulary_must_be_a_path(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.txt"
+    path.write_text("a b c\nd e f\ng h\n")
+    with pytest.raises(TypeError) as caught:
+        load_text_data(path, seq_len=T, test_fraction=0.5, expected_vocabulary=3)  # type: ignore[arg-type]
+    check_message(str(caught.value), r"expected_vocabulary must be a path")
+
+
+# --- the scripts ---------------------------------------------------------------------------------------------
+def load_script(name: str) -> ModuleType:
+    """train/NAME.py as a module (train/ on sys.path: compare.py imports adversarial)."""
+    if str(ROOT / "train") not in sys.path:
+        sys.path.insert(0, str(ROOT / "train"))
+    spec = importlib.util.spec_from_file_location(f"{name}_bad_input", ROOT / "train" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_main(module: ModuleType, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """main(argv)'s exit code (returned, or from SystemExit), stdout and stderr."""
+    try:
+        code = module.main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every path under `folder` with its size and modification time."""
+    return {str(p.relative_to(folder)): (p.lstat().st_size, p.lstat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+def fake_run(folder: Path, rounds: int = 2, last_round: int | None = None, files: tuple[str, ...] = ("mle", "final"),
+             metrics: bool = True) -> Path:  # fmt: skip
+    """A train/adversarial.py run folder as the scripts read it: config.json, metrics.csv (adversarial
+    rounds 0..last_round) and checkpoints holding a tiny generator; nothing trained."""
+    folder.mkdir(parents=True)
+    config = {"preset": "tiny", "mode": "seqgan", "rounds": rounds, "seed": 0, "eval_samples": 16}
+    (folder / "config.json").write_text(json.dumps(config))
+    if metrics:
+        last = rounds if last_round is None else last_round
+        with (folder / "metrics.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, ["phase", "step", "generator_updates", "nll_oracle", "nll_oracle_se",
+                                        "nll_test", "nll_test_se", "elapsed_s"])  # fmt: skip
+            writer.writeheader()
+            for step in ([] if last < 0 else range(last + 1)):
+                writer.writerow({"phase": "adversarial", "step": step, "generator_updates": 10 + step,
+                                 "nll_oracle": 5.0, "nll_oracle_se": 0.1, "nll_test": 3.0, "nll_test_se": 0.1,
+                                 "elapsed_s": 1.0})  # fmt: skip
+    for name in files:
+        save_checkpoint(folder / f"{name}.pt", {"generator": model_entry(tiny_lstm(1))})
+    return folder
+
+
+def corrupt_final(folder: Path) -> None:
+    (folder / "final.pt").write_bytes(b"not a checkpoint")
+
+
+def mismatched_final(folder: Path) -> None:
+    entry = model_entry(tiny_lstm(1))
+    save_checkpoint(folder / "final.pt", {"generator": {**entry, "config": {**entry["config"], "embed_dim": 7}}})
+
+
+SAMPLE_CASES: list[tuple[list[str], Callable[[Path], None] | None, str]] = [
+    (["-n", "0"], None, r"-n must be >= 1, got 0"),
+    (["-n", "-5"], None, r"-n must be >= 1, got -5"),
+    (["-n", "1.5"], None, r"argument -n: invalid int value: '1\.5'"),
+    (["--temperature", "nan"], None, r"--temperature must be a finite number >= 1e-06, got nan"),
+    (["--temperature", "inf"], None, r"--temperature must be a finite number >= 1e-06, got inf"),
+    (["--temperature=-inf"], None, r"--temperature must be a finite number .*got -inf"),
+    (["--temperature", "0"], None, r"--temperature must be a finite number >= 1e-06, got 0\.0"),
+    (["--temperature", "-1"], None, r"--temperature must be a finite number .*got -1\.0"),
+    (["--temperature", "1e-40"], None, r"--temperature must be a finite number >= 1e-06, got 1e-40"),
+    (["--temperature", "abc"], None, r"argument --temperature: invalid float value: 'abc'"),
+    (["--seed", "-1"], None, r"--seed must be an int in \[0, 2\*\*64\), got -1"),
+    (["--seed", str(2**64)], None, r"--seed must be an int in \[0, 2\*\*64\), got 18446744073709551616"),
+    (["--seed", "x"], None, r"argument --seed: invalid int value: 'x'"),
+    (["--checkpoint", "best"], None, r"argument --checkpoint: invalid choice: 'best'"),
+    (["--checkpoint", "latest"], None, r"error: .*run has no latest\.pt checkpoint \(pass --checkpoint final\)"),
+    ([], corrupt_final, r"error: .*final\.pt is not a seqgan-env checkpoint \(torch\.load failed"),
+    ([], mismatched_final, r"error: .*final\.pt, entry 'generator': embedding\.weight has shape \(8, 6\) .*"
+                           r"needs \(8, 7\)"),
+]
+
+
+@pytest.mark.parametrize(("options", "damage", "pattern"), SAMPLE_CASES, ids=lambda v: repr(v)[:40])
+def test_sample_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], damage: Callable[[Path], None] | None,
+    pattern: str,
+) -> None:  # fmt: skip
+    run = fake_run(tmp_path / "run")
+    if damage is not None:
+        damage(run)
+    before = snapshot(tmp_path)
+    code, out, err = run_main(load_script("sample"), [str(run), *options], capsys)
+    assert code == 2 and out == "", (code, out, err)
+    check_message(err.strip().splitlines()[-1], pattern, tmp_path)
+    assert snapshot(tmp_path) == before
+
+
+def test_sample_prints_in_chunks_as_one_batch_would(tmp_path: Path) -> None:
+    """Chunked generation draws from the RNG as one `sample(n)` call does: the same lines."""
+    sample = load_script("sample")
+    generator = tiny_lstm(1)
+    chunks = list(sample.generate_lines(generator, None, 2100, 0.9, seed=3))
+    assert [len(c) for c in chunks] == [1024, 1024, 52]
+    at_once = generator.sample(2100, torch.Generator().manual_seed(3), 0.9)
+    assert [line for c in chunks for line in c] == [" ".join(map(str, row.tolist())) for row in at_once]
+
+
+def test_sample_output_is_unchanged_for_a_seed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = fake_run(tmp_path / "run")
+    code, out, _ = run_main(load_script("sample"), [str(run), "-n", "5", "--seed", "4"], capsys)
+    expected = tiny_lstm(1).sample(5, torch.Generator().manual_seed(4))
+    assert code == 0 and out == "".join(" ".join(map(str, r.tolist())) + "\n" for r in expected)
+
+
+def existing_compare_run(folder: Path) -> None:
+    (folder / "runs" / "compare_tiny_s0_seqgan").mkdir(parents=True)
+
+
+COMPARE_CASES: list[tuple[list[str], str]] = [
+    (["--temperatures", "abc"], r"--temperatures must be comma-separated numbers > 0, got 'abc'"),
+    (["--temperatures", "nan"], r"--temperatures must be finite numbers > 0, got nan"),
+    (["--temperatures", "inf"], r"--temperatures must be finite numbers > 0, got inf"),
+    (["--temperatures", "0"], r"--temperatures must be finite numbers > 0, got 0\.0"),
+    (["--temperatures", "-0.5"], r"--temperatures must be finite numbers > 0, got -0\.5"),
+    (["--temperatures", ""], r"--temperatures must be comma-separated numbers > 0, got ''"),
+    (["--temperatures", "0.8,,1.0"], r"got '' in '0\.8,,1\.0'"),
+    (["--temperatures", "0.8,1e999"], r"got inf in '0\.8,1e999'"),
+    (["--seed", "-1"], r"--seed must be an int in \[0, 2\*\*63\), got -1"),
+    (["--seed", "x"], r"argument --seed: invalid int value: 'x'"),
+    (["--extra", "--bogus", "1"], r"unrecognized arguments: --bogus 1"),
+    (["--extra", "--threads", "x"], r"argument --threads: invalid int value: 'x'"),
+    (["--extra", "--rounds", "-1"], r"--extra: --rounds must be >= 0, got -1"),
+]
+UNFINISHED_RUNS: list[tuple[str, dict[str, Any], str]] = [
+    ("no final.pt", {"files": ("mle",)}, r"--seqgan-run .*run is unfinished \(no final\.pt\); finish it first: "
+                                         r"python train/adversarial\.py --resume .*run"),
+    ("no mle.pt", {"files": ("final",)}, r"--seqgan-run .*run is unfinished \(no mle\.pt\)"),
+    ("round 1 of 2", {"last_round": 1}, r"metrics\.csv ends at adversarial round 1 of the 2 in its config\.json"),
+    ("no rounds", {"last_round": -1}, r"metrics\.csv ends at adversarial round none of the 2"),
+    ("no metrics", {"metrics": False}, r"--seqgan-run .*run is unfinished \(no metrics\.csv\)"),
+]
+
+
+@pytest.mark.parametrize(("options", "pattern"), COMPARE_CASES, ids=lambda v: repr(v)[:40])
+def test_compare_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], pattern: str
+) -> None:
+    """Bad options with a finished run: refused at once, before any control run starts."""
+    run = fake_run(tmp_path / "run")
+    before = snapshot(tmp_path)
+    extra = options if options[0] == "--extra" else []
+    options = [] if extra else options
+    code, out, err = run_main(load_script("compare"), ["--seqgan-run", str(run), *options, *extra], capsys)
+    assert code == 2, (code, out, err)
+    check_message(err.strip().splitlines()[-1], pattern, tmp_path)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(("name", "settings", "pattern"), UNFINISHED_RUNS, ids=[c[0] for c in UNFINISHED_RUNS])
+def test_compare_refuses_unfinished_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, settings: dict[str, Any], pattern: str
+) -> None:
+    run = fake_run(tmp_path / "run", **settings)
+    before = snapshot(tmp_path)
+    code, out, err = run_main(load_script("compare"), ["--seqgan-run", str(run), "--temperatures", "1.0"], capsys)
+    assert code == 2, (code, out, err)
+    check_message(err.strip().splitlines()[-1], pattern, tmp_path)
+    assert snapshot(tmp_path) == before
+
+
+COMPARE_SETUP_CASES: list[tuple[str, list[str], Callable[[Path], None] | None, str]] = [
+    ("not a run folder", ["--seqgan-run", "{tmp}/nothing"], None,
+     r"--seqgan-run .*nothing is not a train/adversarial\.py run folder \(no config\.json\)"),
+    ("unknown preset", ["--preset", "huge", "--out", "{tmp}/runs"], None, r"--preset must be one of \[.*'tiny'.*got 'huge'"),
+    ("missing oracle", ["--preset", "tiny", "--oracle", "{tmp}/no.npz", "--out", "{tmp}/runs"], None,
+     r"--oracle .*no\.npz: no such file"),
+    ("existing run", ["--preset", "tiny", "--out", "{tmp}/runs"], existing_compare_run,
+     r"compare_tiny_s0_seqgan already exists: pass --seqgan-run .* to reuse it"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "options", "prepare", "pattern"), COMPARE_SETUP_CASES,
+                         ids=[c[0] for c in COMPARE_SETUP_CASES])  # fmt: skip
+def test_compare_setup(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, options: list[str],
+    prepare: Callable[[Path], None] | None, pattern: str,
+) -> None:  # fmt: skip
+    if prepare is not None:
+        prepare(tmp_path)
+    before = snapshot(tmp_path)
+    argv = [o.replace("{tmp}", str(tmp_path)) for o in options]
+    code, out, err = run_main(load_script("compare"), argv, capsys)
+    assert code == 2, (code, out, err)
+    check_message(err.strip().splitlines()[-1], pattern, tmp_path)
+    assert snapshot(tmp_path) == before
