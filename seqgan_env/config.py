@@ -18,6 +18,7 @@ import torch
 
 from seqgan_env.checkpoint import load_env_models
 from seqgan_env.core import REWARD_MODES, SeqGANCore
+from seqgan_env.devices import resolve_device
 from seqgan_env.discriminator import (
     Discriminator,
     DiscriminatorConfig,
@@ -126,30 +127,11 @@ def _vocabulary(name: str, value: Any) -> Sequence[str]:
     return value
 
 
-def _device(name: str, value: Any) -> str | torch.device:
-    """A torch device string (or torch.device) of a kind this machine has."""
+def _device(name: str, value: Any) -> torch.device:
+    """A torch device of a kind this machine has (`resolve_device`)."""
     if not isinstance(value, (str, torch.device)):
         raise ArgumentTypeError(f"{name} must be a torch device string such as 'cpu' or 'cuda:0', got {_show(value)}")
-    try:
-        device = torch.device(value)
-    except (RuntimeError, ValueError):
-        raise ValueError(f"{name} must be a torch device string such as 'cpu', 'cuda' or 'cuda:0', "
-                         f"got {value!r}") from None  # fmt: skip
-    if device.type == "cpu":
-        return value
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"{name}={str(value)!r} but torch.cuda.is_available() is False (no usable CUDA "
-                             "GPU here); use device='cpu'")  # fmt: skip
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"{name}={str(value)!r} but this machine has {torch.cuda.device_count()} CUDA "
-                             "device(s)")  # fmt: skip
-        return value
-    if device.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise ValueError(f"{name}={str(value)!r} but torch.backends.mps.is_available() is False; use 'cpu'")
-        return value
-    raise ValueError(f"{name} must be a 'cpu', 'cuda' or 'mps' device, got {str(value)!r}")
+    return resolve_device(value)
 
 
 def _instance(cls: type) -> Callable[[str, Any], Any]:
@@ -236,7 +218,7 @@ class SeqGANConfig:
     def build(self) -> SeqGANParts:
         """Make (or load) the models the arguments describe, checking that they fit together."""
         device = torch.device(self.device)
-        init = None if self.model_seed is None else torch.Generator().manual_seed(self.model_seed)
+        init = None if self.model_seed is None else torch.Generator(device="cpu").manual_seed(self.model_seed)
 
         policy, discriminator = self.rollout_policy, self.discriminator
         vocabulary, eos_id = self.vocabulary, self.eos_id

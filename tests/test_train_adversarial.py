@@ -233,7 +233,7 @@ def test_oracle_file_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     bad = tmp_path / "bad.npz"
     np.savez(bad, embedding=np.zeros((50, 4), np.float32))
     malformed = run_in_process(capsys, *FAST, "--oracle", str(bad), "--out", str(tmp_path / "o2"))
-    assert malformed.returncode == 2 and "lacks the oracle array" in malformed.stderr
+    assert malformed.returncode == 2 and "lacks oracle arrays" in malformed.stderr
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
 
 

@@ -21,6 +21,7 @@ import torch
 from agents.data import decode_lines
 from agents.experiment import RunFolder
 from seqgan_env.checkpoint import load_checkpoint, token_lstm_from_entry
+from seqgan_env.devices import resolve_device
 from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM
 
@@ -45,7 +46,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "checkpoint, e.g. of an unfinished run) or mle (after pre-training); "
                              "default: final")  # fmt: skip
     parser.add_argument("--seed", type=int, default=None, help="sampling seed (default: a random one)")
+    parser.add_argument("--device", default="cpu", help="torch device to sample on (default: cpu)")
     args = parser.parse_args(argv)
+    try:
+        resolve_device(args.device)
+    except (ValueError, TypeError) as err:
+        parser.error(str(err))
     if args.n < 1:
         parser.error(f"-n must be >= 1, got {args.n}")
     if not math.isfinite(args.temperature) or args.temperature < MIN_TEMPERATURE:
@@ -88,9 +94,10 @@ def generate_lines(
     seed: int | None = None,
     chunk: int = CHUNK,
 ) -> Iterator[list[str]]:
-    """`n` sequences as lines, `chunk` at a time. With `chunk` equal to `TokenLSTM.sample`'s batch size
-    (1024) the RNG is consumed as by one `sample(n)` call: the same lines for a seed, whatever n."""
-    rng = torch.Generator()
+    """`n` sequences as lines, `chunk` at a time, sampled on the generator's device. With `chunk`
+    equal to `TokenLSTM.sample`'s batch size (1024) the RNG is consumed as by one `sample(n)` call: the
+    same lines for a seed, whatever n."""
+    rng = torch.Generator(device=generator.device)
     if seed is None:
         rng.seed()
     else:
@@ -114,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         generator, vocabulary = load_generator(args.run, args.checkpoint)
+        generator = generator.to(resolve_device(args.device))
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
