@@ -37,7 +37,10 @@ class StepResult:
 
 
 class SeqGANCore:
-    """B prefixes under construction, the rollout policy's cached state for each, and their last Q."""
+    """B prefixes under construction, the rollout policy's cached state for each, and their last Q.
+
+    V and T are the rollout policy's. The arguments come checked (`seqgan_env.config.SeqGANConfig`).
+    """
 
     def __init__(
         self,
@@ -48,10 +51,6 @@ class SeqGANCore:
         reward_mode: str,
         eos_id: int | None,
     ) -> None:
-        if reward_mode not in REWARD_MODES:
-            raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
-        if n_rollouts < 1:
-            raise ValueError(f"n_rollouts must be >= 1, got {n_rollouts}")
         self.rollout_policy = rollout_policy
         self.scorer = scorer
         self.n_rollouts = n_rollouts

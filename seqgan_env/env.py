@@ -6,13 +6,66 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium import spaces
 
-from seqgan_env.config import SeqGANModels
-from seqgan_env.core import check_action
+from seqgan_env.config import SeqGANConfig
+from seqgan_env.core import SeqGANCore, check_action
 
 
-class SeqGANEnv(SeqGANModels, gym.Env[np.ndarray, int]):
+class SeqGANBase:
+    """What both environment classes hold: the models `SeqGANConfig` built from the keyword arguments,
+    the batched MDP over them (`SeqGANCore`, which also holds the sizes and reward settings), and the
+    env's torch RNG."""
+
+    def _build(self, num_envs: int, kwargs: dict[str, Any]) -> None:
+        config = SeqGANConfig.from_kwargs(kwargs)
+        models = config.build()
+        self.rollout_policy = models.rollout_policy
+        self.discriminator = models.discriminator
+        self.oracle = models.oracle
+        self.vocabulary = models.vocabulary
+        self._core = SeqGANCore(
+            num_envs, models.rollout_policy, models.scorer, config.n_rollouts, config.reward_mode, models.eos_id
+        )
+        # Every sample the environment draws comes from this generator, seeded from np_random.
+        self._torch_rng = torch.Generator(device=self.rollout_policy.device)
+
+    def _seed_torch_rng(self, np_random: np.random.Generator) -> None:
+        self._torch_rng.manual_seed(int(np_random.integers(2**63 - 1)))
+
+    @property
+    def vocab_size(self) -> int:
+        """V, the rollout policy's vocabulary size: the action space is Discrete(V)."""
+        return self._core.vocab_size
+
+    @property
+    def seq_len(self) -> int:
+        """T, the length of a sequence (without an end-of-sequence id, of every episode)."""
+        return self._core.seq_len
+
+    @property
+    def pad_id(self) -> int:
+        """V: the id that pads observations after the prefix."""
+        return self._core.pad_id
+
+    @property
+    def eos_id(self) -> int | None:
+        """The id that ends an episode early, or None."""
+        return self._core.eos_id
+
+    @property
+    def n_rollouts(self) -> int:
+        """N, the Monte Carlo completions per prefix."""
+        return self._core.n_rollouts
+
+    @property
+    def reward_mode(self) -> str:
+        """The reward handed out: "mc", "shaped" or "terminal" (see `SeqGANEnv`, Rewards)."""
+        return self._core.reward_mode
+
+
+class SeqGANEnv(SeqGANBase, gym.Env[np.ndarray, int]):
     """
     ## Description
     Token-by-token generation of a sequence of length T over a vocabulary of V tokens, as in SeqGAN
@@ -58,7 +111,8 @@ class SeqGANEnv(SeqGANModels, gym.Env[np.ndarray, int]):
     ## Arguments
     `gymnasium.make("SeqGAN-v0", **kwargs)`:
     - `vocab_size` (V, default 5000) and `seq_len` (T, default 20): the paper's sizes, or those of the
-      models loaded from `checkpoint`.
+      models loaded from `checkpoint` or given as `rollout_policy`/`discriminator` (given too, they
+      must match the models').
     - `n_rollouts` (N, default 16): Monte Carlo completions per prefix.
     - `reward_mode`: `"mc"`, `"shaped"` or `"terminal"` (see Rewards).
     - `eos_id`: an end-of-sequence id that ends the episode (default None: fixed length).

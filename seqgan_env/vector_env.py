@@ -11,9 +11,8 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from gymnasium import spaces
-from seqgan_env.config import SeqGANModels
 from seqgan_env.core import StepResult, check_actions
-from seqgan_env.env import render_prefix
+from seqgan_env.env import SeqGANBase, render_prefix
 
 
 def parse_autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
@@ -28,7 +27,7 @@ def parse_autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
         raise ValueError(message) from None
 
 
-class SeqGANVectorEnv(SeqGANModels, VectorEnv):
+class SeqGANVectorEnv(SeqGANBase, VectorEnv):
     """B copies of the SeqGAN-v0 MDP (see `SeqGANEnv` for the spec) sharing one rollout policy and
     one discriminator; one step scores all B*N completions in one discriminator call.
 

@@ -116,6 +116,11 @@ ENV_CASES: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"model_seed": 1.5}, TypeError, r"model_seed .*1\.5 \(float\)"),
     ({"rollout_policy": "policy"}, TypeError, r"rollout_policy must be a TokenLSTM.*'policy'"),
     ({"discriminator": 3}, TypeError, r"discriminator must be a Discriminator.*3 \(int\)"),
+    ({"rollout_policy": tiny_lstm(vocab_size=9)}, ValueError,
+     r"the given models have V=9, T=4, but vocab_size=8 came from the arguments or the registered id's "
+     r"defaults: use gym\.make\('SeqGAN-v0', rollout_policy=\.\.\.\).*pass vocab_size=9, seq_len=4"),
+    ({"rollout_policy": tiny_lstm(), "discriminator": tiny_discriminator(vocab_size=9)}, ValueError,
+     r"the given models: rollout policy \(V=8, T=4\) and discriminator \(V=9, T=4\) disagree on sizes"),
     ({"scorer": 3}, TypeError, r"scorer must be an object with a callable score"),
     ({"scorer": NotCallableScore()}, TypeError, r"scorer must be an object with a callable score"),
     ({"vocab_sise": 8}, TypeError, r"unknown argument 'vocab_sise' .*did you mean vocab_size\?"),
