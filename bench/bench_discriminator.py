@@ -70,8 +70,8 @@ def main() -> None:
 
     V, T = args.vocab_size, args.seq_len
     config = DiscriminatorConfig(V, T, filters=paper_filters(T))
-    gen = torch.Generator().manual_seed(args.seed)
-    disc = Discriminator(config, generator=gen)
+    rng = torch.Generator().manual_seed(args.seed)
+    disc = Discriminator(config, rng=rng)
     fwd = count_forward_flops(config)
     conv = sum((T - w + 1) * w * config.embed_dim * n for w, n in config.filters)
     d = config.n_features
@@ -84,7 +84,7 @@ def main() -> None:
     print(f"training step FLOPs = 3 x forward (convention: backward ~ 2x forward) = 3*{args.batch}*{fwd:,} "
           f"= {train_flops / 1e9:.3f} GFLOP")
 
-    x = torch.randint(0, V, (args.batch, T), generator=gen)
+    x = torch.randint(0, V, (args.batch, T), generator=rng)
     y = torch.arange(args.batch) % 2  # half real, half fake
 
     variants = {}
@@ -142,7 +142,7 @@ def main() -> None:
           f"({gflops_mm:.1f} GFLOP/s)")
 
     # --- inference -------------------------------------------------------------------------------
-    xs = torch.randint(0, V, (args.score_batch, T), generator=gen)
+    xs = torch.randint(0, V, (args.score_batch, T), generator=rng)
     disc.eval()
     med, ts = median_time(lambda: disc.score(xs), args.score_repeats, args.warmup)
     sflops = args.score_batch * fwd

@@ -53,7 +53,7 @@ from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig  # noqa: E402
 
 @torch.no_grad()
 def reference_q(
-    policy: TokenLSTM, disc: Discriminator, sequences: torch.Tensor, n_rollouts: int, generator: torch.Generator
+    policy: TokenLSTM, disc: Discriminator, sequences: torch.Tensor, n_rollouts: int, rng: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The reference code's Monte Carlo search, plainly: returns Q [B, T] and the scores [N, B, T]."""
     disc.eval()
@@ -69,7 +69,7 @@ def reference_q(
                 logits = policy.output(hidden[:, -1])  # next-token logits, for y_t+1 only
                 pieces = [sequences[:, :t]]
                 for s in range(t, T):
-                    token = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)  # [B, 1]
+                    token = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=rng)  # [B, 1]
                     pieces.append(token)
                     if s + 1 < T:
                         hidden, (h, c) = policy.lstm(policy.embedding(token), (h, c))
@@ -98,11 +98,11 @@ def main() -> None:
     print_machine("at start")
     gflops_mm = matmul_gflops(args.matmul_size, args.matmul_repeats)
 
-    init = torch.Generator().manual_seed(args.seed)
-    policy = TokenLSTM(TokenLSTMConfig(V, T), generator=init).eval()
-    disc = Discriminator(DiscriminatorConfig(V, T, filters=paper_filters(T)), generator=init).eval()
+    init_rng = torch.Generator().manual_seed(args.seed)
+    policy = TokenLSTM(TokenLSTMConfig(V, T), rng=init_rng).eval()
+    disc = Discriminator(DiscriminatorConfig(V, T, filters=paper_filters(T)), rng=init_rng).eval()
     plain_disc = plain_copy(disc)  # the baseline's: the same weights in nn.Conv1d layers
-    sequences = policy.sample(B, generator=torch.Generator().manual_seed(args.seed + 1))
+    sequences = policy.sample(B, rng=torch.Generator().manual_seed(args.seed + 1))
     E, H = policy.config.embed_dim, policy.config.hidden_dim
     dc = disc.config
 
@@ -151,14 +151,14 @@ def main() -> None:
     print_load("before timing")
     t_ours, t_base, q_ours, q_base, s_base = [], [], [], [], []
     for r in range(args.repeats):
-        gen = torch.Generator().manual_seed(args.seed + 100 + r)
+        rng = torch.Generator().manual_seed(args.seed + 100 + r)
         t0 = time.perf_counter()
-        q = q_values(policy, disc, sequences, N, generator=gen)
+        q = q_values(policy, disc, sequences, N, rng=rng)
         t_ours.append(time.perf_counter() - t0)
         q_ours.append(q)
-        gen = torch.Generator().manual_seed(args.seed + 200 + r)
+        rng = torch.Generator().manual_seed(args.seed + 200 + r)
         t0 = time.perf_counter()
-        q, scores = reference_q(policy, plain_disc, sequences, N, gen)
+        q, scores = reference_q(policy, plain_disc, sequences, N, rng)
         t_base.append(time.perf_counter() - t0)
         q_base.append(q)
         s_base.append(scores)

@@ -88,7 +88,7 @@ def main() -> None:
     rng = torch.Generator().manual_seed(0)
     oracle = random_oracle()
     real = oracle.sample(N_REAL, rng)
-    generator = TokenLSTM(TokenLSTMConfig(), generator=rng)
+    generator = TokenLSTM(TokenLSTMConfig(), rng=rng)
     d_config = DiscriminatorConfig()
     steps_per_epoch = math.ceil(2 * N_REAL / B)  # real + as many negatives, batch 64
     d_steps_round = D_REPEATS * D_EPOCHS * steps_per_epoch
@@ -97,7 +97,7 @@ def main() -> None:
 
     # Ours.
     envs = SeqGANVectorEnv(num_envs=B, n_rollouts=N, oracle_seed=None, rollout_policy=TokenLSTM(generator.config),
-                           discriminator=Discriminator(d_config, generator=rng))  # fmt: skip
+                           discriminator=Discriminator(d_config, rng=rng))  # fmt: skip
     envs.reset(seed=0)
     agent = ReinforceAgent(generator, envs.rollout_policy, rng=rng)
     print_load("before timing")

@@ -126,9 +126,9 @@ def alternating_times(
 def reference_matmul(n: int) -> Callable[[], torch.Tensor]:
     """One fp32 `torch.mm` of two seeded n x n matrices (2 n^3 FLOPs: 2 per multiply-add), the
     machine's reference throughput."""
-    gen = torch.Generator().manual_seed(0)
-    a = torch.randn(n, n, generator=gen)
-    b = torch.randn(n, n, generator=gen)
+    rng = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=rng)
+    b = torch.randn(n, n, generator=rng)
     out = torch.empty(n, n)
     return lambda: torch.mm(a, b, out=out)
 

@@ -115,14 +115,14 @@ class SeqGANConfig:
                 eos_id = text_vocabulary.eos_id if eos_id is None else eos_id
         V, T = self._sizes(policy, discriminator)
 
-        init = None if self.model_seed is None else torch.Generator(device="cpu").manual_seed(self.model_seed)
+        init_rng = None if self.model_seed is None else torch.Generator(device="cpu").manual_seed(self.model_seed)
         if policy is None:
             config = TokenLSTMConfig(V, T, self.embed_dim, self.hidden_dim, self.start_token)
-            policy = TokenLSTM(config, generator=init)
+            policy = TokenLSTM(config, rng=init_rng)
         if discriminator is None:
             filters = paper_filters(T) if self.discriminator_filters is None else self.discriminator_filters
             pairs = tuple((int(width), int(n)) for width, n in filters)
-            discriminator = Discriminator(DiscriminatorConfig(V, T, self.discriminator_embed_dim, pairs), generator=init)
+            discriminator = Discriminator(DiscriminatorConfig(V, T, self.discriminator_embed_dim, pairs), rng=init_rng)
         if eos_id is not None and not 0 <= eos_id < V:
             raise ValueError(f"eos_id must be a vocabulary id in [0, {V}), got {eos_id}")
         if vocabulary is not None and len(vocabulary) != V:

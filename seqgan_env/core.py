@@ -117,7 +117,7 @@ class SeqGANCore:
         return self.tokens.cpu().numpy().astype(np.int64, copy=True)
 
     @torch.inference_mode()
-    def step(self, actions: np.ndarray, rows: np.ndarray, generator: torch.Generator) -> StepResult:
+    def step(self, actions: np.ndarray, rows: np.ndarray, rng: torch.Generator) -> StepResult:
         """Append `actions[b]` to prefix b for every row b in `rows` (bool [B]) and compute rewards."""
         B = len(rows)
         result = StepResult(
@@ -158,7 +158,7 @@ class SeqGANCore:
                 si = torch.as_tensor(sel, device=self.tokens.device)
                 q = monte_carlo_q(
                     self.rollout_policy, self.scorer, self.tokens[si, :t], self.logits[si],
-                    (self.h[si], self.c[si]), self.n_rollouts, generator, self.eos_id, self.pad_id,
+                    (self.h[si], self.c[si]), self.n_rollouts, rng, self.eos_id, self.pad_id,
                 )
                 result.q[sel] = q.cpu().numpy()
                 result.q_computed[sel] = True

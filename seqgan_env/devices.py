@@ -30,6 +30,6 @@ def resolve_device(device: str | torch.device) -> torch.device:
     raise ValueError(f"device {device!r} is not supported; expected 'cpu', 'cuda', 'cuda:N' or 'mps'")
 
 
-def generator_device(generator: torch.Generator | None) -> torch.device:
+def rng_device(rng: torch.Generator | None) -> torch.device:
     """Where a random generator draws (the CPU for None, torch's default generator)."""
-    return torch.device("cpu") if generator is None else generator.device
+    return torch.device("cpu") if rng is None else rng.device

@@ -28,7 +28,7 @@ class SeqGANBase:
         self._core = SeqGANCore(
             num_envs, models.rollout_policy, models.scorer, config.n_rollouts, config.reward_mode, models.eos_id
         )
-        # Every sample the environment draws comes from this generator, seeded from np_random.
+        # Every sample the environment draws comes from this torch RNG, seeded from np_random.
         self._torch_rng = torch.Generator(device=self.rollout_policy.device)
 
     def _seed_torch_rng(self, np_random: np.random.Generator) -> None:

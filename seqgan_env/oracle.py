@@ -46,7 +46,7 @@ def random_oracle(
 ) -> TokenLSTM:
     """A seeded oracle with every parameter ~ N(0, 1), as the paper's protocol draws it."""
     config = TokenLSTMConfig(vocab_size, seq_len, embed_dim, hidden_dim, start_token=0, init_std=1.0)
-    oracle = TokenLSTM(config, generator=torch.Generator(device="cpu").manual_seed(seed))  # CPU: initialisation
+    oracle = TokenLSTM(config, rng=torch.Generator(device="cpu").manual_seed(seed))  # CPU: initialisation
     return oracle.requires_grad_(False).eval()
 
 

@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from seqgan_env.devices import generator_device
+from seqgan_env.devices import rng_device
 from seqgan_env.discriminator import Discriminator
 
 Sampler = Callable[[int], torch.Tensor]  # n -> [n, T] generated sequences
@@ -121,7 +121,7 @@ class DiscriminatorUpdater:
         """All real sequences when there are at most `n`, else a random `n` of them."""
         if len(self.real_data) <= n:
             return self.real_data
-        order = torch.randperm(len(self.real_data), generator=self.rng, device=generator_device(self.rng))
+        order = torch.randperm(len(self.real_data), generator=self.rng, device=rng_device(self.rng))
         return self.real_data[order[:n].to(self.real_data.device)]
 
 

@@ -63,7 +63,7 @@ def trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:
 def tiny_lstm(seed: int = 0, vocab_size: int = V, seq_len: int = T, init_std: float = 0.5) -> TokenLSTM:
     """A seeded token LSTM with embedding 6, hidden 5 (different sizes catch transposed weights)."""
     config = TokenLSTMConfig(vocab_size, seq_len, embed_dim=6, hidden_dim=5, start_token=0, init_std=init_std)
-    return TokenLSTM(config, generator=torch.Generator().manual_seed(seed)).eval()
+    return TokenLSTM(config, rng=torch.Generator().manual_seed(seed)).eval()
 
 
 def tiny_discriminator_config(**overrides) -> DiscriminatorConfig:
@@ -73,7 +73,7 @@ def tiny_discriminator_config(**overrides) -> DiscriminatorConfig:
 
 def tiny_discriminator(seed: int = 0, **overrides) -> Discriminator:
     config = tiny_discriminator_config(**overrides)
-    return Discriminator(config, generator=torch.Generator().manual_seed(seed))
+    return Discriminator(config, rng=torch.Generator().manual_seed(seed))
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ PAD = V
 
 
 def make_generator(seed: int = 1) -> TokenLSTM:
-    return TokenLSTM(TokenLSTMConfig(V, T, 8, 8), generator=torch.Generator().manual_seed(seed))
+    return TokenLSTM(TokenLSTMConfig(V, T, 8, 8), rng=torch.Generator().manual_seed(seed))
 
 
 @torch.no_grad()

@@ -129,7 +129,7 @@ def test_paper_oracle_loads(paper_params_and_oracle):
 
 def test_paper_oracle_matches_numpy_equations(paper_params_and_oracle):
     params, oracle = paper_params_and_oracle
-    sampled = oracle.sample(2, generator=torch.Generator().manual_seed(0)).numpy()
+    sampled = oracle.sample(2, rng=torch.Generator().manual_seed(0)).numpy()
     uniform = np.random.default_rng(0).integers(0, 5000, size=(2, 20))
     seqs = np.concatenate([sampled, uniform])
     expected = numpy_log_probs(params, seqs)
@@ -139,7 +139,7 @@ def test_paper_oracle_matches_numpy_equations(paper_params_and_oracle):
 def test_paper_oracle_entropy_floor(paper_params_and_oracle):
     """SPEC 2.1's sanity check: the oracle's own samples score about 5.75 (standard error ~0.012 here)."""
     _, oracle = paper_params_and_oracle
-    samples = oracle.sample(2000, generator=torch.Generator().manual_seed(0))
+    samples = oracle.sample(2000, rng=torch.Generator().manual_seed(0))
     assert abs(mean_nll(oracle, samples) - 5.75) < 0.05
 
 
@@ -163,7 +163,7 @@ def test_random_oracle_is_seeded_and_deterministic():
     assert (a.config.vocab_size, a.config.seq_len, a.config.start_token) == (8, 4, 0)
     assert not a.training and not any(p.requires_grad for p in a.parameters())
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    assert torch.equal(a.sample(20, generator=g()), b.sample(20, generator=g()))
+    assert torch.equal(a.sample(20, rng=g()), b.sample(20, rng=g()))
 
 
 def test_random_oracle_default_is_paper_shaped_and_standard_normal():

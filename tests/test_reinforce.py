@@ -26,7 +26,7 @@ PAD_EOS = V  # the padding id of the eos envs below
 
 
 def make_generator(seed: int = 1) -> TokenLSTM:
-    return TokenLSTM(TokenLSTMConfig(V, T, 8, 8), generator=torch.Generator().manual_seed(seed))
+    return TokenLSTM(TokenLSTMConfig(V, T, 8, 8), rng=torch.Generator().manual_seed(seed))
 
 
 def random_episodes(B: int = 5, seed: int = 0) -> Episodes:
@@ -299,7 +299,7 @@ EOS, T_EOS = 1, 6
 
 def eos_biased(seed: int) -> TokenLSTM:
     """A token LSTM (V 8, T 6) that picks the end-of-sequence id about a third of the time."""
-    model = TokenLSTM(TokenLSTMConfig(V, T_EOS, 8, 8), generator=torch.Generator().manual_seed(seed))
+    model = TokenLSTM(TokenLSTMConfig(V, T_EOS, 8, 8), rng=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         model.output.bias[EOS] += 1.3
     return model

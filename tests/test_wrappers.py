@@ -41,8 +41,8 @@ def fits(monkeypatch):
     calls: list[dict] = []
     original = Discriminator.fit
 
-    def recording_fit(self, optimizer, real, fake, epochs=3, batch_size=64, generator=None):
-        loss = original(self, optimizer, real, fake, epochs, batch_size, generator)
+    def recording_fit(self, optimizer, real, fake, epochs=3, batch_size=64, rng=None):
+        loss = original(self, optimizer, real, fake, epochs, batch_size, rng)
         calls.append(
             {"disc": self, "real": real.clone(), "fake": fake.clone(), "epochs": epochs,
              "batch_size": batch_size, "loss": loss}
