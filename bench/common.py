@@ -161,7 +161,8 @@ def add_size_args(parser: argparse.ArgumentParser, n_rollouts: bool = True) -> N
     parser.add_argument("--vocab-size", type=int, default=5000, help="V")
     parser.add_argument("--seq-len", type=int, default=20, help="T (the paper filters that fit T are used)")
     if n_rollouts:
-        parser.add_argument("--n-rollouts", type=int, default=16, help="N: Monte Carlo completions per prefix")
+        parser.add_argument("--n-rollouts", type=int, default=16,
+                            help="N: Monte Carlo completions per prefix")  # fmt: skip
 
 
 def apply_common_args(args: argparse.Namespace) -> None:

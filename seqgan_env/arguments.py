@@ -48,8 +48,12 @@ def is_int(value: Any) -> bool:
 
 def integer(name: str, value: Any, low: int | None = None, high: int | None = None, what: str = "") -> int:
     """`value` as a Python int in [low, high), else a one-line error naming `name`."""
-    expected = what or ("an int" + (f" >= {low}" if low is not None and high is None else "")
-                        + (f" in [{low}, {high})" if low is not None and high is not None else ""))  # fmt: skip
+    if what:
+        expected = what
+    elif low is not None:
+        expected = f"an int >= {low}" if high is None else f"an int in [{low}, {high})"
+    else:
+        expected = "an int"
     if not is_int(value):
         raise ArgumentTypeError(f"{name} must be {expected}, got {show(value)}")
     if (low is not None and value < low) or (high is not None and value >= high):
@@ -129,7 +133,9 @@ def token_strings(name: str, value: Any) -> Sequence[str]:
 def device(name: str, value: Any) -> torch.device:
     """A torch device of a kind this machine has (`resolve_device`)."""
     if not isinstance(value, (str, torch.device)):
-        raise ArgumentTypeError(f"{name} must be a torch device string such as 'cpu' or 'cuda:0', got {show(value)}")
+        raise ArgumentTypeError(
+            f"{name} must be a torch device string such as 'cpu' or 'cuda:0', got {show(value)}"
+        )
     return resolve_device(value)
 
 

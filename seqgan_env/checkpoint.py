@@ -89,7 +89,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     # Arbitrary bytes make torch's legacy reader fail in many ways (KeyError and IndexError included).
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError,
             AttributeError, TypeError, UnicodeDecodeError) as err:  # fmt: skip
-        raise ValueError(f"{path} is not a seqgan-env checkpoint (torch.load failed: {_cause(err)})") from None
+        message = f"{path} is not a seqgan-env checkpoint (torch.load failed: {_cause(err)})"
+        raise ValueError(message) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a seqgan-env checkpoint (no format tag {FORMAT!r})")
     if payload.get("version") != VERSION:
@@ -109,7 +110,9 @@ def _config_from_entry(cls: type[_Config], entry: Any, source: str) -> _Config:
     types = {f.name: f.type if isinstance(f.type, str) else f.type.__name__ for f in dataclasses.fields(cls)}
     unknown = sorted(map(str, set(config) - set(types)))
     if unknown:
-        raise ValueError(f"{source}: unknown {cls.__name__} key(s) {unknown}; expected some of {sorted(types)}")
+        raise ValueError(
+            f"{source}: unknown {cls.__name__} key(s) {unknown}; expected some of {sorted(types)}"
+        )
     for key, value in config.items():
         kind = types[key]
         if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
@@ -117,8 +120,7 @@ def _config_from_entry(cls: type[_Config], entry: Any, source: str) -> _Config:
         if kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))
                                 or not math.isfinite(value)):  # fmt: skip
             raise ValueError(f"{source}: config {key} must be a finite number, got {value!r}")
-        if key == "filters" and not (isinstance(value, (list, tuple)) and all(
-                isinstance(p, (list, tuple)) and len(p) == 2 and all(type(x) is int for x in p) for p in value)):
+        if key == "filters" and not (isinstance(value, (list, tuple)) and all(map(_is_int_pair, value))):
             raise ValueError(f"{source}: config filters must be (width, n_filters) int pairs, got {value!r}")
     try:
         if cls is DiscriminatorConfig and "filters" in config:
@@ -126,6 +128,11 @@ def _config_from_entry(cls: type[_Config], entry: Any, source: str) -> _Config:
         return cls(**config)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{source}: bad config ({err})") from None
+
+
+def _is_int_pair(value: Any) -> bool:
+    """A list or tuple of two Python ints (a (width, n_filters) pair as a checkpoint stores it)."""
+    return isinstance(value, (list, tuple)) and len(value) == 2 and all(type(x) is int for x in value)
 
 
 def _check_weights(model: TokenLSTM | Discriminator, entry: dict[str, Any], source: str) -> dict[str, Any]:
@@ -144,7 +151,8 @@ def _check_weights(model: TokenLSTM | Discriminator, entry: dict[str, Any], sour
                          f"unexpected {unexpected[:3]}")  # fmt: skip
     for name, tensor in state.items():
         if not isinstance(tensor, torch.Tensor):
-            raise ValueError(f"{source}: state_dict[{name!r}] is a {type(tensor).__name__}, expected a tensor")
+            what = type(tensor).__name__
+            raise ValueError(f"{source}: state_dict[{name!r}] is a {what}, expected a tensor")
         if tensor.shape != expected[name].shape:
             raise ValueError(
                 f"{source}: {name} has shape {tuple(tensor.shape)} in the file, but its config ({sizes}) "

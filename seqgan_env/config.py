@@ -37,7 +37,7 @@ _CHECKS: dict[str, check.Check] = {
     "embed_dim": check.at_least(1),
     "hidden_dim": check.at_least(1),
     "discriminator_embed_dim": check.at_least(1),
-    "discriminator_filters": check.optional(check.filter_pairs),  # widths <= T: checked by DiscriminatorConfig
+    "discriminator_filters": check.optional(check.filter_pairs),  # widths <= T: by DiscriminatorConfig
     "oracle_seed": check.optional(check.seed),
     "oracle_path": check.optional(check.file_path),
     "checkpoint": check.optional(check.file_path),
@@ -115,14 +115,18 @@ class SeqGANConfig:
                 eos_id = text_vocabulary.eos_id if eos_id is None else eos_id
         V, T = self._sizes(policy, discriminator)
 
-        init_rng = None if self.model_seed is None else torch.Generator(device="cpu").manual_seed(self.model_seed)
+        # One CPU generator draws the fresh models, the rollout policy first: the same weights on any device.
+        init_rng = None
+        if self.model_seed is not None:
+            init_rng = torch.Generator(device="cpu").manual_seed(self.model_seed)
         if policy is None:
             config = TokenLSTMConfig(V, T, self.embed_dim, self.hidden_dim, self.start_token)
             policy = TokenLSTM(config, rng=init_rng)
         if discriminator is None:
             filters = paper_filters(T) if self.discriminator_filters is None else self.discriminator_filters
             pairs = tuple((int(width), int(n)) for width, n in filters)
-            discriminator = Discriminator(DiscriminatorConfig(V, T, self.discriminator_embed_dim, pairs), rng=init_rng)
+            config = DiscriminatorConfig(V, T, self.discriminator_embed_dim, pairs)
+            discriminator = Discriminator(config, rng=init_rng)
         if eos_id is not None and not 0 <= eos_id < V:
             raise ValueError(f"eos_id must be a vocabulary id in [0, {V}), got {eos_id}")
         if vocabulary is not None and len(vocabulary) != V:
@@ -167,10 +171,13 @@ class SeqGANConfig:
         wrong = [f"{name}={given}" for name, given, size in (("vocab_size", self.vocab_size, V),
                  ("seq_len", self.seq_len, T)) if given is not None and given != size]  # fmt: skip
         if wrong:
+            if from_file:
+                holds, kwarg, where = "holds models of", "checkpoint", "file"
+            else:
+                holds, kwarg, where = "have", "rollout_policy", "models"
             raise ValueError(
-                f"{source} {'holds models of' if from_file else 'have'} V={V}, T={T}, but {' and '.join(wrong)} "
-                f"came from the arguments or the registered id's defaults: use gym.make('SeqGAN-v0', "
-                f"{'checkpoint' if from_file else 'rollout_policy'}=...), which takes every size from the "
-                f"{'file' if from_file else 'models'}, or pass vocab_size={V}, seq_len={T}"
+                f"{source} {holds} V={V}, T={T}, but {' and '.join(wrong)} came from the arguments or the "
+                f"registered id's defaults: use gym.make('SeqGAN-v0', {kwarg}=...), which takes every size "
+                f"from the {where}, or pass vocab_size={V}, seq_len={T}"
             )
         return V, T

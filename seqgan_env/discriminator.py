@@ -232,7 +232,7 @@ class Discriminator(nn.Module):
         tail = x_prefix[:, t - keep :].repeat_interleave(n_rollouts, dim=0)
         x_tail = torch.cat([tail, self.embedding(completions)], dim=1)  # positions t-keep .. T-1
         pooled = []
-        for (w, _), conv in zip(self.config.filters, self.convs):
+        for (w, _), conv in zip(self.config.filters, self.convs, strict=True):
             # Windows starting at max(0, t-w+1) or later reach into the completion.
             reaching = self._windows(x_tail[:, keep - min(t, w - 1) :], conv).amax(dim=1)  # [B*N, n]
             if t >= w:  # windows starting at 0 .. t-w lie inside the prefix

@@ -25,9 +25,8 @@ class SeqGANBase:
         self.discriminator = models.discriminator
         self.oracle = models.oracle
         self.vocabulary = models.vocabulary
-        self._core = SeqGANCore(
-            num_envs, models.rollout_policy, models.scorer, config.n_rollouts, config.reward_mode, models.eos_id
-        )
+        self._core = SeqGANCore(num_envs, models.rollout_policy, models.scorer, config.n_rollouts,
+                                config.reward_mode, models.eos_id)  # fmt: skip
         # Every sample the environment draws comes from this torch RNG, seeded from np_random.
         self._torch_rng = torch.Generator(device=self.rollout_policy.device)
 
@@ -150,7 +149,8 @@ class SeqGANEnv(SeqGANBase, gym.Env[np.ndarray, int]):
     describe the step just taken.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    # A plain dict, not a ClassVar: gymnasium.Env declares `metadata` an instance variable.
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:

@@ -16,7 +16,7 @@ import pickle
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -132,7 +132,7 @@ class OracleUnpickler(pickle.Unpickler):
     imported or called, so a malicious `__reduce__` never runs.
     """
 
-    _ALLOWED: dict[tuple[str, str], Any] = {
+    _ALLOWED: ClassVar[dict[tuple[str, str], Any]] = {
         ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
         ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
         ("numpy", "ndarray"): np.ndarray,
@@ -162,7 +162,7 @@ def _read_pickle(path: Path, is_pickle: bool) -> dict[str, Any]:
         obj = OracleUnpickler(io.BytesIO(data), encoding="latin1").load()
     except _ForbiddenPickleContent as err:
         raise ValueError(f"{path}: {err}") from None
-    except Exception as err:  # noqa: BLE001 - any failure of a malformed pickle is a bad file
+    except Exception as err:
         what = "not a readable pickle" if is_pickle else "neither an .npz archive nor a readable pickle"
         reason = f"{type(err).__name__}: {err}".splitlines()[0]
         raise ValueError(f"{path} is {what} of oracle parameters ({reason})") from None
@@ -172,7 +172,7 @@ def _read_pickle(path: Path, is_pickle: bool) -> dict[str, Any]:
                 f"{path}: the pickle holds a {type(obj).__name__} of {len(obj)} items, expected the "
                 f"{len(ORACLE_ARRAYS)} arrays {' '.join(ORACLE_ARRAYS)}"
             )
-        return dict(zip(ORACLE_ARRAYS, obj))
+        return dict(zip(ORACLE_ARRAYS, obj, strict=True))
     if isinstance(obj, dict):
         return {str(k): v for k, v in obj.items()}
     raise ValueError(

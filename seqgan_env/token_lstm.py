@@ -153,7 +153,7 @@ class TokenLSTM(nn.Module):
             return torch.empty(logits.shape[0] * n_samples, 0, dtype=torch.long, device=logits.device)
         token = sample_categorical(logits, rng, temperature, n_samples).view(-1)  # [B*n_samples]
         if n_samples > 1:
-            state = (state[0].repeat_interleave(n_samples, dim=0), state[1].repeat_interleave(n_samples, dim=0))
+            state = (state[0].repeat_interleave(n_samples, 0), state[1].repeat_interleave(n_samples, 0))
         out = torch.empty(token.shape[0], n_tokens, dtype=torch.long, device=logits.device)
         ended = torch.zeros_like(token, dtype=torch.bool) if eos_id is not None else None
         for t in range(n_tokens):

@@ -7,10 +7,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from gymnasium import spaces
 from seqgan_env.core import StepResult, check_actions
 from seqgan_env.env import SeqGANBase, render_prefix
 
@@ -55,7 +55,8 @@ class SeqGANVectorEnv(SeqGANBase, VectorEnv):
     under `NEXT_STEP` (action ignored, reward 0), in `SAME_STEP` mode too.
     """
 
-    metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    # Not a ClassVar: VectorEnv declares `metadata` an instance variable, and __init__ copies it per instance.
+    metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.NEXT_STEP}  # noqa: RUF012
 
     def __init__(
         self,

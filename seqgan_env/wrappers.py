@@ -53,7 +53,8 @@ class DiscriminatorUpdater:
         rng: torch.Generator | None = None,
     ) -> None:
         if real_data.ndim != 2 or len(real_data) == 0:
-            raise ValueError(f"real_data must be a non-empty [N, T] tensor, got shape {tuple(real_data.shape)}")
+            shape = tuple(real_data.shape)
+            raise ValueError(f"real_data must be a non-empty [N, T] tensor, got shape {shape}")
         self.discriminator = discriminator
         self.real_data = real_data
         self.sampler = sampler
@@ -95,7 +96,8 @@ class DiscriminatorUpdater:
             episodes = None  # recorded episodes serve the first repeat only
             negatives = torch.cat(parts)
             real = self._real(len(negatives))
-            losses.append(self.discriminator.fit(self.optimizer, real, negatives, s.epochs, s.batch_size, self.rng))
+            loss = self.discriminator.fit(self.optimizer, real, negatives, s.epochs, s.batch_size, self.rng)
+            losses.append(loss)
         self.trainings += 1
         self.last_loss = sum(losses) / len(losses)
         return self.last_loss

@@ -8,12 +8,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import trainable
 import torch.nn.functional as F
-
+from conftest import trainable
 from gymnasium.vector import AutoresetMode
 
-import seqgan_env  # noqa: F401  (registers SeqGAN-Tiny-v0)
+import seqgan_env
 import seqgan_env.core
 from agents.reinforce import Episodes, ReinforceAgent, ReinforceConfig, policy_gradient_loss
 from seqgan_env import SeqGANVectorEnv
@@ -373,7 +372,7 @@ def test_collect_without_eos_is_a_plain_lockstep_run(tiny_envs):
     logits, state = agent.generator.start(3)
     rewards = []
     with torch.no_grad():
-        for t in range(T):
+        for _ in range(T):
             actions = sample_categorical(logits, rng)
             _, reward, terminated, _, infos = replay.step(actions.numpy())
             rewards.append(reward)

@@ -227,7 +227,8 @@ def test_config_round_trip_and_seeded_init():
     a = TokenLSTM(config, rng=torch.Generator().manual_seed(0))
     b = TokenLSTM(config, rng=torch.Generator().manual_seed(0))
     c = TokenLSTM(config, rng=torch.Generator().manual_seed(1))
-    for (name, pa), pb, pc in zip(a.state_dict().items(), b.state_dict().values(), c.state_dict().values()):
+    states = (a.state_dict().items(), b.state_dict().values(), c.state_dict().values())
+    for (name, pa), pb, pc in zip(*states, strict=True):
         assert torch.equal(pa, pb), name
         if name == "lstm.bias_hh_l0":
             assert (pa == 0).all()  # the reference LSTM has one bias per gate
@@ -254,7 +255,9 @@ def test_complete_n_samples_continues_each_row_from_its_own_state():
         assert stat > 10 * chi2_critical_1e4(df)
 
 
-def joint_of(model: TokenLSTM, logits: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], b: int) -> torch.Tensor:
+def joint_of(
+    model: TokenLSTM, logits: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], b: int
+) -> torch.Tensor:
     """P(y1, y2) of row b's next two tokens given its next-token `logits` and `state`: [V*V]."""
     p1 = torch.softmax(logits[b], -1)
     row_state = (state[0][b : b + 1].expand(V, -1), state[1][b : b + 1].expand(V, -1))
@@ -266,7 +269,8 @@ def test_complete_n_samples_stops_at_eos():
     model = eos_model(eos)
     with torch.no_grad():
         logits, state = model.start(3)
-        out = model.complete(logits, state, T, torch.Generator().manual_seed(1), eos_id=eos, pad_id=PAD, n_samples=50)
+        rng = torch.Generator().manual_seed(1)
+        out = model.complete(logits, state, T, rng, eos_id=eos, pad_id=PAD, n_samples=50)
     assert out.shape == (150, T)
     ended = 0
     for row in out.tolist():

@@ -342,7 +342,8 @@ def test_vector_wrapper_records_each_episode_once_in_every_autoreset_mode(mode):
 
 
 def test_vector_wrapper_under_disabled_autoreset_records_nothing_twice():
-    envs = gym.make_vec("SeqGAN-Tiny-v0", num_envs=2, reward_mode="terminal", eos_id=3, autoreset_mode="Disabled")
+    envs = gym.make_vec("SeqGAN-Tiny-v0", num_envs=2, reward_mode="terminal", eos_id=3,
+                        autoreset_mode="Disabled")  # fmt: skip
     wrapper = DiscriminatorTrainingVectorWrapper(envs, distinct_real(32), SamplerStub(), tiny_schedule())
     wrapper.reset(seed=0)
     for actions in ([3, 1], [1, 1], [1, 1], [1, 1], [1, 1], [1, 1]):  # env 0 ends at once, env 1 at T
