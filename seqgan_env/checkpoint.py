@@ -40,7 +40,7 @@ def model_entry(model: TokenLSTM | Discriminator) -> dict[str, Any]:
     }
 
 
-def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
     """Write `payload` (plus format and version) atomically: a crash leaves the old file intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,7 +73,7 @@ def _cause(err: BaseException) -> str:
     return line if len(line) <= 120 else line[:117] + "..."
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a checkpoint written by `save_checkpoint`, with clear one-line errors for anything else."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"checkpoint path must be a str or os.PathLike, got {type(path).__name__}")
@@ -123,9 +123,7 @@ def _config_from_entry(cls: type[_Config], entry: Any, source: str) -> _Config:
         if key == "filters" and not (isinstance(value, (list, tuple)) and all(map(_is_int_pair, value))):
             raise ValueError(f"{source}: config filters must be (width, n_filters) int pairs, got {value!r}")
     try:
-        if cls is DiscriminatorConfig and "filters" in config:
-            return cls.from_dict(config)
-        return cls(**config)
+        return cls(**config)  # DiscriminatorConfig turns the filters' lists into tuples
     except (TypeError, ValueError) as err:
         raise ValueError(f"{source}: bad config ({err})") from None
 
@@ -183,7 +181,7 @@ def discriminator_from_entry(entry: dict[str, Any], source: str = "checkpoint en
     return _model_from_entry(Discriminator, config, entry, source).eval()
 
 
-def load_env_models(path: str | Path) -> tuple[TokenLSTM, Discriminator, Vocabulary | None]:
+def load_env_models(path: str | os.PathLike[str]) -> tuple[TokenLSTM, Discriminator, Vocabulary | None]:
     """The rollout policy and discriminator an environment needs, from a checkpoint file, and the
     vocabulary of a run trained on text (None for the synthetic benchmark)."""
     payload = load_checkpoint(path)

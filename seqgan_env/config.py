@@ -120,13 +120,13 @@ class SeqGANConfig:
         if self.model_seed is not None:
             init_rng = torch.Generator(device="cpu").manual_seed(self.model_seed)
         if policy is None:
-            config = TokenLSTMConfig(V, T, self.embed_dim, self.hidden_dim, self.start_token)
-            policy = TokenLSTM(config, rng=init_rng)
+            policy_config = TokenLSTMConfig(V, T, self.embed_dim, self.hidden_dim, self.start_token)
+            policy = TokenLSTM(policy_config, rng=init_rng)
         if discriminator is None:
             filters = paper_filters(T) if self.discriminator_filters is None else self.discriminator_filters
             pairs = tuple((int(width), int(n)) for width, n in filters)
-            config = DiscriminatorConfig(V, T, self.discriminator_embed_dim, pairs)
-            discriminator = Discriminator(config, rng=init_rng)
+            discriminator_config = DiscriminatorConfig(V, T, self.discriminator_embed_dim, pairs)
+            discriminator = Discriminator(discriminator_config, rng=init_rng)
         if eos_id is not None and not 0 <= eos_id < V:
             raise ValueError(f"eos_id must be a vocabulary id in [0, {V}), got {eos_id}")
         if vocabulary is not None and len(vocabulary) != V:

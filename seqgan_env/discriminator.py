@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -116,16 +116,23 @@ class Discriminator(nn.Module):
             for param, value in self._initial_values(rng).items():
                 param.copy_(value)
 
-    def _initial_values(self, rng: torch.Generator | None) -> dict[nn.Parameter, torch.Tensor]:
+    @property
+    def _conv_layers(self) -> list[nn.Conv1d]:
+        """The convolutions, one per (width, n_filters) pair, as the Conv1d layers they are."""
+        return cast("list[nn.Conv1d]", list(self.convs))  # nn.ModuleList yields them typed as Module
+
+    def _initial_values(self, rng: torch.Generator | None) -> dict[torch.Tensor, torch.Tensor]:
         """Each parameter's initial value, drawn on the CPU in a fixed order."""
-        values: dict[nn.Parameter, torch.Tensor] = {}
+        values: dict[torch.Tensor, torch.Tensor] = {}
         embedding = torch.empty(self.embedding.weight.shape).uniform_(-1.0, 1.0, generator=rng)
         embedding[self.pad_id] = 0.0  # the padding id embeds to zeros
         values[self.embedding.weight] = embedding
-        for layer in [*self.convs, self.output]:
+        layers: list[nn.Conv1d | nn.Linear] = [*self._conv_layers, self.output]
+        for layer in layers:
             values[layer.weight] = nn.init.trunc_normal_(
                 torch.empty(layer.weight.shape), std=0.1, a=-0.2, b=0.2, generator=rng
             )
+            assert layer.bias is not None  # every layer here is built with a bias
             values[layer.bias] = torch.full(layer.bias.shape, 0.1)
         d = self.config.n_features
         for layer in (self.highway_transform, self.highway_gate):
@@ -137,7 +144,7 @@ class Discriminator(nn.Module):
     def forward(self, sequences: torch.Tensor) -> torch.Tensor:
         """Class logits [B, 2] of `sequences` [B, T]."""
         x = self.embedding(sequences)  # [B, T, E]
-        return self._head([self._windows(x, conv).amax(dim=1) for conv in self.convs])
+        return self._head([self._windows(x, conv).amax(dim=1) for conv in self._conv_layers])
 
     def _head(self, pooled: list[torch.Tensor]) -> torch.Tensor:
         """Class logits [B, 2] from each convolution's max over time ([B, n_filters] each)."""
@@ -232,7 +239,7 @@ class Discriminator(nn.Module):
         tail = x_prefix[:, t - keep :].repeat_interleave(n_rollouts, dim=0)
         x_tail = torch.cat([tail, self.embedding(completions)], dim=1)  # positions t-keep .. T-1
         pooled = []
-        for (w, _), conv in zip(self.config.filters, self.convs, strict=True):
+        for (w, _), conv in zip(self.config.filters, self._conv_layers, strict=True):
             # Windows starting at max(0, t-w+1) or later reach into the completion.
             reaching = self._windows(x_tail[:, keep - min(t, w - 1) :], conv).amax(dim=1)  # [B*N, n]
             if t >= w:  # windows starting at 0 .. t-w lie inside the prefix

@@ -64,7 +64,7 @@ class SeqGANBase:
         return self._core.reward_mode
 
 
-class SeqGANEnv(SeqGANBase, gym.Env[np.ndarray, int]):
+class SeqGANEnv(SeqGANBase, gym.Env[np.ndarray, np.int64]):
     """
     ## Description
     Token-by-token generation of a sequence of length T over a vocabulary of V tokens, as in SeqGAN
@@ -173,7 +173,7 @@ class SeqGANEnv(SeqGANBase, gym.Env[np.ndarray, int]):
         self._needs_reset = False
         return self._core.observations()[0], {}
 
-    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def step(self, action: int | np.integer) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         token = check_action(action, self.vocab_size)
         if self._needs_reset:
             raise RuntimeError("step() called on a finished (or never started) episode: call reset() first")

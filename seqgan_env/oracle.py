@@ -65,10 +65,11 @@ def load_oracle(path: str | Path, seq_len: int = PAPER_SEQ_LEN) -> TokenLSTM:
     with torch.no_grad():
         # Row-vector convention x @ W in the file; torch stores W.T.
         oracle.embedding.weight.copy_(tensor["embedding"])
-        oracle.lstm.weight_ih_l0.copy_(torch.cat([tensor[f"W{g}"].T for g in _GATES]))
-        oracle.lstm.weight_hh_l0.copy_(torch.cat([tensor[f"U{g}"].T for g in _GATES]))
-        oracle.lstm.bias_ih_l0.copy_(torch.cat([tensor[f"b{g}"] for g in _GATES]))
-        oracle.lstm.bias_hh_l0.zero_()
+        weight_ih, weight_hh, bias_ih, bias_hh = oracle.lstm.all_weights[0]
+        weight_ih.copy_(torch.cat([tensor[f"W{g}"].T for g in _GATES]))
+        weight_hh.copy_(torch.cat([tensor[f"U{g}"].T for g in _GATES]))
+        bias_ih.copy_(torch.cat([tensor[f"b{g}"] for g in _GATES]))
+        bias_hh.zero_()
         oracle.output.weight.copy_(tensor["Wo"].T)
         oracle.output.bias.copy_(tensor["bo"])
     return oracle.requires_grad_(False).eval()
@@ -238,7 +239,8 @@ def convert(source: str | Path, target: str | Path, force: bool = False) -> dict
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            # mypy matches **arrays against savez's `allow_pickle: bool` too
+            np.savez(f, **arrays)  # type: ignore[arg-type]
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp's 0600 is meant for secrets, not a shared data file

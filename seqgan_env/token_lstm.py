@@ -115,10 +115,11 @@ class TokenLSTM(nn.Module):
         The same equations as `nn.LSTM` (gate order i, f, g, o), written out so that a cached state
         can be advanced one token at a time.
         """
-        gates = self.embedding(tokens) @ self.lstm.weight_ih_l0.T + self.lstm.bias_ih_l0
-        gates = gates + self.lstm.bias_hh_l0
+        weight_ih, weight_hh, bias_ih, bias_hh = self.lstm.all_weights[0]
+        gates = self.embedding(tokens) @ weight_ih.T + bias_ih
+        gates = gates + bias_hh
         if state is not None:
-            gates = gates + state[0] @ self.lstm.weight_hh_l0.T
+            gates = gates + state[0] @ weight_hh.T
         i, f, g, o = gates.chunk(4, dim=-1)
         c = torch.sigmoid(i) * torch.tanh(g)
         if state is not None:
@@ -155,12 +156,16 @@ class TokenLSTM(nn.Module):
         if n_samples > 1:
             state = (state[0].repeat_interleave(n_samples, 0), state[1].repeat_interleave(n_samples, 0))
         out = torch.empty(token.shape[0], n_tokens, dtype=torch.long, device=logits.device)
-        ended = torch.zeros_like(token, dtype=torch.bool) if eos_id is not None else None
+        ended: torch.Tensor | None = None  # the rows that drew eos_id (None: no end-of-sequence)
+        fill = 0  # what an ended row continues with: pad_id, else eos_id again
+        if eos_id is not None:
+            ended = torch.zeros_like(token, dtype=torch.bool)
+            fill = eos_id if pad_id is None else pad_id
         for t in range(n_tokens):
             if t > 0:
                 token = sample_categorical(logits, rng, temperature)
             if ended is not None:
-                token = token.masked_fill(ended, pad_id if pad_id is not None else eos_id)
+                token = token.masked_fill(ended, fill)
                 ended = ended | (token == eos_id)
             out[:, t] = token
             if t + 1 < n_tokens:

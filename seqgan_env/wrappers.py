@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -127,6 +127,16 @@ class DiscriminatorUpdater:
         return self.real_data[order[:n].to(self.real_data.device)]
 
 
+def _discriminator_of(env: gym.Env | gym.vector.VectorEnv) -> Discriminator:
+    """The discriminator of the SeqGAN env beneath `env`'s wrappers, or a clear error."""
+    discriminator = getattr(env.unwrapped, "discriminator", None)
+    if not isinstance(discriminator, Discriminator):
+        raise TypeError(f"the discriminator-training wrappers wrap a SeqGAN env (SeqGANEnv or "
+                        f"SeqGANVectorEnv), got {type(env.unwrapped).__name__}, which has no "
+                        f"Discriminator")  # fmt: skip
+    return discriminator
+
+
 class DiscriminatorTrainingWrapper(gym.Wrapper):
     """Trains a single SeqGAN env's discriminator on its finished episodes (see module docstring)."""
 
@@ -139,9 +149,9 @@ class DiscriminatorTrainingWrapper(gym.Wrapper):
         rng: torch.Generator | None = None,
     ) -> None:
         super().__init__(env)
-        self.updater = DiscriminatorUpdater(env.unwrapped.discriminator, real_data, sampler, schedule, rng)
+        self.updater = DiscriminatorUpdater(_discriminator_of(env), real_data, sampler, schedule, rng)
 
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
         if terminated:
             self.updater.observe(torch.as_tensor(info["sequence"]).unsqueeze(0))
@@ -164,7 +174,7 @@ class DiscriminatorTrainingVectorWrapper(gym.vector.VectorWrapper):
         rng: torch.Generator | None = None,
     ) -> None:
         super().__init__(env)
-        self.updater = DiscriminatorUpdater(env.unwrapped.discriminator, real_data, sampler, schedule, rng)
+        self.updater = DiscriminatorUpdater(_discriminator_of(env), real_data, sampler, schedule, rng)
 
     def step(self, actions: np.ndarray) -> tuple[Any, Any, np.ndarray, np.ndarray, dict[str, Any]]:
         obs, rewards, terminated, truncated, infos = self.env.step(actions)

@@ -303,6 +303,12 @@ def test_empty_or_malformed_real_data_raises(real):
         DiscriminatorTrainingVectorWrapper(envs, real, SamplerStub(), tiny_schedule())
 
 
+def test_an_env_without_a_discriminator_is_refused():
+    cartpole = gym.make("CartPole-v1")
+    with pytest.raises(TypeError, match=r"wrap a SeqGAN env .*got CartPoleEnv, which has no Discriminator"):
+        DiscriminatorTrainingWrapper(cartpole, distinct_real(4), SamplerStub(), tiny_schedule())
+
+
 def test_vector_step_finishing_several_periods_trains_once_per_period(fits, monkeypatch):
     """4 envs finishing together with every_episodes=2: two trainings, none lost."""
     vec = DiscriminatorTrainingVectorWrapper(
