@@ -18,13 +18,13 @@ import math
 import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
+from seqgan_env.files import write_atomically
 from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
@@ -44,14 +44,7 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> No
     """Write `payload` (plus format and version) atomically: a crash leaves the old file intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda f: torch.save({"format": FORMAT, "version": VERSION, **payload}, f))
 
 
 def _cause(err: BaseException) -> str:

@@ -29,9 +29,14 @@ class SeqGANBase:
                                 config.reward_mode, models.eos_id)  # fmt: skip
         # Every sample the environment draws comes from this torch RNG, seeded from np_random.
         self._torch_rng = torch.Generator(device=self.rollout_policy.device)
+        self._torch_rng_seeded = False
 
-    def _seed_torch_rng(self, np_random: np.random.Generator) -> None:
-        self._torch_rng.manual_seed(int(np_random.integers(2**63 - 1)))
+    def _seed_torch_rng(self, seed: int | None, np_random: np.random.Generator) -> None:
+        """At the first reset, and at every reset given a seed, seed the torch RNG from `np_random`
+        (the env's, which `reset(seed=...)` has just seeded): episodes then repeat with the seed."""
+        if seed is not None or not self._torch_rng_seeded:
+            self._torch_rng.manual_seed(int(np_random.integers(2**63 - 1)))
+            self._torch_rng_seeded = True
 
     @property
     def vocab_size(self) -> int:
@@ -159,16 +164,13 @@ class SeqGANEnv(SeqGANBase, gym.Env[np.ndarray, np.int64]):
         self._build(1, kwargs)
         self.action_space = spaces.Discrete(self.vocab_size)
         self.observation_space = spaces.Box(0, self.vocab_size, shape=(self.seq_len,), dtype=np.int64)
-        self._torch_rng_seeded = False
         self._needs_reset = True
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        if seed is not None or not self._torch_rng_seeded:
-            self._seed_torch_rng(self.np_random)
-            self._torch_rng_seeded = True
+        self._seed_torch_rng(seed, self.np_random)
         self._core.reset(np.ones(1, dtype=bool))
         self._needs_reset = False
         return self._core.observations()[0], {}

@@ -11,9 +11,7 @@ Convert the pickle once: `python -m seqgan_env.convert_oracle target_params_py3.
 from __future__ import annotations
 
 import io
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from seqgan_env.files import write_atomically
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
 PAPER_VOCAB_SIZE = 5000
@@ -236,16 +235,6 @@ def convert(source: str | Path, target: str | Path, force: bool = False) -> dict
         raise FileExistsError(f"{target} exists; pass --force to overwrite it")
     if not target.parent.is_dir():
         raise FileNotFoundError(f"directory {target.parent} of the output file not found")
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # mypy matches **arrays against savez's `allow_pickle: bool` too
-            np.savez(f, **arrays)  # type: ignore[arg-type]
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 is meant for secrets, not a shared data file
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # mypy matches **arrays against savez's `allow_pickle: bool` too
+    write_atomically(target, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
     return arrays

@@ -100,14 +100,13 @@ class SeqGANVectorEnv(SeqGANBase, VectorEnv):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset all envs, or those in `options["reset_mask"]` (bool [B])."""
-        super().reset(seed=seed)
-        if seed is not None or not self._started:
-            self._seed_torch_rng(self.np_random)
         rows = np.ones(self.num_envs, dtype=bool)
         if options is not None and "reset_mask" in options:
             rows = np.asarray(options["reset_mask"], dtype=bool)
             if rows.shape != (self.num_envs,):
                 raise ValueError(f"reset_mask must have shape ({self.num_envs},), got {rows.shape}")
+        super().reset(seed=seed)
+        self._seed_torch_rng(seed, self.np_random)
         self._core.reset(rows)
         self._started = True
         return self._core.observations(), {}

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import seqgan_env.core
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
@@ -116,3 +117,16 @@ class FunctionScorer:
     def score(self, sequences: torch.Tensor) -> torch.Tensor:
         self.calls.append(sequences.clone())
         return torch.tensor([float(self.fn(row.tolist())) for row in sequences], dtype=torch.float32)
+
+
+def count_searched_rows(monkeypatch) -> list[int]:
+    """The number of prefix rows of every Monte Carlo search the core runs."""
+    rows: list[int] = []
+    original = seqgan_env.core.monte_carlo_q
+
+    def counting(rollout_policy, scorer, prefixes, *args, **kwargs):
+        rows.append(prefixes.shape[0])
+        return original(rollout_policy, scorer, prefixes, *args, **kwargs)
+
+    monkeypatch.setattr(seqgan_env.core, "monte_carlo_q", counting)
+    return rows

@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import trainable
+from conftest import count_searched_rows, trainable
 from gymnasium.vector import AutoresetMode
 
-import seqgan_env
-import seqgan_env.core
 from agents.reinforce import Episodes, ReinforceAgent, ReinforceConfig, policy_gradient_loss
 from seqgan_env import SeqGANVectorEnv
 from seqgan_env.sampling import sample_categorical
@@ -313,19 +311,6 @@ def eos_envs(num_envs: int, **kwargs) -> DiscriminatorTrainingVectorWrapper:
     real = torch.zeros(4, T_EOS, dtype=torch.long)
     schedule = DiscriminatorSchedule(None, 1, 16, 1, 8)
     return DiscriminatorTrainingVectorWrapper(venv, real, lambda n: real[:1].repeat(n, 1), schedule)
-
-
-def count_searched_rows(monkeypatch) -> list[int]:
-    """The number of prefix rows of every Monte Carlo search the env runs."""
-    rows: list[int] = []
-    original = seqgan_env.core.monte_carlo_q
-
-    def counting(rollout_policy, scorer, prefixes, *args, **kwargs):
-        rows.append(prefixes.shape[0])
-        return original(rollout_policy, scorer, prefixes, *args, **kwargs)
-
-    monkeypatch.setattr(seqgan_env.core, "monte_carlo_q", counting)
-    return rows
 
 
 @pytest.mark.parametrize("mode", [None, AutoresetMode.SAME_STEP, AutoresetMode.DISABLED])  # None: the default

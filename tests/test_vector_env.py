@@ -10,10 +10,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import FunctionScorer, TableScorer, tiny_discriminator, tiny_lstm
+from conftest import FunctionScorer, TableScorer, count_searched_rows, tiny_discriminator, tiny_lstm
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-import seqgan_env.core
 from seqgan_env import VARIANTS, SeqGANEnv, SeqGANVectorEnv
 
 TINY = "SeqGAN-Tiny-v0"
@@ -208,19 +207,6 @@ def test_render_ansi():
 
 
 # --- autoreset modes ---------------------------------------------------------------------------------------
-def count_searched_rows(monkeypatch) -> list[int]:
-    """The number of prefix rows of every Monte Carlo search the core runs."""
-    rows: list[int] = []
-    original = seqgan_env.core.monte_carlo_q
-
-    def counting(rollout_policy, scorer, prefixes, *args, **kwargs):
-        rows.append(prefixes.shape[0])
-        return original(rollout_policy, scorer, prefixes, *args, **kwargs)
-
-    monkeypatch.setattr(seqgan_env.core, "monte_carlo_q", counting)
-    return rows
-
-
 def test_autoreset_mode_argument():
     assert tiny_vec(2).metadata["autoreset_mode"] is AutoresetMode.NEXT_STEP
     for mode in AutoresetMode:
