@@ -1,7 +1,13 @@
 """The learners of seqgan-env: SeqGAN's REINFORCE agent and MLE pre-training (and SB3 interop)."""
 
 from agents.mle import MLEConfig, MLETrainer, mle_loss
-from agents.reinforce import Episodes, ReinforceAgent, ReinforceConfig, policy_gradient_loss, sync_rollout_policy
+from agents.reinforce import (
+    Episodes,
+    ReinforceAgent,
+    ReinforceConfig,
+    policy_gradient_loss,
+    sync_rollout_policy,
+)
 
 __all__ = [
     "Episodes",

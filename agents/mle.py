@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from seqgan_env.devices import generator_device
+from seqgan_env.devices import rng_device
 from seqgan_env.token_lstm import TokenLSTM
 
 
@@ -51,7 +51,7 @@ class MLETrainer:
 
     def epoch(self, data: torch.Tensor, rng: torch.Generator | None = None) -> float:
         """One shuffled pass over `data` [N, T]; returns the mean minibatch loss."""
-        order = torch.randperm(len(data), generator=rng, device=generator_device(rng)).to(data.device)
+        order = torch.randperm(len(data), generator=rng, device=rng_device(rng)).to(data.device)
         size = self.config.batch_size
         losses = [self.step(data[order[i : i + size]]) for i in range(0, len(data), size)]
         return sum(losses) / max(len(losses), 1)

@@ -18,6 +18,7 @@ import torch
 
 from seqgan_env.sampling import sample_categorical
 from seqgan_env.token_lstm import TokenLSTM
+from seqgan_env.vector_env import SeqGANVectorEnv
 
 ROLLOUT_UPDATES = ("copy", "ema")
 
@@ -97,6 +98,9 @@ class ReinforceAgent:
         that is not a sample of the generator, nothing searches its prefixes, and a wrapper below
         sees exactly B finished episodes."""
         base = envs.unwrapped
+        if not isinstance(base, SeqGANVectorEnv):
+            what = type(base).__name__
+            raise TypeError(f"collect runs a SeqGANVectorEnv (or a vector wrapper of one), got {what}")
         B, T, pad_id = envs.num_envs, base.seq_len, base.pad_id
         self.generator.eval()
         sequences = torch.full((B, T), pad_id, dtype=torch.long)

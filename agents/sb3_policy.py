@@ -24,9 +24,9 @@ import gymnasium as gym
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.save_util import load_from_zip_file
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, MlpExtractor
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
@@ -109,45 +109,60 @@ def policy_kwargs(
     }  # fmt: skip
 
 
-def _policy_parts(policy: ActorCriticPolicy) -> tuple[nn.Embedding, nn.LSTM, nn.Linear, list[nn.Module]]:
-    """The policy's generator-shaped parts (embedding, LSTM, action head) and the critic's copies of
-    the embedding/LSTM, checked for the shape the mapping needs."""
-    extractor = policy.pi_features_extractor
+Extractor = TokenPrefixExtractor | LastTokenExtractor
+CriticPart = nn.LSTM | TokenPrefixExtractor | LastTokenExtractor
+
+
+def _policy_parts(policy: BasePolicy) -> tuple[Extractor, nn.LSTM, nn.Linear, list[CriticPart]]:
+    """The generator-shaped parts of an actor-critic policy (SB3's, or sb3-contrib's maskable or
+    recurrent one, which share no base class beyond `BasePolicy`): the features extractor holding the
+    embedding, the LSTM, the action head, and the critic's copies of the embedding/LSTM, checked for
+    the shape the mapping needs."""
     recurrent = hasattr(policy, "lstm_actor")
     wanted = LastTokenExtractor if recurrent else TokenPrefixExtractor
+    extractor = getattr(policy, "pi_features_extractor", None)
     if not isinstance(extractor, wanted):
         raise ValueError(
             f"the policy's features extractor is {type(extractor).__name__}, the mapping needs "
             f"{wanted.__name__}: build the model with agents.sb3_policy.policy_kwargs"
         )
-    if len(policy.mlp_extractor.policy_net) != 0:
+    mlp = getattr(policy, "mlp_extractor", None)
+    if not isinstance(mlp, MlpExtractor) or len(mlp.policy_net) != 0:
         raise ValueError("the mapping needs no hidden policy layers (net_arch pi=[]): the logits must be "
                          "a linear map of the LSTM state, as the generator's")  # fmt: skip
-    lstm = policy.lstm_actor if recurrent else extractor.lstm
+    lstm = getattr(policy, "lstm_actor", None) if recurrent else getattr(extractor, "lstm", None)
+    assert isinstance(lstm, nn.LSTM)  # sb3-contrib's lstm_actor, or TokenPrefixExtractor's
     if lstm.num_layers != 1:
         raise ValueError(f"the mapping needs a one-layer LSTM, the policy has {lstm.num_layers}")
-    critic: list[nn.Module] = []
-    if policy.vf_features_extractor is not extractor:
-        critic.append(policy.vf_features_extractor)
-    if recurrent and policy.lstm_critic is not None:
-        critic.append(policy.lstm_critic)
-    return extractor.embedding, lstm, policy.action_net, critic
+    head = getattr(policy, "action_net", None)
+    if not isinstance(head, nn.Linear):
+        what = type(head).__name__
+        raise ValueError(f"the mapping needs a linear action head (Discrete actions), got {what}")
+    critic: list[CriticPart] = []
+    critic_extractor = getattr(policy, "vf_features_extractor", extractor)
+    if critic_extractor is not extractor:
+        assert isinstance(critic_extractor, wanted)  # SB3 builds both from one class
+        critic.append(critic_extractor)
+    critic_lstm = getattr(policy, "lstm_critic", None)  # None without a separate critic LSTM
+    if recurrent and isinstance(critic_lstm, nn.LSTM):
+        critic.append(critic_lstm)
+    return extractor, lstm, head, critic
 
 
 @torch.no_grad()
-def warm_start(policy: ActorCriticPolicy, generator: TokenLSTM) -> None:
+def warm_start(policy: BasePolicy, generator: TokenLSTM) -> None:
     """Give `policy` the generator's next-token distribution: its logits on a prefix y_1..y_t equal the
     generator's after reading [start, y_1..y_t]. The critic's embedding/LSTM start from the same
     weights (a starting point only; its value head stays fresh)."""
-    embedding, lstm, head, critic = _policy_parts(policy)
-    cfg = generator.config
+    extractor, lstm, head, critic = _policy_parts(policy)
+    embedding, cfg = extractor.embedding, generator.config
     if embedding.num_embeddings != cfg.vocab_size + 1 or head.out_features != cfg.vocab_size:
         raise ValueError(f"the policy's vocabulary is {head.out_features}, the generator's {cfg.vocab_size}")
     if (lstm.input_size, lstm.hidden_size) != (cfg.embed_dim, cfg.hidden_dim):
         raise ValueError(f"the policy's embedding/LSTM sizes are {lstm.input_size}/{lstm.hidden_size}, the "
                          f"generator's {cfg.embed_dim}/{cfg.hidden_dim}")  # fmt: skip
-    if policy.pi_features_extractor.start_token != cfg.start_token:
-        raise ValueError(f"the policy's start token is {policy.pi_features_extractor.start_token}, "
+    if extractor.start_token != cfg.start_token:
+        raise ValueError(f"the policy's start token is {extractor.start_token}, "
                          f"the generator's {cfg.start_token}")  # fmt: skip
 
     def load_embedding(target: nn.Embedding) -> None:
@@ -162,21 +177,20 @@ def warm_start(policy: ActorCriticPolicy, generator: TokenLSTM) -> None:
             module.load_state_dict(generator.lstm.state_dict())
         else:  # the critic's own extractor
             load_embedding(module.embedding)
-            if hasattr(module, "lstm"):
+            if isinstance(module, TokenPrefixExtractor):  # LastTokenExtractor has no LSTM
                 module.lstm.load_state_dict(generator.lstm.state_dict())
 
 
 @torch.no_grad()
-def generator_from_policy(policy: ActorCriticPolicy, init_std: float = 0.1) -> TokenLSTM:
+def generator_from_policy(policy: BasePolicy, init_std: float = 0.1) -> TokenLSTM:
     """The warm-start mapping in reverse: a `TokenLSTM` on the policy's device with the policy's
     next-token distribution, for evaluation (NLL-oracle/NLL-test), sampling, and the env's rollout
     policy."""
-    embedding, lstm, head, _ = _policy_parts(policy)
-    extractor = policy.pi_features_extractor
+    extractor, lstm, head, _ = _policy_parts(policy)
     config = TokenLSTMConfig(extractor.vocab_size, extractor.seq_len, lstm.input_size, lstm.hidden_size,
                              extractor.start_token, init_std)  # fmt: skip
     generator = TokenLSTM(config).to(head.weight.device)
-    generator.embedding.weight.copy_(embedding.weight[: config.vocab_size])
+    generator.embedding.weight.copy_(extractor.embedding.weight[: config.vocab_size])
     generator.lstm.load_state_dict(lstm.state_dict())
     generator.output.load_state_dict(head.state_dict())
     return generator.eval()
@@ -214,9 +228,10 @@ def make_model(
     `generator` when one is given (else fresh, with `config`'s sizes). `hyperparameters` go to the
     algorithm's constructor (n_steps, learning_rate, gamma, seed, tensorboard_log, ...)."""
     cls = algorithm_class(algo)
-    if generator is None and config is None:
+    if generator is not None:
+        config = generator.config
+    elif config is None:
         raise ValueError("make_model needs a generator to warm-start from, or a TokenLSTMConfig (sizes)")
-    config = generator.config if generator is not None else config
     V, T = _vocab_and_length(env.observation_space)
     if (config.vocab_size, config.seq_len) != (V, T):
         raise ValueError(f"the generator has V={config.vocab_size}, T={config.seq_len}; the env V={V}, T={T}")
@@ -228,7 +243,7 @@ def make_model(
     return model
 
 
-def freeze_recurrent_bias(policy: ActorCriticPolicy) -> None:
+def freeze_recurrent_bias(policy: BasePolicy) -> None:
     """Keep the policy's LSTM to one bias per gate, as the generator's (`TokenLSTM`): torch's second
     bias stays where the warm start put it (zero) and out of training."""
     _, lstm, _, _ = _policy_parts(policy)

@@ -105,7 +105,7 @@ class SB3VecEnv(VecEnv):
         finished = np.flatnonzero(dones)
         if len(finished):
             now = round(time.time() - self._t_start, 6)
-            for i in finished:
+            for i in finished.tolist():
                 info_list[i]["terminal_observation"] = obs[i].copy()
                 ret, length = round(float(self._returns[i]), 6), int(self._lengths[i])
                 info_list[i]["episode"] = {"r": ret, "l": length, "t": now}
@@ -178,7 +178,7 @@ class SB3VecEnv(VecEnv):
     def render(self, mode: str | None = None) -> str | None:  # type: ignore[override]
         """The `"ansi"` render of every env's prefix, one line each (None without a render mode)."""
         texts = self.venv.render()
-        return None if texts is None else "\n".join(texts)
+        return None if texts is None else "\n".join(map(str, texts))
 
     def seed(self, seed: int | None = None) -> Sequence[int | None]:
         """As SB3's: env i gets seed + i at the next reset (the native env uses env 0's, see `reset`)."""

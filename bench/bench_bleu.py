@@ -22,9 +22,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu  # noqa: E402
+from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
-from seqgan_env.bleu import BLEUReference, self_bleu  # noqa: E402
+from seqgan_env.bleu import BLEUReference, self_bleu
 
 
 def random_sentences(rng: np.random.Generator, count: int, vocab: int, min_len: int,

@@ -7,9 +7,9 @@ forward (oneDNN kernels) instead of unfolded windows and one matrix product; tor
 (on CPU the single-tensor for-loop implementation: torch uses foreach by default only on CUDA-like
 devices); and `Adam(foreach=True)`. The variants and a large reference matmul alternate in blocks of
 a few steps, so a change of the machine's load hits all alike, and the fraction of the matmul's
-GFLOP/s is taken from medians measured in the same loop. FLOPs of a training step are counted as 3x the forward FLOPs
-(forward + backward of about twice the forward; the optimizer's element-wise update and the embedding
-gradient not counted).
+GFLOP/s is taken from medians measured in the same loop. FLOPs of a training step are counted as 3x
+the forward FLOPs (forward + backward of about twice the forward; the optimizer's element-wise update
+and the embedding gradient not counted).
 Inference: `Discriminator.score` (eval mode, inference mode) on a large batch.
 
     python bench/bench_discriminator.py                        # paper discriminator, batch 64
@@ -24,7 +24,8 @@ import functools
 import statistics
 
 import common  # noqa: F401  (puts the repository on sys.path)
-from common import (  # noqa: E402
+import torch
+from common import (
     add_common_args,
     add_size_args,
     alternating_times,
@@ -38,9 +39,7 @@ from common import (  # noqa: E402
     reference_matmul,
 )
 
-import torch  # noqa: E402
-
-from seqgan_env.discriminator import (  # noqa: E402
+from seqgan_env.discriminator import (
     Discriminator,
     DiscriminatorConfig,
     count_forward_flops,
@@ -70,8 +69,8 @@ def main() -> None:
 
     V, T = args.vocab_size, args.seq_len
     config = DiscriminatorConfig(V, T, filters=paper_filters(T))
-    gen = torch.Generator().manual_seed(args.seed)
-    disc = Discriminator(config, generator=gen)
+    rng = torch.Generator().manual_seed(args.seed)
+    disc = Discriminator(config, rng=rng)
     fwd = count_forward_flops(config)
     conv = sum((T - w + 1) * w * config.embed_dim * n for w, n in config.filters)
     d = config.n_features
@@ -84,7 +83,7 @@ def main() -> None:
     print(f"training step FLOPs = 3 x forward (convention: backward ~ 2x forward) = 3*{args.batch}*{fwd:,} "
           f"= {train_flops / 1e9:.3f} GFLOP")
 
-    x = torch.randint(0, V, (args.batch, T), generator=gen)
+    x = torch.randint(0, V, (args.batch, T), generator=rng)
     y = torch.arange(args.batch) % 2  # half real, half fake
 
     variants = {}
@@ -96,8 +95,10 @@ def main() -> None:
     opt = torch.optim.Adam(m.parameters(), lr=config.lr)
     variants["unfolded, torch.optim.Adam() defaults"] = (m, opt)
     m = copy.deepcopy(disc)
-    variants["unfolded, Adam(foreach=True)"] = (m, torch.optim.Adam(m.parameters(), lr=config.lr, foreach=True))
-    print(f"torch.optim.Adam() defaults here: fused={opt.defaults['fused']}, foreach={opt.defaults['foreach']} "
+    foreach = torch.optim.Adam(m.parameters(), lr=config.lr, foreach=True)
+    variants["unfolded, Adam(foreach=True)"] = (m, foreach)
+    defaults = opt.defaults
+    print(f"torch.optim.Adam() defaults here: fused={defaults['fused']}, foreach={defaults['foreach']} "
           f"(None = chosen per device at the first step: for CPU tensors, the single-tensor for-loop)")
 
     for model, opt in variants.values():
@@ -123,33 +124,36 @@ def main() -> None:
 
     print()
     print(f"training step, batch {args.batch}, {len(times[next(iter(times))])} timed steps each in blocks of "
-          f"{args.block}, alternating with a {n_mm}x{n_mm} matmul (median {gflops_mm_paired:.1f} GFLOP/s in the "
-          f"same loop):")
+          f"{args.block}, alternating with a {n_mm}x{n_mm} matmul (median {gflops_mm_paired:.1f} GFLOP/s "
+          f"in the same loop):")
     ours_name = next(iter(variants))
     ours_med = statistics.median(times[ours_name])
     for name in variants:
         med = statistics.median(times[name])
         g = train_flops / med / 1e9
-        print(f"  {name:40s} {1e3 * med:8.2f} ms/step  {g:6.1f} GFLOP/s = {100 * g / gflops_mm_paired:4.1f}% of matmul"
-              f"  ({fmt_times(times[name], 'ms')}); optimizer.step() alone "
+        print(f"  {name:40s} {1e3 * med:8.2f} ms/step  {g:6.1f} GFLOP/s = "
+              f"{100 * g / gflops_mm_paired:4.1f}% of matmul  ({fmt_times(times[name], 'ms')}); "
+              f"optimizer.step() alone "
               f"{1e3 * statistics.median(opt_times[name]):.2f} ms")
     for name in list(variants)[1:]:
+        opt_ratio = statistics.median(opt_times[name]) / statistics.median(opt_times[ours_name])
         print(f"  RATIO {name} / ours: {statistics.median(times[name]) / ours_med:.2f}x per training step, "
-              f"{statistics.median(opt_times[name]) / statistics.median(opt_times[ours_name]):.2f}x per optimizer.step()")
+              f"{opt_ratio:.2f}x per optimizer.step()")
     g = train_flops / ours_med / 1e9
     print(f"  OURS: {g:.1f} GFLOP/s = {100 * g / gflops_mm_paired:.1f}% of the matmul measured alongside "
           f"({gflops_mm_paired:.1f} GFLOP/s), {100 * g / gflops_mm:.1f}% of the one measured before "
           f"({gflops_mm:.1f} GFLOP/s)")
 
     # --- inference -------------------------------------------------------------------------------
-    xs = torch.randint(0, V, (args.score_batch, T), generator=gen)
+    xs = torch.randint(0, V, (args.score_batch, T), generator=rng)
     disc.eval()
     med, ts = median_time(lambda: disc.score(xs), args.score_repeats, args.warmup)
     sflops = args.score_batch * fwd
     g = sflops / med / 1e9
     print()
-    print(f"inference score() on {args.score_batch} sequences: {args.score_batch}*{fwd:,} = {sflops / 1e9:.2f} GFLOP; "
-          f"{1e3 * med:.1f} ms ({fmt_times(ts, 'ms')}) -> {g:.1f} GFLOP/s = {100 * g / gflops_mm_paired:.0f}% of matmul")
+    print(f"inference score() on {args.score_batch} sequences: {args.score_batch}*{fwd:,} = "
+          f"{sflops / 1e9:.2f} GFLOP; {1e3 * med:.1f} ms ({fmt_times(ts, 'ms')}) -> {g:.1f} GFLOP/s = "
+          f"{100 * g / gflops_mm_paired:.0f}% of matmul")
     print(f"machine large-matmul fp32: {gflops_mm:.1f} GFLOP/s before timing, {gflops_mm_paired:.1f} GFLOP/s "
           f"alongside the training steps")
     print_load("at end")

@@ -23,10 +23,11 @@ import argparse
 import statistics
 import time
 
-import numpy as np
-
 import common  # noqa: F401  (puts the repository on sys.path)
-from common import (  # noqa: E402
+import gymnasium as gym
+import numpy as np
+import torch
+from common import (
     add_common_args,
     add_size_args,
     apply_common_args,
@@ -36,18 +37,17 @@ from common import (  # noqa: E402
     print_machine,
 )
 
-import gymnasium as gym  # noqa: E402
-import torch  # noqa: E402
-
-import seqgan_env  # noqa: E402,F401  (registers SeqGAN-v0)
-from seqgan_env.discriminator import (  # noqa: E402
+import seqgan_env  # noqa: F401  (registers SeqGAN-v0)
+from seqgan_env.discriminator import (
     DiscriminatorConfig,
     count_completion_flops,
     count_forward_flops,
 )
 
 
-def step_flops(t: int, B: int, N: int, T: int, lstm: int, out: int, disc: DiscriminatorConfig) -> dict[str, int]:
+def step_flops(
+    t: int, B: int, N: int, T: int, lstm: int, out: int, disc: DiscriminatorConfig
+) -> dict[str, int]:
     """FLOPs of the reward computation of one vector step that makes the prefixes t tokens long.
 
     t < T: advance the cached rollout state of B prefixes by the new token (B cells + B output
@@ -82,7 +82,8 @@ def run_episodes(
         all_times.append(times)
         all_rewards.append(rewards)
         print(
-            f"  {label} episode {first + ep + 1}/{total or actions.shape[0]}: {n_steps} steps in {sum(times):.2f} s "
+            f"  {label} episode {first + ep + 1}/{total or actions.shape[0]}: {n_steps} steps in "
+            f"{sum(times):.2f} s "
             f"(load {load_average():.2f})",
             flush=True,
         )
@@ -158,7 +159,8 @@ def main() -> None:
     if sync_episodes > 0:
         t0 = time.perf_counter()
         sync = gym.make_vec("SeqGAN-v0", num_envs=B, vectorization_mode="sync", **kwargs)
-        print(f"sync env: {type(sync).__name__} of {B} x SeqGANEnv, built in {time.perf_counter() - t0:.2f} s")
+        built = time.perf_counter() - t0
+        print(f"sync env: {type(sync).__name__} of {B} x SeqGANEnv, built in {built:.2f} s")
     if args.warmup_steps > 0:
         run_episodes(native, warm_actions, args.warmup_steps, args.seed + 10_000, "native warm-up")
         if sync is not None:
@@ -168,11 +170,12 @@ def main() -> None:
     print_load("before timing")
     nat_times, nat_rewards, sync_times, sync_rewards = [], [], [], []
     for ep in range(args.episodes):
-        times, rewards = run_episodes(native, actions[ep : ep + 1], T, args.seed + ep, "native", ep, args.episodes)
+        episode = actions[ep : ep + 1]
+        times, rewards = run_episodes(native, episode, T, args.seed + ep, "native", ep, args.episodes)
         nat_times += times
         nat_rewards += rewards
         if ep < sync_episodes:
-            times, rewards = run_episodes(sync, actions[ep : ep + 1], k, args.seed + ep, "sync", ep, sync_episodes)
+            times, rewards = run_episodes(sync, episode, k, args.seed + ep, "sync", ep, sync_episodes)
             sync_times += times
             sync_rewards += rewards
     print_load("after timing")
@@ -207,21 +210,23 @@ def main() -> None:
         sync_k = [sum(r) for r in sync_times]
         nk, sk = statistics.median(nat_k), statistics.median(sync_k)
         fk = sum(flops_t[:k])
-        what = f"steps t=1..{k} of each episode" + (" (the full episode)" if k == T else f" of {T} (the dearest ones)")
+        what = f"steps t=1..{k} of each episode"
+        what += " (the full episode)" if k == T else f" of {T} (the dearest ones)"
         print()
         print(f"side by side on the same {what}, {B} envs, same actions:")
-        print(f"  native vector env: median {nk:.3f} s over {len(nat_k)} episodes -> {B * k / nk:,.1f} env-steps/s, "
-              f"{fk / nk / 1e9:.1f} GFLOP/s")
-        print(f"  sync vector env:   median {sk:.3f} s over {len(sync_k)} episodes -> {B * k / sk:,.1f} env-steps/s, "
-              f"{fk / sk / 1e9:.1f} GFLOP/s")
+        print(f"  native vector env: median {nk:.3f} s over {len(nat_k)} episodes -> "
+              f"{B * k / nk:,.1f} env-steps/s, {fk / nk / 1e9:.1f} GFLOP/s")
+        print(f"  sync vector env:   median {sk:.3f} s over {len(sync_k)} episodes -> "
+              f"{B * k / sk:,.1f} env-steps/s, {fk / sk / 1e9:.1f} GFLOP/s")
         paired = [sum(sync_times[e]) / sum(nat_times[e][:k]) for e in range(len(sync_times))]
         print(f"  RATIO native / sync env-steps/s: {sk / nk:.2f}x (ratio of the medians); per episode, "
               f"sync and native timed one after the other: {', '.join(f'{r:.2f}x' for r in paired)}"
               f" (median {statistics.median(paired):.2f}x)")
         if k < T:
             est = sk * nat_med / nk
-            print(f"  (sync full episode NOT timed; scaled by the native env's per-position profile it would be "
-                  f"about {est:.1f} s = {B * T / est:,.1f} env-steps/s: an estimate, not a measurement)")
+            print(f"  (sync full episode NOT timed; scaled by the native env's per-position profile it "
+                  f"would be about {est:.1f} s = {B * T / est:,.1f} env-steps/s: an estimate, not a "
+                  f"measurement)")
         # Same models, same actions: Q_T = D(y) is deterministic, so the final rewards must agree;
         # the Monte Carlo rewards of earlier steps agree only in distribution (different RNG streams).
         ne = len(sync_times)
@@ -234,8 +239,9 @@ def main() -> None:
             print(f"  check: final reward D(y) native vs sync, max |difference| {diff:.2e} "
                   f"({'MATCH' if diff < 1e-5 else 'MISMATCH'})")
     print()
-    print(f"machine large-matmul fp32: {gflops_mm:.1f} GFLOP/s; native reward computation over full episodes: "
-          f"{sum(flops_t) / nat_med / 1e9:.1f} GFLOP/s = {100 * sum(flops_t) / nat_med / 1e9 / gflops_mm:.0f}% of it")
+    native_gflops = sum(flops_t) / nat_med / 1e9
+    print(f"machine large-matmul fp32: {gflops_mm:.1f} GFLOP/s; native reward computation over full "
+          f"episodes: {native_gflops:.1f} GFLOP/s = {100 * native_gflops / gflops_mm:.0f}% of it")
     print(f"torch threads {torch.get_num_threads()}")
 
 

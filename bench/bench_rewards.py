@@ -27,7 +27,8 @@ import statistics
 import time
 
 import common  # noqa: F401  (puts the repository on sys.path)
-from common import (  # noqa: E402
+import torch
+from common import (
     add_common_args,
     add_size_args,
     apply_common_args,
@@ -38,22 +39,20 @@ from common import (  # noqa: E402
     print_machine,
 )
 
-import torch  # noqa: E402
-
-from seqgan_env.discriminator import (  # noqa: E402
+from seqgan_env.discriminator import (
     Discriminator,
     DiscriminatorConfig,
     count_completion_flops,
     count_forward_flops,
     paper_filters,
 )
-from seqgan_env.rewards import q_values  # noqa: E402
-from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig  # noqa: E402
+from seqgan_env.rewards import q_values
+from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
 
 @torch.no_grad()
 def reference_q(
-    policy: TokenLSTM, disc: Discriminator, sequences: torch.Tensor, n_rollouts: int, generator: torch.Generator
+    policy: TokenLSTM, disc: Discriminator, sequences: torch.Tensor, n_rollouts: int, rng: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The reference code's Monte Carlo search, plainly: returns Q [B, T] and the scores [N, B, T]."""
     disc.eval()
@@ -69,7 +68,7 @@ def reference_q(
                 logits = policy.output(hidden[:, -1])  # next-token logits, for y_t+1 only
                 pieces = [sequences[:, :t]]
                 for s in range(t, T):
-                    token = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)  # [B, 1]
+                    token = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=rng)  # [B, 1]
                     pieces.append(token)
                     if s + 1 < T:
                         hidden, (h, c) = policy.lstm(policy.embedding(token), (h, c))
@@ -98,11 +97,11 @@ def main() -> None:
     print_machine("at start")
     gflops_mm = matmul_gflops(args.matmul_size, args.matmul_repeats)
 
-    init = torch.Generator().manual_seed(args.seed)
-    policy = TokenLSTM(TokenLSTMConfig(V, T), generator=init).eval()
-    disc = Discriminator(DiscriminatorConfig(V, T, filters=paper_filters(T)), generator=init).eval()
+    init_rng = torch.Generator().manual_seed(args.seed)
+    policy = TokenLSTM(TokenLSTMConfig(V, T), rng=init_rng).eval()
+    disc = Discriminator(DiscriminatorConfig(V, T, filters=paper_filters(T)), rng=init_rng).eval()
     plain_disc = plain_copy(disc)  # the baseline's: the same weights in nn.Conv1d layers
-    sequences = policy.sample(B, generator=torch.Generator().manual_seed(args.seed + 1))
+    sequences = policy.sample(B, rng=torch.Generator().manual_seed(args.seed + 1))
     E, H = policy.config.embed_dim, policy.config.hidden_dim
     dc = disc.config
 
@@ -128,17 +127,18 @@ def main() -> None:
           f"state in ours: 2*E*4H = {cell0:,})")
     print(f"  output layer per token 2*H*V = 2*{H}*{V} = {out:,}")
     print(f"  discriminator forward per sequence (count_forward_flops) = {fwd:,}")
-    print(f"  ours: prefix states B*(2E*4H+out) + (T-1)*B*(cell+out) = {ours_prefix / 1e9:.3f} GFLOP; completions "
-          f"sum_t=1..T-1 B*N*(T-t-1)*(cell+out) = {ours_compl / 1e9:.3f} GFLOP; discriminator "
-          f"sum_t=1..T-1 B*count_completion_flops(t, N) + B*fwd = {ours_disc / 1e9:.2f} GFLOP (a prefix's windows "
-          f"of width w starting at 0..t-w once, its other windows, highway and output N times; scoring whole "
-          f"sequences would be (T-1)*B*N*fwd + B*fwd = {((T - 1) * B * N * fwd + B * fwd) / 1e9:.2f} GFLOP); "
+    whole = ((T - 1) * B * N * fwd + B * fwd) / 1e9
+    print(f"  ours: prefix states B*(2E*4H+out) + (T-1)*B*(cell+out) = {ours_prefix / 1e9:.3f} GFLOP; "
+          f"completions sum_t=1..T-1 B*N*(T-t-1)*(cell+out) = {ours_compl / 1e9:.3f} GFLOP; discriminator "
+          f"sum_t=1..T-1 B*count_completion_flops(t, N) + B*fwd = {ours_disc / 1e9:.2f} GFLOP (a prefix's "
+          f"windows of width w starting at 0..t-w once, its other windows, highway and output N times; "
+          f"scoring whole sequences would be (T-1)*B*N*fwd + B*fwd = {whole:.2f} GFLOP); "
           f"total {ours / 1e9:.2f} GFLOP")
-    print(f"  baseline: LSTM sum_t=1..T-1 N*B*((t+1) + (T-t-1))*cell = N*B*(T-1)*T*cell = {base_lstm / 1e9:.3f} "
-          f"GFLOP; output sum_t N*B*(T-t)*out = {base_out / 1e9:.3f} GFLOP; discriminator N*T*B*fwd = "
-          f"{base_disc / 1e9:.2f} GFLOP; total {base / 1e9:.2f} GFLOP ({base / ours:.2f}x ours: prefixes re-read, "
-          f"the first completion token's logits recomputed, D(y) scored once per rollout, every window of "
-          f"the shared prefix convolved once per rollout)")
+    print(f"  baseline: LSTM sum_t=1..T-1 N*B*((t+1) + (T-t-1))*cell = N*B*(T-1)*T*cell = "
+          f"{base_lstm / 1e9:.3f} GFLOP; output sum_t N*B*(T-t)*out = {base_out / 1e9:.3f} GFLOP; "
+          f"discriminator N*T*B*fwd = {base_disc / 1e9:.2f} GFLOP; total {base / 1e9:.2f} GFLOP "
+          f"({base / ours:.2f}x ours: prefixes re-read, the first completion token's logits recomputed, "
+          f"D(y) scored once per rollout, every window of the shared prefix convolved once per rollout)")
 
     # --- warm-up: first calls of each shape (oneDNN primitives, allocator) -------------------------
     with torch.inference_mode():
@@ -151,14 +151,14 @@ def main() -> None:
     print_load("before timing")
     t_ours, t_base, q_ours, q_base, s_base = [], [], [], [], []
     for r in range(args.repeats):
-        gen = torch.Generator().manual_seed(args.seed + 100 + r)
+        rng = torch.Generator().manual_seed(args.seed + 100 + r)
         t0 = time.perf_counter()
-        q = q_values(policy, disc, sequences, N, generator=gen)
+        q = q_values(policy, disc, sequences, N, rng=rng)
         t_ours.append(time.perf_counter() - t0)
         q_ours.append(q)
-        gen = torch.Generator().manual_seed(args.seed + 200 + r)
+        rng = torch.Generator().manual_seed(args.seed + 200 + r)
         t0 = time.perf_counter()
-        q, scores = reference_q(policy, plain_disc, sequences, N, gen)
+        q, scores = reference_q(policy, plain_disc, sequences, N, rng)
         t_base.append(time.perf_counter() - t0)
         q_base.append(q)
         s_base.append(scores)
@@ -173,11 +173,12 @@ def main() -> None:
           f"{ours / mo / 1e9:7.1f} GFLOP/s of its {ours / 1e9:.2f} GFLOP")
     print(f"  baseline (reference): {mb:8.3f} s  (min {min(t_base):.3f}, max {max(t_base):.3f})  "
           f"{base / mb / 1e9:7.1f} GFLOP/s of its {base / 1e9:.2f} GFLOP")
-    paired = [b / o for o, b in zip(t_ours, t_base)]
+    paired = [b / o for o, b in zip(t_ours, t_base, strict=True)]
     print(f"  SPEED-UP baseline / ours: {mb / mo:.2f}x (ratio of the medians); per repeat: "
           f"{', '.join(f'{x:.2f}x' for x in paired)}")
-    print(f"  machine large-matmul fp32: {gflops_mm:.1f} GFLOP/s; ours reaches {100 * ours / mo / 1e9 / gflops_mm:.0f}%"
-          f" of it, the baseline {100 * base / mb / 1e9 / gflops_mm:.0f}%")
+    print(f"  machine large-matmul fp32: {gflops_mm:.1f} GFLOP/s; ours reaches "
+          f"{100 * ours / mo / 1e9 / gflops_mm:.0f}% of it, the baseline "
+          f"{100 * base / mb / 1e9 / gflops_mm:.0f}%")
 
     # --- do both estimate the same Q? ----------------------------------------------------------------
     # Each repeat is an independent estimate; pool them: Q from N*R completions per entry each.
@@ -197,22 +198,23 @@ def main() -> None:
     bias_z = (diff.sum() / var_d.sum().sqrt()).item()
     final = (qo[:, T - 1] - qb[:, T - 1]).abs().max().item()
     print()
-    print(f"same Q? both pooled over {R} repeat(s) = {R * N} completions per entry; Monte Carlo standard error "
-          f"(SE) from the baseline's per-completion scores:")
+    print(f"same Q? both pooled over {R} repeat(s) = {R * N} completions per entry; Monte Carlo standard "
+          f"error (SE) from the baseline's per-completion scores:")
     print(f"  Q (baseline) range [{qb.min().item():.4f}, {qb.max().item():.4f}], std over entries "
           f"{qb.std().item():.4f}; mean SE of one estimate {se[:, : T - 1].mean().item():.5f}")
     print(f"  t<T: mean |Q_ours - Q_baseline| = {diff.abs().mean().item():.5f} over {diff.numel()} entries; "
           f"its RMS {diff.square().mean().sqrt().item():.5f} vs the RMS expected from the SEs "
           f"sqrt(mean(2 SE^2)) = {var_d.mean().sqrt().item():.5f}: mean-square ratio {mse_ratio:.3f} +- "
           f"{mse_ratio_se:.3f} (about 1 if both estimate the same Q)")
-    print(f"  t<T: per position, sum over sequences of the difference / its SE: RMS {z_pos.square().mean().sqrt().item():.2f}, "
+    rms = z_pos.square().mean().sqrt().item()
+    print(f"  t<T: per position, sum over sequences of the difference / its SE: RMS {rms:.2f}, "
           f"max |z| {z_pos.abs().max().item():.2f} over {T - 1} positions; overall bias z = {bias_z:.2f}")
     print(f"  t=T (deterministic D(y)): max |difference| = {final:.2e}")
     tol = max(4 * mse_ratio_se, 0.25)
     same = abs(mse_ratio - 1) < tol and abs(bias_z) < 4 and z_pos.abs().max().item() < 4.5 and final < 1e-5
-    print(f"  {'CONSISTENT: both estimate the same Q' if same else 'INCONSISTENT: the two estimates disagree'}"
-          f" (criteria: |mean-square ratio - 1| < {tol:.2f}, |bias z| < 4, max per-position |z| < 4.5, "
-          f"D(y) equal to 1e-5)")
+    verdict = "CONSISTENT: both estimate the same Q" if same else "INCONSISTENT: the two estimates disagree"
+    print(f"  {verdict} (criteria: |mean-square ratio - 1| < {tol:.2f}, |bias z| < 4, "
+          f"max per-position |z| < 4.5, D(y) equal to 1e-5)")
 
 if __name__ == "__main__":
     main()

@@ -21,6 +21,7 @@ import statistics
 import time
 
 import common  # noqa: F401  (puts the repository on sys.path)
+import torch
 from bench_rewards import reference_q
 from common import (
     add_common_args,
@@ -33,14 +34,12 @@ from common import (
     print_machine,
 )
 
-import torch  # noqa: E402
-
-from agents.mle import MLETrainer  # noqa: E402
-from agents.reinforce import Episodes, ReinforceAgent  # noqa: E402
-from seqgan_env.discriminator import Discriminator, DiscriminatorConfig, count_forward_flops  # noqa: E402
-from seqgan_env.oracle import random_oracle  # noqa: E402
-from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig  # noqa: E402
-from seqgan_env.vector_env import SeqGANVectorEnv  # noqa: E402
+from agents.mle import MLETrainer
+from agents.reinforce import Episodes, ReinforceAgent
+from seqgan_env.discriminator import Discriminator, DiscriminatorConfig, count_forward_flops
+from seqgan_env.oracle import random_oracle
+from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
+from seqgan_env.vector_env import SeqGANVectorEnv
 
 # The paper schedule (SPEC 2.2).
 B, N, N_REAL, D_REPEATS, D_EPOCHS, ROUNDS, MLE_EPOCHS, D_PRETRAIN = 64, 16, 9984, 5, 3, 200, 120, 50
@@ -69,7 +68,7 @@ def d_step_times(
     V, T = variants[0][0].config.vocab_size, variants[0][0].config.seq_len
     x = torch.randint(V, (B, T), generator=rng)
     y = torch.randint(2, (B,), generator=rng)
-    fns = {k: functools.partial(disc.train_step, optimizer, x, y) for k, (disc, optimizer) in enumerate(variants)}
+    fns = {k: functools.partial(disc.train_step, opt, x, y) for k, (disc, opt) in enumerate(variants)}
     alternating_times(fns, turns=2)  # two warm-up steps each
     return [statistics.median(t) for t in alternating_times(fns, turns=steps).values()]
 
@@ -88,16 +87,18 @@ def main() -> None:
     rng = torch.Generator().manual_seed(0)
     oracle = random_oracle()
     real = oracle.sample(N_REAL, rng)
-    generator = TokenLSTM(TokenLSTMConfig(), generator=rng)
+    generator = TokenLSTM(TokenLSTMConfig(), rng=rng)
     d_config = DiscriminatorConfig()
     steps_per_epoch = math.ceil(2 * N_REAL / B)  # real + as many negatives, batch 64
     d_steps_round = D_REPEATS * D_EPOCHS * steps_per_epoch
     print(f"paper schedule: B={B}, N={N}, V=5000, T=20; per round {D_REPEATS} x {{{N_REAL} negatives, "
-          f"{D_EPOCHS} epochs of {steps_per_epoch} steps}} = {d_steps_round} discriminator steps")  # fmt: skip
+          f"{D_EPOCHS} epochs of {steps_per_epoch} steps}} = {d_steps_round} discriminator "
+          f"steps")  # fmt: skip
 
     # Ours.
-    envs = SeqGANVectorEnv(num_envs=B, n_rollouts=N, oracle_seed=None, rollout_policy=TokenLSTM(generator.config),
-                           discriminator=Discriminator(d_config, generator=rng))  # fmt: skip
+    envs = SeqGANVectorEnv(num_envs=B, n_rollouts=N, oracle_seed=None,
+                           rollout_policy=TokenLSTM(generator.config),
+                           discriminator=Discriminator(d_config, rng=rng))  # fmt: skip
     envs.reset(seed=0)
     agent = ReinforceAgent(generator, envs.rollout_policy, rng=rng)
     print_load("before timing")
@@ -131,17 +132,20 @@ def main() -> None:
          d_steps_round * ours_d, d_steps_round * ref_d),
     ]  # fmt: skip
     train_flops = 3 * B * count_forward_flops(d_config)
-    print(f"\none round of the paper schedule (seconds; discriminator step = 3 x forward = {train_flops / 1e9:.2f} GFLOP):")
+    print(f"\none round of the paper schedule (seconds; discriminator step = 3 x forward = "
+          f"{train_flops / 1e9:.2f} GFLOP):")
     print(f"  {'part':<52} {'ours':>9} {'reference':>10} {'ratio':>7}")
     for name, ours, ref in rows:
         print(f"  {name:<52} {ours:9.1f} {ref:10.1f} {ref / ours:6.2f}x")
     ours_round, ref_round = sum(r[1] for r in rows), sum(r[2] for r in rows)
     print(f"  {'ROUND':<52} {ours_round:9.1f} {ref_round:10.1f} {ref_round / ours_round:6.2f}x")
     print(f"  discriminator step: ours {1e3 * ours_d:.0f} ms = {train_flops / ours_d / 1e9:.1f} GFLOP/s "
-          f"({100 * train_flops / ours_d / 1e9 / peak:.0f}% of matmul), reference {1e3 * ref_d:.0f} ms")  # fmt: skip
+          f"({100 * train_flops / ours_d / 1e9 / peak:.0f}% of matmul), "
+          f"reference {1e3 * ref_d:.0f} ms")  # fmt: skip
     d_flops = d_steps_round * train_flops
-    print(f"  the round's discriminator training: {d_steps_round} x {train_flops / 1e9:.2f} = {d_flops / 1e12:.1f} TFLOP;"
-          f" at the {peak:.0f} GFLOP/s matmul of this machine it takes {d_flops / peak / 1e9:.0f} s at best")  # fmt: skip
+    print(f"  the round's discriminator training: {d_steps_round} x {train_flops / 1e9:.2f} = "
+          f"{d_flops / 1e12:.1f} TFLOP; at the {peak:.0f} GFLOP/s matmul of this machine it takes "
+          f"{d_flops / peak / 1e9:.0f} s at best")  # fmt: skip
 
     d_pretrain = D_PRETRAIN * (ours_neg + D_EPOCHS * steps_per_epoch * ours_d)
     mle_total = MLE_EPOCHS * math.ceil(N_REAL / B) * mle_step

@@ -25,17 +25,15 @@ import statistics
 import time
 from collections.abc import Callable
 
-import numpy as np
-
 import common  # noqa: F401  (puts the repository on sys.path)
-from common import add_common_args, add_size_args, apply_common_args, load_average, print_load, print_machine  # noqa: E402
+import gymnasium as gym
+import numpy as np
+from common import add_common_args, add_size_args, apply_common_args, load_average, print_load, print_machine
+from stable_baselines3.common.vec_env import DummyVecEnv
 
-import gymnasium as gym  # noqa: E402
-from stable_baselines3.common.vec_env import DummyVecEnv  # noqa: E402
-
-import seqgan_env  # noqa: E402,F401  (registers SeqGAN-v0)
-from agents.sb3_vec_env import SB3VecEnv  # noqa: E402
-from seqgan_env.vector_env import SeqGANVectorEnv  # noqa: E402
+import seqgan_env  # noqa: F401  (registers SeqGAN-v0)
+from agents.sb3_vec_env import SB3VecEnv
+from seqgan_env.vector_env import SeqGANVectorEnv
 
 
 def time_episode(
@@ -103,7 +101,7 @@ def main() -> None:
         runners["bare"] = (lambda seed: bare.reset(seed=seed), bare.step, T)
     rng = np.random.default_rng(args.seed)
     actions = rng.integers(0, V, size=(max(args.episodes, args.dummy_episodes) + 1, T, B), dtype=np.int64)
-    for name, (reset, step, _) in runners.items():  # warm-up: one untimed step each
+    for reset, step, _ in runners.values():  # warm-up: one untimed step each
         time_episode(reset, step, actions[-1], 1, args.seed)
 
     print_load("before timing")

@@ -126,9 +126,9 @@ def alternating_times(
 def reference_matmul(n: int) -> Callable[[], torch.Tensor]:
     """One fp32 `torch.mm` of two seeded n x n matrices (2 n^3 FLOPs: 2 per multiply-add), the
     machine's reference throughput."""
-    gen = torch.Generator().manual_seed(0)
-    a = torch.randn(n, n, generator=gen)
-    b = torch.randn(n, n, generator=gen)
+    rng = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=rng)
+    b = torch.randn(n, n, generator=rng)
     out = torch.empty(n, n)
     return lambda: torch.mm(a, b, out=out)
 
@@ -161,7 +161,8 @@ def add_size_args(parser: argparse.ArgumentParser, n_rollouts: bool = True) -> N
     parser.add_argument("--vocab-size", type=int, default=5000, help="V")
     parser.add_argument("--seq-len", type=int, default=20, help="T (the paper filters that fit T are used)")
     if n_rollouts:
-        parser.add_argument("--n-rollouts", type=int, default=16, help="N: Monte Carlo completions per prefix")
+        parser.add_argument("--n-rollouts", type=int, default=16,
+                            help="N: Monte Carlo completions per prefix")  # fmt: skip
 
 
 def apply_common_args(args: argparse.Namespace) -> None:

@@ -73,7 +73,7 @@ def _ngram_counts(tokens: tuple[Hashable, ...], k: int) -> Counter[NGram]:
 
     Empty when ``len(tokens) < k`` (nltk ``modified_precision`` does the same).
     """
-    return Counter(zip(*[tokens[i:] for i in range(k)]))
+    return Counter(zip(*[tokens[i:] for i in range(k)], strict=False))  # ragged: the shortest ends it
 
 
 def _closest_length(lengths: Sequence[int], hyp_len: int) -> int:

@@ -18,13 +18,13 @@ import math
 import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
+from seqgan_env.files import write_atomically
 from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
@@ -40,18 +40,11 @@ def model_entry(model: TokenLSTM | Discriminator) -> dict[str, Any]:
     }
 
 
-def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
     """Write `payload` (plus format and version) atomically: a crash leaves the old file intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda f: torch.save({"format": FORMAT, "version": VERSION, **payload}, f))
 
 
 def _cause(err: BaseException) -> str:
@@ -73,7 +66,7 @@ def _cause(err: BaseException) -> str:
     return line if len(line) <= 120 else line[:117] + "..."
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a checkpoint written by `save_checkpoint`, with clear one-line errors for anything else."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"checkpoint path must be a str or os.PathLike, got {type(path).__name__}")
@@ -89,7 +82,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     # Arbitrary bytes make torch's legacy reader fail in many ways (KeyError and IndexError included).
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError,
             AttributeError, TypeError, UnicodeDecodeError) as err:  # fmt: skip
-        raise ValueError(f"{path} is not a seqgan-env checkpoint (torch.load failed: {_cause(err)})") from None
+        message = f"{path} is not a seqgan-env checkpoint (torch.load failed: {_cause(err)})"
+        raise ValueError(message) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a seqgan-env checkpoint (no format tag {FORMAT!r})")
     if payload.get("version") != VERSION:
@@ -109,7 +103,9 @@ def _config_from_entry(cls: type[_Config], entry: Any, source: str) -> _Config:
     types = {f.name: f.type if isinstance(f.type, str) else f.type.__name__ for f in dataclasses.fields(cls)}
     unknown = sorted(map(str, set(config) - set(types)))
     if unknown:
-        raise ValueError(f"{source}: unknown {cls.__name__} key(s) {unknown}; expected some of {sorted(types)}")
+        raise ValueError(
+            f"{source}: unknown {cls.__name__} key(s) {unknown}; expected some of {sorted(types)}"
+        )
     for key, value in config.items():
         kind = types[key]
         if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
@@ -117,15 +113,17 @@ def _config_from_entry(cls: type[_Config], entry: Any, source: str) -> _Config:
         if kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))
                                 or not math.isfinite(value)):  # fmt: skip
             raise ValueError(f"{source}: config {key} must be a finite number, got {value!r}")
-        if key == "filters" and not (isinstance(value, (list, tuple)) and all(
-                isinstance(p, (list, tuple)) and len(p) == 2 and all(type(x) is int for x in p) for p in value)):
+        if key == "filters" and not (isinstance(value, (list, tuple)) and all(map(_is_int_pair, value))):
             raise ValueError(f"{source}: config filters must be (width, n_filters) int pairs, got {value!r}")
     try:
-        if cls is DiscriminatorConfig and "filters" in config:
-            return cls.from_dict(config)
-        return cls(**config)
+        return cls(**config)  # DiscriminatorConfig turns the filters' lists into tuples
     except (TypeError, ValueError) as err:
         raise ValueError(f"{source}: bad config ({err})") from None
+
+
+def _is_int_pair(value: Any) -> bool:
+    """A list or tuple of two Python ints (a (width, n_filters) pair as a checkpoint stores it)."""
+    return isinstance(value, (list, tuple)) and len(value) == 2 and all(type(x) is int for x in value)
 
 
 def _check_weights(model: TokenLSTM | Discriminator, entry: dict[str, Any], source: str) -> dict[str, Any]:
@@ -144,7 +142,8 @@ def _check_weights(model: TokenLSTM | Discriminator, entry: dict[str, Any], sour
                          f"unexpected {unexpected[:3]}")  # fmt: skip
     for name, tensor in state.items():
         if not isinstance(tensor, torch.Tensor):
-            raise ValueError(f"{source}: state_dict[{name!r}] is a {type(tensor).__name__}, expected a tensor")
+            what = type(tensor).__name__
+            raise ValueError(f"{source}: state_dict[{name!r}] is a {what}, expected a tensor")
         if tensor.shape != expected[name].shape:
             raise ValueError(
                 f"{source}: {name} has shape {tuple(tensor.shape)} in the file, but its config ({sizes}) "
@@ -175,7 +174,7 @@ def discriminator_from_entry(entry: dict[str, Any], source: str = "checkpoint en
     return _model_from_entry(Discriminator, config, entry, source).eval()
 
 
-def load_env_models(path: str | Path) -> tuple[TokenLSTM, Discriminator, Vocabulary | None]:
+def load_env_models(path: str | os.PathLike[str]) -> tuple[TokenLSTM, Discriminator, Vocabulary | None]:
     """The rollout policy and discriminator an environment needs, from a checkpoint file, and the
     vocabulary of a run trained on text (None for the synthetic benchmark)."""
     payload = load_checkpoint(path)

@@ -37,7 +37,10 @@ class StepResult:
 
 
 class SeqGANCore:
-    """B prefixes under construction, the rollout policy's cached state for each, and their last Q."""
+    """B prefixes under construction, the rollout policy's cached state for each, and their last Q.
+
+    V and T are the rollout policy's. The arguments come checked (`seqgan_env.config.SeqGANConfig`).
+    """
 
     def __init__(
         self,
@@ -48,10 +51,6 @@ class SeqGANCore:
         reward_mode: str,
         eos_id: int | None,
     ) -> None:
-        if reward_mode not in REWARD_MODES:
-            raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
-        if n_rollouts < 1:
-            raise ValueError(f"n_rollouts must be >= 1, got {n_rollouts}")
         self.rollout_policy = rollout_policy
         self.scorer = scorer
         self.n_rollouts = n_rollouts
@@ -118,7 +117,7 @@ class SeqGANCore:
         return self.tokens.cpu().numpy().astype(np.int64, copy=True)
 
     @torch.inference_mode()
-    def step(self, actions: np.ndarray, rows: np.ndarray, generator: torch.Generator) -> StepResult:
+    def step(self, actions: np.ndarray, rows: np.ndarray, rng: torch.Generator) -> StepResult:
         """Append `actions[b]` to prefix b for every row b in `rows` (bool [B]) and compute rewards."""
         B = len(rows)
         result = StepResult(
@@ -159,7 +158,7 @@ class SeqGANCore:
                 si = torch.as_tensor(sel, device=self.tokens.device)
                 q = monte_carlo_q(
                     self.rollout_policy, self.scorer, self.tokens[si, :t], self.logits[si],
-                    (self.h[si], self.c[si]), self.n_rollouts, generator, self.eos_id, self.pad_id,
+                    (self.h[si], self.c[si]), self.n_rollouts, rng, self.eos_id, self.pad_id,
                 )
                 result.q[sel] = q.cpu().numpy()
                 result.q_computed[sel] = True

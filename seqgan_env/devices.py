@@ -10,26 +10,28 @@ def resolve_device(device: str | torch.device) -> torch.device:
     below the number of GPUs) or "mps". Raises ValueError naming the value and what was expected."""
     if not isinstance(device, (str, torch.device)):
         raise TypeError(f"device must be a string such as 'cpu' or 'cuda', got {device!r}")
+    names = "'cpu', 'cuda', 'cuda:N' or 'mps'"
     try:
         parsed = torch.device(device)
     except RuntimeError:
-        raise ValueError(f"device {device!r} is not a torch device name; expected 'cpu', 'cuda', 'cuda:N' or 'mps'") from None
+        raise ValueError(f"device {device!r} is not a torch device name; expected {names}") from None
     if parsed.type == "cpu":
         return parsed
     if parsed.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device {device!r}: CUDA is not available on this machine (torch "
                              f"{torch.__version__}); use 'cpu'")
-        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        count = torch.cuda.device_count()
+        if parsed.index is not None and parsed.index >= count:
+            raise ValueError(f"device {device!r}: this machine has {count} CUDA device(s)")
         return parsed
     if parsed.type == "mps":
         if not torch.backends.mps.is_available():
             raise ValueError(f"device {device!r}: MPS is not available on this machine; use 'cpu'")
         return parsed
-    raise ValueError(f"device {device!r} is not supported; expected 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    raise ValueError(f"device {device!r} is not supported; expected {names}")
 
 
-def generator_device(generator: torch.Generator | None) -> torch.device:
+def rng_device(rng: torch.Generator | None) -> torch.device:
     """Where a random generator draws (the CPU for None, torch's default generator)."""
-    return torch.device("cpu") if generator is None else generator.device
+    return torch.device("cpu") if rng is None else rng.device

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqgan_env.devices import generator_device
+from seqgan_env.devices import rng_device
 
 # (width, number of filters) of the paper's 12 parallel convolutions: 1720 features in all.
 PAPER_FILTERS: tuple[tuple[int, int], ...] = (
@@ -92,7 +92,7 @@ class Discriminator(nn.Module):
     Input ids lie in [0, V]; id V is padding (after an end-of-sequence) and embeds to zeros.
     """
 
-    def __init__(self, config: DiscriminatorConfig, generator: torch.Generator | None = None) -> None:
+    def __init__(self, config: DiscriminatorConfig, rng: torch.Generator | None = None) -> None:
         super().__init__()
         self.config = config
         self.pad_id = config.vocab_size
@@ -103,41 +103,48 @@ class Discriminator(nn.Module):
         self.highway_gate = nn.Linear(d, d)
         self.dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(d, 2)
-        self.reset_parameters(generator)
+        self.reset_parameters(rng)
 
-    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+    def reset_parameters(self, rng: torch.Generator | None = None) -> None:
         """The reference code's initialisation (SPEC 2.2): uniform(-1, 1) embeddings; truncated
         N(0, 0.1^2) convolution and output weights with biases 0.1; the highway's transform and gate
         as TF's default Glorot uniform (limit sqrt(6 / (fan_in + fan_out)) for the [d, d] matrices,
         sqrt(3 / d) for the [d] biases, whose fans are both d); no offset on the gate's bias (the
         reference calls `highway(x, size, 1, 0)`, overriding the -2.0 default). Draws are made on the
-        CPU (`generator` is a CPU generator) and copied in, so a seed gives the same model anywhere."""
+        CPU (`rng` is a CPU generator) and copied in, so a seed gives the same model anywhere."""
         with torch.no_grad():
-            for param, value in self._initial_values(generator).items():
+            for param, value in self._initial_values(rng).items():
                 param.copy_(value)
 
-    def _initial_values(self, g: torch.Generator | None) -> dict[nn.Parameter, torch.Tensor]:
+    @property
+    def _conv_layers(self) -> list[nn.Conv1d]:
+        """The convolutions, one per (width, n_filters) pair, as the Conv1d layers they are."""
+        return cast("list[nn.Conv1d]", list(self.convs))  # nn.ModuleList yields them typed as Module
+
+    def _initial_values(self, rng: torch.Generator | None) -> dict[torch.Tensor, torch.Tensor]:
         """Each parameter's initial value, drawn on the CPU in a fixed order."""
-        values: dict[nn.Parameter, torch.Tensor] = {}
-        embedding = torch.empty(self.embedding.weight.shape).uniform_(-1.0, 1.0, generator=g)
+        values: dict[torch.Tensor, torch.Tensor] = {}
+        embedding = torch.empty(self.embedding.weight.shape).uniform_(-1.0, 1.0, generator=rng)
         embedding[self.pad_id] = 0.0  # the padding id embeds to zeros
         values[self.embedding.weight] = embedding
-        for layer in [*self.convs, self.output]:
+        layers: list[nn.Conv1d | nn.Linear] = [*self._conv_layers, self.output]
+        for layer in layers:
             values[layer.weight] = nn.init.trunc_normal_(
-                torch.empty(layer.weight.shape), std=0.1, a=-0.2, b=0.2, generator=g
+                torch.empty(layer.weight.shape), std=0.1, a=-0.2, b=0.2, generator=rng
             )
+            assert layer.bias is not None  # every layer here is built with a bias
             values[layer.bias] = torch.full(layer.bias.shape, 0.1)
         d = self.config.n_features
         for layer in (self.highway_transform, self.highway_gate):
             w_limit, b_limit = (6.0 / (2 * d)) ** 0.5, (3.0 / d) ** 0.5
-            values[layer.weight] = torch.empty(d, d).uniform_(-w_limit, w_limit, generator=g)
-            values[layer.bias] = torch.empty(d).uniform_(-b_limit, b_limit, generator=g)
+            values[layer.weight] = torch.empty(d, d).uniform_(-w_limit, w_limit, generator=rng)
+            values[layer.bias] = torch.empty(d).uniform_(-b_limit, b_limit, generator=rng)
         return values
 
     def forward(self, sequences: torch.Tensor) -> torch.Tensor:
         """Class logits [B, 2] of `sequences` [B, T]."""
         x = self.embedding(sequences)  # [B, T, E]
-        return self._head([self._windows(x, conv).amax(dim=1) for conv in self.convs])
+        return self._head([self._windows(x, conv).amax(dim=1) for conv in self._conv_layers])
 
     def _head(self, pooled: list[torch.Tensor]) -> torch.Tensor:
         """Class logits [B, 2] from each convolution's max over time ([B, n_filters] each)."""
@@ -188,7 +195,7 @@ class Discriminator(nn.Module):
         fake: torch.Tensor,
         epochs: int = 3,
         batch_size: int = 64,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
     ) -> float:
         """Train on real (label 1) against fake (label 0) sequences for `epochs` shuffled passes,
         as the reference code does with each fresh set of negatives; returns the mean loss."""
@@ -196,7 +203,7 @@ class Discriminator(nn.Module):
         labels = torch.cat([torch.ones(len(real)), torch.zeros(len(fake))]).long().to(self.device)
         losses = []
         for _ in range(epochs):
-            order = torch.randperm(len(sequences), generator=generator, device=generator_device(generator))
+            order = torch.randperm(len(sequences), generator=rng, device=rng_device(rng))
             order = order.to(self.device)
             for batch in _chunks(order, batch_size):
                 losses.append(self.train_step(optimizer, sequences[batch], labels[batch]))
@@ -232,7 +239,7 @@ class Discriminator(nn.Module):
         tail = x_prefix[:, t - keep :].repeat_interleave(n_rollouts, dim=0)
         x_tail = torch.cat([tail, self.embedding(completions)], dim=1)  # positions t-keep .. T-1
         pooled = []
-        for (w, _), conv in zip(self.config.filters, self.convs):
+        for (w, _), conv in zip(self.config.filters, self._conv_layers, strict=True):
             # Windows starting at max(0, t-w+1) or later reach into the completion.
             reaching = self._windows(x_tail[:, keep - min(t, w - 1) :], conv).amax(dim=1)  # [B*N, n]
             if t >= w:  # windows starting at 0 .. t-w lie inside the prefix

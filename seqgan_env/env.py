@@ -6,13 +6,70 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium import spaces
 
-from seqgan_env.config import SeqGANModels
-from seqgan_env.core import check_action
+from seqgan_env.config import SeqGANConfig
+from seqgan_env.core import SeqGANCore, check_action
 
 
-class SeqGANEnv(SeqGANModels, gym.Env[np.ndarray, int]):
+class SeqGANBase:
+    """What both environment classes hold: the models `SeqGANConfig` built from the keyword arguments,
+    the batched MDP over them (`SeqGANCore`, which also holds the sizes and reward settings), and the
+    env's torch RNG."""
+
+    def _build(self, num_envs: int, kwargs: dict[str, Any]) -> None:
+        config = SeqGANConfig.from_kwargs(kwargs)
+        models = config.build()
+        self.rollout_policy = models.rollout_policy
+        self.discriminator = models.discriminator
+        self.oracle = models.oracle
+        self.vocabulary = models.vocabulary
+        self._core = SeqGANCore(num_envs, models.rollout_policy, models.scorer, config.n_rollouts,
+                                config.reward_mode, models.eos_id)  # fmt: skip
+        # Every sample the environment draws comes from this torch RNG, seeded from np_random.
+        self._torch_rng = torch.Generator(device=self.rollout_policy.device)
+        self._torch_rng_seeded = False
+
+    def _seed_torch_rng(self, seed: int | None, np_random: np.random.Generator) -> None:
+        """At the first reset, and at every reset given a seed, seed the torch RNG from `np_random`
+        (the env's, which `reset(seed=...)` has just seeded): episodes then repeat with the seed."""
+        if seed is not None or not self._torch_rng_seeded:
+            self._torch_rng.manual_seed(int(np_random.integers(2**63 - 1)))
+            self._torch_rng_seeded = True
+
+    @property
+    def vocab_size(self) -> int:
+        """V, the rollout policy's vocabulary size: the action space is Discrete(V)."""
+        return self._core.vocab_size
+
+    @property
+    def seq_len(self) -> int:
+        """T, the length of a sequence (without an end-of-sequence id, of every episode)."""
+        return self._core.seq_len
+
+    @property
+    def pad_id(self) -> int:
+        """V: the id that pads observations after the prefix."""
+        return self._core.pad_id
+
+    @property
+    def eos_id(self) -> int | None:
+        """The id that ends an episode early, or None."""
+        return self._core.eos_id
+
+    @property
+    def n_rollouts(self) -> int:
+        """N, the Monte Carlo completions per prefix."""
+        return self._core.n_rollouts
+
+    @property
+    def reward_mode(self) -> str:
+        """The reward handed out: "mc", "shaped" or "terminal" (see `SeqGANEnv`, Rewards)."""
+        return self._core.reward_mode
+
+
+class SeqGANEnv(SeqGANBase, gym.Env[np.ndarray, np.int64]):
     """
     ## Description
     Token-by-token generation of a sequence of length T over a vocabulary of V tokens, as in SeqGAN
@@ -58,7 +115,8 @@ class SeqGANEnv(SeqGANModels, gym.Env[np.ndarray, int]):
     ## Arguments
     `gymnasium.make("SeqGAN-v0", **kwargs)`:
     - `vocab_size` (V, default 5000) and `seq_len` (T, default 20): the paper's sizes, or those of the
-      models loaded from `checkpoint`.
+      models loaded from `checkpoint` or given as `rollout_policy`/`discriminator` (given too, they
+      must match the models').
     - `n_rollouts` (N, default 16): Monte Carlo completions per prefix.
     - `reward_mode`: `"mc"`, `"shaped"` or `"terminal"` (see Rewards).
     - `eos_id`: an end-of-sequence id that ends the episode (default None: fixed length).
@@ -96,7 +154,8 @@ class SeqGANEnv(SeqGANModels, gym.Env[np.ndarray, int]):
     describe the step just taken.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    # A plain dict, not a ClassVar: gymnasium.Env declares `metadata` an instance variable.
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -105,21 +164,18 @@ class SeqGANEnv(SeqGANModels, gym.Env[np.ndarray, int]):
         self._build(1, kwargs)
         self.action_space = spaces.Discrete(self.vocab_size)
         self.observation_space = spaces.Box(0, self.vocab_size, shape=(self.seq_len,), dtype=np.int64)
-        self._torch_rng_seeded = False
         self._needs_reset = True
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        if seed is not None or not self._torch_rng_seeded:
-            self._seed_torch_rng(self.np_random)
-            self._torch_rng_seeded = True
+        self._seed_torch_rng(seed, self.np_random)
         self._core.reset(np.ones(1, dtype=bool))
         self._needs_reset = False
         return self._core.observations()[0], {}
 
-    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def step(self, action: int | np.integer) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         token = check_action(action, self.vocab_size)
         if self._needs_reset:
             raise RuntimeError("step() called on a finished (or never started) episode: call reset() first")

@@ -35,7 +35,10 @@ def sequence_nll(
     for begin in range(0, len(sequences), batch_size):
         batch = sequences[begin : begin + batch_size].to(model.device)
         logp = model.log_probs(batch, pad_id=pad_id, temperature=temperature)
-        n_tokens = (batch != pad_id).sum(1) if pad_id is not None else torch.full_like(batch[:, 0], batch.shape[1])
+        if pad_id is None:
+            n_tokens = torch.full_like(batch[:, 0], batch.shape[1])
+        else:
+            n_tokens = (batch != pad_id).sum(1)
         out.append(-logp.sum(1) / n_tokens.clamp(min=1))
     return torch.cat(out) if out else torch.empty(0)
 

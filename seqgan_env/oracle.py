@@ -11,16 +11,15 @@ Convert the pickle once: `python -m seqgan_env.convert_oracle target_params_py3.
 from __future__ import annotations
 
 import io
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from seqgan_env.files import write_atomically
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
 PAPER_VOCAB_SIZE = 5000
@@ -46,7 +45,7 @@ def random_oracle(
 ) -> TokenLSTM:
     """A seeded oracle with every parameter ~ N(0, 1), as the paper's protocol draws it."""
     config = TokenLSTMConfig(vocab_size, seq_len, embed_dim, hidden_dim, start_token=0, init_std=1.0)
-    oracle = TokenLSTM(config, generator=torch.Generator(device="cpu").manual_seed(seed))  # CPU: initialisation
+    oracle = TokenLSTM(config, rng=torch.Generator(device="cpu").manual_seed(seed))  # CPU: initialisation
     return oracle.requires_grad_(False).eval()
 
 
@@ -65,10 +64,11 @@ def load_oracle(path: str | Path, seq_len: int = PAPER_SEQ_LEN) -> TokenLSTM:
     with torch.no_grad():
         # Row-vector convention x @ W in the file; torch stores W.T.
         oracle.embedding.weight.copy_(tensor["embedding"])
-        oracle.lstm.weight_ih_l0.copy_(torch.cat([tensor[f"W{g}"].T for g in _GATES]))
-        oracle.lstm.weight_hh_l0.copy_(torch.cat([tensor[f"U{g}"].T for g in _GATES]))
-        oracle.lstm.bias_ih_l0.copy_(torch.cat([tensor[f"b{g}"] for g in _GATES]))
-        oracle.lstm.bias_hh_l0.zero_()
+        weight_ih, weight_hh, bias_ih, bias_hh = oracle.lstm.all_weights[0]
+        weight_ih.copy_(torch.cat([tensor[f"W{g}"].T for g in _GATES]))
+        weight_hh.copy_(torch.cat([tensor[f"U{g}"].T for g in _GATES]))
+        bias_ih.copy_(torch.cat([tensor[f"b{g}"] for g in _GATES]))
+        bias_hh.zero_()
         oracle.output.weight.copy_(tensor["Wo"].T)
         oracle.output.bias.copy_(tensor["bo"])
     return oracle.requires_grad_(False).eval()
@@ -132,7 +132,7 @@ class OracleUnpickler(pickle.Unpickler):
     imported or called, so a malicious `__reduce__` never runs.
     """
 
-    _ALLOWED: dict[tuple[str, str], Any] = {
+    _ALLOWED: ClassVar[dict[tuple[str, str], Any]] = {
         ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
         ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
         ("numpy", "ndarray"): np.ndarray,
@@ -162,7 +162,7 @@ def _read_pickle(path: Path, is_pickle: bool) -> dict[str, Any]:
         obj = OracleUnpickler(io.BytesIO(data), encoding="latin1").load()
     except _ForbiddenPickleContent as err:
         raise ValueError(f"{path}: {err}") from None
-    except Exception as err:  # noqa: BLE001 - any failure of a malformed pickle is a bad file
+    except Exception as err:
         what = "not a readable pickle" if is_pickle else "neither an .npz archive nor a readable pickle"
         reason = f"{type(err).__name__}: {err}".splitlines()[0]
         raise ValueError(f"{path} is {what} of oracle parameters ({reason})") from None
@@ -172,7 +172,7 @@ def _read_pickle(path: Path, is_pickle: bool) -> dict[str, Any]:
                 f"{path}: the pickle holds a {type(obj).__name__} of {len(obj)} items, expected the "
                 f"{len(ORACLE_ARRAYS)} arrays {' '.join(ORACLE_ARRAYS)}"
             )
-        return dict(zip(ORACLE_ARRAYS, obj))
+        return dict(zip(ORACLE_ARRAYS, obj, strict=True))
     if isinstance(obj, dict):
         return {str(k): v for k, v in obj.items()}
     raise ValueError(
@@ -235,15 +235,6 @@ def convert(source: str | Path, target: str | Path, force: bool = False) -> dict
         raise FileExistsError(f"{target} exists; pass --force to overwrite it")
     if not target.parent.is_dir():
         raise FileNotFoundError(f"directory {target.parent} of the output file not found")
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 is meant for secrets, not a shared data file
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # mypy matches **arrays against savez's `allow_pickle: bool` too
+    write_atomically(target, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
     return arrays

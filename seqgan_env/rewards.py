@@ -24,7 +24,7 @@ def monte_carlo_q(
     logits: torch.Tensor,
     state: LSTMState,
     n_rollouts: int,
-    generator: torch.Generator | None = None,
+    rng: torch.Generator | None = None,
     eos_id: int | None = None,
     pad_id: int | None = None,
 ) -> torch.Tensor:
@@ -38,7 +38,7 @@ def monte_carlo_q(
     # Row b*N + n is the n-th completion of prefix b, so a plain view(B, N) regroups them
     # (the [N*T, B] reshape-by-view of some ports scrambles exactly this).
     completions = rollout_policy.complete(
-        logits, state, n_tokens, generator, eos_id=eos_id, pad_id=pad_id, n_samples=n_rollouts
+        logits, state, n_tokens, rng, eos_id=eos_id, pad_id=pad_id, n_samples=n_rollouts
     )  # [B*N, T-t]
     if isinstance(scorer, PrefixScorer):  # convolutions inside the shared prefix computed once
         scores = scorer.score_completions(prefixes, completions)
@@ -53,7 +53,7 @@ def q_values(
     scorer: SequenceScorer,
     sequences: torch.Tensor,
     n_rollouts: int,
-    generator: torch.Generator | None = None,
+    rng: torch.Generator | None = None,
 ) -> torch.Tensor:
     """The whole reward matrix Q [B, T] of complete `sequences` [B, T] (fixed length, no EOS).
 
@@ -65,7 +65,7 @@ def q_values(
     q = torch.empty(sequences.shape, dtype=torch.float32, device=sequences.device)
     for t in range(1, T):
         q[:, t - 1] = monte_carlo_q(
-            rollout_policy, scorer, sequences[:, :t], all_logits[t], (hs[t], cs[t]), n_rollouts, generator
+            rollout_policy, scorer, sequences[:, :t], all_logits[t], (hs[t], cs[t]), n_rollouts, rng
         )
     q[:, T - 1] = scorer.score(sequences)
     return q

@@ -12,7 +12,7 @@ import torch
 
 def sample_categorical(
     logits: torch.Tensor,
-    generator: torch.Generator | None = None,
+    rng: torch.Generator | None = None,
     temperature: float = 1.0,
     num_samples: int | None = None,
 ) -> torch.Tensor:
@@ -27,7 +27,7 @@ def sample_categorical(
     cdf = torch.softmax(logits.float(), dim=-1).cumsum_(dim=-1)  # [B, V]
     # Uniforms scaled by the row's total, so float rounding of the cumsum cannot push a draw past the
     # last bin; right=True skips zero-probability bins exactly.
-    u = torch.rand(cdf.shape[0], num_samples or 1, generator=generator, device=cdf.device, dtype=cdf.dtype)
+    u = torch.rand(cdf.shape[0], num_samples or 1, generator=rng, device=cdf.device, dtype=cdf.dtype)
     u = u * cdf[:, -1:]
     index = torch.searchsorted(cdf, u, right=True).clamp_(max=cdf.shape[1] - 1)
     return index if num_samples is not None else index.squeeze(1)

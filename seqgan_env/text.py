@@ -34,9 +34,21 @@ from typing import Any, Literal
 import numpy as np
 
 __all__ = [
-    "BOS_ID", "EOS_ID", "UNK_ID", "SPECIAL_TOKENS", "CorpusError", "VocabularyTooLargeError",
-    "Vocabulary", "Corpus", "normalize", "tokenize", "build_vocabulary", "encode", "decode",
-    "load_corpus", "check_fits",
+    "BOS_ID",
+    "EOS_ID",
+    "SPECIAL_TOKENS",
+    "UNK_ID",
+    "Corpus",
+    "CorpusError",
+    "Vocabulary",
+    "VocabularyTooLargeError",
+    "build_vocabulary",
+    "check_fits",
+    "decode",
+    "encode",
+    "load_corpus",
+    "normalize",
+    "tokenize",
 ]
 
 Level = Literal["word", "char"]
@@ -268,7 +280,8 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 def _file_kind(mode: int) -> str:
     """What a non-regular file is, for an error message."""
     kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-             (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+             (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"))  # fmt: skip
     return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
@@ -334,8 +347,9 @@ def load_corpus(
     """
     _check_level(level)
     _check_seq_len(seq_len)
-    if (isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float, np.integer, np.floating))
-            or not math.isfinite(test_fraction) or not 0.0 <= test_fraction < 1.0):  # fmt: skip
+    numbers = (int, float, np.integer, np.floating)
+    number = isinstance(test_fraction, numbers) and not isinstance(test_fraction, bool)
+    if not number or not math.isfinite(test_fraction) or not 0.0 <= test_fraction < 1.0:
         raise ValueError(f"test_fraction must be a number in [0, 1), got {test_fraction!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
@@ -349,6 +363,7 @@ def load_corpus(
         check_fits(vocab, model_vocab_size)
     ids = np.array([_encode_tokens(t, vocab, seq_len) for t in token_lists], dtype=np.int64)
     order = np.random.default_rng(seed).permutation(len(ids))
-    n_test = min(int(round(len(ids) * test_fraction)), len(ids) - 1)  # keep >= 1 train line
+    # Keep >= 1 train line. int(): round() of a numpy float is a float before numpy 2.
+    n_test = min(int(round(len(ids) * test_fraction)), len(ids) - 1)  # noqa: RUF046
     return Corpus(train=ids[order[n_test:]], test=ids[order[:n_test]], vocab=vocab,
                   seq_len=seq_len)

@@ -47,7 +47,7 @@ class TokenLSTMConfig:
 class TokenLSTM(nn.Module):
     """An autoregressive LSTM over token ids with teacher-forced scoring and batched sampling."""
 
-    def __init__(self, config: TokenLSTMConfig, generator: torch.Generator | None = None) -> None:
+    def __init__(self, config: TokenLSTMConfig, rng: torch.Generator | None = None) -> None:
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embed_dim)
@@ -57,20 +57,20 @@ class TokenLSTM(nn.Module):
         # (trained, it would get exactly bias_ih's gradient, move at twice the rate under Adam and count
         # twice in the clip-5 norm).
         self.lstm.bias_hh_l0.requires_grad_(False)
-        self.reset_parameters(generator)
+        self.reset_parameters(rng)
 
-    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+    def reset_parameters(self, rng: torch.Generator | None = None) -> None:
         """Every parameter ~ N(0, init_std^2), as the reference code; the recurrent bias is zero (and
         frozen) because the reference LSTM has a single bias per gate (`bias_ih` plays that role).
 
-        The draws are made on the CPU (`generator` is a CPU generator), so a seed gives the same model
+        The draws are made on the CPU (`rng` is a CPU generator), so a seed gives the same model
         on every device."""
         with torch.no_grad():
             for name, param in self.named_parameters():
                 if name == "lstm.bias_hh_l0":
                     param.zero_()
                 else:
-                    draw = torch.randn(param.shape, generator=generator) * self.config.init_std
+                    draw = torch.randn(param.shape, generator=rng) * self.config.init_std
                     param.copy_(draw)
 
     @property
@@ -115,10 +115,11 @@ class TokenLSTM(nn.Module):
         The same equations as `nn.LSTM` (gate order i, f, g, o), written out so that a cached state
         can be advanced one token at a time.
         """
-        gates = self.embedding(tokens) @ self.lstm.weight_ih_l0.T + self.lstm.bias_ih_l0
-        gates = gates + self.lstm.bias_hh_l0
+        weight_ih, weight_hh, bias_ih, bias_hh = self.lstm.all_weights[0]
+        gates = self.embedding(tokens) @ weight_ih.T + bias_ih
+        gates = gates + bias_hh
         if state is not None:
-            gates = gates + state[0] @ self.lstm.weight_hh_l0.T
+            gates = gates + state[0] @ weight_hh.T
         i, f, g, o = gates.chunk(4, dim=-1)
         c = torch.sigmoid(i) * torch.tanh(g)
         if state is not None:
@@ -136,7 +137,7 @@ class TokenLSTM(nn.Module):
         logits: torch.Tensor,
         state: LSTMState,
         n_tokens: int,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
         temperature: float = 1.0,
         eos_id: int | None = None,
         pad_id: int | None = None,
@@ -151,16 +152,20 @@ class TokenLSTM(nn.Module):
         """
         if n_tokens < 1:
             return torch.empty(logits.shape[0] * n_samples, 0, dtype=torch.long, device=logits.device)
-        token = sample_categorical(logits, generator, temperature, n_samples).view(-1)  # [B*n_samples]
+        token = sample_categorical(logits, rng, temperature, n_samples).view(-1)  # [B*n_samples]
         if n_samples > 1:
-            state = (state[0].repeat_interleave(n_samples, dim=0), state[1].repeat_interleave(n_samples, dim=0))
+            state = (state[0].repeat_interleave(n_samples, 0), state[1].repeat_interleave(n_samples, 0))
         out = torch.empty(token.shape[0], n_tokens, dtype=torch.long, device=logits.device)
-        ended = torch.zeros_like(token, dtype=torch.bool) if eos_id is not None else None
+        ended: torch.Tensor | None = None  # the rows that drew eos_id (None: no end-of-sequence)
+        fill = 0  # what an ended row continues with: pad_id, else eos_id again
+        if eos_id is not None:
+            ended = torch.zeros_like(token, dtype=torch.bool)
+            fill = eos_id if pad_id is None else pad_id
         for t in range(n_tokens):
             if t > 0:
-                token = sample_categorical(logits, generator, temperature)
+                token = sample_categorical(logits, rng, temperature)
             if ended is not None:
-                token = token.masked_fill(ended, pad_id if pad_id is not None else eos_id)
+                token = token.masked_fill(ended, fill)
                 ended = ended | (token == eos_id)
             out[:, t] = token
             if t + 1 < n_tokens:
@@ -173,7 +178,7 @@ class TokenLSTM(nn.Module):
     def sample(
         self,
         n: int,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
         temperature: float = 1.0,
         batch_size: int = 1024,
         eos_id: int | None = None,
@@ -185,7 +190,7 @@ class TokenLSTM(nn.Module):
             size = min(batch_size, n - begin)
             logits, state = self.start(size)
             chunks.append(
-                self.complete(logits, state, self.config.seq_len, generator, temperature, eos_id, pad_id)
+                self.complete(logits, state, self.config.seq_len, rng, temperature, eos_id, pad_id)
             )
         if not chunks:
             return torch.empty(0, self.config.seq_len, dtype=torch.long, device=self.device)

@@ -7,13 +7,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from gymnasium import spaces
-from seqgan_env.config import SeqGANModels
 from seqgan_env.core import StepResult, check_actions
-from seqgan_env.env import render_prefix
+from seqgan_env.env import SeqGANBase, render_prefix
 
 
 def parse_autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
@@ -28,7 +27,7 @@ def parse_autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
         raise ValueError(message) from None
 
 
-class SeqGANVectorEnv(SeqGANModels, VectorEnv):
+class SeqGANVectorEnv(SeqGANBase, VectorEnv):
     """B copies of the SeqGAN-v0 MDP (see `SeqGANEnv` for the spec) sharing one rollout policy and
     one discriminator; one step scores all B*N completions in one discriminator call.
 
@@ -56,7 +55,8 @@ class SeqGANVectorEnv(SeqGANModels, VectorEnv):
     under `NEXT_STEP` (action ignored, reward 0), in `SAME_STEP` mode too.
     """
 
-    metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    # Not a ClassVar: VectorEnv declares `metadata` an instance variable, and __init__ copies it per instance.
+    metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.NEXT_STEP}  # noqa: RUF012
 
     def __init__(
         self,
@@ -100,14 +100,13 @@ class SeqGANVectorEnv(SeqGANModels, VectorEnv):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset all envs, or those in `options["reset_mask"]` (bool [B])."""
-        super().reset(seed=seed)
-        if seed is not None or not self._started:
-            self._seed_torch_rng(self.np_random)
         rows = np.ones(self.num_envs, dtype=bool)
         if options is not None and "reset_mask" in options:
             rows = np.asarray(options["reset_mask"], dtype=bool)
             if rows.shape != (self.num_envs,):
                 raise ValueError(f"reset_mask must have shape ({self.num_envs},), got {rows.shape}")
+        super().reset(seed=seed)
+        self._seed_torch_rng(seed, self.np_random)
         self._core.reset(rows)
         self._started = True
         return self._core.observations(), {}

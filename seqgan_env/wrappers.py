@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from seqgan_env.devices import generator_device
+from seqgan_env.devices import rng_device
 from seqgan_env.discriminator import Discriminator
 
 Sampler = Callable[[int], torch.Tensor]  # n -> [n, T] generated sequences
@@ -53,7 +53,8 @@ class DiscriminatorUpdater:
         rng: torch.Generator | None = None,
     ) -> None:
         if real_data.ndim != 2 or len(real_data) == 0:
-            raise ValueError(f"real_data must be a non-empty [N, T] tensor, got shape {tuple(real_data.shape)}")
+            shape = tuple(real_data.shape)
+            raise ValueError(f"real_data must be a non-empty [N, T] tensor, got shape {shape}")
         self.discriminator = discriminator
         self.real_data = real_data
         self.sampler = sampler
@@ -95,7 +96,8 @@ class DiscriminatorUpdater:
             episodes = None  # recorded episodes serve the first repeat only
             negatives = torch.cat(parts)
             real = self._real(len(negatives))
-            losses.append(self.discriminator.fit(self.optimizer, real, negatives, s.epochs, s.batch_size, self.rng))
+            loss = self.discriminator.fit(self.optimizer, real, negatives, s.epochs, s.batch_size, self.rng)
+            losses.append(loss)
         self.trainings += 1
         self.last_loss = sum(losses) / len(losses)
         return self.last_loss
@@ -121,8 +123,18 @@ class DiscriminatorUpdater:
         """All real sequences when there are at most `n`, else a random `n` of them."""
         if len(self.real_data) <= n:
             return self.real_data
-        order = torch.randperm(len(self.real_data), generator=self.rng, device=generator_device(self.rng))
+        order = torch.randperm(len(self.real_data), generator=self.rng, device=rng_device(self.rng))
         return self.real_data[order[:n].to(self.real_data.device)]
+
+
+def _discriminator_of(env: gym.Env | gym.vector.VectorEnv) -> Discriminator:
+    """The discriminator of the SeqGAN env beneath `env`'s wrappers, or a clear error."""
+    discriminator = getattr(env.unwrapped, "discriminator", None)
+    if not isinstance(discriminator, Discriminator):
+        raise TypeError(f"the discriminator-training wrappers wrap a SeqGAN env (SeqGANEnv or "
+                        f"SeqGANVectorEnv), got {type(env.unwrapped).__name__}, which has no "
+                        f"Discriminator")  # fmt: skip
+    return discriminator
 
 
 class DiscriminatorTrainingWrapper(gym.Wrapper):
@@ -137,9 +149,9 @@ class DiscriminatorTrainingWrapper(gym.Wrapper):
         rng: torch.Generator | None = None,
     ) -> None:
         super().__init__(env)
-        self.updater = DiscriminatorUpdater(env.unwrapped.discriminator, real_data, sampler, schedule, rng)
+        self.updater = DiscriminatorUpdater(_discriminator_of(env), real_data, sampler, schedule, rng)
 
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
         if terminated:
             self.updater.observe(torch.as_tensor(info["sequence"]).unsqueeze(0))
@@ -162,7 +174,7 @@ class DiscriminatorTrainingVectorWrapper(gym.vector.VectorWrapper):
         rng: torch.Generator | None = None,
     ) -> None:
         super().__init__(env)
-        self.updater = DiscriminatorUpdater(env.unwrapped.discriminator, real_data, sampler, schedule, rng)
+        self.updater = DiscriminatorUpdater(_discriminator_of(env), real_data, sampler, schedule, rng)
 
     def step(self, actions: np.ndarray) -> tuple[Any, Any, np.ndarray, np.ndarray, dict[str, Any]]:
         obs, rewards, terminated, truncated, infos = self.env.step(actions)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import seqgan_env.core
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
@@ -63,7 +64,7 @@ def trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:
 def tiny_lstm(seed: int = 0, vocab_size: int = V, seq_len: int = T, init_std: float = 0.5) -> TokenLSTM:
     """A seeded token LSTM with embedding 6, hidden 5 (different sizes catch transposed weights)."""
     config = TokenLSTMConfig(vocab_size, seq_len, embed_dim=6, hidden_dim=5, start_token=0, init_std=init_std)
-    return TokenLSTM(config, generator=torch.Generator().manual_seed(seed)).eval()
+    return TokenLSTM(config, rng=torch.Generator().manual_seed(seed)).eval()
 
 
 def tiny_discriminator_config(**overrides) -> DiscriminatorConfig:
@@ -73,7 +74,7 @@ def tiny_discriminator_config(**overrides) -> DiscriminatorConfig:
 
 def tiny_discriminator(seed: int = 0, **overrides) -> Discriminator:
     config = tiny_discriminator_config(**overrides)
-    return Discriminator(config, generator=torch.Generator().manual_seed(seed))
+    return Discriminator(config, rng=torch.Generator().manual_seed(seed))
 
 
 @pytest.fixture
@@ -116,3 +117,16 @@ class FunctionScorer:
     def score(self, sequences: torch.Tensor) -> torch.Tensor:
         self.calls.append(sequences.clone())
         return torch.tensor([float(self.fn(row.tolist())) for row in sequences], dtype=torch.float32)
+
+
+def count_searched_rows(monkeypatch) -> list[int]:
+    """The number of prefix rows of every Monte Carlo search the core runs."""
+    rows: list[int] = []
+    original = seqgan_env.core.monte_carlo_q
+
+    def counting(rollout_policy, scorer, prefixes, *args, **kwargs):
+        rows.append(prefixes.shape[0])
+        return original(rollout_policy, scorer, prefixes, *args, **kwargs)
+
+    monkeypatch.setattr(seqgan_env.core, "monte_carlo_q", counting)
+    return rows

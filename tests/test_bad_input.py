@@ -116,13 +116,19 @@ ENV_CASES: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"model_seed": 1.5}, TypeError, r"model_seed .*1\.5 \(float\)"),
     ({"rollout_policy": "policy"}, TypeError, r"rollout_policy must be a TokenLSTM.*'policy'"),
     ({"discriminator": 3}, TypeError, r"discriminator must be a Discriminator.*3 \(int\)"),
+    ({"rollout_policy": tiny_lstm(vocab_size=9)}, ValueError,
+     r"the given models have V=9, T=4, but vocab_size=8 came from the arguments or the registered id's "
+     r"defaults: use gym\.make\('SeqGAN-v0', rollout_policy=\.\.\.\).*pass vocab_size=9, seq_len=4"),
+    ({"rollout_policy": tiny_lstm(), "discriminator": tiny_discriminator(vocab_size=9)}, ValueError,
+     r"the given models: rollout policy \(V=8, T=4\) and discriminator \(V=9, T=4\) disagree on sizes"),
     ({"scorer": 3}, TypeError, r"scorer must be an object with a callable score"),
     ({"scorer": NotCallableScore()}, TypeError, r"scorer must be an object with a callable score"),
     ({"vocab_sise": 8}, TypeError, r"unknown argument 'vocab_sise' .*did you mean vocab_size\?"),
     ({"rollouts": 4}, TypeError, r"unknown argument 'rollouts'"),
 ]
 if not CUDA:
-    ENV_CASES.append(({"device": "cuda"}, ValueError, r"device 'cuda': CUDA is not available on this machine"))
+    ENV_CASES.append(({"device": "cuda"}, ValueError, r"device 'cuda': CUDA is not available on this "
+                                                      r"machine"))  # fmt: skip
 
 
 def make_env(maker: str, **kwargs: Any) -> Any:
@@ -155,7 +161,7 @@ def test_valid_unusual_arguments_are_accepted(tmp_path: Path) -> None:
     env.step(0)
 
 
-# --- checkpoint files ----------------------------------------------------------------------------------------
+# --- checkpoint files ---------------------------------------------------------------------------------------
 def entries(vocab_size: int = V, seq_len: int = T) -> dict[str, Any]:
     return {
         "generator": model_entry(tiny_lstm(1, vocab_size, seq_len)),
@@ -234,7 +240,8 @@ CHECKPOINT_CASES: list[tuple[str, Callable[[Path], None], dict[str, Any], type[E
      ValueError, r"run\.pt: bad 'vocabulary' entry \(not a vocabulary dict"),
     ("sizes of the registered id", lambda p: save_checkpoint(p, entries(50, 8)), {}, ValueError,
      r"run\.pt holds models of V=50, T=8, but vocab_size=8 and seq_len=4 came from the arguments or the "
-     r"registered id's defaults: use gym\.make\('SeqGAN-v0', checkpoint=\.\.\.\).*pass vocab_size=50, seq_len=8"),
+     r"registered id's defaults: use gym\.make\('SeqGAN-v0', checkpoint=\.\.\.\).*pass vocab_size=50, "
+     r"seq_len=8"),
     ("seq_len argument", lambda p: save_checkpoint(p, entries(50, 8)), {"vocab_size": 50, "seq_len": 5},
      ValueError, r"V=50, T=8, but seq_len=5 came from the arguments"),
 ]
@@ -277,7 +284,7 @@ def test_registered_id_with_a_checkpoint_of_other_sizes(tmp_path: Path) -> None:
         env.step(3)
 
 
-# --- the corpus reader ---------------------------------------------------------------------------------------
+# --- the corpus reader --------------------------------------------------------------------------------------
 def unreadable(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A file open() refuses (tests run as root, so chmod 000 would not stop them)."""
     path.write_text("a b c\nd e f\n")
@@ -296,14 +303,17 @@ def write_bytes(content: bytes) -> Callable[[Path, pytest.MonkeyPatch], None]:
 
 
 CORPUS_CASES: list[tuple[str, Callable[[Path, pytest.MonkeyPatch], Any], type[Exception], str]] = [
-    ("fifo", lambda p, m: os.mkfifo(p), CorpusError, r"corpus path is a FIFO \(named pipe\), expected a regular"),
+    ("fifo", lambda p, m: os.mkfifo(p), CorpusError,
+     r"corpus path is a FIFO \(named pipe\), expected a regular"),
     ("directory", lambda p, m: p.mkdir(), CorpusError, r"corpus path is a directory"),
     ("missing", lambda p, m: None, CorpusError, r"corpus file not found: .*corpus\.txt"),
     ("empty", write_bytes(b""), CorpusError, r"corpus\.txt is empty"),
     ("blank lines", write_bytes(b"\n  \n\t\n"), CorpusError, r"empty or has only blank lines"),
     ("binary", write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), CorpusError, r"NUL byte.*looks binary"),
-    ("latin-1", write_bytes("café au lait\n".encode("latin-1")), CorpusError, r"is not valid UTF-8 \(byte offset 3"),
-    ("unreadable", unreadable, CorpusError, r"corpus file is not readable \(permission denied\): .*corpus\.txt"),
+    ("latin-1", write_bytes("café au lait\n".encode("latin-1")), CorpusError,
+     r"is not valid UTF-8 \(byte offset 3"),
+    ("unreadable", unreadable, CorpusError,
+     r"corpus file is not readable \(permission denied\): .*corpus\.txt"),
 ]
 
 
@@ -321,10 +331,13 @@ def test_corpus_files(
 
 
 CORPUS_ARGUMENT_CASES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
-    ("int path", {"path": 10**6}, TypeError, r"corpus path must be a str or os\.PathLike, got 1000000 \(int\)"),
+    ("int path", {"path": 10**6}, TypeError,
+     r"corpus path must be a str or os\.PathLike, got 1000000 \(int\)"),
     ("character device", {"path": "/dev/null"}, CorpusError, r"corpus path is a character device"),
-    ("nan test fraction", {"test_fraction": float("nan")}, ValueError, r"test_fraction must be a number in \[0, 1\), got nan"),
-    ("str test fraction", {"test_fraction": "0.1"}, ValueError, r"test_fraction must be a number .*got '0\.1'"),
+    ("nan test fraction", {"test_fraction": float("nan")}, ValueError,
+     r"test_fraction must be a number in \[0, 1\), got nan"),
+    ("str test fraction", {"test_fraction": "0.1"}, ValueError,
+     r"test_fraction must be a number .*got '0\.1'"),
     ("negative seed", {"seed": -1}, ValueError, r"seed must be an int >= 0, got -1"),
     ("float seed", {"seed": 1.5}, ValueError, r"seed must be an int >= 0, got 1\.5"),
     ("seq_len", {"seq_len": 0}, ValueError, r"seq_len must be an int >= 1, got 0"),
@@ -353,7 +366,7 @@ def test_text_data_expected_vocabulary_must_be_a_path(tmp_path: Path) -> None:
     check_message(str(caught.value), r"expected_vocabulary must be a path")
 
 
-# --- the scripts ---------------------------------------------------------------------------------------------
+# --- the scripts --------------------------------------------------------------------------------------------
 def load_script(name: str) -> ModuleType:
     """train/NAME.py as a module (train/ on sys.path: compare.py imports adversarial)."""
     if str(ROOT / "train") not in sys.path:
@@ -380,8 +393,8 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(folder)): (p.lstat().st_size, p.lstat().st_mtime_ns) for p in folder.rglob("*")}
 
 
-def fake_run(folder: Path, rounds: int = 2, last_round: int | None = None, files: tuple[str, ...] = ("mle", "final"),
-             metrics: bool = True) -> Path:  # fmt: skip
+def fake_run(folder: Path, rounds: int = 2, last_round: int | None = None,
+             files: tuple[str, ...] = ("mle", "final"), metrics: bool = True) -> Path:  # fmt: skip
     """A train/adversarial.py run folder as the scripts read it: config.json, metrics.csv (adversarial
     rounds 0..last_round) and checkpoints holding a tiny generator; nothing trained."""
     folder.mkdir(parents=True)
@@ -408,7 +421,8 @@ def corrupt_final(folder: Path) -> None:
 
 def mismatched_final(folder: Path) -> None:
     entry = model_entry(tiny_lstm(1))
-    save_checkpoint(folder / "final.pt", {"generator": {**entry, "config": {**entry["config"], "embed_dim": 7}}})
+    wrong = {**entry, "config": {**entry["config"], "embed_dim": 7}}
+    save_checkpoint(folder / "final.pt", {"generator": wrong})
 
 
 SAMPLE_CASES: list[tuple[list[str], Callable[[Path], None] | None, str]] = [
@@ -426,7 +440,8 @@ SAMPLE_CASES: list[tuple[list[str], Callable[[Path], None] | None, str]] = [
     (["--seed", str(2**64)], None, r"--seed must be an int in \[0, 2\*\*64\), got 18446744073709551616"),
     (["--seed", "x"], None, r"argument --seed: invalid int value: 'x'"),
     (["--checkpoint", "best"], None, r"argument --checkpoint: invalid choice: 'best'"),
-    (["--checkpoint", "latest"], None, r"error: .*run has no latest\.pt checkpoint \(pass --checkpoint final\)"),
+    (["--checkpoint", "latest"], None,
+     r"error: .*run has no latest\.pt checkpoint \(pass --checkpoint final\)"),
     ([], corrupt_final, r"error: .*final\.pt is not a seqgan-env checkpoint \(torch\.load failed"),
     ([], mismatched_final, r"error: .*final\.pt, entry 'generator': embedding\.weight has shape \(8, 6\) .*"
                            r"needs \(8, 7\)"),
@@ -435,8 +450,8 @@ SAMPLE_CASES: list[tuple[list[str], Callable[[Path], None] | None, str]] = [
 
 @pytest.mark.parametrize(("options", "damage", "pattern"), SAMPLE_CASES, ids=lambda v: repr(v)[:40])
 def test_sample_options(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], damage: Callable[[Path], None] | None,
-    pattern: str,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str],
+    damage: Callable[[Path], None] | None, pattern: str,
 ) -> None:  # fmt: skip
     run = fake_run(tmp_path / "run")
     if damage is not None:
@@ -485,10 +500,12 @@ COMPARE_CASES: list[tuple[list[str], str]] = [
     (["--extra", "--rounds", "-1"], r"--extra: --rounds must be >= 0, got -1"),
 ]
 UNFINISHED_RUNS: list[tuple[str, dict[str, Any], str]] = [
-    ("no final.pt", {"files": ("mle",)}, r"--seqgan-run .*run is unfinished \(no final\.pt\); finish it first: "
-                                         r"python train/adversarial\.py --resume .*run"),
+    ("no final.pt", {"files": ("mle",)},
+     r"--seqgan-run .*run is unfinished \(no final\.pt\); finish it first: "
+     r"python train/adversarial\.py --resume .*run"),
     ("no mle.pt", {"files": ("final",)}, r"--seqgan-run .*run is unfinished \(no mle\.pt\)"),
-    ("round 1 of 2", {"last_round": 1}, r"metrics\.csv ends at adversarial round 1 of the 2 in its config\.json"),
+    ("round 1 of 2", {"last_round": 1},
+     r"metrics\.csv ends at adversarial round 1 of the 2 in its config\.json"),
     ("no rounds", {"last_round": -1}, r"metrics\.csv ends at adversarial round none of the 2"),
     ("no metrics", {"metrics": False}, r"--seqgan-run .*run is unfinished \(no metrics\.csv\)"),
 ]
@@ -509,13 +526,15 @@ def test_compare_options(
     assert snapshot(tmp_path) == before
 
 
-@pytest.mark.parametrize(("name", "settings", "pattern"), UNFINISHED_RUNS, ids=[c[0] for c in UNFINISHED_RUNS])
+@pytest.mark.parametrize(("name", "settings", "pattern"), UNFINISHED_RUNS,
+                         ids=[c[0] for c in UNFINISHED_RUNS])  # fmt: skip
 def test_compare_refuses_unfinished_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, settings: dict[str, Any], pattern: str
 ) -> None:
     run = fake_run(tmp_path / "run", **settings)
     before = snapshot(tmp_path)
-    code, out, err = run_main(load_script("compare"), ["--seqgan-run", str(run), "--temperatures", "1.0"], capsys)
+    options = ["--seqgan-run", str(run), "--temperatures", "1.0"]
+    code, out, err = run_main(load_script("compare"), options, capsys)
     assert code == 2, (code, out, err)
     check_message(err.strip().splitlines()[-1], pattern, tmp_path)
     assert snapshot(tmp_path) == before
@@ -524,7 +543,8 @@ def test_compare_refuses_unfinished_runs(
 COMPARE_SETUP_CASES: list[tuple[str, list[str], Callable[[Path], None] | None, str]] = [
     ("not a run folder", ["--seqgan-run", "{tmp}/nothing"], None,
      r"--seqgan-run .*nothing is not a train/adversarial\.py run folder \(no config\.json\)"),
-    ("unknown preset", ["--preset", "huge", "--out", "{tmp}/runs"], None, r"--preset must be one of \[.*'tiny'.*got 'huge'"),
+    ("unknown preset", ["--preset", "huge", "--out", "{tmp}/runs"], None,
+     r"--preset must be one of \[.*'tiny'.*got 'huge'"),
     ("missing oracle", ["--preset", "tiny", "--oracle", "{tmp}/no.npz", "--out", "{tmp}/runs"], None,
      r"--oracle .*no\.npz: no such file"),
     ("existing run", ["--preset", "tiny", "--out", "{tmp}/runs"], existing_compare_run,

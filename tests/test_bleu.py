@@ -64,7 +64,7 @@ def test_bleu_matches_nltk(hyps, refs, n, dup):
        dup=st.booleans())
 def test_self_bleu_matches_nltk(sents, n, dup):
     if dup:  # the unique-holder / runner-up logic matters with duplicated sentences
-        sents = sents + [sents[0], sents[-1]]
+        sents = [*sents, sents[0], sents[-1]]
     assert close(self_bleu(sents, n), nltk_self_bleu(sents, n))
 
 

@@ -93,7 +93,7 @@ def test_fit_lowers_the_loss_on_separable_data():
         before = d.loss(sequences, labels).item()
     optimizer = d.make_optimizer()
     g = torch.Generator().manual_seed(0)
-    mean_loss = d.fit(optimizer, real, fake, epochs=3, batch_size=16, generator=g)
+    mean_loss = d.fit(optimizer, real, fake, epochs=3, batch_size=16, rng=g)
     assert isinstance(mean_loss, float)
     assert not d.training  # fit leaves the model ready for scoring
     with torch.no_grad():
@@ -169,7 +169,7 @@ def test_seeded_initialisation():
 def test_reference_initialisation():
     """SPEC 2.2, parameter by parameter, at the paper's sizes (d = 1720): the highway layers are TF's
     Glorot uniform with no -2 offset on the gate, the rest as the reference discriminator."""
-    d = Discriminator(DiscriminatorConfig(), generator=torch.Generator().manual_seed(0)).requires_grad_(False)
+    d = Discriminator(DiscriminatorConfig(), rng=torch.Generator().manual_seed(0)).requires_grad_(False)
     n = d.config.n_features
     emb = d.embedding.weight[: d.pad_id]
     assert emb.abs().max() <= 1.0 and emb.std() == pytest.approx(3**-0.5, rel=0.01)  # U(-1, 1)
@@ -224,7 +224,7 @@ def test_forward_equals_conv1d_in_values_and_gradients():
     torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-6)
     grads = torch.autograd.grad(F.cross_entropy(ours, labels), list(d.parameters()))
     expected = torch.autograd.grad(F.cross_entropy(reference, labels), list(d.parameters()))
-    for (name, _), g, e in zip(d.named_parameters(), grads, expected):
+    for (name, _), g, e in zip(d.named_parameters(), grads, expected, strict=True):
         torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-6, msg=name)
     assert all(g.abs().sum() > 0 for g in grads)  # every parameter really gets a gradient
 
@@ -232,7 +232,7 @@ def test_forward_equals_conv1d_in_values_and_gradients():
 def long_discriminator(seed: int = 0) -> Discriminator:
     """T 8 with filters from width 1 to the whole sequence, so windows lie inside prefixes of every length."""
     config = DiscriminatorConfig(V, 8, embed_dim=6, filters=((1, 4), (2, 5), (3, 3), (5, 2), (8, 2)))
-    return Discriminator(config, generator=torch.Generator().manual_seed(seed))
+    return Discriminator(config, rng=torch.Generator().manual_seed(seed))
 
 
 @pytest.mark.parametrize("t", range(1, 8))
@@ -245,7 +245,8 @@ def test_score_completions_equals_score_of_the_concatenations(t):
     completions = torch.randint(0, V + 1, (B * N, 8 - t), generator=g)  # padding ids included
     full = torch.cat([prefixes.repeat_interleave(N, dim=0), completions], dim=1)
     d.train()  # score_completions runs in eval mode and restores the flag, as score does
-    torch.testing.assert_close(d.score_completions(prefixes, completions), d.score(full), rtol=1e-5, atol=1e-6)
+    fast = d.score_completions(prefixes, completions)
+    torch.testing.assert_close(fast, d.score(full), rtol=1e-5, atol=1e-6)
     assert d.training
 
 

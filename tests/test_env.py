@@ -18,7 +18,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import seqgan_env
-from seqgan_env import SeqGANEnv, VARIANTS, register_envs
+from seqgan_env import VARIANTS, SeqGANEnv, register_envs
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = "SeqGAN-Tiny-v0"
@@ -67,7 +67,7 @@ def test_the_warning_net_catches_checker_warnings():
     """The checks above have power: a checker warning (here: no render_fps declared) fails them."""
 
     class NoRenderFps(SeqGANEnv):
-        metadata = {"render_modes": ["ansi"]}
+        metadata = {"render_modes": ["ansi"]}  # noqa: RUF012  (as gymnasium.Env declares it)
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -152,7 +152,7 @@ def test_paper_sized_episode():
     assert len(rewards) == 20
     assert terminateds == [False] * 19 + [True]
     assert all(0.0 <= r <= 1.0 for r in rewards)
-    assert all(r == info["q"] for r, info in zip(rewards, infos))
+    assert all(r == info["q"] for r, info in zip(rewards, infos, strict=True))
     assert (observations[-1] == actions).all()
     for t in range(20):  # the prefix grows left-aligned, padded with V
         assert observations[t][:t].tolist() == actions[:t] and (observations[t][t:] == 5000).all()
@@ -256,7 +256,7 @@ def test_seeded_determinism():
     again = run_episode(env, actions, seed=3)
     fresh = run_episode(tiny_env(), actions, seed=3)
     for other in (again, fresh):
-        assert all((a == b).all() for a, b in zip(first[0], other[0]))
+        assert all((a == b).all() for a, b in zip(first[0], other[0], strict=True))
         assert first[1] == other[1]
     different = run_episode(env, actions, seed=4)
     assert first[1][:-1] != different[1][:-1]  # the Monte Carlo samples changed
@@ -353,7 +353,7 @@ def test_step_after_termination_or_before_reset():
 
 
 def test_checkpoint_that_does_not_exist(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.pt"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.pt"):
         gym.make(TINY, checkpoint=str(tmp_path / "nope.pt"))
 
 
@@ -365,7 +365,7 @@ def test_file_that_is_not_a_checkpoint(tmp_path, content):
     path.write_bytes(content)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torch's unpickler comments on garbage bytes
-        with pytest.raises(ValueError, match="bad.pt"):
+        with pytest.raises(ValueError, match=r"bad\.pt"):
             gym.make(TINY, checkpoint=str(path))
 
 

@@ -129,7 +129,7 @@ def test_paper_oracle_loads(paper_params_and_oracle):
 
 def test_paper_oracle_matches_numpy_equations(paper_params_and_oracle):
     params, oracle = paper_params_and_oracle
-    sampled = oracle.sample(2, generator=torch.Generator().manual_seed(0)).numpy()
+    sampled = oracle.sample(2, rng=torch.Generator().manual_seed(0)).numpy()
     uniform = np.random.default_rng(0).integers(0, 5000, size=(2, 20))
     seqs = np.concatenate([sampled, uniform])
     expected = numpy_log_probs(params, seqs)
@@ -139,7 +139,7 @@ def test_paper_oracle_matches_numpy_equations(paper_params_and_oracle):
 def test_paper_oracle_entropy_floor(paper_params_and_oracle):
     """SPEC 2.1's sanity check: the oracle's own samples score about 5.75 (standard error ~0.012 here)."""
     _, oracle = paper_params_and_oracle
-    samples = oracle.sample(2000, generator=torch.Generator().manual_seed(0))
+    samples = oracle.sample(2000, rng=torch.Generator().manual_seed(0))
     assert abs(mean_nll(oracle, samples) - 5.75) < 0.05
 
 
@@ -163,7 +163,7 @@ def test_random_oracle_is_seeded_and_deterministic():
     assert (a.config.vocab_size, a.config.seq_len, a.config.start_token) == (8, 4, 0)
     assert not a.training and not any(p.requires_grad for p in a.parameters())
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    assert torch.equal(a.sample(20, generator=g()), b.sample(20, generator=g()))
+    assert torch.equal(a.sample(20, rng=g()), b.sample(20, rng=g()))
 
 
 def test_random_oracle_default_is_paper_shaped_and_standard_normal():
@@ -177,7 +177,7 @@ def test_random_oracle_default_is_paper_shaped_and_standard_normal():
 
 # --- bad files -----------------------------------------------------------------------------------
 def test_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.npz"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.npz"):
         load_oracle(tmp_path / "nope.npz")
     with pytest.raises(FileNotFoundError):
         load_oracle(tmp_path)  # a directory is not a parameter file
@@ -197,7 +197,7 @@ def test_not_an_npz(tmp_path, name, content):
 def test_single_npy_array_is_not_an_npz(tmp_path):
     path = tmp_path / "embedding.npy"
     np.save(path, tiny_params()["embedding"])
-    with pytest.raises(ValueError, match="embedding.npy"):
+    with pytest.raises(ValueError, match=r"embedding\.npy"):
         load_oracle(path)
 
 
@@ -240,7 +240,7 @@ def write_reference_pickle(path: Path, params: dict, protocol: int = pickle.DEFA
 
 
 def assert_same_oracle(a, b) -> None:
-    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(x, y), name
 
 
@@ -293,7 +293,7 @@ def test_code_running_pickle_is_refused_and_not_run(tmp_path, payload, forbidden
     params = [tiny_params()[name] for name in ORACLE_ARRAYS]
     for index in (0, 14):  # first or last: the array before it must not let it through either
         path = tmp_path / f"evil{index}.pkl"
-        evil = params[:index] + [payload(marker)] + params[index + 1 :]
+        evil = [*params[:index], payload(marker), *params[index + 1 :]]
         path.write_bytes(pickle.dumps(evil, protocol=protocol))
         with pytest.raises(ValueError, match=rf"forbidden global \S*{forbidden}") as err:
             load_oracle(path)
@@ -326,7 +326,7 @@ def test_code_running_pickle_would_run_without_the_guard(tmp_path):
     ids=[
         "fraction", "object", "np-function", "os-function", "torch", "np-scalar",
         "str", "dict-missing", "list", "object-array", "complex",
-    ],  # fmt: skip
+    ],
 )
 def test_other_pickled_objects_are_refused(tmp_path, obj, match):
     path = tmp_path / "other.pkl"
@@ -338,7 +338,7 @@ def test_other_pickled_objects_are_refused(tmp_path, obj, match):
 def test_protocol_5_arrays_are_refused(tmp_path):
     """Protocol 5 rebuilds arrays with numpy's _frombuffer, which the loader does not admit."""
     path = write_reference_pickle(tmp_path / "p5.pkl", tiny_params(), protocol=5)
-    with pytest.raises(ValueError, match="forbidden global numpy.*_frombuffer"):
+    with pytest.raises(ValueError, match=r"forbidden global numpy.*_frombuffer"):
         load_oracle(path)
 
 
@@ -447,8 +447,9 @@ def test_convert_bad_input(tmp_path, capsys, bad):
 def test_convert_command_line(tmp_path):
     """`python -m seqgan_env.convert_oracle`: one `error:` line and exit 2 on a missing input; --help."""
     run = lambda *args: subprocess.run(  # noqa: E731
-        [sys.executable, "-m", "seqgan_env.convert_oracle", *args], cwd=REPO_ROOT, capture_output=True, text=True
-    )
+        [sys.executable, "-m", "seqgan_env.convert_oracle", *args],
+        cwd=REPO_ROOT, capture_output=True, text=True,
+    )  # fmt: skip
     result = run(str(tmp_path / "nope.pkl"), str(tmp_path / "out.npz"))
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == f"error: oracle parameter file not found: {tmp_path / 'nope.pkl'}\n"

@@ -8,13 +8,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import trainable
 import torch.nn.functional as F
-
+from conftest import count_searched_rows, trainable
 from gymnasium.vector import AutoresetMode
 
-import seqgan_env  # noqa: F401  (registers SeqGAN-Tiny-v0)
-import seqgan_env.core
 from agents.reinforce import Episodes, ReinforceAgent, ReinforceConfig, policy_gradient_loss
 from seqgan_env import SeqGANVectorEnv
 from seqgan_env.sampling import sample_categorical
@@ -26,7 +23,7 @@ PAD_EOS = V  # the padding id of the eos envs below
 
 
 def make_generator(seed: int = 1) -> TokenLSTM:
-    return TokenLSTM(TokenLSTMConfig(V, T, 8, 8), generator=torch.Generator().manual_seed(seed))
+    return TokenLSTM(TokenLSTMConfig(V, T, 8, 8), rng=torch.Generator().manual_seed(seed))
 
 
 def random_episodes(B: int = 5, seed: int = 0) -> Episodes:
@@ -299,7 +296,7 @@ EOS, T_EOS = 1, 6
 
 def eos_biased(seed: int) -> TokenLSTM:
     """A token LSTM (V 8, T 6) that picks the end-of-sequence id about a third of the time."""
-    model = TokenLSTM(TokenLSTMConfig(V, T_EOS, 8, 8), generator=torch.Generator().manual_seed(seed))
+    model = TokenLSTM(TokenLSTMConfig(V, T_EOS, 8, 8), rng=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         model.output.bias[EOS] += 1.3
     return model
@@ -314,19 +311,6 @@ def eos_envs(num_envs: int, **kwargs) -> DiscriminatorTrainingVectorWrapper:
     real = torch.zeros(4, T_EOS, dtype=torch.long)
     schedule = DiscriminatorSchedule(None, 1, 16, 1, 8)
     return DiscriminatorTrainingVectorWrapper(venv, real, lambda n: real[:1].repeat(n, 1), schedule)
-
-
-def count_searched_rows(monkeypatch) -> list[int]:
-    """The number of prefix rows of every Monte Carlo search the env runs."""
-    rows: list[int] = []
-    original = seqgan_env.core.monte_carlo_q
-
-    def counting(rollout_policy, scorer, prefixes, *args, **kwargs):
-        rows.append(prefixes.shape[0])
-        return original(rollout_policy, scorer, prefixes, *args, **kwargs)
-
-    monkeypatch.setattr(seqgan_env.core, "monte_carlo_q", counting)
-    return rows
 
 
 @pytest.mark.parametrize("mode", [None, AutoresetMode.SAME_STEP, AutoresetMode.DISABLED])  # None: the default
@@ -373,7 +357,7 @@ def test_collect_without_eos_is_a_plain_lockstep_run(tiny_envs):
     logits, state = agent.generator.start(3)
     rewards = []
     with torch.no_grad():
-        for t in range(T):
+        for _ in range(T):
             actions = sample_categorical(logits, rng)
             _, reward, terminated, _, infos = replay.step(actions.numpy())
             rewards.append(reward)

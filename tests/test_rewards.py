@@ -26,7 +26,7 @@ N_SE = 5  # tolerance in standard errors (fixed seeds: the test is deterministic
 @pytest.fixture
 def policy() -> TokenLSTM:
     config = TokenLSTMConfig(V3, T3, embed_dim=4, hidden_dim=5, start_token=1, init_std=1.0)
-    return TokenLSTM(config, generator=torch.Generator().manual_seed(0)).eval()
+    return TokenLSTM(config, rng=torch.Generator().manual_seed(0)).eval()
 
 
 @pytest.fixture
@@ -104,7 +104,7 @@ def test_q_values_matches_exact_and_q_T_is_the_score(policy, scorer):
 
 
 def test_q_values_last_column_is_discriminator_score():
-    policy = TokenLSTM(TokenLSTMConfig(8, 4, 6, 5), generator=torch.Generator().manual_seed(0))
+    policy = TokenLSTM(TokenLSTMConfig(8, 4, 6, 5), rng=torch.Generator().manual_seed(0))
     d = tiny_discriminator(dropout=0.5).train()  # scoring must still be deterministic (eval mode)
     seqs = torch.randint(0, 8, (5, 4), generator=torch.Generator().manual_seed(1))
     q = q_values(policy, d, seqs, 3, torch.Generator().manual_seed(0))

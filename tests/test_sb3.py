@@ -30,7 +30,7 @@ from agents.sb3 import (
     make_model,
     warm_start,
 )
-from seqgan_env import SeqGANEnv, SeqGANVectorEnv, VARIANTS
+from seqgan_env import VARIANTS, SeqGANEnv, SeqGANVectorEnv
 from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorTrainingVectorWrapper
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,8 +9,18 @@ import pytest
 import torch
 
 from seqgan_env.text import (
-    BOS_ID, EOS_ID, UNK_ID, CorpusError, Vocabulary, VocabularyTooLargeError,
-    build_vocabulary, check_fits, decode, encode, load_corpus, normalize,
+    BOS_ID,
+    EOS_ID,
+    UNK_ID,
+    CorpusError,
+    Vocabulary,
+    VocabularyTooLargeError,
+    build_vocabulary,
+    check_fits,
+    decode,
+    encode,
+    load_corpus,
+    normalize,
 )
 
 LINES = [
@@ -152,7 +162,7 @@ def test_missing_file_and_bad_arguments(tmp_path):
 def test_vocabulary_too_large(tmp_path):
     vocab = build_vocabulary(["a b c d e"])  # V = 8
     check_fits(vocab, 8)
-    with pytest.raises(VocabularyTooLargeError, match="8 ids.*only 6"):
+    with pytest.raises(VocabularyTooLargeError, match=r"8 ids.*only 6"):
         check_fits(vocab, 6)
     with pytest.raises(ValueError, match="max_size=6"):
         load_corpus(write(tmp_path, "a b c d e\n"), model_vocab_size=6)

@@ -104,12 +104,12 @@ def test_log_probs_masks_padding():
 
 def test_sample_shapes_range_and_seeding():
     model = tiny_lstm()
-    out = model.sample(10, generator=torch.Generator().manual_seed(0), batch_size=4)  # 3 chunks: 4, 4, 2
+    out = model.sample(10, rng=torch.Generator().manual_seed(0), batch_size=4)  # 3 chunks: 4, 4, 2
     assert out.shape == (10, T) and out.dtype == torch.long
     assert out.min() >= 0 and out.max() < V
-    again = model.sample(10, generator=torch.Generator().manual_seed(0), batch_size=4)
+    again = model.sample(10, rng=torch.Generator().manual_seed(0), batch_size=4)
     assert torch.equal(out, again)
-    other = model.sample(10, generator=torch.Generator().manual_seed(1), batch_size=4)
+    other = model.sample(10, rng=torch.Generator().manual_seed(1), batch_size=4)
     assert not torch.equal(out, other)
     assert model.sample(0).shape == (0, T)
 
@@ -118,7 +118,7 @@ def test_sample_follows_the_model():
     """The first token's empirical distribution is the model's softmax after the start token."""
     model = tiny_lstm(init_std=1.0)
     n = 20000
-    out = model.sample(n, generator=torch.Generator().manual_seed(0))
+    out = model.sample(n, rng=torch.Generator().manual_seed(0))
     with torch.no_grad():
         p = torch.softmax(model.start(1)[0][0], -1)
     freq = torch.bincount(out[:, 0], minlength=V).float() / n
@@ -128,7 +128,7 @@ def test_sample_follows_the_model():
 def test_sample_temperature():
     model = tiny_lstm(init_std=1.0)
     # Near zero temperature: ancestral sampling becomes greedy decoding.
-    cold = model.sample(5, generator=torch.Generator().manual_seed(0), temperature=1e-4)
+    cold = model.sample(5, rng=torch.Generator().manual_seed(0), temperature=1e-4)
     with torch.no_grad():
         logits, state = model.start(1)
         greedy = []
@@ -139,7 +139,7 @@ def test_sample_temperature():
     assert (cold == torch.tensor(greedy)).all()
     # High temperature flattens the first token's distribution towards uniform.
     n = 20000
-    hot = model.sample(n, generator=torch.Generator().manual_seed(0), temperature=1000.0)
+    hot = model.sample(n, rng=torch.Generator().manual_seed(0), temperature=1000.0)
     freq = torch.bincount(hot[:, 0], minlength=V).float() / n
     assert torch.allclose(freq, torch.full((V,), 1 / V), atol=0.015)
     with pytest.raises(ValueError, match="temperature"):
@@ -202,7 +202,7 @@ def test_complete_without_eos_matches_seeded_sample():
     with torch.no_grad():
         logits, state = model.start(7)
         out = model.complete(logits, state, T, torch.Generator().manual_seed(3))
-    assert torch.equal(out, model.sample(7, generator=torch.Generator().manual_seed(3)))
+    assert torch.equal(out, model.sample(7, rng=torch.Generator().manual_seed(3)))
 
 
 @pytest.mark.parametrize(
@@ -224,10 +224,11 @@ def test_config_validation(kwargs, match):
 def test_config_round_trip_and_seeded_init():
     config = TokenLSTMConfig(vocab_size=V, seq_len=T, embed_dim=6, hidden_dim=5, start_token=2, init_std=0.3)
     assert TokenLSTMConfig(**config.to_dict()) == config
-    a = TokenLSTM(config, generator=torch.Generator().manual_seed(0))
-    b = TokenLSTM(config, generator=torch.Generator().manual_seed(0))
-    c = TokenLSTM(config, generator=torch.Generator().manual_seed(1))
-    for (name, pa), pb, pc in zip(a.state_dict().items(), b.state_dict().values(), c.state_dict().values()):
+    a = TokenLSTM(config, rng=torch.Generator().manual_seed(0))
+    b = TokenLSTM(config, rng=torch.Generator().manual_seed(0))
+    c = TokenLSTM(config, rng=torch.Generator().manual_seed(1))
+    states = (a.state_dict().items(), b.state_dict().values(), c.state_dict().values())
+    for (name, pa), pb, pc in zip(*states, strict=True):
         assert torch.equal(pa, pb), name
         if name == "lstm.bias_hh_l0":
             assert (pa == 0).all()  # the reference LSTM has one bias per gate
@@ -254,7 +255,9 @@ def test_complete_n_samples_continues_each_row_from_its_own_state():
         assert stat > 10 * chi2_critical_1e4(df)
 
 
-def joint_of(model: TokenLSTM, logits: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], b: int) -> torch.Tensor:
+def joint_of(
+    model: TokenLSTM, logits: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], b: int
+) -> torch.Tensor:
     """P(y1, y2) of row b's next two tokens given its next-token `logits` and `state`: [V*V]."""
     p1 = torch.softmax(logits[b], -1)
     row_state = (state[0][b : b + 1].expand(V, -1), state[1][b : b + 1].expand(V, -1))
@@ -266,7 +269,8 @@ def test_complete_n_samples_stops_at_eos():
     model = eos_model(eos)
     with torch.no_grad():
         logits, state = model.start(3)
-        out = model.complete(logits, state, T, torch.Generator().manual_seed(1), eos_id=eos, pad_id=PAD, n_samples=50)
+        rng = torch.Generator().manual_seed(1)
+        out = model.complete(logits, state, T, rng, eos_id=eos, pad_id=PAD, n_samples=50)
     assert out.shape == (150, T)
     ended = 0
     for row in out.tolist():

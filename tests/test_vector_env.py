@@ -1,4 +1,5 @@
-"""SeqGANVectorEnv: the native batched env, its autoreset modes, agreement with the single env, and its\nrollout-policy cache following the policy's weights."""
+"""SeqGANVectorEnv: the native batched env, its autoreset modes, agreement with the single env, and its
+rollout-policy cache following the policy's weights."""
 
 from __future__ import annotations
 
@@ -9,11 +10,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import FunctionScorer, TableScorer, tiny_discriminator, tiny_lstm
+from conftest import FunctionScorer, TableScorer, count_searched_rows, tiny_discriminator, tiny_lstm
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-import seqgan_env.core
-from seqgan_env import SeqGANEnv, SeqGANVectorEnv, VARIANTS
+from seqgan_env import VARIANTS, SeqGANEnv, SeqGANVectorEnv
 
 TINY = "SeqGAN-Tiny-v0"
 TINY_KWARGS = VARIANTS[TINY]
@@ -139,8 +139,8 @@ def test_seeded_determinism():
     for seed in (1, 1, 2):
         env.reset(seed=seed)
         runs.append([env.step(np.array([a, a + 1, a + 2]))[1] for a in range(T)])
-    assert all((a == b).all() for a, b in zip(runs[0], runs[1]))
-    assert any((a != b).any() for a, b in zip(runs[0][:-1], runs[2][:-1]))
+    assert all((a == b).all() for a, b in zip(runs[0], runs[1], strict=True))
+    assert any((a != b).any() for a, b in zip(runs[0][:-1], runs[2][:-1], strict=True))
 
 
 # --- action validation ------------------------------------------------------------------------------------
@@ -179,7 +179,7 @@ def test_reset_mask():
     env.step(np.array([4, 5, 6]))
     obs, infos = env.reset(options={"reset_mask": np.array([True, False, True])})
     assert obs.tolist() == [[PAD] * 4, [2, 5, PAD, PAD], [PAD] * 4] and infos == {}
-    obs, rewards, terminated, _, infos = env.step(np.array([7, 7, 7]))
+    obs, _, terminated, _, infos = env.step(np.array([7, 7, 7]))
     assert obs.tolist() == [[7, PAD, PAD, PAD], [2, 5, 7, PAD], [7, PAD, PAD, PAD]]
     assert infos["_q"].all() and not terminated.any()
     with pytest.raises(ValueError, match="reset_mask"):
@@ -192,7 +192,7 @@ def test_reset_mask_cancels_a_pending_autoreset():
     _, _, terminated, _, _ = env.step(np.array([3, 1]))
     assert terminated.tolist() == [True, False]
     env.reset(options={"reset_mask": np.array([True, False])})
-    obs, rewards, terminated, _, infos = env.step(np.array([6, 2]))
+    obs, _, terminated, _, infos = env.step(np.array([6, 2]))
     assert obs[:, :2].tolist() == [[6, PAD], [1, 2]]  # env 0 acted instead of resetting again
     assert infos["_q"].tolist() == [True, True]
 
@@ -207,19 +207,6 @@ def test_render_ansi():
 
 
 # --- autoreset modes ---------------------------------------------------------------------------------------
-def count_searched_rows(monkeypatch) -> list[int]:
-    """The number of prefix rows of every Monte Carlo search the core runs."""
-    rows: list[int] = []
-    original = seqgan_env.core.monte_carlo_q
-
-    def counting(rollout_policy, scorer, prefixes, *args, **kwargs):
-        rows.append(prefixes.shape[0])
-        return original(rollout_policy, scorer, prefixes, *args, **kwargs)
-
-    monkeypatch.setattr(seqgan_env.core, "monte_carlo_q", counting)
-    return rows
-
-
 def test_autoreset_mode_argument():
     assert tiny_vec(2).metadata["autoreset_mode"] is AutoresetMode.NEXT_STEP
     for mode in AutoresetMode:
@@ -227,7 +214,8 @@ def test_autoreset_mode_argument():
             env = tiny_vec(2, autoreset_mode=arg)
             assert env.metadata["autoreset_mode"] is mode and env.autoreset_mode is mode
             assert env.metadata["render_modes"] == ["ansi"]
-    assert SeqGANVectorEnv.metadata["autoreset_mode"] is AutoresetMode.NEXT_STEP  # per instance, not the class
+    # per instance, not the class
+    assert SeqGANVectorEnv.metadata["autoreset_mode"] is AutoresetMode.NEXT_STEP
     with pytest.raises(ValueError, match=r"autoreset_mode must be .*'SameStep'.*got 'same_steps'"):
         tiny_vec(2, autoreset_mode="same_steps")
 
@@ -289,7 +277,8 @@ def test_autoreset_modes_match_gymnasiums_sync_vector_env(mode):
             if t_term.any():
                 assert_infos_equal(o_infos["final_info"], t_infos["final_info"])
                 np.testing.assert_array_equal(o_infos["_final_info"], t_infos["_final_info"])
-                np.testing.assert_array_equal(o_infos["sequence"][o_term], o_infos["final_info"]["sequence"][o_term])
+                final_sequences = o_infos["final_info"]["sequence"][o_term]
+                np.testing.assert_array_equal(o_infos["sequence"][o_term], final_sequences)
                 assert "sequence" not in t_infos
             if "_q" in t_infos:
                 np.testing.assert_array_equal(o_infos["_q"] & ~o_term, t_infos["_q"])
@@ -313,9 +302,10 @@ def test_same_step_resets_a_finished_env_in_the_step():
     assert infos["final_obs"][0].tolist() == [3, PAD, PAD, PAD] and infos["final_obs"][1] is None
     final = infos["final_info"]
     assert infos["_final_info"].tolist() == [True, False, False]
-    assert final["_sequence"].tolist() == [True, False, False] and final["_q"].tolist() == [True, False, False]
+    assert final["_sequence"].tolist() == final["_q"].tolist() == [True, False, False]
     assert final["sequence"][0].tolist() == [3, PAD, PAD, PAD]
-    assert final["q"][0] == rewards[0] == pytest.approx(env.discriminator.score(torch.tensor([[3, 8, 8, 8]]))[0])
+    score = env.discriminator.score(torch.tensor([[3, 8, 8, 8]]))[0]
+    assert final["q"][0] == rewards[0] == pytest.approx(score)
     # The next step is env 0's first step of a new episode: no step is lost to the autoreset.
     obs, rewards, terminated, _, infos = env.step(np.array([4, 2, 2]))
     assert obs[:, :2].tolist() == [[4, PAD], [1, 2], [1, 2]]

@@ -41,8 +41,8 @@ def fits(monkeypatch):
     calls: list[dict] = []
     original = Discriminator.fit
 
-    def recording_fit(self, optimizer, real, fake, epochs=3, batch_size=64, generator=None):
-        loss = original(self, optimizer, real, fake, epochs, batch_size, generator)
+    def recording_fit(self, optimizer, real, fake, epochs=3, batch_size=64, rng=None):
+        loss = original(self, optimizer, real, fake, epochs, batch_size, rng)
         calls.append(
             {"disc": self, "real": real.clone(), "fake": fake.clone(), "epochs": epochs,
              "batch_size": batch_size, "loss": loss}
@@ -303,6 +303,12 @@ def test_empty_or_malformed_real_data_raises(real):
         DiscriminatorTrainingVectorWrapper(envs, real, SamplerStub(), tiny_schedule())
 
 
+def test_an_env_without_a_discriminator_is_refused():
+    cartpole = gym.make("CartPole-v1")
+    with pytest.raises(TypeError, match=r"wrap a SeqGAN env .*got CartPoleEnv, which has no Discriminator"):
+        DiscriminatorTrainingWrapper(cartpole, distinct_real(4), SamplerStub(), tiny_schedule())
+
+
 def test_vector_step_finishing_several_periods_trains_once_per_period(fits, monkeypatch):
     """4 envs finishing together with every_episodes=2: two trainings, none lost."""
     vec = DiscriminatorTrainingVectorWrapper(
@@ -342,7 +348,8 @@ def test_vector_wrapper_records_each_episode_once_in_every_autoreset_mode(mode):
 
 
 def test_vector_wrapper_under_disabled_autoreset_records_nothing_twice():
-    envs = gym.make_vec("SeqGAN-Tiny-v0", num_envs=2, reward_mode="terminal", eos_id=3, autoreset_mode="Disabled")
+    envs = gym.make_vec("SeqGAN-Tiny-v0", num_envs=2, reward_mode="terminal", eos_id=3,
+                        autoreset_mode="Disabled")  # fmt: skip
     wrapper = DiscriminatorTrainingVectorWrapper(envs, distinct_real(32), SamplerStub(), tiny_schedule())
     wrapper.reset(seed=0)
     for actions in ([3, 1], [1, 1], [1, 1], [1, 1], [1, 1], [1, 1]):  # env 0 ends at once, env 1 at T
