@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from agents.learner import sync_rollout_policy
 from seqgan_env.sampling import sample_categorical
 from seqgan_env.token_lstm import TokenLSTM
 
@@ -53,17 +54,6 @@ class Episodes:
 def policy_gradient_loss(log_probs: torch.Tensor, q_values: torch.Tensor) -> torch.Tensor:
     """-sum_{b,t} log G(y_bt | y_b<t) * Q_bt: a sum over the batch, as the reference code."""
     return -(log_probs * q_values).sum()
-
-
-@torch.no_grad()
-def sync_rollout_policy(rollout_policy: TokenLSTM, generator: TokenLSTM, rate: float | None = None) -> None:
-    """Set the rollout policy to the generator (`rate` None) or move it towards it:
-    beta <- rate * beta + (1 - rate) * theta."""
-    for beta, theta in zip(rollout_policy.parameters(), generator.parameters(), strict=True):
-        if rate is None:
-            beta.copy_(theta)
-        else:
-            beta.mul_(rate).add_(theta, alpha=1.0 - rate)
 
 
 class ReinforceAgent:

@@ -18,7 +18,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import seqgan_env
-from seqgan_env import SeqGANEnv, VARIANTS, register_envs
+from seqgan_env import VARIANTS, SeqGANEnv, register_envs
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = "SeqGAN-Tiny-v0"

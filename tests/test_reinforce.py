@@ -8,9 +8,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import trainable
 import torch.nn.functional as F
-
+from conftest import trainable
 from gymnasium.vector import AutoresetMode
 
 import seqgan_env  # noqa: F401  (registers SeqGAN-Tiny-v0)

@@ -9,8 +9,18 @@ import pytest
 import torch
 
 from seqgan_env.text import (
-    BOS_ID, EOS_ID, UNK_ID, CorpusError, Vocabulary, VocabularyTooLargeError,
-    build_vocabulary, check_fits, decode, encode, load_corpus, normalize,
+    BOS_ID,
+    EOS_ID,
+    UNK_ID,
+    CorpusError,
+    Vocabulary,
+    VocabularyTooLargeError,
+    build_vocabulary,
+    check_fits,
+    decode,
+    encode,
+    load_corpus,
+    normalize,
 )
 
 LINES = [

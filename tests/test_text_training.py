@@ -18,8 +18,6 @@ from types import ModuleType
 import pytest
 import torch
 
-from agents.data import load_text_data, strip_sequences
-from agents.experiment import TEXT_METRIC_FIELDS, RunFolder
 from agents.reinforce import ReinforceAgent
 from seqgan_env.bleu import BLEUReference
 from seqgan_env.checkpoint import load_checkpoint
@@ -28,6 +26,9 @@ from seqgan_env.scorers import BLEUScorer, strip_ids
 from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 from seqgan_env.vector_env import SeqGANVectorEnv
+from train.evaluation import TEXT_METRIC_FIELDS
+from train.run_folder import RunFolder
+from train.sources import load_text_data, strip_sequences
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "train" / "adversarial.py"

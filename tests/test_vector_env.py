@@ -13,7 +13,7 @@ from conftest import FunctionScorer, TableScorer, tiny_discriminator, tiny_lstm
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 import seqgan_env.core
-from seqgan_env import SeqGANEnv, SeqGANVectorEnv, VARIANTS
+from seqgan_env import VARIANTS, SeqGANEnv, SeqGANVectorEnv
 
 TINY = "SeqGAN-Tiny-v0"
 TINY_KWARGS = VARIANTS[TINY]
