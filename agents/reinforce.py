@@ -44,11 +44,13 @@ class ReinforceConfig:
 
 @dataclass
 class Episodes:
-    """A batch of finished episodes: the sequences [B, T] (padded after an end-of-sequence) and the
-    reward of every step [B, T] (0 after the end)."""
+    """A batch of finished episodes: the sequences [B, T] (padded with `pad_id` after an
+    end-of-sequence; None where episodes have fixed length) and the reward of every step [B, T] (0
+    after the end)."""
 
     sequences: torch.Tensor
     rewards: torch.Tensor
+    pad_id: int | None = None
 
 
 def policy_gradient_loss(log_probs: torch.Tensor, q_values: torch.Tensor) -> torch.Tensor:
@@ -107,10 +109,12 @@ class ReinforceAgent:
                 if done.all():
                     break
                 logits, state = self.generator.step(actions, state)
-        return Episodes(sequences, rewards)
+        return Episodes(sequences, rewards, pad_id if base.eos_id is not None else None)
 
     def update(self, episodes: Episodes, pad_id: int | None = None) -> float:
-        """One policy-gradient step on `episodes`, then the rollout-policy sync; returns the loss."""
+        """One policy-gradient step on `episodes` (positions holding `pad_id`, by default the episodes'
+        own, are left out), then the rollout-policy sync; returns the loss."""
+        pad_id = episodes.pad_id if pad_id is None else pad_id
         q = episodes.rewards
         if self.config.constant_reward is not None:
             q = torch.full_like(q, self.config.constant_reward)

@@ -105,13 +105,16 @@ class Config:
     def filters(self) -> tuple[tuple[int, int], ...]:
         if self.disc_filters == "paper":
             return paper_filters(self.seq_len)
-        try:
-            pairs = tuple(tuple(int(x) for x in p.split(":")) for p in self.disc_filters.split(","))
-        except ValueError:
-            pairs = ()
-        if not pairs or any(len(p) != 2 for p in pairs):
-            raise ValueError(f"--disc-filters must be 'paper' or width:filters pairs, got {self.disc_filters!r}")
-        return DiscriminatorConfig(self.vocab_size, self.seq_len, filters=pairs).filters
+        pairs: list[tuple[int, int]] = []
+        for pair in self.disc_filters.split(","):
+            try:
+                width, n = pair.split(":")
+                pairs.append((int(width), int(n)))
+            except ValueError:
+                raise ValueError(
+                    f"--disc-filters must be 'paper' or width:filters pairs, got {self.disc_filters!r}"
+                ) from None
+        return DiscriminatorConfig(self.vocab_size, self.seq_len, filters=tuple(pairs)).filters
 
     def run_settings(self) -> dict[str, Any]:
         """What defines the experiment (everything but where it runs and how it is named)."""

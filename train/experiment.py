@@ -82,13 +82,14 @@ class Experiment:
         # PG-BLEU: BLEU against the training data scores the sequences in place of the discriminator.
         self.scorer = None if cfg.reward != "bleu" else BLEUScorer(self.real, cfg.bleu_n, self.eos_id,
                                                                    self.pad_id)
+        self.vector_env = SeqGANVectorEnv(
+            num_envs=cfg.batch_size, rollout_policy=self.rollout_policy, discriminator=self.discriminator,
+            n_rollouts=cfg.n_rollouts, reward_mode="mc" if cfg.mode == "seqgan" else "terminal",
+            oracle_seed=None, device=cfg.device, eos_id=self.eos_id, scorer=self.scorer,
+            vocabulary=None if self.vocabulary is None else self.vocabulary.tokens,
+        )
         self.envs = DiscriminatorTrainingVectorWrapper(
-            SeqGANVectorEnv(
-                num_envs=cfg.batch_size, rollout_policy=self.rollout_policy, discriminator=self.discriminator,
-                n_rollouts=cfg.n_rollouts, reward_mode="mc" if cfg.mode == "seqgan" else "terminal",
-                oracle_seed=None, device=cfg.device, eos_id=self.eos_id, scorer=self.scorer,
-                vocabulary=None if self.vocabulary is None else self.vocabulary.tokens,
-            ),
+            self.vector_env,
             real_data=self.real,
             sampler=lambda n: self.generator.sample(n, self.rng, eos_id=self.eos_id, pad_id=self.pad_id),
             schedule=DiscriminatorSchedule(None, cfg.disc_repeats, cfg.n_negatives, cfg.disc_epochs, cfg.batch_size),
@@ -126,7 +127,7 @@ class Experiment:
             "optimizers": {"mle": self.mle.optimizer.state_dict(), "pg": self.agent.optimizer.state_dict()},
             "discriminator_updater": self.envs.updater.state_dict(),
             "rng": {"device": self.device.type, "train": self.rng.get_state(),
-                    "env": self.envs.unwrapped._torch_rng.get_state(), "torch": torch.get_rng_state(),
+                    "env": self.vector_env._torch_rng.get_state(), "torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state(self.device) if cuda else None},
             "data": {"real": self.real, "test": self.test},
             "metrics": self.metrics, "elapsed_s": self.elapsed_s(),
@@ -150,7 +151,7 @@ class Experiment:
         self.agent.optimizer.load_state_dict(state["optimizers"]["pg"])
         self.envs.updater.load_state_dict(state["discriminator_updater"])
         self.rng.set_state(state["rng"]["train"])
-        self.envs.unwrapped._torch_rng.set_state(state["rng"]["env"])
+        self.vector_env._torch_rng.set_state(state["rng"]["env"])
         torch.set_rng_state(state["rng"]["torch"])
         if state["rng"]["cuda"] is not None:
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
@@ -175,7 +176,8 @@ class Experiment:
     def _load_models(self, state: dict[str, Any], with_discriminator: bool) -> None:
         """The models (configs checked by `check_compatible` before anything was written), the MLE
         optimiser, the data and the generator-update count of a checkpoint."""
-        models = [("generator", self.generator), ("rollout_policy", self.rollout_policy)]
+        models: list[tuple[str, torch.nn.Module]] = [("generator", self.generator),
+                                                    ("rollout_policy", self.rollout_policy)]
         if with_discriminator:
             models.append(("discriminator", self.discriminator))
         for key, model in models:
@@ -196,7 +198,7 @@ class Experiment:
         # and the same point of a run gets the same samples whatever --eval-every is.
         rng = seeded_rng(derive_seed(self.cfg.seed, "eval", phase, step), self.device)
         scores = self.evaluator(self.generator, self.test, rng)
-        row = {"phase": phase, "step": step, "generator_updates": self.generator_updates,
+        row: dict[str, Any] = {"phase": phase, "step": step, "generator_updates": self.generator_updates,
                **scores, "temperature": self.cfg.temperature,
                "d_loss": losses.get("d_loss", float("nan")), "pg_loss": losses.get("pg_loss", float("nan")),
                "elapsed_s": round(self.elapsed_s(), 1)}  # fmt: skip

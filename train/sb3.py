@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(cfg.threads)
     if pretrain is not None:
         run_experiment(pretrain, until="adversarial")
-    pre = load_pretrained(pretrain.run.path if pretrain is not None else cfg.pretrained)
+    pre = load_pretrained(pretrain.run.path if pretrain is not None else str(cfg.pretrained))
     print(f"pre-trained generator from {pre.source}" + ("" if pre.discriminator is not None else
           "; no pre-trained discriminator there: pre-training one here"), flush=True)  # fmt: skip
     sb3_run = SB3Run(cfg, run, pre, pre.oracle())
