@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from agents.learner import sync_rollout_policy
 from seqgan_env.devices import rng_device
 from seqgan_env.token_lstm import TokenLSTM
 
@@ -55,3 +56,39 @@ class MLETrainer:
         size = self.config.batch_size
         losses = [self.step(data[order[i : i + size]]) for i in range(0, len(data), size)]
         return sum(losses) / max(len(losses), 1)
+
+
+class ContinuedMLE:
+    """The continued-MLE control as a `Learner`: each round one MLE step on a random minibatch of the
+    real data, where SeqGAN would take its policy-gradient step (the environment is not consulted)."""
+
+    def __init__(
+        self,
+        trainer: MLETrainer,
+        data: torch.Tensor,
+        rng: torch.Generator | None = None,
+        rollout_policy: TokenLSTM | None = None,
+    ) -> None:
+        self.trainer, self.data, self.rng, self.rollout_policy = trainer, data, rng, rollout_policy
+
+    @property
+    def generator(self) -> TokenLSTM:
+        return self.trainer.generator
+
+    def start_rollout_policy(self) -> None:
+        """beta = theta (the rollout policy is never consulted by this control, but checkpoints hold it)."""
+        if self.rollout_policy is not None:
+            sync_rollout_policy(self.rollout_policy, self.generator)
+
+    def collect(self, envs: object = None) -> torch.Tensor:
+        """A minibatch [batch_size, T] of the real data, drawn with replacement."""
+        pick = torch.randint(len(self.data), (self.trainer.config.batch_size,), generator=self.rng,
+                             device=rng_device(self.rng))  # fmt: skip
+        return self.data[pick.to(self.data.device)]
+
+    def update(self, batch: torch.Tensor) -> float:
+        """One MLE step on the minibatch; returns its loss."""
+        return self.trainer.step(batch)
+
+    def sync(self) -> None:
+        """Nothing follows the generator here: the control's rollout policy is never consulted."""

@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from agents.learner import sync_rollout_policy
 from seqgan_env.sampling import sample_categorical
 from seqgan_env.token_lstm import TokenLSTM
 from seqgan_env.vector_env import SeqGANVectorEnv
@@ -44,27 +45,18 @@ class ReinforceConfig:
 
 @dataclass
 class Episodes:
-    """A batch of finished episodes: the sequences [B, T] (padded after an end-of-sequence) and the
-    reward of every step [B, T] (0 after the end)."""
+    """A batch of finished episodes: the sequences [B, T] (padded with `pad_id` after an
+    end-of-sequence; None where episodes have fixed length) and the reward of every step [B, T] (0
+    after the end)."""
 
     sequences: torch.Tensor
     rewards: torch.Tensor
+    pad_id: int | None = None
 
 
 def policy_gradient_loss(log_probs: torch.Tensor, q_values: torch.Tensor) -> torch.Tensor:
     """-sum_{b,t} log G(y_bt | y_b<t) * Q_bt: a sum over the batch, as the reference code."""
     return -(log_probs * q_values).sum()
-
-
-@torch.no_grad()
-def sync_rollout_policy(rollout_policy: TokenLSTM, generator: TokenLSTM, rate: float | None = None) -> None:
-    """Set the rollout policy to the generator (`rate` None) or move it towards it:
-    beta <- rate * beta + (1 - rate) * theta."""
-    for beta, theta in zip(rollout_policy.parameters(), generator.parameters(), strict=True):
-        if rate is None:
-            beta.copy_(theta)
-        else:
-            beta.mul_(rate).add_(theta, alpha=1.0 - rate)
 
 
 class ReinforceAgent:
@@ -121,10 +113,12 @@ class ReinforceAgent:
                 if done.all():
                     break
                 logits, state = self.generator.step(actions, state)
-        return Episodes(sequences, rewards)
+        return Episodes(sequences, rewards, pad_id if base.eos_id is not None else None)
 
     def update(self, episodes: Episodes, pad_id: int | None = None) -> float:
-        """One policy-gradient step on `episodes`, then the rollout-policy sync; returns the loss."""
+        """One policy-gradient step on `episodes` (positions holding `pad_id`, by default the episodes'
+        own, are left out), then the rollout-policy sync; returns the loss."""
+        pad_id = episodes.pad_id if pad_id is None else pad_id
         q = episodes.rewards
         if self.config.constant_reward is not None:
             q = torch.full_like(q, self.config.constant_reward)

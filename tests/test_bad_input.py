@@ -29,9 +29,9 @@ import torch
 from conftest import T, V, tiny_discriminator, tiny_lstm
 
 import seqgan_env.text as text_module
-from agents.data import load_text_data
 from seqgan_env.checkpoint import FORMAT, VERSION, load_checkpoint, model_entry, save_checkpoint
 from seqgan_env.text import CorpusError, load_corpus
+from train.sources import load_text_data
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = "SeqGAN-Tiny-v0"

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from seqgan_env.devices import generator_device, resolve_device
+from seqgan_env.devices import rng_device, resolve_device
+from train.evaluation import Evaluator
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +30,7 @@ def test_bad_device_names(name: object, error: str) -> None:
 
 def test_cpu_and_missing_cuda() -> None:
     assert resolve_device("cpu") == torch.device("cpu")
-    assert generator_device(None) == torch.device("cpu")
+    assert rng_device(None) == torch.device("cpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda")
@@ -62,13 +63,13 @@ def test_every_generator_of_a_run_names_its_device(
     RecordingGenerator.made.clear()
     script = load_script("adversarial")
     seen: dict[str, torch.device] = {}
-    original = script.Evaluator.__call__
+    original = Evaluator.__call__
 
     def evaluate(self: object, generator: object, test_data: object, rng: torch.Generator) -> object:
         seen["eval"] = rng.device
         return original(self, generator, test_data, rng)
 
-    monkeypatch.setattr(script.Evaluator, "__call__", evaluate)
+    monkeypatch.setattr(Evaluator, "__call__", evaluate)
     args = ["--preset", "tiny", "--threads", "1", "--n-real", "64", "--n-test", "32", "--eval-samples", "64",
             "--n-negatives", "32", "--rounds", "2", "--device", "cpu", "--out", str(tmp_path), "--name", "r"]
     assert script.main(args) == 0, capsys.readouterr().err

@@ -77,3 +77,24 @@ def test_agents_import_no_train():
     if not files:
         pytest.skip("agents/ has no Python files yet")
     assert not offenders(files, {"train", "<outside>"})
+
+
+SCRIPTS = ("adversarial", "pretrain", "sb3", "compare", "sample")  # train/NAME.py: entry points only
+
+
+def test_no_script_imports_another_script():
+    """Scripts share the modules of the train package, never each other (nor run each other)."""
+    files = python_files("train")
+    assert {f.stem for f in files} >= set(SCRIPTS)
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        scripts = {name for name in imported if name.removeprefix("train.") in SCRIPTS}
+        assert not scripts, f"{path.name} imports the script(s) {sorted(scripts)}"
+        assert "subprocess" not in imported, f"{path.name} runs another process"
+
+
+def test_train_modules_are_small():
+    sizes = {f.name: len(f.read_text(encoding="utf-8").splitlines()) for f in python_files("train")}
+    assert max(sizes.values()) <= 300, sizes

@@ -22,8 +22,8 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecCheckNan, VecEnv, V
 
 from agents.sb3 import (
     ALGORITHMS,
-    AdversarialRoundCallback,
     PolicySampler,
+    SB3Learner,
     SB3VecEnv,
     generator_from_policy,
     load_model,
@@ -32,6 +32,7 @@ from agents.sb3 import (
 )
 from seqgan_env import VARIANTS, SeqGANEnv, SeqGANVectorEnv
 from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorTrainingVectorWrapper
+from train.stages import run_rounds
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "train" / "sb3.py"
@@ -272,9 +273,9 @@ def test_vec_env_checks_of_sb3():
     assert lengths == [T] * 4 and all(0 <= r <= 1 for r in rewards)
 
 
-def test_discriminator_wrapper_under_the_adapter_and_the_round_callback():
-    """The REINFORCE agent's wrapper records SB3's episodes; the callback syncs the rollout policy
-    to the SB3 policy and trains the discriminator after every update."""
+def test_discriminator_wrapper_under_the_adapter_and_the_sb3_learner():
+    """The REINFORCE agent's wrapper records SB3's episodes; in the adversarial loop the SB3 learner
+    syncs the rollout policy to the SB3 policy after every update, and the discriminator trains."""
     generator, rollout = tiny_lstm(seed=10), tiny_lstm(seed=11)
     real = torch.randint(0, V, (32, T), generator=torch.Generator().manual_seed(0))
     sampler = PolicySampler(torch.Generator().manual_seed(0))
@@ -282,16 +283,17 @@ def test_discriminator_wrapper_under_the_adapter_and_the_round_callback():
     envs = DiscriminatorTrainingVectorWrapper(venv, real, sampler, DiscriminatorSchedule(None, 1, 16, 1, 8))
     model = make_model("ppo", SB3VecEnv(envs), generator, seed=0, **SMALL["ppo"])
     sampler.bind(model)
-    evaluations = []
-    def evaluate(rounds: int, generator: torch.nn.Module, losses: dict[str, float]) -> dict[str, float]:
-        evaluations.append((rounds, losses))
-        return {"score": float(rounds)}
-
-    callback = AdversarialRoundCallback(rollout, envs, "copy", evaluate=evaluate, eval_every=2)
-    model.learn(3 * 4 * 8, callback=callback)
-    assert callback.rounds == 3 and envs.updater.trainings == 3
-    assert [r for r, _ in evaluations] == [0, 2, 3]
-    assert np.isfinite(evaluations[-1][1]["d_loss"]) and np.isfinite(evaluations[-1][1]["pg_loss"])
+    learner = SB3Learner(model, 3, rollout, "copy")
+    learner.start_rollout_policy()
+    for a, b in zip(rollout.parameters(), generator_from_policy(model.policy).parameters(), strict=True):
+        assert torch.equal(a, b)  # beta = theta from the start
+    rounds: list[tuple[int, dict[str, float]]] = []
+    run_rounds(learner, envs, 3, 0, envs.train_discriminator, lambda r, losses: rounds.append((r, losses)), "",
+               progress=False)  # fmt: skip
+    learner.close()
+    assert [r for r, _ in rounds] == [1, 2, 3] and envs.updater.trainings == 3 and learner.iterations == 3
+    assert np.isfinite(rounds[-1][1]["d_loss"]) and np.isfinite(rounds[-1][1]["pg_loss"])
+    assert model.num_timesteps == 3 * 4 * 8 and learner.n_updates > 0
     assert envs.updater.episodes_seen == 3 * 4 * 8 // T
     for a, b in zip(rollout.parameters(), generator_from_policy(model.policy).parameters(), strict=True):
         assert torch.equal(a, b)
@@ -382,7 +384,7 @@ def test_script_bad_input(e2e_run, tmp_path, capsys, monkeypatch):
     folder, _ = e2e_run
     out = ["--out", str(tmp_path)]
     bad = run_in_process(capsys, monkeypatch, "--algo", "dqn", *out)
-    assert bad.returncode == 2 and "unknown algorithm 'dqn'" in bad.stderr
+    assert bad.returncode == 2 and "argument --algo: invalid choice: 'dqn'" in bad.stderr
     empty = tmp_path / "empty_run"
     empty.mkdir()
     (empty / "config.json").write_text("{}")
@@ -414,7 +416,7 @@ def test_script_bad_input(e2e_run, tmp_path, capsys, monkeypatch):
         (["--name", "../x"], "--name must be a plain folder name"),
         (["--name", "/abs"], "--name must be a plain folder name"),
         (["--temperature", "nan"], "--temperature must be a finite number"),
-        (["--rollout-update", "foo"], "--rollout-update must be one of copy, ema, fixed"),
+        (["--rollout-update", "foo"], "argument --rollout-update: invalid choice: 'foo'"),
         (["--value-arch", "64,x"], "--value-arch must be comma-separated sizes"),
     ],
 )
@@ -437,9 +439,10 @@ class CheckRolloutCache(BaseCallback):
     """After every env step: the env's cached rollout-policy logits and state of each live prefix are
     the rollout policy's current ones for that prefix, as a fresh computation gives them."""
 
-    def __init__(self, venv: SeqGANVectorEnv, rounds: AdversarialRoundCallback) -> None:
+    def __init__(self, venv: SeqGANVectorEnv) -> None:
         super().__init__()
-        self.venv, self.rounds = venv, rounds
+        self.venv = venv
+        self.learner: SB3Learner | None = None
         self.checked_after_sync = 0
 
     def _on_step(self) -> bool:
@@ -450,24 +453,26 @@ class CheckRolloutCache(BaseCallback):
         logits, (h, c) = self.venv.rollout_policy.prefix_states(tokens)  # [T, B, .]
         at, rows = torch.as_tensor(core.length[live]), torch.arange(len(live))
         for name, expected in (("logits", logits), ("h", h), ("c", c)):
-            message = f"stale cached {name} at round {self.rounds.rounds}"
+            message = f"stale cached {name} at round {self.learner.iterations}"
             torch.testing.assert_close(getattr(core, name)[live], expected[at, rows], rtol=1e-6, atol=1e-7,
                                        msg=lambda m, message=message: f"{message}: {m}")  # fmt: skip
-        self.checked_after_sync += self.rounds.rounds >= 1
+        self.checked_after_sync += self.learner.iterations >= 1
         return True
 
 
-def test_cached_rollout_states_follow_the_round_callbacks_sync():
-    """SB3 resets finished envs before the round callback copies the new policy into the rollout
-    policy, so episodes start from states cached with the previous weights unless the env notices."""
+def test_cached_rollout_states_follow_the_learners_sync():
+    """SB3 resets finished envs before the learner copies the new policy into the rollout policy, so
+    episodes start from states cached with the previous weights unless the env notices."""
     # The rollout policy starts as the generator: the sync at the start changes nothing, the rounds' do.
     generator, rollout = tiny_lstm(seed=13), tiny_lstm(seed=13)
     venv = SeqGANVectorEnv(4, **VARIANTS[TINY], reward_mode="shaped", eos_id=3, rollout_policy=rollout,
                            discriminator=tiny_discriminator())  # fmt: skip
     model = make_model("ppo", SB3VecEnv(venv), generator, seed=0, **SMALL["ppo"])
-    rounds = AdversarialRoundCallback(rollout, None, "copy")
-    checker = CheckRolloutCache(venv, rounds)
-    model.learn(3 * 4 * 8, callback=[rounds, checker])
-    assert rounds.rounds == 3 and checker.checked_after_sync >= 8
+    checker = CheckRolloutCache(venv)
+    checker.learner = learner = SB3Learner(model, 3, rollout, "copy", callback=checker)
+    learner.start_rollout_policy()
+    run_rounds(learner, venv, 3, 0, None, lambda r, losses: None, "", progress=False)
+    learner.close()
+    assert learner.iterations == 3 and checker.checked_after_sync >= 8
     for a, b in zip(rollout.parameters(), generator_from_policy(model.policy).parameters(), strict=True):
         assert torch.equal(a, b)

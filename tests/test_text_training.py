@@ -18,8 +18,6 @@ from types import ModuleType
 import pytest
 import torch
 
-from agents.data import load_text_data, strip_sequences
-from agents.experiment import TEXT_METRIC_FIELDS, RunFolder
 from agents.reinforce import ReinforceAgent
 from seqgan_env.bleu import BLEUReference
 from seqgan_env.checkpoint import load_checkpoint
@@ -28,6 +26,12 @@ from seqgan_env.scorers import BLEUScorer, strip_ids
 from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 from seqgan_env.vector_env import SeqGANVectorEnv
+from train.config import parse_config
+from train.evaluation import TEXT_METRIC_FIELDS
+from train.experiment import Experiment
+from train.run_folder import RunFolder
+from train.sources import load_text_data, strip_sequences
+from train.stages import run_adversarial
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "train" / "adversarial.py"
@@ -81,15 +85,14 @@ def assert_padded_after_eos(rows: list[list[int]], eos: int, pad: int) -> None:
         assert row[k + 1 :] == [pad] * (len(row) - k - 1) and pad not in row[: k + 1], row
 
 
-def text_experiment(tmp_path: Path, corpus: Path, *args: str) -> tuple[ModuleType, object]:
+def text_experiment(tmp_path: Path, corpus: Path, *args: str) -> tuple[None, Experiment]:
     """train/adversarial.py's Experiment for a tiny text run, in this process."""
-    module = load_script()
-    cfg = module.parse_config([*FAST, "--data", str(corpus), *args])
+    cfg = parse_config([*FAST, "--data", str(corpus), *args])
     text = load_text_data(cfg.data, cfg.level, cfg.seq_len, cfg.max_vocab, cfg.test_fraction, cfg.seed)
     cfg = dataclasses.replace(cfg, vocab_size=text.vocabulary.size)
     run = RunFolder(tmp_path / "run")
     run.create(cfg.run_settings())
-    return module, module.Experiment(cfg, run, None, text)
+    return None, Experiment(cfg, run, None, text)
 
 
 # --- the reward plug-in: PG-BLEU ------------------------------------------------------------------------
@@ -177,7 +180,7 @@ def test_collect_pads_after_eos_and_update_ignores_those_positions(corpus: Path)
     envs = SeqGANVectorEnv(num_envs=24, vocab_size=vocab.size, seq_len=T, n_rollouts=2, eos_id=eos,
                            scorer=scorer, embed_dim=4, hidden_dim=4, discriminator_filters=[(1, 2)],
                            oracle_seed=None)  # fmt: skip
-    generator = TokenLSTM(TokenLSTMConfig(vocab.size, T, 4, 4), generator=torch.Generator().manual_seed(0))
+    generator = TokenLSTM(TokenLSTMConfig(vocab.size, T, 4, 4), rng=torch.Generator().manual_seed(0))
     with torch.no_grad():
         generator.output.bias[eos] = 2.5  # episodes of many lengths
     agent = ReinforceAgent(generator, envs.rollout_policy, rng=torch.Generator().manual_seed(0))
@@ -214,9 +217,9 @@ def test_text_experiment_wires_eos_and_padding_everywhere(tmp_path: Path, corpus
 
     pad_ids = []
     update = exp.agent.update
-    exp.agent.update = lambda episodes, pad_id=None: pad_ids.append(pad_id) or update(episodes, pad_id=pad_id)
+    exp.agent.update = lambda episodes: pad_ids.append(episodes.pad_id) or update(episodes)
     exp.stage = "adversarial"
-    exp.run_adversarial()
+    run_adversarial(exp)
     assert pad_ids == [pad, pad]  # the policy gradient ignores what follows <eos>
     assert (exp.discriminator.embedding.weight[pad] == 0).all()  # padding still embeds to zeros
     exp.run.close()
@@ -359,9 +362,9 @@ def test_max_vocab_caps_the_vocabulary(tmp_path: Path, corpus: Path, capsys: pyt
         (None, ["--max-vocab", "3"], "--max-vocab must be > 3"),
         (None, ["--vocab-size", "50"], "--vocab-size does not apply with --data"),
         (None, ["--oracle", "x.npz"], "--data and --oracle exclude each other"),
-        (None, ["--level", "byte"], "--level must be one of"),
+        (None, ["--level", "byte"], "argument --level: invalid choice: 'byte'"),
         (None, ["--test-fraction", "0"], "--test-fraction must be in (0, 1)"),
-        (None, ["--reward", "gan"], "--reward must be one of"),
+        (None, ["--reward", "gan"], "argument --reward: invalid choice: 'gan'"),
         (None, ["--reward", "bleu", "--mode", "mle"], "--reward bleu"),
         (None, ["--bleu-samples", "1"], "--bleu-samples must be >= 2"),
     ],

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.experiment import RunFolder
+from train.run_folder import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "train" / "adversarial.py"

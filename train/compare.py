@@ -26,9 +26,14 @@ from typing import Any
 
 import torch
 
-import adversarial
-from agents.experiment import RunFolder, evaluate
 from seqgan_env.checkpoint import load_checkpoint, token_lstm_from_entry
+from seqgan_env.text import CorpusError
+from train.config import PRESETS, parse_config
+from train.evaluation import evaluate
+from train.plots import plot_comparison
+from train.run_folder import RunFolder
+from train.sources import make_oracle
+from train.stages import open_experiment, run_experiment
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -98,8 +103,8 @@ def check_args(args: argparse.Namespace) -> None:
     if args.seqgan_run is not None:
         check_finished_run(Path(args.seqgan_run))
     else:
-        if args.preset not in adversarial.PRESETS:
-            raise ValueError(f"--preset must be one of {sorted(adversarial.PRESETS)}, got {args.preset!r}")
+        if args.preset not in PRESETS:
+            raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {args.preset!r}")
         if args.oracle is not None and not Path(args.oracle).is_file():
             raise ValueError(f"--oracle {args.oracle}: no such file")
         made = Path(args.out) / f"compare_{args.preset}_s{args.seed}_seqgan"
@@ -107,15 +112,18 @@ def check_args(args: argparse.Namespace) -> None:
             raise ValueError(f"{made} already exists: pass --seqgan-run {made} to reuse it, or remove it")
     if args.extra:
         try:
-            adversarial.parse_config(list(args.extra))
+            parse_config(list(args.extra))
         except (ValueError, FileNotFoundError) as err:
             raise ValueError(f"--extra: {err}") from None
 
 
 def run_adversarial(args: list[str]) -> None:
-    code = adversarial.main(args)
-    if code != 0:
-        raise SystemExit(f"train/adversarial.py {' '.join(args)} failed with exit code {code}")
+    """A train/adversarial.py run with these options, in this process."""
+    try:
+        exp = open_experiment(parse_config(args))
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, CorpusError, RuntimeError) as err:
+        raise SystemExit(f"error: train/adversarial.py {' '.join(args)}: {err}") from None
+    run_experiment(exp)
 
 
 def trajectory(run: RunFolder, method: str) -> list[dict[str, Any]]:
@@ -164,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     # The MLE generator at several temperatures.
     mle_state = load_checkpoint(seqgan.checkpoint("mle"))
     generator = token_lstm_from_entry(mle_state["generator"])
-    oracle = adversarial.make_oracle(adversarial.Config(**config))  # the run's own oracle
+    oracle = make_oracle(config["vocab_size"], config["seq_len"], config["oracle"], config["oracle_seed"])
     rng = torch.Generator().manual_seed(config["seed"] + 1)
     for temperature in (float(t) for t in args.temperatures.split(",")):
         ev = evaluate(generator, oracle, mle_state["data"]["test"], config["eval_samples"], rng, temperature)
@@ -194,29 +202,8 @@ def write_outputs(rows: list[dict[str, Any]], folder: Path, config: dict[str, An
     (folder / "comparison.md").write_text(table + "\n")
     print(table)
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 5))
-    styles = {"MLE at temperature": "k.-", "REINFORCE, reward 1": "s--", "continued MLE": "^:", "SeqGAN": "o-"}
-    for method, style in styles.items():
-        pts = [r for r in rows if r["method"] == method]
-        if pts:
-            ax.plot([p["nll_test"] for p in pts], [p["nll_oracle"] for p in pts], style, ms=4, label=method)
-    for p in rows:
-        if p["method"] == "MLE at temperature":
-            ax.annotate(f"{p['temperature']:g}", (p["nll_test"], p["nll_oracle"]), fontsize=7,
-                        textcoords="offset points", xytext=(3, 3))
-    ax.set_xlabel("NLL-test (diversity: lower is better)")
-    ax.set_ylabel("NLL-oracle (quality: lower is better)")
-    ax.set_title(f"quality vs diversity, {config['preset']} preset, {config['rounds']} rounds", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(folder / "comparison.png", dpi=120)
-    plt.close(fig)
+    plot_comparison(rows, folder / "comparison.png",
+                    f"quality vs diversity, {config['preset']} preset, {config['rounds']} rounds")
     print(f"wrote {folder / 'comparison.png'}, comparison.md, comparison.csv")
 
 

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import torch
 
-from agents.data import decode_lines
-from agents.experiment import RunFolder
 from seqgan_env.checkpoint import load_checkpoint, token_lstm_from_entry
 from seqgan_env.devices import resolve_device
 from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM
+from train.run_folder import RunFolder
+from train.sources import decode_lines
 
 CHECKPOINTS = ("final", "latest", "mle")
 CHUNK = 1024  # sequences generated (and printed) at a time: memory stays bounded for any -n

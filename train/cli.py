@@ -1,0 +1,137 @@
+"""A config dataclass as a command line: one `--flag` per field, its type, choices and help from the
+field, and errors of one line.
+
+Each field declares its help with `option()`. `Literal[...]` fields become choices, `bool` fields
+`--flag/--no-flag`, `int`/`float`/`str` (maybe `| None`) typed values. Defaults are suppressed, so the
+parsed namespace holds only what was given: a preset or a resumed run's config fills in the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, NoReturn
+
+from seqgan_env.devices import resolve_device
+
+MAX_SEED = 2**63 - 1
+
+
+def option(
+    help_text: str, *, at_least: float | None = None, above: float | None = None, below: float | None = None,
+    **kw: Any,
+) -> Any:
+    """A config dataclass field whose help text becomes its `--help` line, with the range its value
+    must lie in (`check_options` enforces it): >= `at_least`, > `above`, < `below`."""
+    bounds = {"at_least": at_least, "above": above, "below": below}
+    return dataclasses.field(metadata={"help": help_text, **bounds}, **kw)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are a ValueError: the scripts report it as every other bad input, in one
+    line with exit code 2, before anything is written."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ValueError(f"{message} (see --help)")
+
+
+def config_parser(config_cls: type, description: str | None) -> argparse.ArgumentParser:
+    """A parser with one flag per field of `config_cls` (see the module docstring)."""
+    parser = OneLineParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    hints = typing.get_type_hints(config_cls)
+    for f in dataclasses.fields(config_cls):
+        flag, kind = f"--{f.name.replace('_', '-')}", _base_type(hints[f.name])
+        text = f.metadata["help"]
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                                help=f"{text} (default: {'on' if f.default else 'off'})")  # fmt: skip
+        elif typing.get_origin(kind) is Literal:
+            choices = typing.get_args(kind)
+            parser.add_argument(flag, choices=choices, default=argparse.SUPPRESS, metavar="{" + ",".join(choices) + "}",
+                                help=f"{text} (default: {f.default})")  # fmt: skip
+        else:
+            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=f"{text} (default: {f.default})")
+    return parser
+
+
+def _base_type(hint: Any) -> Any:
+    """`int` for `int | None`, the hint itself otherwise."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
+
+
+def check_options(config: Any) -> None:
+    """Every field of a config dataclass holds its declared type (floats finite, `Literal` fields one
+    of their choices) within its `option()` range. Errors name the flag: a preset or a config.json may
+    hold anything."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        flag, value, hint = f"--{f.name.replace('_', '-')}", getattr(config, f.name), hints[f.name]
+        if value is None:
+            if type(None) not in typing.get_args(hint):
+                raise ValueError(f"{flag} needs a value")
+            continue
+        kind = _base_type(hint)
+        if typing.get_origin(kind) is Literal:
+            if value not in typing.get_args(kind):
+                raise ValueError(f"{flag} must be one of {', '.join(typing.get_args(kind))}, got {value!r}")
+        elif kind is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"{flag} must be true or false, got {value!r}")
+        elif kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"{flag} must be an integer, got {value!r}")
+        elif kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{flag} must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"{flag} must be a finite number, got {value!r}")
+        elif kind is str and not isinstance(value, str):
+            raise ValueError(f"{flag} must be a string, got {value!r}")
+        if kind in (int, float):
+            _check_range(flag, value, f.metadata)
+
+
+def _check_range(flag: str, value: float, bounds: Any) -> None:
+    low, above, below = bounds.get("at_least"), bounds.get("above"), bounds.get("below")
+    if low is not None and below is not None and not low <= value < below:
+        raise ValueError(f"{flag} must be in [{low}, {below}), got {value}")
+    if low is not None and value < low:
+        raise ValueError(f"{flag} must be >= {low}, got {value}")
+    if above is not None and not value > above:
+        raise ValueError(f"{flag} must be > {above}, got {value}")
+
+
+def check_seed(flag: str, value: int) -> None:
+    """A seed every generator takes: an int in [0, 2**63 - 1]."""
+    if not 0 <= value <= MAX_SEED:
+        raise ValueError(f"{flag} must be in [0, 2**63 - 1], got {value}")
+
+
+def check_run_name(name: str) -> None:
+    """A run folder name is one plain path component: it cannot reach outside --out."""
+    if name in (".", "..") or Path(name).name != name or "/" in name or "\\" in name or name.startswith("-"):
+        raise ValueError(f"--name must be a plain folder name (no '/', '..' or leading '-'), got {name!r}")
+
+
+def check_run_options(config: Any, paths: tuple[str, ...] = ()) -> None:
+    """What every script's config has: --seed, --device (it must exist here), --out and --name (a plain
+    folder name inside --out), and path options that, when given, are not empty."""
+    check_seed("--seed", config.seed)
+    resolve_device(config.device)
+    for name in ("out", "name", *paths):
+        if getattr(config, name) == "":
+            raise ValueError(f"--{name.replace('_', '-')} must not be empty")
+    if config.name is not None:
+        check_run_name(config.name)
+
+
+def fail(message: object) -> int:
+    """Print a user error as one line; the scripts' exit code for bad input."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2

@@ -1,0 +1,193 @@
+"""The SeqGAN experiment's options (one dataclass: `--help` is its fields) and presets.
+
+A preset sets many options; the command line overrides them; a resumed run keeps its own config.
+Every option is checked (`Config.validate`) before anything is written or computed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from seqgan_env.discriminator import DiscriminatorConfig, paper_filters
+from train.cli import check_options, check_run_options, check_seed, config_parser, option
+from train.run_folder import RunFolder
+
+
+@dataclass
+class Config:
+    """Every option of the experiment; a preset sets many of them, the command line overrides."""
+
+    preset: Literal["paper", "cpu", "tiny"] = option(
+        "paper: the reference code's numbers (a GPU); cpu: a 2-core CPU in < 30 min; tiny: a smoke test",
+        default="cpu")
+    mode: Literal["seqgan", "constant", "mle"] = option(
+        "seqgan, or a control: constant (REINFORCE with reward 1) or mle (continued MLE)", default="seqgan")
+    seed: int = option("seed of data sampling, initialisation and training", default=0)
+    oracle: str | None = option("oracle parameter file (.npz, SPEC 2.1); default: a seeded N(0,1) oracle",
+                              default=None)
+    oracle_seed: int = option("seed of the built-in random oracle", default=0)
+    device: str = option("torch device", default="cpu")
+    threads: int = option("CPU threads for torch (0: torch's default, one per core)", default=0, at_least=0)
+    out: str = option("folder holding run folders", default="runs")
+    name: str | None = option("run folder name (default: preset_mode_seed_time)", default=None)
+    resume: str | None = option("continue this run folder from its last checkpoint", default=None)
+    init_from: str | None = option("start from this run folder's pre-trained models (skips pre-training)",
+                                 default=None)
+    vocab_size: int = option("vocabulary size V", default=5000, at_least=1)
+    seq_len: int = option("sequence length T", default=20, at_least=1)
+    n_real: int = option("real (oracle) training sequences", default=9984, at_least=1)
+    n_test: int = option("held-out oracle sequences for NLL-test", default=9984, at_least=1)
+    gen_embed_dim: int = option("generator embedding size", default=32, at_least=1)
+    gen_hidden_dim: int = option("generator LSTM size", default=32, at_least=1)
+    batch_size: int = option("MLE minibatch, discriminator minibatch, and sequences per PG step", default=64, at_least=1)
+    mle_epochs: int = option("MLE pre-training epochs", default=120, at_least=0)
+    mle_lr: float = option("MLE Adam learning rate", default=0.01, above=0)
+    grad_clip: float = option("global gradient-norm clip of the generator", default=5.0, above=0)
+    mle_eval_every: int = option("evaluate every this many MLE epochs", default=10, at_least=1)
+    disc_embed_dim: int = option("discriminator embedding size", default=64, at_least=1)
+    disc_filters: str = option("'paper' or width:filters pairs, e.g. 1:50,2:50,5:50", default="paper")
+    disc_dropout: float = option("discriminator dropout while training", default=0.25, at_least=0, below=1)
+    disc_lr: float = option("discriminator Adam learning rate", default=1e-4, above=0)
+    disc_pretrain_repeats: int = option("discriminator pre-training: times {fresh negatives, epochs}", default=50, at_least=0)
+    disc_epochs: int = option("epochs over each set of real + negatives", default=3, at_least=1)
+    n_negatives: int = option("negatives per discriminator training set", default=9984, at_least=1)
+    rounds: int = option("adversarial rounds (one generator update each)", default=200, at_least=0)
+    n_rollouts: int = option("Monte Carlo completions per prefix (N)", default=16, at_least=1)
+    pg_lr: float = option("policy-gradient Adam learning rate", default=0.01, above=0)
+    disc_repeats: int = option("discriminator trainings {negatives, epochs} per round", default=5, at_least=0)
+    rollout_update: Literal["copy", "ema"] = option("copy (the reference code) or ema", default="copy")
+    rollout_rate: float = option("ema rate: beta <- rate*beta + (1-rate)*theta", default=0.8, at_least=0, below=1)
+    constant_reward: float = option("the reward of --mode constant", default=1.0)
+    eval_every: int = option("evaluate and checkpoint every this many rounds", default=5, at_least=1)
+    eval_samples: int = option("generator samples for NLL-oracle", default=9984, at_least=1)
+    temperature: float = option("sampling temperature of the evaluation", default=1.0, above=0)
+    data: str | None = option("train on this plain-text corpus (UTF-8, one sequence per line, cut to --seq-len "
+                            "tokens) instead of an oracle; V then comes from the corpus", default=None)
+    level: Literal["word", "char"] = option("--data tokens: word (whitespace-separated) or char", default="word")
+    max_vocab: int | None = option("--data: at most this many ids, <bos> <eos> <unk> included; rarer tokens "
+                                 "become <unk>; None: every token of the corpus", default=None)
+    test_fraction: float = option("--data: share of the lines held out for NLL-test and BLEU", default=0.1)
+    bleu_samples: int = option("--data: generated sentences per evaluation for BLEU-2..5 (each against all "
+                             "held-out lines) and Self-BLEU-2..5", default=1000)
+    self_bleu_samples: int = option("--data: how many of those Self-BLEU scores (each against all the "
+                                  "others)", default=500, at_least=1)
+    reward: Literal["discriminator", "bleu"] = option("what rewards the generator: discriminator (SeqGAN) or bleu (PG-BLEU: BLEU-n against "
+                       "the training data; no discriminator is trained)", default="discriminator")
+    bleu_n: int = option("n of BLEU-n, the --reward bleu reward (4: standard BLEU)", default=4, at_least=1)
+
+    @property
+    def trains_discriminator(self) -> bool:
+        """Whether this run pre-trains and trains a discriminator (SeqGAN with its reward)."""
+        return self.mode == "seqgan" and self.reward == "discriminator"
+
+    def validate(self) -> None:
+        """Clear one-line errors for impossible settings, before anything is written or computed."""
+        check_options(self)  # types, choices and ranges first: a preset or config.json may hold anything
+        check_run_options(self, paths=("resume", "init_from", "oracle", "data"))
+        check_seed("--oracle-seed", self.oracle_seed)
+        self.filters()  # parses, and checks widths against seq_len
+        if self.reward == "bleu" and self.mode != "seqgan":
+            raise ValueError(f"--reward bleu rewards the seqgan mode; --mode {self.mode} has no such reward")
+        if self.data is not None:
+            if self.oracle is not None:
+                raise ValueError("--data and --oracle exclude each other: a text run has no oracle")
+            if self.max_vocab is not None and self.max_vocab <= 3:
+                raise ValueError(f"--max-vocab must be > 3 (<bos>, <eos>, <unk> count), got {self.max_vocab}")
+            if not 0 < self.test_fraction < 1:
+                raise ValueError(f"--test-fraction must be in (0, 1), got {self.test_fraction}")
+            if self.bleu_samples < 2:
+                raise ValueError(f"--bleu-samples must be >= 2 (Self-BLEU compares), got {self.bleu_samples}")
+        check_memory(self)
+
+    def filters(self) -> tuple[tuple[int, int], ...]:
+        if self.disc_filters == "paper":
+            return paper_filters(self.seq_len)
+        pairs: list[tuple[int, int]] = []
+        for pair in self.disc_filters.split(","):
+            try:
+                width, n = pair.split(":")
+                pairs.append((int(width), int(n)))
+            except ValueError:
+                raise ValueError(
+                    f"--disc-filters must be 'paper' or width:filters pairs, got {self.disc_filters!r}"
+                ) from None
+        return DiscriminatorConfig(self.vocab_size, self.seq_len, filters=tuple(pairs)).filters
+
+    def run_settings(self) -> dict[str, Any]:
+        """What defines the experiment (everything but where it runs and how it is named)."""
+        skip = {"device", "threads", "out", "name", "resume"}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+
+
+def check_memory(cfg: Config) -> None:
+    """Refuse sizes whose largest buffers cannot fit in this machine's memory (e.g. --batch-size 10**8),
+    before anything is allocated. The estimate counts the data, the Monte Carlo search's [B*N, V]
+    sampling buffers, an MLE minibatch's [B, T, V] logits and their gradients."""
+    V, T = cfg.vocab_size, cfg.seq_len
+    terms = {  # bytes, by the option that sets them
+        "--n-real/--n-test/--n-negatives": 8 * T * (cfg.n_real + cfg.n_test + 2 * cfg.n_negatives),
+        "--batch-size": 4 * 4 * cfg.batch_size * V * (cfg.n_rollouts + T),
+        "--eval-samples": 4 * 4 * min(cfg.eval_samples, 1024) * V + 8 * T * cfg.eval_samples,
+    }
+    total = physical_memory()
+    if total is not None and sum(terms.values()) > 0.8 * total:
+        biggest = max(terms, key=terms.__getitem__)
+        raise ValueError(f"these sizes need about {sum(terms.values()) / 2**30:.1f} GiB, this machine has "
+                         f"{total / 2**30:.1f} GiB: lower {biggest} (about {terms[biggest] / 2**30:.1f} GiB)")
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM on this machine, where the OS says."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+# The presets. "paper" is the reference code (SPEC 2.2); "cpu" is what a 2-core CPU finishes in under
+# 30 minutes, and every deviation from "paper" is listed in the README.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "cpu": {
+        "mle_epochs": 20, "disc_embed_dim": 32, "disc_filters": "1:32,2:32,3:32,4:32,5:32,10:32,15:32,20:32",
+        "disc_pretrain_repeats": 10, "disc_epochs": 1, "n_negatives": 4992, "disc_repeats": 1,
+        "rounds": 50, "n_rollouts": 8,
+    },
+    "tiny": {
+        "vocab_size": 50, "seq_len": 8, "n_real": 256, "n_test": 128, "batch_size": 16, "mle_epochs": 3,
+        "mle_eval_every": 2, "disc_embed_dim": 8, "disc_filters": "1:8,2:8,4:8,8:8", "disc_pretrain_repeats": 2,
+        "disc_epochs": 1, "n_negatives": 128, "rounds": 4, "n_rollouts": 4, "disc_repeats": 1,
+        "eval_every": 2, "eval_samples": 256,
+    },
+}  # fmt: skip
+
+
+def parse_config(argv: list[str] | None = None, description: str | None = None) -> Config:
+    """Preset defaults, then the options given on the command line; a resumed run keeps its own
+    config, and any option given that contradicts it is an error."""
+    given = vars(config_parser(Config, description).parse_args(argv))
+    if "resume" in given:
+        ignored = [f"--{k}" for k in ("name", "out") if k in given]
+        if ignored:
+            raise ValueError(f"--resume continues {given['resume']} where it is: {' and '.join(ignored)} "
+                             "cannot apply to it")  # fmt: skip
+        saved = RunFolder(given["resume"]).saved_config()
+        clash = {k: (v, saved[k]) for k, v in given.items() if k in saved and saved[k] != v}
+        if clash:
+            raise ValueError(
+                f"{given['resume']} was made with a different config: "
+                + ", ".join(f"--{k.replace('_', '-')} {new!r} (run has {old!r})" for k, (new, old) in clash.items())
+            )
+        base = saved
+    else:
+        base = PRESETS[given.get("preset", Config.preset)]
+    config = Config(**{**base, **given})
+    config.validate()
+    if config.data is not None and "vocab_size" in given and "resume" not in given:
+        raise ValueError("--vocab-size does not apply with --data: the corpus sets V (cap: --max-vocab)")
+    return config
+
+

@@ -1,0 +1,134 @@
+"""Evaluation of a generator: NLL-oracle and NLL-test on the synthetic benchmark, NLL-test, BLEU-2..5
+and Self-BLEU-2..5 on text (Texygen's definitions), as the rows of a run's metrics.csv."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from seqgan_env.bleu import BLEUReference, self_bleu
+from seqgan_env.metrics import nll_oracle, nll_test
+from seqgan_env.text import Vocabulary
+from seqgan_env.token_lstm import TokenLSTM
+from train.sources import strip_sequences
+
+METRIC_FIELDS = (
+    "phase", "step", "generator_updates", "nll_oracle", "nll_oracle_se", "nll_test", "nll_test_se",
+    "temperature", "d_loss", "pg_loss", "elapsed_s",
+)  # fmt: skip
+BLEU_ORDERS = (2, 3, 4, 5)
+TEXT_METRIC_FIELDS = (
+    "phase", "step", "generator_updates", "nll_test", "nll_test_se",
+    *(f"bleu{n}" for n in BLEU_ORDERS), *(f"self_bleu{n}" for n in BLEU_ORDERS),
+    "temperature", "d_loss", "pg_loss", "elapsed_s",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """NLL-oracle (quality) and NLL-test (diversity) of a generator, with standard errors."""
+
+    nll_oracle: float
+    nll_oracle_se: float
+    nll_test: float
+    nll_test_se: float
+
+
+def evaluate(
+    generator: TokenLSTM,
+    oracle: TokenLSTM,
+    test_data: torch.Tensor,
+    n_samples: int,
+    rng: torch.Generator,
+    temperature: float = 1.0,
+) -> Evaluation:
+    """NLL-oracle of `n_samples` fresh samples and NLL-test on held-out data, both at `temperature`."""
+    generator.eval()
+    quality = nll_oracle(oracle, generator, n_samples, rng, temperature)
+    diversity = nll_test(generator, test_data, temperature=temperature)
+    return Evaluation(quality.mean, quality.stderr, diversity.mean, diversity.stderr)
+
+
+@dataclass(frozen=True)
+class TextEvaluation:
+    """NLL-test on held-out text, BLEU-n of generated sentences against it (quality) and their
+    Self-BLEU-n (similarity to each other: higher is less diverse)."""
+
+    nll_test: float
+    nll_test_se: float
+    bleu2: float
+    bleu3: float
+    bleu4: float
+    bleu5: float
+    self_bleu2: float
+    self_bleu3: float
+    self_bleu4: float
+    self_bleu5: float
+
+
+def evaluate_text(
+    generator: TokenLSTM,
+    test_data: torch.Tensor,
+    reference: BLEUReference,
+    n_samples: int,
+    rng: torch.Generator,
+    temperature: float = 1.0,
+    eos_id: int | None = None,
+    pad_id: int | None = None,
+    self_bleu_samples: int | None = None,
+) -> TextEvaluation:
+    """NLL-test of `test_data` (padding excluded), and BLEU-2..5 / Self-BLEU-2..5 of `n_samples` fresh
+    samples at `temperature`: each against the whole `reference` (the held-out sentences), resp. the
+    other samples, `self_bleu_samples` of them (seeded subset; None: all) scored as hypotheses."""
+    generator.eval()
+    nll = nll_test(generator, test_data, pad_id=pad_id, temperature=temperature)
+    samples = strip_sequences(generator.sample(n_samples, rng, temperature, eos_id=eos_id, pad_id=pad_id),
+                              eos_id, pad_id)  # fmt: skip
+    bleus = [reference.corpus_mean_bleu(samples, n) for n in BLEU_ORDERS]
+    selfs = [self_bleu(samples, n, max_sentences=self_bleu_samples) for n in BLEU_ORDERS]
+    return TextEvaluation(nll.mean, nll.stderr, *bleus, *selfs)
+
+
+class Evaluator:
+    """A run's evaluation: NLL-oracle and NLL-test of an oracle run (`oracle`), or NLL-test, BLEU-2..5
+    and Self-BLEU-2..5 of a text run (`vocabulary`), all at `temperature`."""
+
+    def __init__(
+        self,
+        oracle: TokenLSTM | None,
+        vocabulary: Vocabulary | None = None,
+        temperature: float = 1.0,
+        eval_samples: int = 9984,
+        bleu_samples: int = 1000,
+        self_bleu_samples: int | None = 500,
+    ) -> None:
+        if (oracle is None) == (vocabulary is None):
+            raise ValueError("an Evaluator needs an oracle (oracle runs) or a vocabulary (text runs)")
+        self.oracle, self.vocabulary, self.temperature = oracle, vocabulary, temperature
+        self.eval_samples, self.bleu_samples = eval_samples, bleu_samples
+        self.self_bleu_samples = self_bleu_samples
+        self._reference: tuple[torch.Tensor, BLEUReference] | None = None  # (test data, its BLEU references)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The columns of the run's metrics.csv."""
+        return METRIC_FIELDS if self.vocabulary is None else TEXT_METRIC_FIELDS
+
+    @property
+    def summary(self) -> tuple[str, ...]:
+        """The scores worth showing at a glance."""
+        return ("nll_oracle", "nll_test") if self.vocabulary is None else ("bleu4", "self_bleu4", "nll_test")
+
+    def __call__(
+        self, generator: TokenLSTM, test_data: torch.Tensor, rng: torch.Generator
+    ) -> dict[str, float]:
+        """The scores of `generator` against held-out `test_data`, by name (the metrics columns)."""
+        if self.vocabulary is not None:
+            eos, pad = self.vocabulary.eos_id, self.vocabulary.pad_id
+            if self._reference is None or self._reference[0] is not test_data:  # made once per test set
+                self._reference = (test_data, BLEUReference(strip_sequences(test_data, eos, pad)))
+            return asdict(evaluate_text(generator, test_data, self._reference[1], self.bleu_samples, rng,
+                                        self.temperature, eos, pad, self.self_bleu_samples))  # fmt: skip
+        assert self.oracle is not None
+        return asdict(evaluate(generator, self.oracle, test_data, self.eval_samples, rng, self.temperature))

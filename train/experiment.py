@@ -1,0 +1,264 @@
+"""One run of the SeqGAN experiment: its models, data, environment, optimisers and progress, its
+checkpoints (exact resume), and `run_experiment`, which takes a config from start to finish.
+
+Randomness has one generator per purpose, each seeded from --seed (`train.rng.derive_seed`), so no
+purpose shifts another's numbers (see `Experiment`).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from agents.learner import Learner
+from agents.mle import ContinuedMLE, MLEConfig, MLETrainer
+from agents.reinforce import ReinforceAgent, ReinforceConfig
+from seqgan_env.checkpoint import load_checkpoint, model_entry, save_checkpoint
+from seqgan_env.devices import resolve_device
+from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
+from seqgan_env.scorers import BLEUScorer
+from seqgan_env.text import Vocabulary, decode
+from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
+from seqgan_env.vector_env import SeqGANVectorEnv
+from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorTrainingVectorWrapper
+from train.config import Config
+from train.evaluation import Evaluator
+from train.plots import plot_learning_curve
+from train.rng import derive_seed, seeded_rng
+from train.run_folder import RunFolder
+from train.sources import TextData
+
+RUN_STATE_VERSION = 2  # what a checkpoint of this script holds beyond the env's models (see Experiment.state)
+
+
+class Experiment:
+    """The models, data, optimisers and progress of one run, and its checkpoints.
+
+    Randomness has one generator per purpose, each seeded from --seed (`derive_seed`), so no purpose
+    shifts another's numbers: initialisation and data on the CPU (the same models and data on any
+    device), training draws on the device (`rng`: MLE and discriminator minibatches, negatives, the
+    agent's tokens), the environment's own generator (Monte Carlo completions), and a fresh generator
+    for each evaluation. Dropout draws from torch's global generator; the checkpoints hold every state.
+    """
+
+    def __init__(
+        self, cfg: Config, run: RunFolder, oracle: TokenLSTM | None, text: TextData | None = None
+    ) -> None:
+        self.cfg = cfg
+        self.run = run
+        self.device = resolve_device(cfg.device)
+        init = seeded_rng(derive_seed(cfg.seed, "init"))  # CPU
+        self.rng = seeded_rng(derive_seed(cfg.seed, "train"), self.device)
+        # Text runs: sequences end with <eos> and are padded after it; oracle runs have fixed length.
+        self.vocabulary: Vocabulary | None = None if text is None else text.vocabulary
+        self.eos_id = None if text is None else text.eos_id
+        self.pad_id = None if text is None else text.pad_id
+        gen_config = TokenLSTMConfig(cfg.vocab_size, cfg.seq_len, cfg.gen_embed_dim, cfg.gen_hidden_dim)
+        self.generator = TokenLSTM(gen_config, rng=init).to(self.device)
+        self.rollout_policy = copy.deepcopy(self.generator)  # beta = theta until the adversarial phase
+        disc_config = DiscriminatorConfig(
+            cfg.vocab_size, cfg.seq_len, cfg.disc_embed_dim, cfg.filters(), cfg.disc_dropout, lr=cfg.disc_lr
+        )
+        self.discriminator = Discriminator(disc_config, rng=init).to(self.device)
+        # Real and held-out data: independent oracle samples (NLL-test never sees training data), or
+        # the corpus's seeded split.
+        if text is None:
+            assert oracle is not None
+            data_rng = seeded_rng(derive_seed(cfg.seed, "data"))  # CPU
+            oracle = oracle.cpu()
+            self.real = oracle.sample(cfg.n_real, data_rng)
+            self.test = oracle.sample(cfg.n_test, data_rng)
+        else:
+            self.real, self.test = text.real, text.test
+        self.oracle = None if oracle is None else oracle.to(self.device)
+        self.evaluator = Evaluator(self.oracle, self.vocabulary, cfg.temperature, cfg.eval_samples,
+                                   cfg.bleu_samples, cfg.self_bleu_samples)  # fmt: skip
+        mle_config = MLEConfig(cfg.mle_lr, cfg.batch_size, cfg.grad_clip)
+        self.mle = MLETrainer(self.generator, mle_config, pad_id=self.pad_id)
+        # PG-BLEU: BLEU against the training data scores the sequences in place of the discriminator.
+        self.scorer = None if cfg.reward != "bleu" else BLEUScorer(self.real, cfg.bleu_n, self.eos_id,
+                                                                   self.pad_id)
+        self.vector_env = SeqGANVectorEnv(
+            num_envs=cfg.batch_size, rollout_policy=self.rollout_policy, discriminator=self.discriminator,
+            n_rollouts=cfg.n_rollouts, reward_mode="mc" if cfg.mode == "seqgan" else "terminal",
+            oracle_seed=None, device=cfg.device, eos_id=self.eos_id, scorer=self.scorer,
+            vocabulary=None if self.vocabulary is None else self.vocabulary.tokens,
+        )
+        self.envs = DiscriminatorTrainingVectorWrapper(
+            self.vector_env,
+            real_data=self.real,
+            sampler=lambda n: self.generator.sample(n, self.rng, eos_id=self.eos_id, pad_id=self.pad_id),
+            schedule=DiscriminatorSchedule(None, cfg.disc_repeats, cfg.n_negatives, cfg.disc_epochs, cfg.batch_size),
+            rng=self.rng,
+        )
+        self.envs.reset(seed=derive_seed(cfg.seed, "env"))  # seeds the env's own sampler
+        self.agent = ReinforceAgent(
+            self.generator, self.rollout_policy,
+            ReinforceConfig(cfg.pg_lr, cfg.grad_clip, cfg.rollout_update, cfg.rollout_rate,
+                            cfg.constant_reward if cfg.mode == "constant" else None),
+            rng=self.rng,
+        )
+        self.stage, self.progress = "mle", 0
+        self.generator_updates = 0
+        self.metrics: list[dict[str, Any]] = []
+        self.elapsed = 0.0
+        self._t0 = time.monotonic()
+
+    def learner(self) -> Learner:
+        """What takes each round's generator update: the REINFORCE agent (SeqGAN, and the constant
+        reward control), or continued MLE on the real data (the other control)."""
+        if self.cfg.mode == "mle":
+            return ContinuedMLE(self.mle, self.real, self.rng, self.rollout_policy)
+        return self.agent
+
+    # --- checkpoints -----------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Everything a resumed run needs to continue bit for bit (every random state included)."""
+        cuda = self.device.type == "cuda"
+        return {
+            "config": self.cfg.run_settings(), "run_state_version": RUN_STATE_VERSION,
+            "stage": self.stage, "progress": self.progress, "generator_updates": self.generator_updates,
+            "generator": model_entry(self.generator), "rollout_policy": model_entry(self.rollout_policy),
+            "discriminator": model_entry(self.discriminator),
+            "optimizers": {"mle": self.mle.optimizer.state_dict(), "pg": self.agent.optimizer.state_dict()},
+            "discriminator_updater": self.envs.updater.state_dict(),
+            "rng": {"device": self.device.type, "train": self.rng.get_state(),
+                    "env": self.vector_env._torch_rng.get_state(), "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state(self.device) if cuda else None},
+            "data": {"real": self.real, "test": self.test},
+            "metrics": self.metrics, "elapsed_s": self.elapsed_s(),
+            **({} if self.vocabulary is None else {"vocabulary": self.vocabulary.to_dict()}),
+        }  # fmt: skip
+
+    def save(self, *names: str) -> None:
+        state = self.state()
+        for name in names:
+            save_checkpoint(self.run.checkpoint(name), state)
+
+    def resume(self, state: dict[str, Any]) -> None:
+        """Continue from this run's own checkpoint (`latest.pt`), exactly where it stood."""
+        if state.get("run_state_version") != RUN_STATE_VERSION:
+            raise ValueError(f"{self.run.path} was written by another version of this script (run state "
+                             f"{state.get('run_state_version')}, expected {RUN_STATE_VERSION}): start a new run")
+        if state["rng"]["device"] != self.device.type:
+            raise ValueError(f"{self.run.path} ran on {state['rng']['device']}; resume it with --device "
+                             f"{state['rng']['device']} (random states do not carry across device types)")
+        self._load_models(state, with_discriminator=True)
+        self.agent.optimizer.load_state_dict(state["optimizers"]["pg"])
+        self.envs.updater.load_state_dict(state["discriminator_updater"])
+        self.rng.set_state(state["rng"]["train"])
+        self.vector_env._torch_rng.set_state(state["rng"]["env"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if state["rng"]["cuda"] is not None:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        self.metrics = state["metrics"]
+        self.stage, self.progress = state["stage"], state["progress"]
+        self.elapsed = state["elapsed_s"]
+
+    def init_from(self, state: dict[str, Any]) -> None:
+        """Start from another run's pre-training (--init-from): its generator and data, and its
+        pre-trained discriminator where it has one of this run's shape; this run does the rest."""
+        has_d = state["stage"] in ("adversarial", "done") and (
+            state["discriminator"]["config"] == self.discriminator.config.to_dict()
+        )
+        self._load_models(state, with_discriminator=has_d)
+        if has_d:
+            self.envs.updater.optimizer.load_state_dict(state["discriminator_updater"]["optimizer"])
+        self.agent.start_rollout_policy()  # the adversarial phase starts with beta = theta
+        self.metrics = [r for r in state["metrics"] if r["phase"] == "mle"]
+        has_d = has_d or not self.cfg.trains_discriminator
+        self.stage, self.progress = ("adversarial" if has_d else "discriminator"), 0
+
+    def _load_models(self, state: dict[str, Any], with_discriminator: bool) -> None:
+        """The models (configs checked by `check_compatible` before anything was written), the MLE
+        optimiser, the data and the generator-update count of a checkpoint."""
+        models: list[tuple[str, torch.nn.Module]] = [("generator", self.generator),
+                                                    ("rollout_policy", self.rollout_policy)]
+        if with_discriminator:
+            models.append(("discriminator", self.discriminator))
+        for key, model in models:
+            model.load_state_dict(state[key]["state_dict"])
+        self.mle.optimizer.load_state_dict(state["optimizers"]["mle"])
+        if self.scorer is not None and not torch.equal(self.real, state["data"]["real"]):
+            self.scorer.set_references(state["data"]["real"])
+        self.real, self.test = state["data"]["real"], state["data"]["test"]
+        self.envs.updater.real_data = self.real
+        self.generator_updates = state["generator_updates"]
+
+    def elapsed_s(self) -> float:
+        return self.elapsed + time.monotonic() - self._t0
+
+    # --- evaluation ------------------------------------------------------------------------------
+    def evaluate(self, phase: str, step: int, **losses: float) -> dict[str, Any]:
+        # A generator of its own per evaluation: evaluating never moves the training's random numbers,
+        # and the same point of a run gets the same samples whatever --eval-every is.
+        rng = seeded_rng(derive_seed(self.cfg.seed, "eval", phase, step), self.device)
+        scores = self.evaluator(self.generator, self.test, rng)
+        row: dict[str, Any] = {"phase": phase, "step": step, "generator_updates": self.generator_updates,
+               **scores, "temperature": self.cfg.temperature,
+               "d_loss": losses.get("d_loss", float("nan")), "pg_loss": losses.get("pg_loss", float("nan")),
+               "elapsed_s": round(self.elapsed_s(), 1)}  # fmt: skip
+        self.metrics.append(row)
+        self.run.write_metrics(self.metrics, self.evaluator.fields)
+        self.run.log_scalars(
+            {**{f"eval/{k}": v for k, v in scores.items() if not k.endswith("_se")},
+             "losses/discriminator": row["d_loss"], "losses/pg": row["pg_loss"]},
+            self.generator_updates,
+        )
+        return row
+
+    def postfix(self, row: dict[str, Any]) -> dict[str, str]:
+        """The progress bar's summary of an evaluation."""
+        return {k: f"{row[k]:.3f}" for k in self.evaluator.summary}
+
+    def finish(self) -> None:
+        self.run.write_metrics(self.metrics, self.evaluator.fields)
+        cfg = self.cfg
+        data = "" if cfg.data is None else f"{Path(cfg.data).name}, "
+        reward = "" if cfg.reward == "discriminator" else f", reward {cfg.reward}"
+        plot_learning_curve(self.metrics, self.run.path / "curve.png",
+                            f"{data}{cfg.preset} preset, mode {cfg.mode}{reward}, seed {cfg.seed}")
+        rng = seeded_rng(derive_seed(cfg.seed, "samples"), self.device)
+        samples = self.generator.sample(100, rng, eos_id=self.eos_id, pad_id=self.pad_id).cpu()
+        vocab = self.vocabulary
+        self.run.write_samples(samples, None if vocab is None else lambda row: decode(row.tolist(), vocab))
+        self.run.close()
+
+
+
+def init_from_checkpoint(cfg: Config, vocabulary: Vocabulary | None) -> dict[str, Any]:
+    """The checkpoint --init-from names (the run's pretrained.pt, else its mle.pt), checked against
+    this run's sizes and vocabulary before anything is written."""
+    assert cfg.init_from is not None
+    source = RunFolder(cfg.init_from)
+    if not source.path.is_dir():
+        raise FileNotFoundError(f"--init-from {cfg.init_from}: no such run folder")
+    path = source.checkpoint("pretrained")
+    if not path.is_file():
+        path = source.checkpoint("mle")
+    if not path.is_file():
+        raise FileNotFoundError(f"--init-from {cfg.init_from} holds no pre-training (neither pretrained.pt nor "
+                                "mle.pt): let its MLE stage finish first")  # fmt: skip
+    state = load_checkpoint(path)
+    check_compatible(cfg, state, path, vocabulary)
+    return state
+
+
+def check_compatible(cfg: Config, state: dict[str, Any], path: Path, vocabulary: Vocabulary | None) -> None:
+    """A checkpoint of this script whose generator has this run's shape and whose data has its
+    vocabulary (text) or none (oracle)."""
+    if state.get("run_state_version") != RUN_STATE_VERSION or "generator" not in state:
+        raise ValueError(f"{path} was not written by this version of train/adversarial.py (run state "
+                         f"{state.get('run_state_version')}, expected {RUN_STATE_VERSION})")  # fmt: skip
+    ours = None if vocabulary is None else vocabulary.to_dict()
+    if state.get("vocabulary") != ours:
+        source = "an oracle" if "vocabulary" not in state else "a text corpus"
+        raise ValueError(f"{path} was trained on {source} with another vocabulary than this run's")
+    want = TokenLSTMConfig(cfg.vocab_size, cfg.seq_len, cfg.gen_embed_dim, cfg.gen_hidden_dim).to_dict()
+    if state["generator"]["config"] != want:
+        raise ValueError(f"{path}: its generator was made with {state['generator']['config']}, this run "
+                         f"needs {want}")  # fmt: skip

@@ -1,0 +1,115 @@
+"""A run folder: `config.json`, `metrics.csv` (a row per evaluation), TensorBoard scalars under `tb/`,
+checkpoints (written atomically), `curve.png`, `samples.txt` and, for a text run, `vocab.json`.
+
+The metrics rows live in the checkpoint too, so a resumed run rewrites `metrics.csv` from its last
+checkpoint and every evaluation appears exactly once. A process holds the folder's lock while it runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class RunFolder:
+    """One experiment's folder: config, metrics, TensorBoard, checkpoints, plot, samples."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._writer: Any = None
+        self._lock: Any = None
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    def checkpoint(self, name: str) -> Path:
+        return self.path / f"{name}.pt"
+
+    def lock(self) -> None:
+        """Hold the folder for this process (until it exits): a second process on the same run folder
+        gets a clear error instead of interleaving checkpoints, metrics and TensorBoard events."""
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock
+            return
+        if self._lock is not None:
+            return
+        handle = (self.path / ".lock").open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise RuntimeError(f"run folder {self.path} is in use by another process; wait for it to finish "
+                               "or stop it first") from None
+        self._lock = handle  # released by the operating system when the process ends
+
+    def remove_temporaries(self) -> list[Path]:
+        """Delete what a killed write left behind (`.NAME.pt.*.tmp`, `metrics.csv.tmp`); call it while
+        holding the lock. Returns the files removed."""
+        stale = sorted(self.path.glob("*.tmp"))  # pathlib's * matches dot files too
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return stale
+
+    def create(self, config: dict[str, Any]) -> None:
+        """Make a new run folder; refuses an existing one so nothing is partly overwritten."""
+        if self.path.exists():
+            raise FileExistsError(
+                f"run folder {self.path} already exists: pass --resume {self.path} to continue it, "
+                "or choose another --name"
+            )
+        self.path.mkdir(parents=True)
+        self.lock()
+        tmp = self.path / "config.json.tmp"
+        tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, self.config_path)
+
+    def saved_config(self) -> dict[str, Any]:
+        """The config a run folder was made with, or a clear error if it is not a run folder."""
+        if not self.config_path.is_file():
+            raise FileNotFoundError(f"{self.path} is not a run folder (no config.json)")
+        return json.loads(self.config_path.read_text())
+
+    def write_metrics(self, rows: list[dict[str, Any]], fields: tuple[str, ...]) -> None:
+        """Rewrite metrics.csv from all rows so far (the rows also live in the checkpoint)."""
+        tmp = self.path / "metrics.csv.tmp"
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+        tmp.replace(self.path / "metrics.csv")
+
+    def tensorboard(self, purge_step: int | None = None) -> Any:
+        """A TensorBoard writer; on resume, `purge_step` drops events logged after the checkpoint."""
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.path / "tb"), purge_step=purge_step)
+        return self._writer
+
+    def log_scalars(self, scalars: dict[str, float], step: int) -> None:
+        writer = self.tensorboard()
+        for key, value in scalars.items():
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                writer.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        """Flush TensorBoard and release the folder's lock."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def write_samples(self, samples: torch.Tensor, decode: Any = None) -> None:
+        """Generated sequences, one per line (token ids, or text through `decode`)."""
+        lines = [decode(row) if decode else " ".join(map(str, row.tolist())) for row in samples]
+        (self.path / "samples.txt").write_text("\n".join(lines) + "\n")

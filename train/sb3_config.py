@@ -1,0 +1,116 @@
+"""train/sb3.py's options: one dataclass, its fields the `--help` (defaults finish on a 2-core CPU in
+under 30 minutes), checked before anything is written."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from train.cli import check_options, check_run_options, config_parser, option
+from train.config import PRESETS
+
+CPU_FILTERS: str = PRESETS["cpu"]["disc_filters"]  # one place for the cpu preset
+
+
+@dataclass
+class SB3Config:
+    """Every option of the script (the defaults finish on a 2-core CPU in under 30 minutes)."""
+
+    algo: Literal["ppo", "a2c", "maskable_ppo", "recurrent_ppo"] = option("the SB3 algorithm", default="ppo")
+    pretrained: str | None = option("a train/adversarial.py run folder to start from (its pretrained.pt, else "
+                                  "mle.pt); default: pre-train in place", default=None)  # fmt: skip
+    pretrain_preset: Literal["paper", "cpu", "tiny"] = option("preset of the in-place pre-training (train/adversarial.py --preset X "
+                                "--rounds 0), when --pretrained is not given", default="cpu")  # fmt: skip
+    pretrain_args: str = option("more options for the in-place pre-training, e.g. "
+                              "--pretrain-args='--mle-epochs 20'", default="")  # fmt: skip
+    oracle: str | None = option("oracle parameter file (.npz) for the in-place pre-training; default: the "
+                              "built-in seeded random oracle", default=None)  # fmt: skip
+    load: str | None = option("continue this saved SB3 model (.zip, same --algo) instead of warm-starting "
+                            "from the generator", default=None)  # fmt: skip
+    warm_start: bool = option("start from a fresh policy of the generator's shape instead of the pre-trained "
+                            "generator (the warm start, default)", default=True)  # fmt: skip
+    seed: int = option("seed of SB3, the env, sampling and the evaluation", default=0)
+    device: str = option("torch device of the models", default="cpu")
+    threads: int = option("CPU threads for torch (0: torch's default, one per core)", default=0, at_least=0)
+    out: str = option("folder holding run folders", default="runs")
+    name: str | None = option("run folder name (default: sb3_ALGO_sSEED_time)", default=None)
+    rounds: int = option("SB3 updates (rollout + gradient steps), each followed by the rollout sync and the "
+                       "discriminator training", default=40, at_least=1)  # fmt: skip
+    n_envs: int = option("parallel envs (sequences per rollout step); the paper's batch is 64", default=64, at_least=1)
+    n_steps: int = option("rollout length per env per update (0: T, one episode per env)", default=0, at_least=0)
+    batch_size: int = option("PPO minibatch (0: half the rollout); ignored by A2C", default=0, at_least=0)
+    n_epochs: int = option("PPO epochs over each rollout; ignored by A2C", default=4, at_least=1)
+    learning_rate: float = option("the policy's learning rate (Adam; A2C: RMSprop)", default=1e-3, above=0)
+    gamma: float = option("discount; 1 with shaped rewards (the return is D(y))", default=1.0)
+    gae_lambda: float = option("GAE lambda", default=0.95)
+    clip_range: float = option("PPO clip range; ignored by A2C", default=0.2, above=0)
+    ent_coef: float = option("entropy bonus coefficient", default=0.0, at_least=0)
+    vf_coef: float = option("value loss coefficient", default=0.5, at_least=0)
+    max_grad_norm: float = option("gradient-norm clip of the policy", default=0.5, above=0)
+    value_arch: str = option("hidden sizes of the value MLP, comma-separated ('' for none)", default="64")
+    reward_mode: Literal["shaped", "mc", "terminal"] = option("shaped (r_t = Q_t - Q_{t-1}), mc (r_t = Q_t: needs --gamma 0) or terminal",
+                            default="shaped")  # fmt: skip
+    n_rollouts: int = option("Monte Carlo completions per prefix (N)", default=8, at_least=1)
+    rollout_update: Literal["copy", "ema", "fixed"] = option("the env's rollout policy: copy (= the SB3 policy, the paper), ema, or "
+                               "fixed (stays the pre-trained generator)", default="copy")  # fmt: skip
+    rollout_rate: float = option("ema rate: beta <- rate*beta + (1-rate)*theta", default=0.8, at_least=0, below=1)
+    mask_tokens: str = option("maskable_ppo: comma-separated token ids the policy may never choose (the "
+                            "evaluation, the rollout policy and the negatives use the unmasked distribution)",
+                            default="")  # fmt: skip
+    disc_repeats: int = option("discriminator trainings {negatives, epochs} per round (0: a fixed D)",
+                             default=1, at_least=0)  # fmt: skip
+    disc_epochs: int = option("epochs over each set of real + negatives", default=1, at_least=1)
+    n_negatives: int = option("negatives per discriminator training set", default=4992, at_least=1)
+    disc_pretrain_repeats: int = option("discriminator pre-training here, where the source has none: times "
+                                      "{negatives, epochs}", default=10, at_least=0)  # fmt: skip
+    disc_embed_dim: int = option("embedding size of a discriminator made here", default=32, at_least=1)
+    disc_filters: str = option("filters of a discriminator made here: 'auto' (the cpu preset's that fit T: "
+                             f"{CPU_FILTERS}), 'paper', or width:filters pairs", default="auto")  # fmt: skip
+    eval_every: int = option("evaluate (and save model.zip) every this many rounds", default=10, at_least=1)
+    eval_samples: int = option("generator samples for NLL-oracle", default=9984, at_least=1)
+    temperature: float = option("sampling temperature of the evaluation", default=1.0, above=0)
+    tensorboard: bool = option("write TensorBoard logs under RUN/tb", default=True)
+    progress: bool = option("show progress bars", default=True)
+
+    def validate(self) -> None:
+        """Clear errors for impossible settings, before anything is written."""
+        check_options(self)  # types, choices and ranges
+        check_run_options(self, paths=("pretrained", "load", "oracle"))
+        if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
+            raise ValueError(
+                f"--gamma and --gae-lambda must lie in [0, 1], got {self.gamma}, {self.gae_lambda}"
+            )
+        if self.mask_tokens and self.algo != "maskable_ppo":
+            raise ValueError("--mask-tokens needs --algo maskable_ppo")
+        self.masked_tokens()
+        self.value_layers()
+
+    def masked_tokens(self) -> list[int]:
+        try:
+            return [int(t) for t in self.mask_tokens.split(",") if t.strip()]
+        except ValueError:
+            raise ValueError(
+                f"--mask-tokens must be comma-separated token ids, got {self.mask_tokens!r}"
+            ) from None
+
+    def value_layers(self) -> tuple[int, ...]:
+        try:
+            layers = tuple(int(n) for n in self.value_arch.split(",") if n.strip())
+        except ValueError:
+            layers = (0,)
+        if any(n < 1 for n in layers):
+            raise ValueError(f"--value-arch must be comma-separated sizes >= 1, got {self.value_arch!r}")
+        return layers
+
+    def settings(self) -> dict[str, Any]:
+        """What defines the run (everything but where it runs and how it is named)."""
+        skip = {"device", "threads", "out", "name", "progress"}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+
+
+def parse_sb3_config(argv: list[str] | None = None, description: str | None = None) -> SB3Config:
+    parser = config_parser(SB3Config, description)
+    config = SB3Config(**vars(parser.parse_args(argv)))
+    config.validate()
+    return config

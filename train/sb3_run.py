@@ -1,0 +1,166 @@
+"""An SB3 run of the adversarial phase: the env, the SB3 model as a `Learner`, evaluation, outputs.
+
+The policy starts as the pre-trained generator (the warm start: equal next-token distributions) and is
+evaluated with the REINFORCE path's code (`train.evaluation.evaluate`: NLL-oracle, NLL-test).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from agents.sb3 import PolicySampler, SB3Learner, SB3VecEnv, generator_from_policy, load_model, make_model
+from seqgan_env.checkpoint import model_entry, save_checkpoint
+from seqgan_env.devices import resolve_device
+from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
+from seqgan_env.token_lstm import TokenLSTM
+from seqgan_env.vector_env import SeqGANVectorEnv
+from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorTrainingVectorWrapper
+from train.config import Config
+from train.evaluation import METRIC_FIELDS, evaluate
+from train.plots import plot_learning_curve
+from train.rng import derive_seed, seeded_rng
+from train.run_folder import RunFolder
+from train.sb3_config import CPU_FILTERS, SB3Config
+from train.sources import Pretrained
+from train.stages import run_rounds
+
+
+def make_discriminator(cfg: SB3Config, vocab_size: int, seq_len: int, rng: torch.Generator) -> Discriminator:
+    """A fresh discriminator of --disc-* sizes (for a source without a pre-trained one)."""
+    filters = cfg.disc_filters
+    if filters == "auto":
+        filters = ",".join(p for p in CPU_FILTERS.split(",") if int(p.split(":")[0]) <= seq_len)
+    sizes = Config(vocab_size=vocab_size, seq_len=seq_len, disc_filters=filters)
+    config = DiscriminatorConfig(vocab_size, seq_len, cfg.disc_embed_dim, sizes.filters())
+    return Discriminator(config, rng=rng)
+
+
+class SB3Run:
+    """The env, the SB3 model and the bookkeeping of one run."""
+
+    def __init__(self, cfg: SB3Config, run: RunFolder, pre: Pretrained, oracle: TokenLSTM) -> None:
+        self.cfg, self.run, self.pre = cfg, run, pre
+        self.device = resolve_device(cfg.device)
+        self.oracle = oracle.to(self.device)
+        # One generator per purpose, each on the device it samples on: negatives and discriminator
+        # minibatches (`rng`); a fresh one per evaluation; a fresh discriminator's initialisation (CPU).
+        self.rng = seeded_rng(derive_seed(cfg.seed, "train"), self.device)
+        gen = pre.generator.to(self.device)
+        V, T = gen.config.vocab_size, gen.config.seq_len
+        self.rollout_policy = TokenLSTM(gen.config).to(self.device)
+        self.rollout_policy.load_state_dict(gen.state_dict())
+        init = seeded_rng(derive_seed(cfg.seed, "init"))
+        self.discriminator = (pre.discriminator or make_discriminator(cfg, V, T, init)).to(self.device)
+        self.d_pretrained = pre.discriminator is not None
+        self.sampler = PolicySampler(self.rng)
+        schedule = DiscriminatorSchedule(None, max(cfg.disc_repeats, 1), cfg.n_negatives, cfg.disc_epochs)
+        self.envs = DiscriminatorTrainingVectorWrapper(
+            SeqGANVectorEnv(num_envs=cfg.n_envs, rollout_policy=self.rollout_policy,
+                            discriminator=self.discriminator, n_rollouts=cfg.n_rollouts,
+                            reward_mode=cfg.reward_mode, oracle_seed=None, device=cfg.device),
+            real_data=pre.real, sampler=self.sampler, schedule=schedule, rng=self.rng,
+        )  # fmt: skip
+        if pre.discriminator_optimizer is not None:
+            self.envs.updater.optimizer.load_state_dict(pre.discriminator_optimizer)
+        mask = None
+        if cfg.mask_tokens:
+            mask = np.ones(V, dtype=bool)
+            mask[cfg.masked_tokens()] = False  # ids checked by the script
+        self.vec_env = SB3VecEnv(self.envs, action_mask=mask)
+        self.n_steps = cfg.n_steps or T
+        self.model = self._model()
+        self.sampler.bind(self.model)
+        self.rows: list[dict[str, Any]] = list(pre.mle_rows)
+        self._t0 = time.monotonic()
+
+    def _model(self) -> Any:
+        cfg = self.cfg
+        if cfg.load is not None:
+            return load_model(cfg.algo, cfg.load, self.vec_env, device=cfg.device)
+        rollout = self.n_steps * cfg.n_envs
+        hyper: dict[str, Any] = dict(
+            n_steps=self.n_steps, learning_rate=cfg.learning_rate, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
+            ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm, seed=cfg.seed,
+            device=cfg.device, verbose=0,
+            tensorboard_log=str(self.run.path / "tb") if cfg.tensorboard else None,
+        )  # fmt: skip
+        if cfg.algo != "a2c":
+            hyper.update(batch_size=cfg.batch_size or max(rollout // 2, 1), n_epochs=cfg.n_epochs,
+                         clip_range=cfg.clip_range)  # fmt: skip
+        gen = self.pre.generator
+        return make_model(cfg.algo, self.vec_env, gen if cfg.warm_start else None, gen.config,
+                          self.cfg.value_layers(), **hyper)  # fmt: skip
+
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self._t0
+
+    def pretrain_discriminator(self) -> None:
+        """Where the source had no pre-trained discriminator: --disc-pretrain-repeats sets of fresh
+        negatives from the (warm-started) policy, as train/adversarial.py's stage."""
+        repeats = self.cfg.disc_pretrain_repeats
+        if self.d_pretrained or repeats == 0:
+            return
+        bar = tqdm(range(repeats), desc="discriminator pre-training", unit="set",
+                   disable=not self.cfg.progress)  # fmt: skip
+        for _ in bar:
+            bar.set_postfix(d_loss=f"{self.envs.updater.train(repeats=1):.4f}")
+
+    def evaluate(self, round_: int, learner: SB3Learner, losses: dict[str, float]) -> dict[str, str]:
+        """The REINFORCE path's evaluation of the policy's generator: a metrics row, and model.zip."""
+        cfg = self.cfg
+        rng = seeded_rng(derive_seed(cfg.seed, "eval", round_), self.device)  # never the training's
+        ev = evaluate(learner.generator, self.oracle, self.pre.test, cfg.eval_samples, rng, cfg.temperature)
+        self.rows.append({
+            "phase": "adversarial", "step": round_, "generator_updates": learner.n_updates,
+            **dataclasses.asdict(ev), "temperature": cfg.temperature, "d_loss": losses["d_loss"],
+            "pg_loss": losses["pg_loss"], "elapsed_s": round(self.elapsed_s(), 1),
+        })  # fmt: skip
+        self.run.write_metrics(self.rows, METRIC_FIELDS)
+        self.run.log_scalars({"eval/nll_oracle": ev.nll_oracle, "eval/nll_test": ev.nll_test}, round_)
+        self.model.save(self.run.path / "model.zip")
+        return {"nll_oracle": f"{ev.nll_oracle:.3f}", "nll_test": f"{ev.nll_test:.3f}"}
+
+    def learn(self) -> None:
+        """The adversarial rounds, with the SB3 model as the learner (train.stages.run_rounds)."""
+        cfg = self.cfg
+        learner = SB3Learner(self.model, cfg.rounds, self.rollout_policy, cfg.rollout_update, cfg.rollout_rate,
+                             tb_log_name=cfg.algo, reset_num_timesteps=cfg.load is None)  # fmt: skip
+        learner.start_rollout_policy()
+        self.evaluate(0, learner, {"d_loss": float("nan"), "pg_loss": float("nan")})
+
+        def on_round(round_: int, losses: dict[str, float]) -> dict[str, str] | None:
+            self.run.log_scalars({"losses/pg": losses["pg_loss"], "losses/discriminator": losses["d_loss"]},
+                                 round_)  # fmt: skip
+            if round_ % cfg.eval_every == 0 or round_ == cfg.rounds:
+                return self.evaluate(round_, learner, losses)
+            return None
+
+        d_training = self.envs.train_discriminator if cfg.disc_repeats > 0 else None
+        run_rounds(learner, self.envs, cfg.rounds, 0, d_training, on_round, f"{cfg.algo} rounds", cfg.progress)
+        learner.close()
+
+    def finish(self) -> TokenLSTM:
+        """model.zip, final.pt, metrics.csv, curve.png, samples.txt; returns the final generator."""
+        generator = generator_from_policy(self.model.policy)
+        self.model.save(self.run.path / "model.zip")
+        save_checkpoint(self.run.checkpoint("final"), {
+            "config": self.cfg.settings(), "stage": "done", "algo": self.cfg.algo,
+            "pretrained_from": str(self.pre.source), "generator": model_entry(generator),
+            "rollout_policy": model_entry(self.rollout_policy),
+            "discriminator": model_entry(self.discriminator),
+            "data": {"real": self.pre.real, "test": self.pre.test}, "metrics": self.rows,
+            "elapsed_s": self.elapsed_s(),
+        })  # fmt: skip
+        self.run.write_metrics(self.rows, METRIC_FIELDS)
+        title = f"SB3 {self.cfg.algo} from {self.pre.source.parent.name}, seed {self.cfg.seed}"
+        plot_learning_curve(self.rows, self.run.path / "curve.png", title)
+        self.run.write_samples(generator.sample(100, seeded_rng(derive_seed(self.cfg.seed, "samples"), self.device)))
+        self.run.close()
+        self.vec_env.close()
+        return generator
