@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from seqgan_env.devices import rng_device, resolve_device
+from seqgan_env.devices import resolve_device, rng_device
 from train.evaluation import Evaluator
 
 ROOT = Path(__file__).resolve().parents[1]
