@@ -101,7 +101,9 @@ class SB3Learner:
         self.model, self.rollout_policy = model, rollout_policy
         self.rollout_update, self.rollout_rate = rollout_update, rollout_rate
         total = rounds * model.n_steps * model.n_envs
-        self._total, self._callback = model._setup_learn(total, callback, reset_num_timesteps, tb_log_name, False)
+        self._total, self._callback = model._setup_learn(
+            total, callback, reset_num_timesteps, tb_log_name, False
+        )
         self._callback.on_training_start(locals(), globals())
         self.iterations = 0
 
@@ -122,8 +124,10 @@ class SB3Learner:
     def collect(self, envs: Any = None) -> None:
         """One rollout of `n_steps` in each of the model's envs, into its rollout buffer."""
         kwargs = {"use_masking": True} if self.model.__class__.__name__ == "MaskablePPO" else {}
-        model = self.model
-        if not model.collect_rollouts(model.env, self._callback, model.rollout_buffer, model.n_steps, **kwargs):
+        model, env = self.model, self.model.env
+        if env is None:  # a model loaded without env=; SB3's own learn() asserts the same
+            raise RuntimeError("the SB3 model has no env to collect rollouts from")
+        if not model.collect_rollouts(env, self._callback, model.rollout_buffer, model.n_steps, **kwargs):
             raise RuntimeError("SB3 stopped collecting (a callback returned False)")
 
     def update(self, batch: Any = None) -> float:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import torch
@@ -39,7 +40,7 @@ def test_cpu_and_missing_cuda() -> None:
 class RecordingGenerator(torch.Generator):
     """torch.Generator that records the device each was made with (None: not named)."""
 
-    made: list[str | None] = []
+    made: ClassVar[list[str | None]] = []
 
     def __new__(cls, device: str | torch.device | None = None) -> RecordingGenerator:
         RecordingGenerator.made.append(None if device is None else str(torch.device(device)))

@@ -34,9 +34,9 @@ def test_env_on_cuda() -> None:
     env = gym.make("SeqGAN-Tiny-v0", device="cuda")
     check_env(env.unwrapped)
     assert env.unwrapped.rollout_policy.device.type == "cuda"
-    obs, _ = env.reset(seed=0)
+    _obs, _ = env.reset(seed=0)
     for _ in range(4):
-        obs, reward, terminated, _, info = env.step(env.action_space.sample())
+        _obs, reward, terminated, _, _info = env.step(env.action_space.sample())
     assert terminated and 0 <= reward <= 1
     envs = gym.make_vec("SeqGAN-Tiny-v0", num_envs=8, device="cuda", eos_id=1)
     envs.reset(seed=0)
@@ -45,7 +45,9 @@ def test_env_on_cuda() -> None:
         assert np.isfinite(rewards).all()
 
 
-@pytest.mark.parametrize("extra", [[], ["--rollout-update", "ema"], ["--mode", "constant"], ["--mode", "mle"]])
+@pytest.mark.parametrize(
+    "extra", [[], ["--rollout-update", "ema"], ["--mode", "constant"], ["--mode", "mle"]]
+)
 def test_adversarial_on_cuda(tmp_path: Path, extra: list[str]) -> None:
     script("adversarial", *TINY, *extra, "--out", str(tmp_path), "--name", "run")
     env = gym.make("SeqGAN-v0", checkpoint=str(tmp_path / "run" / "final.pt"), device="cuda")
@@ -60,8 +62,9 @@ def test_adversarial_resume_on_cuda_is_exact(tmp_path: Path) -> None:
     script("adversarial", *TINY, "--out", str(tmp_path), "--name", "whole")
     killer = tmp_path / "killer.py"
     killer.write_text(KILLER.format(train=str(ROOT / "train"), root=str(ROOT)))
-    killed = subprocess.run([sys.executable, str(killer), "agents.reinforce:ReinforceAgent.collect", "4", *TINY,
-                             "--out", str(tmp_path), "--name", "killed"], capture_output=True, cwd=ROOT)  # fmt: skip
+    killed = subprocess.run([sys.executable, str(killer), "agents.reinforce:ReinforceAgent.collect", "4",
+                             *TINY, "--out", str(tmp_path), "--name", "killed"],
+                            capture_output=True, cwd=ROOT)  # fmt: skip
     assert killed.returncode == -9
     script("adversarial", "--resume", str(tmp_path / "killed"), "--device", "cuda")
     assert metrics_without_time(tmp_path / "killed") == metrics_without_time(tmp_path / "whole")
@@ -81,5 +84,6 @@ def test_compare_and_sb3_on_cuda(tmp_path: Path) -> None:
     script("compare", "--preset", "tiny", "--out", str(tmp_path), "--temperatures", "0.9,1.0",
            "--extra", *TINY[2:])  # fmt: skip
     script("sb3", "--algo", "ppo", "--pretrain-preset", "tiny", "--pretrain-args", " ".join(TINY[2:-2]),
-           "--rounds", "2", "--n-envs", "8", "--eval-every", "1", "--eval-samples", "64", "--n-negatives", "32",
-           "--device", "cuda", "--rollout-update", "ema", "--out", str(tmp_path), "--name", "sb3")  # fmt: skip
+           "--rounds", "2", "--n-envs", "8", "--eval-every", "1", "--eval-samples", "64",
+           "--n-negatives", "32", "--device", "cuda", "--rollout-update", "ema", "--out", str(tmp_path),
+           "--name", "sb3")  # fmt: skip

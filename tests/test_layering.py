@@ -88,7 +88,9 @@ def test_no_script_imports_another_script():
     assert {f.stem for f in files} >= set(SCRIPTS)
     for path in files:
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        imported = {
+            alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+        }
         imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         scripts = {name for name in imported if name.removeprefix("train.") in SCRIPTS}
         assert not scripts, f"{path.name} imports the script(s) {sorted(scripts)}"

@@ -288,8 +288,8 @@ def test_discriminator_wrapper_under_the_adapter_and_the_sb3_learner():
     for a, b in zip(rollout.parameters(), generator_from_policy(model.policy).parameters(), strict=True):
         assert torch.equal(a, b)  # beta = theta from the start
     rounds: list[tuple[int, dict[str, float]]] = []
-    run_rounds(learner, envs, 3, 0, envs.train_discriminator, lambda r, losses: rounds.append((r, losses)), "",
-               progress=False)  # fmt: skip
+    run_rounds(learner, envs, 3, 0, envs.train_discriminator, lambda r, losses: rounds.append((r, losses)),
+               "", progress=False)  # fmt: skip
     learner.close()
     assert [r for r, _ in rounds] == [1, 2, 3] and envs.updater.trainings == 3 and learner.iterations == 3
     assert np.isfinite(rounds[-1][1]["d_loss"]) and np.isfinite(rounds[-1][1]["pg_loss"])

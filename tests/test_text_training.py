@@ -153,7 +153,7 @@ def test_bleu_scorer_plugs_into_the_env(corpus: Path):
     env.reset(seed=0)
     words = ["the", "cat", "eats", "a", "red", "ball"]
     rewards = []
-    for i, word in enumerate(words + ["<eos>"]):
+    for i, word in enumerate([*words, "<eos>"]):
         obs, reward, terminated, _, info = env.step(vocab.id_of(word) if word != "<eos>" else vocab.eos_id)
         rewards.append(reward)
         sequences, values = scorer.calls[-1]
@@ -189,20 +189,20 @@ def test_collect_pads_after_eos_and_update_ignores_those_positions(corpus: Path)
     assert_padded_after_eos(rows, eos, pad)
     lengths = [row.index(eos) + 1 if eos in row else T for row in rows]
     assert len(set(lengths)) > 2
-    for row, length, rewards in zip(rows, lengths, episodes.rewards.tolist()):
+    for row, length, rewards in zip(rows, lengths, episodes.rewards.tolist(), strict=True):
         assert all(r == 0 for r in rewards[length:])
         assert rewards[length - 1] == pytest.approx(scorer.sentence_bleu(row), abs=1e-6)  # r_T = BLEU(y)
     # The policy-gradient loss is that of each sequence on its own, up to and including its <eos>.
     expected = 0.0
     with torch.no_grad():
-        for row, length, rewards in zip(rows, lengths, episodes.rewards):
+        for row, length, rewards in zip(rows, lengths, episodes.rewards, strict=True):
             log_probs = generator.log_probs(torch.tensor([row[:length]]))[0]
             expected -= (log_probs * rewards[:length]).sum().item()
     assert agent.update(episodes, pad_id=pad) == pytest.approx(expected, rel=1e-5)
 
 
 def test_text_experiment_wires_eos_and_padding_everywhere(tmp_path: Path, corpus: Path):
-    module, exp = text_experiment(tmp_path, corpus, "--rounds", "2")
+    _module, exp = text_experiment(tmp_path, corpus, "--rounds", "2")
     vocab = exp.vocabulary
     eos, pad = vocab.eos_id, vocab.pad_id
     assert (eos, pad) == (1, vocab.size) and exp.cfg.vocab_size == vocab.size
@@ -232,7 +232,7 @@ def test_bleu_reward_rewards_bleu_of_the_training_data(tmp_path: Path, corpus: P
     assert isinstance(exp.scorer, BLEUScorer) and exp.scorer.n == 3
     assert exp.scorer.reference.num_references == len(exp.real)
     episodes = exp.agent.collect(exp.envs)
-    for row, rewards in zip(episodes.sequences.tolist(), episodes.rewards.tolist()):
+    for row, rewards in zip(episodes.sequences.tolist(), episodes.rewards.tolist(), strict=True):
         length = row.index(1) + 1 if 1 in row else T
         assert rewards[length - 1] == pytest.approx(exp.scorer.sentence_bleu(row), abs=1e-6)
 
@@ -240,7 +240,7 @@ def test_bleu_reward_rewards_bleu_of_the_training_data(tmp_path: Path, corpus: P
 def test_bleu_reward_run_never_trains_the_discriminator(
     tmp_path: Path, corpus: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run_main(capsys, *FAST, "--data", str(corpus), "--reward", "bleu", "--rounds", "2",
+    code, _out, err = run_main(capsys, *FAST, "--data", str(corpus), "--reward", "bleu", "--rounds", "2",
                               "--out", str(tmp_path), "--name", "pgbleu")  # fmt: skip
     assert code == 0, err
     folder = tmp_path / "pgbleu"

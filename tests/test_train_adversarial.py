@@ -62,7 +62,8 @@ def test_tiny_run_writes_every_output(tmp_path: Path) -> None:
     for r in rows:
         assert 0 < float(r["nll_oracle"]) < np.log(50) * 3 and float(r["nll_oracle_se"]) > 0
         assert 0 < float(r["nll_test"]) and float(r["nll_test_se"]) > 0
-    assert [int(r["generator_updates"]) for r in rows] == [16, 24, 24, 26, 28]  # 8 MLE steps/epoch, then 1/round
+    # 8 MLE steps/epoch, then 1/round
+    assert [int(r["generator_updates"]) for r in rows] == [16, 24, 24, 26, 28]
 
     for name in ("mle", "pretrained", "final", "latest"):
         state = load_checkpoint(folder / f"{name}.pt")
@@ -129,7 +130,9 @@ def test_kill_and_resume_keeps_every_evaluation_once(tmp_path: Path) -> None:
     assert env.reset(seed=0)[0].shape == (8,)
 
 
-def test_resume_with_a_different_config_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_resume_with_a_different_config_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "config.json").write_text(json.dumps({"preset": "tiny", "rounds": 4}))
     result = run_in_process(capsys, "--resume", str(tmp_path / "r"), "--rounds", "7")
@@ -207,7 +210,9 @@ def test_bad_options_are_clear_errors(
 
 
 @pytest.mark.parametrize("device", ["cuda", "cuda:0"])
-def test_cuda_without_cuda_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], device: str) -> None:
+def test_cuda_without_cuda_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], device: str
+) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     result = run_in_process(capsys, *FAST, "--device", device, "--out", str(tmp_path / "runs"))
@@ -228,7 +233,9 @@ def test_resume_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_oracle_file_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    missing = run_in_process(capsys, *FAST, "--oracle", str(tmp_path / "none.npz"), "--out", str(tmp_path / "o1"))
+    missing = run_in_process(
+        capsys, *FAST, "--oracle", str(tmp_path / "none.npz"), "--out", str(tmp_path / "o1")
+    )
     assert missing.returncode == 2 and "oracle parameter file not found" in missing.stderr
     bad = tmp_path / "bad.npz"
     np.savez(bad, embedding=np.zeros((50, 4), np.float32))
@@ -269,7 +276,9 @@ def test_every_checkpoint_holds_the_rollout_policy_of_its_stage(
         for key, value in state["generator"]["state_dict"].items():
             assert torch.equal(value, state["rollout_policy"]["state_dict"][key]), (name, key)
         env = SeqGANEnv(checkpoint=str(folder / f"{name}.pt"))
-        assert torch.equal(env.rollout_policy.output.weight, state["generator"]["state_dict"]["output.weight"])
+        assert torch.equal(
+            env.rollout_policy.output.weight, state["generator"]["state_dict"]["output.weight"]
+        )
     # One ema round: beta = 0.8 * theta_MLE + 0.2 * theta_1 (an ema from the MLE generator, not from the
     # initial LSTM).
     mle = load_checkpoint(folder / "pretrained.pt")["generator"]["state_dict"]

@@ -28,8 +28,8 @@ RUNS: dict[str, list[str]] = {
     "constant": ["adversarial.py", *TINY, "--mode", "constant"],
     "mle": ["adversarial.py", *TINY, "--mode", "mle"],
     "sb3_ppo": ["sb3.py", "--algo", "ppo", "--pretrain-preset", "tiny", "--pretrain-args", " ".join(TINY[2:]),
-                "--threads", "1", "--rounds", "2", "--n-envs", "8", "--eval-every", "1", "--eval-samples", "128",
-                "--n-negatives", "64", "--no-progress"],
+                "--threads", "1", "--rounds", "2", "--n-envs", "8", "--eval-every", "1",
+                "--eval-samples", "128", "--n-negatives", "64", "--no-progress"],
 }  # fmt: skip
 
 
@@ -40,7 +40,8 @@ def machine() -> dict[str, str]:
 def run_metrics(name: str, out: Path) -> list[dict[str, str]]:
     """Run one recorded configuration into `out`; its metrics rows without elapsed time."""
     script, *args = RUNS[name]
-    result = subprocess.run([sys.executable, str(ROOT / "train" / script), *args, "--out", str(out), "--name", name],
+    result = subprocess.run([sys.executable, str(ROOT / "train" / script), *args, "--out", str(out),
+                             "--name", name],
                             capture_output=True, text=True, cwd=ROOT, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     with (out / name / "metrics.csv").open() as f:

@@ -16,7 +16,8 @@ def test_compare_runs_the_controls_and_writes_plot_and_table(tmp_path: Path) -> 
                            "--out", str(tmp_path), "--name", "cmp_seqgan"],
                           capture_output=True, text=True, timeout=120, cwd=ROOT)  # fmt: skip
     assert made.returncode == 0, made.stderr
-    compare = [sys.executable, str(ROOT / "train" / "compare.py"), "--seqgan-run", str(tmp_path / "cmp_seqgan"),
+    compare = [sys.executable, str(ROOT / "train" / "compare.py"),
+               "--seqgan-run", str(tmp_path / "cmp_seqgan"),
                "--temperatures", "0.8,1.0", "--extra", "--threads", "1"]  # fmt: skip
     result = subprocess.run(compare, capture_output=True, text=True, timeout=180, cwd=ROOT)
     assert result.returncode == 0, result.stderr

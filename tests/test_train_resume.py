@@ -86,7 +86,11 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, st
     ],
 )
 def test_a_killed_run_resumes_bit_for_bit(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], uninterrupted: list[dict[str, str]], where: str, call: int
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    uninterrupted: list[dict[str, str]],
+    where: str,
+    call: int,
 ) -> None:
     killer = tmp_path / "killer.py"
     killer.write_text(KILLER.format(train=str(ROOT / "train"), root=str(ROOT)))
@@ -106,7 +110,9 @@ def test_evaluation_never_changes_training(tmp_path: Path, capsys: pytest.Captur
     """--eval-every 2 and --eval-every 4 train the same model: round 4 scores the same."""
     rows = {}
     for every in (2, 4):
-        args = [*FAST, "--rounds", "4", "--eval-every", str(every), "--out", str(tmp_path), "--name", f"e{every}"]
+        args = [
+            *FAST, "--rounds", "4", "--eval-every", str(every), "--out", str(tmp_path), "--name", f"e{every}"
+        ]
         assert run_in_process(capsys, *args) == 0
         rows[every] = {(r["phase"], r["step"]): r for r in metrics_without_time(tmp_path / f"e{every}")}
     assert ("adversarial", "2") in rows[2] and ("adversarial", "2") not in rows[4]
@@ -118,7 +124,8 @@ def test_init_from_survives_a_kill_before_the_first_checkpoint(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert run_in_process(capsys, *FAST, "--rounds", "0", "--out", str(tmp_path), "--name", "pre") == 0
-    args = [*FAST, "--rounds", "2", "--mode", "constant", "--init-from", str(tmp_path / "pre"), "--out", str(tmp_path)]
+    args = [*FAST, "--rounds", "2", "--mode", "constant", "--init-from", str(tmp_path / "pre"),
+            "--out", str(tmp_path)]  # fmt: skip
     assert run_in_process(capsys, *args, "--name", "whole") == 0
 
     from agents.reinforce import ReinforceAgent

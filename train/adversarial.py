@@ -41,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     start = next((r for r in rows if r["phase"] == "adversarial" and r["step"] == 0), None)
     if start is not None:
         end, minutes = rows[-1], exp.elapsed_s() / 60
-        scores = ("bleu4", "self_bleu4", "nll_test") if exp.vocabulary is not None else ("nll_oracle", "nll_test")
+        scores = (
+            ("bleu4", "self_bleu4", "nll_test") if exp.vocabulary is not None else ("nll_oracle", "nll_test")
+        )
         change = ", ".join(f"{LABELS[k]} {start[k]:.3f} -> {end[k]:.3f}" for k in scores)
         print(f"{change} after {exp.cfg.rounds} rounds ({minutes:.1f} min); results in {exp.run.path}")
     return 0

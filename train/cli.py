@@ -52,10 +52,12 @@ def config_parser(config_cls: type, description: str | None) -> argparse.Argumen
                                 help=f"{text} (default: {'on' if f.default else 'off'})")  # fmt: skip
         elif typing.get_origin(kind) is Literal:
             choices = typing.get_args(kind)
-            parser.add_argument(flag, choices=choices, default=argparse.SUPPRESS, metavar="{" + ",".join(choices) + "}",
+            parser.add_argument(flag, choices=choices, default=argparse.SUPPRESS,
+                                metavar="{" + ",".join(choices) + "}",
                                 help=f"{text} (default: {f.default})")  # fmt: skip
         else:
-            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=f"{text} (default: {f.default})")
+            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS,
+                                help=f"{text} (default: {f.default})")  # fmt: skip
     return parser
 
 

@@ -38,7 +38,9 @@ from train.stages import open_experiment, run_experiment
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The options, all checked (exit code 2) before any run starts or anything is written."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seqgan-run", help="a finished train/adversarial.py run folder (default: run one)")
     parser.add_argument("--preset", default="cpu", help="preset of the SeqGAN run to make (default: cpu)")
     parser.add_argument("--oracle", help="oracle parameter file (.npz) for the SeqGAN run to make")
@@ -129,8 +131,9 @@ def run_adversarial(args: list[str]) -> None:
 def trajectory(run: RunFolder, method: str) -> list[dict[str, Any]]:
     """The adversarial-phase evaluations of a run, as rows of the comparison."""
     rows = list(csv.DictReader((run.path / "metrics.csv").open()))
-    return [{"method": method, "rounds": int(r["generator_updates"]) - int(rows_start(rows)), "temperature": 1.0,
-             **{k: float(r[k]) for k in ("nll_oracle", "nll_oracle_se", "nll_test", "nll_test_se", "elapsed_s")}}
+    scores = ("nll_oracle", "nll_oracle_se", "nll_test", "nll_test_se", "elapsed_s")
+    return [{"method": method, "rounds": int(r["generator_updates"]) - int(rows_start(rows)),
+             "temperature": 1.0, **{k: float(r[k]) for k in scores}}
             for r in rows if r["phase"] == "adversarial"]  # fmt: skip
 
 
@@ -149,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.seqgan_run is None:
         name = f"compare_{args.preset}_s{args.seed}"
-        cmd = ["--preset", args.preset, "--seed", str(args.seed), "--out", args.out, "--name", f"{name}_seqgan"]
+        cmd = [
+            "--preset", args.preset, "--seed", str(args.seed), "--out", args.out, "--name", f"{name}_seqgan"
+        ]
         run_adversarial(cmd + (["--oracle", args.oracle] if args.oracle else []) + args.extra)
         seqgan = RunFolder(Path(args.out) / f"{name}_seqgan")
     else:
@@ -166,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             if control.path.exists():
                 raise SystemExit(f"{control.path} exists but is unfinished: resume it or remove it")
             run_adversarial([*same_settings(config), "--mode", mode, "--out", str(control.path.parent),
-                             "--name", control.path.name, "--init-from", str(seqgan.path), *args.extra])  # fmt: skip
+                             "--name", control.path.name, "--init-from", str(seqgan.path),
+                             *args.extra])  # fmt: skip
         rows += trajectory(control, {"constant": "REINFORCE, reward 1", "mle": "continued MLE"}[mode])
 
     # The MLE generator at several temperatures.
@@ -185,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_outputs(rows: list[dict[str, Any]], folder: Path, config: dict[str, Any]) -> None:
-    fields = ("method", "rounds", "temperature", "nll_oracle", "nll_oracle_se", "nll_test", "nll_test_se", "elapsed_s")
+    fields = ("method", "rounds", "temperature", "nll_oracle", "nll_oracle_se", "nll_test", "nll_test_se",
+              "elapsed_s")  # fmt: skip
     with (folder / "comparison.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
@@ -197,7 +204,8 @@ def write_outputs(rows: list[dict[str, Any]], folder: Path, config: dict[str, An
     lines = ["| method | rounds | temperature | NLL-oracle | NLL-test |", "|---|---|---|---|---|"]
     for r in finals.values():
         lines.append(f"| {r['method']} | {r['rounds']} | {r['temperature']:.3f} | "
-                     f"{r['nll_oracle']:.3f} ± {r['nll_oracle_se']:.3f} | {r['nll_test']:.3f} ± {r['nll_test_se']:.3f} |")
+                     f"{r['nll_oracle']:.3f} ± {r['nll_oracle_se']:.3f} | "
+                     f"{r['nll_test']:.3f} ± {r['nll_test_se']:.3f} |")
     table = "\n".join(lines)
     (folder / "comparison.md").write_text(table + "\n")
     print(table)

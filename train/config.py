@@ -42,7 +42,8 @@ class Config:
     n_test: int = option("held-out oracle sequences for NLL-test", default=9984, at_least=1)
     gen_embed_dim: int = option("generator embedding size", default=32, at_least=1)
     gen_hidden_dim: int = option("generator LSTM size", default=32, at_least=1)
-    batch_size: int = option("MLE minibatch, discriminator minibatch, and sequences per PG step", default=64, at_least=1)
+    batch_size: int = option(
+        "MLE minibatch, discriminator minibatch, and sequences per PG step", default=64, at_least=1)
     mle_epochs: int = option("MLE pre-training epochs", default=120, at_least=0)
     mle_lr: float = option("MLE Adam learning rate", default=0.01, above=0)
     grad_clip: float = option("global gradient-norm clip of the generator", default=5.0, above=0)
@@ -51,7 +52,8 @@ class Config:
     disc_filters: str = option("'paper' or width:filters pairs, e.g. 1:50,2:50,5:50", default="paper")
     disc_dropout: float = option("discriminator dropout while training", default=0.25, at_least=0, below=1)
     disc_lr: float = option("discriminator Adam learning rate", default=1e-4, above=0)
-    disc_pretrain_repeats: int = option("discriminator pre-training: times {fresh negatives, epochs}", default=50, at_least=0)
+    disc_pretrain_repeats: int = option(
+        "discriminator pre-training: times {fresh negatives, epochs}", default=50, at_least=0)
     disc_epochs: int = option("epochs over each set of real + negatives", default=3, at_least=1)
     n_negatives: int = option("negatives per discriminator training set", default=9984, at_least=1)
     rounds: int = option("adversarial rounds (one generator update each)", default=200, at_least=0)
@@ -59,14 +61,17 @@ class Config:
     pg_lr: float = option("policy-gradient Adam learning rate", default=0.01, above=0)
     disc_repeats: int = option("discriminator trainings {negatives, epochs} per round", default=5, at_least=0)
     rollout_update: Literal["copy", "ema"] = option("copy (the reference code) or ema", default="copy")
-    rollout_rate: float = option("ema rate: beta <- rate*beta + (1-rate)*theta", default=0.8, at_least=0, below=1)
+    rollout_rate: float = option(
+        "ema rate: beta <- rate*beta + (1-rate)*theta", default=0.8, at_least=0, below=1)
     constant_reward: float = option("the reward of --mode constant", default=1.0)
     eval_every: int = option("evaluate and checkpoint every this many rounds", default=5, at_least=1)
     eval_samples: int = option("generator samples for NLL-oracle", default=9984, at_least=1)
     temperature: float = option("sampling temperature of the evaluation", default=1.0, above=0)
-    data: str | None = option("train on this plain-text corpus (UTF-8, one sequence per line, cut to --seq-len "
-                            "tokens) instead of an oracle; V then comes from the corpus", default=None)
-    level: Literal["word", "char"] = option("--data tokens: word (whitespace-separated) or char", default="word")
+    data: str | None = option(
+        "train on this plain-text corpus (UTF-8, one sequence per line, cut to --seq-len tokens) instead of "
+        "an oracle; V then comes from the corpus", default=None)
+    level: Literal["word", "char"] = option(
+        "--data tokens: word (whitespace-separated) or char", default="word")
     max_vocab: int | None = option("--data: at most this many ids, <bos> <eos> <unk> included; rarer tokens "
                                  "become <unk>; None: every token of the corpus", default=None)
     test_fraction: float = option("--data: share of the lines held out for NLL-test and BLEU", default=0.1)
@@ -74,8 +79,9 @@ class Config:
                              "held-out lines) and Self-BLEU-2..5", default=1000)
     self_bleu_samples: int = option("--data: how many of those Self-BLEU scores (each against all the "
                                   "others)", default=500, at_least=1)
-    reward: Literal["discriminator", "bleu"] = option("what rewards the generator: discriminator (SeqGAN) or bleu (PG-BLEU: BLEU-n against "
-                       "the training data; no discriminator is trained)", default="discriminator")
+    reward: Literal["discriminator", "bleu"] = option(
+        "what rewards the generator: discriminator (SeqGAN) or bleu (PG-BLEU: BLEU-n against the training "
+        "data; no discriminator is trained)", default="discriminator")
     bleu_n: int = option("n of BLEU-n, the --reward bleu reward (4: standard BLEU)", default=4, at_least=1)
 
     @property
@@ -158,9 +164,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "tiny": {
         "vocab_size": 50, "seq_len": 8, "n_real": 256, "n_test": 128, "batch_size": 16, "mle_epochs": 3,
-        "mle_eval_every": 2, "disc_embed_dim": 8, "disc_filters": "1:8,2:8,4:8,8:8", "disc_pretrain_repeats": 2,
-        "disc_epochs": 1, "n_negatives": 128, "rounds": 4, "n_rollouts": 4, "disc_repeats": 1,
-        "eval_every": 2, "eval_samples": 256,
+        "mle_eval_every": 2, "disc_embed_dim": 8, "disc_filters": "1:8,2:8,4:8,8:8",
+        "disc_pretrain_repeats": 2, "disc_epochs": 1, "n_negatives": 128, "rounds": 4, "n_rollouts": 4,
+        "disc_repeats": 1, "eval_every": 2, "eval_samples": 256,
     },
 }  # fmt: skip
 
@@ -179,7 +185,9 @@ def parse_config(argv: list[str] | None = None, description: str | None = None) 
         if clash:
             raise ValueError(
                 f"{given['resume']} was made with a different config: "
-                + ", ".join(f"--{k.replace('_', '-')} {new!r} (run has {old!r})" for k, (new, old) in clash.items())
+                + ", ".join(
+                    f"--{k.replace('_', '-')} {new!r} (run has {old!r})" for k, (new, old) in clash.items()
+                )
             )
         base = saved
     else:

@@ -92,7 +92,9 @@ class Experiment:
             self.vector_env,
             real_data=self.real,
             sampler=lambda n: self.generator.sample(n, self.rng, eos_id=self.eos_id, pad_id=self.pad_id),
-            schedule=DiscriminatorSchedule(None, cfg.disc_repeats, cfg.n_negatives, cfg.disc_epochs, cfg.batch_size),
+            schedule=DiscriminatorSchedule(
+                None, cfg.disc_repeats, cfg.n_negatives, cfg.disc_epochs, cfg.batch_size
+            ),
             rng=self.rng,
         )
         self.envs.reset(seed=derive_seed(cfg.seed, "env"))  # seeds the env's own sampler
@@ -143,7 +145,8 @@ class Experiment:
         """Continue from this run's own checkpoint (`latest.pt`), exactly where it stood."""
         if state.get("run_state_version") != RUN_STATE_VERSION:
             raise ValueError(f"{self.run.path} was written by another version of this script (run state "
-                             f"{state.get('run_state_version')}, expected {RUN_STATE_VERSION}): start a new run")
+                             f"{state.get('run_state_version')}, expected {RUN_STATE_VERSION}): "
+                             "start a new run")
         if state["rng"]["device"] != self.device.type:
             raise ValueError(f"{self.run.path} ran on {state['rng']['device']}; resume it with --device "
                              f"{state['rng']['device']} (random states do not carry across device types)")
@@ -241,8 +244,8 @@ def init_from_checkpoint(cfg: Config, vocabulary: Vocabulary | None) -> dict[str
     if not path.is_file():
         path = source.checkpoint("mle")
     if not path.is_file():
-        raise FileNotFoundError(f"--init-from {cfg.init_from} holds no pre-training (neither pretrained.pt nor "
-                                "mle.pt): let its MLE stage finish first")  # fmt: skip
+        raise FileNotFoundError(f"--init-from {cfg.init_from} holds no pre-training (neither pretrained.pt "
+                                "nor mle.pt): let its MLE stage finish first")  # fmt: skip
     state = load_checkpoint(path)
     check_compatible(cfg, state, path, vocabulary)
     return state

@@ -38,7 +38,9 @@ def plot_learning_curve(rows: list[dict[str, Any]], path: Path, title: str) -> N
     for ax in axes[0]:
         ax.axvline(mle_end, color="grey", lw=1)
         ax.text(mle_end, ax.get_ylim()[1], " adversarial  ", ha="left", va="top", fontsize=8, color="grey")
-        ax.text(mle_end, ax.get_ylim()[1], "MLE pre-training ", ha="right", va="top", fontsize=8, color="grey")
+        ax.text(
+            mle_end, ax.get_ylim()[1], "MLE pre-training ", ha="right", va="top", fontsize=8, color="grey"
+        )
         ax.set_xlabel("MLE epochs, then adversarial rounds")
         ax.grid(alpha=0.3)
     axes[0][0].legend()
@@ -60,7 +62,9 @@ def plot_comparison(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 5))
-    styles = {"MLE at temperature": "k.-", "REINFORCE, reward 1": "s--", "continued MLE": "^:", "SeqGAN": "o-"}
+    styles = {
+        "MLE at temperature": "k.-", "REINFORCE, reward 1": "s--", "continued MLE": "^:", "SeqGAN": "o-"
+    }
     for method, style in styles.items():
         pts = [r for r in rows if r["method"] == method]
         if pts:

@@ -13,7 +13,8 @@ this script's --disc-* sizes is pre-trained here.
 Each round (train.stages.run_rounds, the REINFORCE path's loop, with agents.sb3.SB3Learner): one
 SB3 update of the policy (a rollout of --n-steps tokens in each of --n-envs envs of SeqGAN-v0, then
 the algorithm's gradient steps), the env's rollout policy synced to the policy, and the discriminator
-retrained by the same DiscriminatorTrainingVectorWrapper as the REINFORCE agent's. The policy starts as the MLE generator (the warm start: equal next-token distributions),
+retrained by the same DiscriminatorTrainingVectorWrapper as the REINFORCE agent's. The policy starts \
+as the MLE generator (the warm start: equal next-token distributions),
 and is evaluated with the REINFORCE path's code (train.evaluation.evaluate: NLL-oracle, NLL-test).
 
 Rewards default to "shaped" with gamma 1: r_t = Q_t - Q_{t-1}, so an episode's return is exactly
@@ -53,7 +54,8 @@ def pretraining_config(cfg: SB3Config, run: RunFolder) -> Config:
     """The in-place pre-training's options: --pretrain-preset, --pretrain-args, into RUN/pretrain."""
     argv = ["--preset", cfg.pretrain_preset, "--seed", str(cfg.seed), "--device", cfg.device,
             "--threads", str(cfg.threads), "--out", str(run.path), "--name", "pretrain",
-            *(["--oracle", cfg.oracle] if cfg.oracle is not None else []), *shlex.split(cfg.pretrain_args)]  # fmt: skip
+            *(["--oracle", cfg.oracle] if cfg.oracle is not None else []),
+            *shlex.split(cfg.pretrain_args)]  # fmt: skip
     return parse_config(argv)
 
 
@@ -78,11 +80,13 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--mask-tokens {bad} are not token ids in [0, {vocab_size})")
         make_discriminator(cfg, vocab_size, seq_len, torch.Generator(device="cpu"))  # --disc-filters fit T
         if run.path.exists():
-            raise FileExistsError(f"run folder {run.path} already exists: remove it to start again, or choose "
-                                  "another --name")  # fmt: skip
+            raise FileExistsError(f"run folder {run.path} already exists: remove it to start again, or "
+                                  "choose another --name")  # fmt: skip
         run.create(cfg.settings())
         pretrain = open_experiment(pre_cfg) if cfg.pretrained is None else None  # into RUN/pretrain
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, ImportError, CorpusError, RuntimeError) as err:
+    except (
+        ValueError, TypeError, FileNotFoundError, FileExistsError, ImportError, CorpusError, RuntimeError
+    ) as err:
         return fail(err)
     if cfg.reward_mode == "mc" and cfg.gamma > 0:
         print(f"warning: --reward-mode mc with --gamma {cfg.gamma}: the return then sums Q_t over the "

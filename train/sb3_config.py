@@ -18,10 +18,11 @@ class SB3Config:
     """Every option of the script (the defaults finish on a 2-core CPU in under 30 minutes)."""
 
     algo: Literal["ppo", "a2c", "maskable_ppo", "recurrent_ppo"] = option("the SB3 algorithm", default="ppo")
-    pretrained: str | None = option("a train/adversarial.py run folder to start from (its pretrained.pt, else "
-                                  "mle.pt); default: pre-train in place", default=None)  # fmt: skip
-    pretrain_preset: Literal["paper", "cpu", "tiny"] = option("preset of the in-place pre-training (train/adversarial.py --preset X "
-                                "--rounds 0), when --pretrained is not given", default="cpu")  # fmt: skip
+    pretrained: str | None = option("a train/adversarial.py run folder to start from (its pretrained.pt, "
+                                  "else mle.pt); default: pre-train in place", default=None)  # fmt: skip
+    pretrain_preset: Literal["paper", "cpu", "tiny"] = option(
+        "preset of the in-place pre-training (train/adversarial.py --preset X --rounds 0), when --pretrained "
+        "is not given", default="cpu")  # fmt: skip
     pretrain_args: str = option("more options for the in-place pre-training, e.g. "
                               "--pretrain-args='--mle-epochs 20'", default="")  # fmt: skip
     oracle: str | None = option("oracle parameter file (.npz) for the in-place pre-training; default: the "
@@ -37,8 +38,10 @@ class SB3Config:
     name: str | None = option("run folder name (default: sb3_ALGO_sSEED_time)", default=None)
     rounds: int = option("SB3 updates (rollout + gradient steps), each followed by the rollout sync and the "
                        "discriminator training", default=40, at_least=1)  # fmt: skip
-    n_envs: int = option("parallel envs (sequences per rollout step); the paper's batch is 64", default=64, at_least=1)
-    n_steps: int = option("rollout length per env per update (0: T, one episode per env)", default=0, at_least=0)
+    n_envs: int = option("parallel envs (sequences per rollout step); the paper's batch is 64",
+                         default=64, at_least=1)  # fmt: skip
+    n_steps: int = option("rollout length per env per update (0: T, one episode per env)",
+                          default=0, at_least=0)  # fmt: skip
     batch_size: int = option("PPO minibatch (0: half the rollout); ignored by A2C", default=0, at_least=0)
     n_epochs: int = option("PPO epochs over each rollout; ignored by A2C", default=4, at_least=1)
     learning_rate: float = option("the policy's learning rate (Adam; A2C: RMSprop)", default=1e-3, above=0)
@@ -49,12 +52,15 @@ class SB3Config:
     vf_coef: float = option("value loss coefficient", default=0.5, at_least=0)
     max_grad_norm: float = option("gradient-norm clip of the policy", default=0.5, above=0)
     value_arch: str = option("hidden sizes of the value MLP, comma-separated ('' for none)", default="64")
-    reward_mode: Literal["shaped", "mc", "terminal"] = option("shaped (r_t = Q_t - Q_{t-1}), mc (r_t = Q_t: needs --gamma 0) or terminal",
-                            default="shaped")  # fmt: skip
+    reward_mode: Literal["shaped", "mc", "terminal"] = option(
+        "shaped (r_t = Q_t - Q_{t-1}), mc (r_t = Q_t: needs --gamma 0) or terminal",
+        default="shaped")  # fmt: skip
     n_rollouts: int = option("Monte Carlo completions per prefix (N)", default=8, at_least=1)
-    rollout_update: Literal["copy", "ema", "fixed"] = option("the env's rollout policy: copy (= the SB3 policy, the paper), ema, or "
-                               "fixed (stays the pre-trained generator)", default="copy")  # fmt: skip
-    rollout_rate: float = option("ema rate: beta <- rate*beta + (1-rate)*theta", default=0.8, at_least=0, below=1)
+    rollout_update: Literal["copy", "ema", "fixed"] = option(
+        "the env's rollout policy: copy (= the SB3 policy, the paper), ema, or fixed (stays the pre-trained "
+        "generator)", default="copy")  # fmt: skip
+    rollout_rate: float = option("ema rate: beta <- rate*beta + (1-rate)*theta", default=0.8,
+                                 at_least=0, below=1)  # fmt: skip
     mask_tokens: str = option("maskable_ppo: comma-separated token ids the policy may never choose (the "
                             "evaluation, the rollout policy and the negatives use the unmasked distribution)",
                             default="")  # fmt: skip

@@ -129,8 +129,9 @@ class SB3Run:
     def learn(self) -> None:
         """The adversarial rounds, with the SB3 model as the learner (train.stages.run_rounds)."""
         cfg = self.cfg
-        learner = SB3Learner(self.model, cfg.rounds, self.rollout_policy, cfg.rollout_update, cfg.rollout_rate,
-                             tb_log_name=cfg.algo, reset_num_timesteps=cfg.load is None)  # fmt: skip
+        learner = SB3Learner(self.model, cfg.rounds, self.rollout_policy, cfg.rollout_update,
+                             cfg.rollout_rate, tb_log_name=cfg.algo,
+                             reset_num_timesteps=cfg.load is None)  # fmt: skip
         learner.start_rollout_policy()
         self.evaluate(0, learner, {"d_loss": float("nan"), "pg_loss": float("nan")})
 
@@ -142,7 +143,9 @@ class SB3Run:
             return None
 
         d_training = self.envs.train_discriminator if cfg.disc_repeats > 0 else None
-        run_rounds(learner, self.envs, cfg.rounds, 0, d_training, on_round, f"{cfg.algo} rounds", cfg.progress)
+        run_rounds(
+            learner, self.envs, cfg.rounds, 0, d_training, on_round, f"{cfg.algo} rounds", cfg.progress
+        )
         learner.close()
 
     def finish(self) -> TokenLSTM:
@@ -160,7 +163,9 @@ class SB3Run:
         self.run.write_metrics(self.rows, METRIC_FIELDS)
         title = f"SB3 {self.cfg.algo} from {self.pre.source.parent.name}, seed {self.cfg.seed}"
         plot_learning_curve(self.rows, self.run.path / "curve.png", title)
-        self.run.write_samples(generator.sample(100, seeded_rng(derive_seed(self.cfg.seed, "samples"), self.device)))
+        self.run.write_samples(
+            generator.sample(100, seeded_rng(derive_seed(self.cfg.seed, "samples"), self.device))
+        )
         self.run.close()
         self.vec_env.close()
         return generator

@@ -37,8 +37,8 @@ def make_oracle(
     path = next((p for p in (Path(oracle), *(Path(f) / oracle for f in search)) if p.is_file()), Path(oracle))
     model = load_oracle(path, seq_len)
     if model.config.vocab_size != vocab_size:
-        raise ValueError(f"oracle {oracle} has vocabulary {model.config.vocab_size}, the config {vocab_size}: "
-                         f"pass --vocab-size {model.config.vocab_size}")  # fmt: skip
+        raise ValueError(f"oracle {oracle} has vocabulary {model.config.vocab_size}, the config "
+                         f"{vocab_size}: pass --vocab-size {model.config.vocab_size}")  # fmt: skip
     return model
 
 
@@ -76,7 +76,9 @@ def load_text_data(
     Where the file `expected_vocabulary` exists (a resumed run's vocab.json), the corpus must still
     give that vocabulary."""
     if expected_vocabulary is not None and not isinstance(expected_vocabulary, (str, os.PathLike)):
-        raise TypeError(f"expected_vocabulary must be a path (str or os.PathLike), got {expected_vocabulary!r}")
+        raise TypeError(
+            f"expected_vocabulary must be a path (str or os.PathLike), got {expected_vocabulary!r}"
+        )
     corpus = load_corpus(path, level, seq_len, max_vocab, test_fraction, seed)  # type: ignore[arg-type]
     if len(corpus.test) == 0:
         raise CorpusError(

@@ -123,7 +123,9 @@ def open_experiment(cfg: Config) -> Experiment:
     """Check `cfg` against what the run will read, then make (or lock, to resume) its run folder and
     build the experiment at the point it starts from. Raises ValueError, FileNotFoundError,
     FileExistsError, CorpusError or RuntimeError (a folder in use) before anything is written."""
-    oracle = make_oracle(cfg.vocab_size, cfg.seq_len, cfg.oracle, cfg.oracle_seed) if cfg.data is None else None
+    oracle = (
+        make_oracle(cfg.vocab_size, cfg.seq_len, cfg.oracle, cfg.oracle_seed) if cfg.data is None else None
+    )
     text = None if cfg.data is None else load_text_data(
         cfg.data, cfg.level, cfg.seq_len, cfg.max_vocab, cfg.test_fraction, cfg.seed,
         expected_vocabulary=None if cfg.resume is None else Path(cfg.resume) / "vocab.json",
