@@ -13,16 +13,16 @@ this script's --disc-* sizes is pre-trained here.
 Each round (train.stages.run_rounds, the REINFORCE path's loop, with agents.sb3.SB3Learner): one
 SB3 update of the policy (a rollout of --n-steps tokens in each of --n-envs envs of SeqGAN-v0, then
 the algorithm's gradient steps), the env's rollout policy synced to the policy, and the discriminator
-retrained by the same DiscriminatorTrainingVectorWrapper as the REINFORCE agent's. The policy starts \
-as the MLE generator (the warm start: equal next-token distributions),
-and is evaluated with the REINFORCE path's code (train.evaluation.evaluate: NLL-oracle, NLL-test).
+retrained by the same DiscriminatorTrainingVectorWrapper as the REINFORCE agent's. The policy starts
+as the MLE generator (the warm start: equal next-token distributions), and is evaluated with the
+REINFORCE path's code (train.evaluation.evaluate: NLL-oracle, NLL-test).
 
 Rewards default to "shaped" with gamma 1: r_t = Q_t - Q_{t-1}, so an episode's return is exactly
 D(y) and a return-based algorithm optimises what SeqGAN does (SPEC 3); "mc" (r_t = Q_t) would need
 gamma 0 for a generic algorithm, "terminal" (D(y) at the end) skips the Monte Carlo search.
 
 The run folder (--out/--name) holds config.json, metrics.csv (a row per evaluation, the source's MLE
-rows first), tb/ (SB3's TensorBoard logs, eval/* included), model.zip (the SB3 model), final.pt (a
+rows first), tb/ (losses/* and eval/*; SB3's own logs in a subfolder), model.zip (the SB3 model), final.pt (a
 seqgan-env checkpoint: generator, rollout policy, discriminator; loadable by SeqGAN-v0's
 checkpoint=), curve.png and samples.txt.
 """
