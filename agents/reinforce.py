@@ -6,6 +6,12 @@ the environment's per-step rewards Q_t, and makes one policy-gradient step on
 baseline, no discount), clipped to norm 5, with an Adam of its own. The environment's rollout policy
 is then brought in step with the generator: a copy (the reference code in effect) or an
 exponential moving average.
+
+Options beyond the paper (`ReinforceConfig.baseline`, `ReinforceConfig.normalize`; off by default):
+a baseline b subtracted from Q at each step, so each token is weighted by the advantage Q_bt - b_bt
+(the batch mean at step t, the leave-one-out mean, or a learned value of the prefix), and a division
+of the advantages by their standard deviation. Both only reduce the variance of the gradient
+estimate; positions after an episode's end stay out of the baselines, the statistics and the loss.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from seqgan_env.token_lstm import TokenLSTM
 from seqgan_env.vector_env import SeqGANVectorEnv
 
 ROLLOUT_UPDATES = ("copy", "ema")
+BASELINES = ("none", "mean", "loo", "value")
+NORMALIZE_EPS = 1e-8
 
 
 @dataclass(frozen=True)
@@ -33,8 +41,17 @@ class ReinforceConfig:
     rollout_update: str = "copy"
     rollout_rate: float = 0.8  # "ema": beta <- rate * beta + (1 - rate) * theta
     constant_reward: float | None = None  # the control: every token weighted by this, not Q_t
+    baseline: str = "none"  # "none" (the paper), "mean", "loo" (leave-one-out) or "value" (learned)
+    normalize: bool = False  # divide the advantages by their std over live positions (+1e-8)
+    value_lr: float = 0.01  # the value baseline's own Adam
 
     def __post_init__(self) -> None:
+        if self.baseline not in BASELINES:
+            raise ValueError(f"baseline must be one of {BASELINES}, got {self.baseline!r}")
+        if not isinstance(self.normalize, bool):
+            raise ValueError(f"normalize must be a bool, got {self.normalize!r}")
+        if not self.value_lr > 0:
+            raise ValueError(f"value_lr must be > 0, got {self.value_lr}")
         if self.rollout_update not in ROLLOUT_UPDATES:
             raise ValueError(f"rollout_update must be one of {ROLLOUT_UPDATES}, got {self.rollout_update!r}")
         if not 0.0 <= self.rollout_rate < 1.0:
@@ -59,6 +76,85 @@ def policy_gradient_loss(log_probs: torch.Tensor, q_values: torch.Tensor) -> tor
     return -(log_probs * q_values).sum()
 
 
+def live_positions(sequences: torch.Tensor, pad_id: int | None) -> torch.Tensor:
+    """True [B, T] where a step of an episode was taken (not padding after its end)."""
+    if pad_id is None:
+        return torch.ones_like(sequences, dtype=torch.bool)
+    return sequences != pad_id
+
+
+def batch_baseline(q_values: torch.Tensor, live: torch.Tensor, leave_one_out: bool = False) -> torch.Tensor:
+    """b_bt from the other episodes' Q at the same step t, over the episodes alive at t: [B, T].
+
+    The batch mean: b_t = mean_{b' alive at t} Q_b't (it includes b's own Q, so the advantage is
+    (n_t - 1) / n_t times leave-one-out's). Leave-one-out: b_bt = mean_{b' != b alive at t} Q_b't, which
+    does not depend on episode b's own action, so the gradient stays unbiased; where b is the only
+    episode alive at t there are no others and b_bt = 0 (no baseline). 0 at dead positions.
+    """
+    # Shifted by a live Q of each step (its max), so that a constant Q gives b == Q exactly.
+    ref = q_values.masked_fill(~live, float("-inf")).amax(0, keepdim=True)  # [1, T]
+    count = live.sum(0, keepdim=True).to(q_values.dtype)
+    ref = torch.where(count > 0, ref, torch.zeros_like(ref))
+    shifted = (q_values - ref).masked_fill(~live, 0.0)
+    total = shifted.sum(0, keepdim=True)
+    if leave_one_out:
+        others = count - 1
+        b = torch.where(others > 0, ref + (total - shifted) / others.clamp(min=1), torch.zeros_like(shifted))
+    else:
+        b = (ref + total / count.clamp(min=1)).expand_as(shifted)
+    return b.masked_fill(~live, 0.0)
+
+
+def advantage_weights(
+    q_values: torch.Tensor, live: torch.Tensor, baseline: torch.Tensor | None, normalize: bool
+) -> torch.Tensor:
+    """(Q - b) at live positions (0 elsewhere), divided by its std over the live positions (+1e-8,
+    the population std) when `normalize`."""
+    adv = q_values if baseline is None else q_values - baseline
+    adv = adv.masked_fill(~live, 0.0)
+    if normalize:
+        values = adv[live]
+        std = values.std(correction=0) if values.numel() > 0 else adv.new_zeros(())
+        adv = adv / (std + NORMALIZE_EPS)
+    return adv
+
+
+class ValueBaseline(torch.nn.Module):
+    """V(prefix): a linear layer on the generator's LSTM hidden state after reading [start, y_<t]
+    (detached: the value never moves the policy), fitted by MSE to Q with its own Adam. Starts at
+    zero, so its first baseline is "none"'s."""
+
+    def __init__(self, hidden_dim: int, lr: float) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(hidden_dim, 1)
+        torch.nn.init.zeros_(self.linear.weight)
+        torch.nn.init.zeros_(self.linear.bias)
+        self.optimizer = torch.optim.Adam(self.parameters(), lr=lr)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """V for each prefix state [B, T, H]: [B, T]."""
+        return self.linear(hidden).squeeze(-1)
+
+    def fit(self, hidden: torch.Tensor, q_values: torch.Tensor, live: torch.Tensor) -> float:
+        """One Adam step on the mean squared error to Q over the live positions; returns the loss."""
+        self.optimizer.zero_grad(set_to_none=True)
+        error = (self(hidden) - q_values)[live]
+        loss = (error**2).mean() if error.numel() > 0 else error.sum()
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+
+@torch.no_grad()
+def prefix_hidden(generator: TokenLSTM, sequences: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+    """The generator's LSTM hidden state after reading [start, y_1..y_{t-1}] at each position t: the
+    state that chooses y_t. [B, T, H], detached."""
+    tokens = sequences.masked_fill(~live, 0)
+    start = torch.full_like(tokens[:, :1], generator.config.start_token)
+    hidden, _ = generator.lstm(generator.embedding(torch.cat([start, tokens[:, :-1]], dim=1)))
+    return hidden
+
+
 class ReinforceAgent:
     """The generator policy, its policy-gradient step, and the rollout-policy sync."""
 
@@ -78,6 +174,10 @@ class ReinforceAgent:
         self.rng = rng
         # A fresh Adam, separate from the MLE optimiser, as in the reference code.
         self.optimizer = torch.optim.Adam(generator.parameters(), lr=config.lr, fused=True)
+        self.value: ValueBaseline | None = None
+        if config.baseline == "value":
+            self.value = ValueBaseline(generator.config.hidden_dim, config.value_lr).to(generator.device)
+        self.value_loss: float | None = None  # the value baseline's last fitting loss
         self.start_rollout_policy()
 
     @torch.no_grad()  # not inference_mode: the sequences feed the policy-gradient step
@@ -125,13 +225,34 @@ class ReinforceAgent:
         self.generator.train()
         self.optimizer.zero_grad(set_to_none=True)
         device = self.generator.device
-        log_probs = self.generator.log_probs(episodes.sequences.to(device), pad_id=pad_id)
-        loss = policy_gradient_loss(log_probs, q.to(device))
+        sequences = episodes.sequences.to(device)
+        log_probs = self.generator.log_probs(sequences, pad_id=pad_id)
+        weights = self.advantages(sequences, q.to(device), pad_id)
+        loss = policy_gradient_loss(log_probs, weights)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.generator.parameters(), self.config.grad_clip)
         self.optimizer.step()
         self.sync()
         return loss.item()
+
+    def advantages(self, sequences: torch.Tensor, q_values: torch.Tensor, pad_id: int | None) -> torch.Tensor:
+        """The weight of each token in the loss: Q itself under the paper's settings (baseline "none",
+        no normalisation: untouched), else the advantage (Q - b) at live positions, optionally
+        normalised. The "value" baseline is read before, and fitted to this Q after, it is used."""
+        cfg = self.config
+        if cfg.baseline == "none" and not cfg.normalize:
+            return q_values
+        live = live_positions(sequences, pad_id)
+        baseline = None
+        if cfg.baseline in ("mean", "loo"):
+            baseline = batch_baseline(q_values, live, leave_one_out=cfg.baseline == "loo")
+        elif cfg.baseline == "value":
+            assert self.value is not None
+            hidden = prefix_hidden(self.generator, sequences, live)
+            with torch.no_grad():
+                baseline = self.value(hidden)
+            self.value_loss = self.value.fit(hidden, q_values, live)
+        return advantage_weights(q_values, live, baseline, cfg.normalize)
 
     def start_rollout_policy(self) -> None:
         """Set the rollout policy equal to the generator (beta = theta), whatever the update rule: where
