@@ -286,3 +286,24 @@ def test_every_checkpoint_holds_the_rollout_policy_of_its_stage(
     for key, beta in final["rollout_policy"]["state_dict"].items():
         expected = 0.8 * mle[key] + 0.2 * final["generator"]["state_dict"][key]
         torch.testing.assert_close(beta, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_oracle_reward_and_baselines_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--reward oracle (the perfect discriminator: no discriminator is trained) and the REINFORCE
+    baseline options run end to end and are recorded in config.json."""
+    oracle = run_in_process(capsys, *FAST, "--reward", "oracle", "--rounds", "2", "--out", str(tmp_path),
+                            "--name", "oracle")  # fmt: skip
+    assert oracle.returncode == 0, oracle.stderr
+    folder = tmp_path / "oracle"
+    assert not (folder / "pretrained.pt").exists()  # no discriminator pre-training
+    mle, final = load_checkpoint(folder / "mle.pt"), load_checkpoint(folder / "final.pt")
+    for key, value in final["discriminator"]["state_dict"].items():
+        assert torch.equal(value, mle["discriminator"]["state_dict"][key]), key
+    assert float(read_metrics(folder)[-1]["pg_loss"]) != 0
+    for baseline in ("mean", "loo", "value"):
+        args = [*FAST, "--baseline", baseline, "--normalize", "--rounds", "2", "--out", str(tmp_path)]
+        assert run_in_process(capsys, *args, "--name", baseline).returncode == 0
+        config = json.loads((tmp_path / baseline / "config.json").read_text())
+        assert config["baseline"] == baseline and config["normalize"] is True
+    bad = run_in_process(capsys, *FAST, "--reward", "oracle", "--mode", "mle", "--out", str(tmp_path / "x"))
+    assert bad.returncode == 2 and "--reward oracle rewards the seqgan mode" in bad.stderr

@@ -92,18 +92,36 @@ def test_a_killed_run_resumes_bit_for_bit(
     where: str,
     call: int,
 ) -> None:
+    folder = kill_and_resume(tmp_path, capsys, where, call, FAST)
+    assert metrics_without_time(folder) == uninterrupted
+
+
+def kill_and_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str, call: int, args: list[str]
+) -> Path:
+    """Run the script with `args` into tmp_path/run, SIGKILLed at the `call`-th call of `where`, then
+    resume it in this process; the run folder."""
     killer = tmp_path / "killer.py"
     killer.write_text(KILLER.format(train=str(ROOT / "train"), root=str(ROOT)))
-    args = [*FAST, "--out", str(tmp_path), "--name", "run"]
-    killed = subprocess.run([sys.executable, str(killer), where, str(call), *args], capture_output=True,
-                            text=True, cwd=ROOT)  # fmt: skip
+    command = [sys.executable, str(killer), where, str(call), *args, "--out", str(tmp_path), "--name", "run"]
+    killed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     assert killed.returncode == -9, killed.stderr  # SIGKILL
     folder = tmp_path / "run"
     if where == "torch:save":
         assert list(folder.glob(".latest.pt.*.tmp"))  # what the kill left behind
     assert run_in_process(capsys, "--resume", str(folder)) == 0
-    assert metrics_without_time(folder) == uninterrupted
     assert not list(folder.glob("*.tmp"))
+    return folder
+
+
+def test_a_learned_value_baseline_resumes_bit_for_bit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The value baseline's head and its optimiser are part of the run's state."""
+    args = [*FAST, "--baseline", "value", "--normalize", "--rounds", "4"]
+    assert run_in_process(capsys, *args, "--out", str(tmp_path / "whole"), "--name", "run") == 0
+    folder = kill_and_resume(tmp_path, capsys, "agents.reinforce:ReinforceAgent.collect", 4, args)
+    assert metrics_without_time(folder) == metrics_without_time(tmp_path / "whole" / "run")
 
 
 def test_evaluation_never_changes_training(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -64,6 +64,10 @@ class Config:
     rollout_rate: float = option(
         "ema rate: beta <- rate*beta + (1-rate)*theta", default=0.8, at_least=0, below=1)
     constant_reward: float = option("the reward of --mode constant", default=1.0)
+    baseline: Literal["none", "mean", "loo", "value"] = option(
+        "REINFORCE baseline subtracted from Q_t: none (the paper), mean (the batch's at each step), loo "
+        "(leave-one-out) or value (a learned value of the prefix)", default="none")
+    normalize: bool = option("divide REINFORCE's advantages by their standard deviation", default=False)
     eval_every: int = option("evaluate and checkpoint every this many rounds", default=5, at_least=1)
     eval_samples: int = option("generator samples for NLL-oracle", default=9984, at_least=1)
     temperature: float = option("sampling temperature of the evaluation", default=1.0, above=0)
@@ -79,9 +83,10 @@ class Config:
                              "held-out lines) and Self-BLEU-2..5", default=1000)
     self_bleu_samples: int = option("--data: how many of those Self-BLEU scores (each against all the "
                                   "others)", default=500, at_least=1)
-    reward: Literal["discriminator", "bleu"] = option(
-        "what rewards the generator: discriminator (SeqGAN) or bleu (PG-BLEU: BLEU-n against the training "
-        "data; no discriminator is trained)", default="discriminator")
+    reward: Literal["discriminator", "bleu", "oracle"] = option(
+        "what rewards the generator: discriminator (SeqGAN), bleu (PG-BLEU: BLEU-n against the training "
+        "data) or oracle (the oracle's own likelihood: a perfect discriminator, the upper bound); with bleu "
+        "and oracle no discriminator is trained", default="discriminator")
     bleu_n: int = option("n of BLEU-n, the --reward bleu reward (4: standard BLEU)", default=4, at_least=1)
 
     @property
@@ -95,8 +100,11 @@ class Config:
         check_run_options(self, paths=("resume", "init_from", "oracle", "data"))
         check_seed("--oracle-seed", self.oracle_seed)
         self.filters()  # parses, and checks widths against seq_len
-        if self.reward == "bleu" and self.mode != "seqgan":
-            raise ValueError(f"--reward bleu rewards the seqgan mode; --mode {self.mode} has no such reward")
+        if self.reward != "discriminator" and self.mode != "seqgan":
+            raise ValueError(f"--reward {self.reward} rewards the seqgan mode; --mode {self.mode} has no "
+                             "such reward")  # fmt: skip
+        if self.reward == "oracle" and self.data is not None:
+            raise ValueError("--reward oracle needs the synthetic benchmark's oracle: a --data run has none")
         if self.data is not None:
             if self.oracle is not None:
                 raise ValueError("--data and --oracle exclude each other: a text run has no oracle")

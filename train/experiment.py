@@ -19,8 +19,8 @@ from agents.mle import ContinuedMLE, MLEConfig, MLETrainer
 from agents.reinforce import ReinforceAgent, ReinforceConfig
 from seqgan_env.checkpoint import load_checkpoint, model_entry, save_checkpoint
 from seqgan_env.devices import resolve_device
-from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
-from seqgan_env.scorers import BLEUScorer
+from seqgan_env.discriminator import Discriminator, DiscriminatorConfig, SequenceScorer
+from seqgan_env.scorers import BLEUScorer, OracleScorer
 from seqgan_env.text import Vocabulary, decode
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 from seqgan_env.vector_env import SeqGANVectorEnv
@@ -79,9 +79,14 @@ class Experiment:
                                    cfg.bleu_samples, cfg.self_bleu_samples)  # fmt: skip
         mle_config = MLEConfig(cfg.mle_lr, cfg.batch_size, cfg.grad_clip)
         self.mle = MLETrainer(self.generator, mle_config, pad_id=self.pad_id)
-        # PG-BLEU: BLEU against the training data scores the sequences in place of the discriminator.
-        self.scorer = None if cfg.reward != "bleu" else BLEUScorer(self.real, cfg.bleu_n, self.eos_id,
-                                                                   self.pad_id)
+        # PG-BLEU: BLEU against the training data scores the sequences in place of the discriminator;
+        # the oracle's own likelihood is the perfect discriminator (the upper bound).
+        self.scorer: SequenceScorer | None = None
+        if cfg.reward == "bleu":
+            self.scorer = BLEUScorer(self.real, cfg.bleu_n, self.eos_id, self.pad_id)
+        elif cfg.reward == "oracle":
+            assert self.oracle is not None
+            self.scorer = OracleScorer(self.oracle)
         self.vector_env = SeqGANVectorEnv(
             num_envs=cfg.batch_size, rollout_policy=self.rollout_policy, discriminator=self.discriminator,
             n_rollouts=cfg.n_rollouts, reward_mode="mc" if cfg.mode == "seqgan" else "terminal",
@@ -101,7 +106,8 @@ class Experiment:
         self.agent = ReinforceAgent(
             self.generator, self.rollout_policy,
             ReinforceConfig(cfg.pg_lr, cfg.grad_clip, cfg.rollout_update, cfg.rollout_rate,
-                            cfg.constant_reward if cfg.mode == "constant" else None),
+                            cfg.constant_reward if cfg.mode == "constant" else None,
+                            baseline=cfg.baseline, normalize=cfg.normalize),
             rng=self.rng,
         )
         self.stage, self.progress = "mle", 0
@@ -128,6 +134,9 @@ class Experiment:
             "discriminator": model_entry(self.discriminator),
             "optimizers": {"mle": self.mle.optimizer.state_dict(), "pg": self.agent.optimizer.state_dict()},
             "discriminator_updater": self.envs.updater.state_dict(),
+            "value_baseline": None if self.agent.value is None else {
+                "state_dict": self.agent.value.state_dict(),
+                "optimizer": self.agent.value.optimizer.state_dict()},
             "rng": {"device": self.device.type, "train": self.rng.get_state(),
                     "env": self.vector_env._torch_rng.get_state(), "torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state(self.device) if cuda else None},
@@ -152,6 +161,9 @@ class Experiment:
                              f"{state['rng']['device']} (random states do not carry across device types)")
         self._load_models(state, with_discriminator=True)
         self.agent.optimizer.load_state_dict(state["optimizers"]["pg"])
+        if self.agent.value is not None:
+            self.agent.value.load_state_dict(state["value_baseline"]["state_dict"])
+            self.agent.value.optimizer.load_state_dict(state["value_baseline"]["optimizer"])
         self.envs.updater.load_state_dict(state["discriminator_updater"])
         self.rng.set_state(state["rng"]["train"])
         self.vector_env._torch_rng.set_state(state["rng"]["env"])
@@ -186,7 +198,7 @@ class Experiment:
         for key, model in models:
             model.load_state_dict(state[key]["state_dict"])
         self.mle.optimizer.load_state_dict(state["optimizers"]["mle"])
-        if self.scorer is not None and not torch.equal(self.real, state["data"]["real"]):
+        if isinstance(self.scorer, BLEUScorer) and not torch.equal(self.real, state["data"]["real"]):
             self.scorer.set_references(state["data"]["real"])
         self.real, self.test = state["data"]["real"], state["data"]["test"]
         self.envs.updater.real_data = self.real
