@@ -140,8 +140,16 @@ def trajectory(run: RunFolder, method: str) -> list[dict[str, Any]]:
 def same_settings(config: dict[str, Any]) -> list[str]:
     """Options that give a control run every setting of the SeqGAN run (rounds, evaluation, sizes...)."""
     skip = {"mode", "init_from"}
-    return [arg for key, value in config.items() if key not in skip and value is not None
-            for arg in (f"--{key.replace('_', '-')}", str(value))]  # fmt: skip
+    args: list[str] = []
+    for key, value in config.items():
+        flag = key.replace("_", "-")
+        if key in skip or value is None:
+            continue
+        if isinstance(value, bool):  # --flag / --no-flag
+            args.append(f"--{flag}" if value else f"--no-{flag}")
+        else:
+            args += [f"--{flag}", str(value)]
+    return args
 
 
 def rows_start(rows: list[dict[str, str]]) -> int:
