@@ -14,6 +14,7 @@ discriminator's negatives are the finished episodes topped up with fresh samples
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -123,7 +124,9 @@ class SB3Learner:
 
     def collect(self, envs: Any = None) -> None:
         """One rollout of `n_steps` in each of the model's envs, into its rollout buffer."""
-        kwargs = {"use_masking": True} if self.model.__class__.__name__ == "MaskablePPO" else {}
+        # MaskablePPO's collect_rollouts takes the masks' switch; the others have no such parameter.
+        masking = "use_masking" in inspect.signature(self.model.collect_rollouts).parameters
+        kwargs = {"use_masking": True} if masking else {}
         model, env = self.model, self.model.env
         if env is None:  # a model loaded without env=; SB3's own learn() asserts the same
             raise RuntimeError("the SB3 model has no env to collect rollouts from")

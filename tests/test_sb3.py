@@ -476,3 +476,20 @@ def test_cached_rollout_states_follow_the_learners_sync():
     assert learner.iterations == 3 and checker.checked_after_sync >= 8
     for a, b in zip(rollout.parameters(), generator_from_policy(model.policy).parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("algo", ALGORITHMS)
+def test_every_algorithm_runs_as_a_learner(algo):
+    """SB3Learner drives each algorithm's own collect/train round by round (MaskablePPO with its masks)."""
+    generator, rollout = tiny_lstm(seed=14), tiny_lstm(seed=14)
+    venv = SeqGANVectorEnv(4, **VARIANTS[TINY], reward_mode="shaped", rollout_policy=rollout,
+                           discriminator=tiny_discriminator())  # fmt: skip
+    model = make_model(algo, SB3VecEnv(venv), generator, seed=0, **SMALL[algo])
+    learner = SB3Learner(model, 2, rollout, "copy")
+    learner.start_rollout_policy()
+    run_rounds(learner, venv, 2, 0, None, lambda r, losses: None, "", progress=False)
+    learner.close()
+    assert learner.iterations == 2 and model.num_timesteps == 2 * 4 * SMALL[algo]["n_steps"]
+    assert learner.n_updates > 0
+    for a, b in zip(rollout.parameters(), generator_from_policy(model.policy).parameters(), strict=True):
+        assert torch.equal(a, b)
