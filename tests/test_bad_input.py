@@ -493,7 +493,7 @@ COMPARE_CASES: list[tuple[list[str], str]] = [
     (["--temperatures", ""], r"--temperatures must be comma-separated numbers > 0, got ''"),
     (["--temperatures", "0.8,,1.0"], r"got '' in '0\.8,,1\.0'"),
     (["--temperatures", "0.8,1e999"], r"got inf in '0\.8,1e999'"),
-    (["--seed", "-1"], r"--seed must be an int in \[0, 2\*\*63\), got -1"),
+    (["--seed", "-1"], r"--seed must be in \[0, 2\*\*63 - 1\], got -1"),
     (["--seed", "x"], r"argument --seed: invalid int value: 'x'"),
     (["--extra", "--bogus", "1"], r"unrecognized arguments: --bogus 1"),
     (["--extra", "--threads", "x"], r"argument --threads: invalid int value: 'x'"),

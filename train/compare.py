@@ -28,6 +28,7 @@ import torch
 
 from seqgan_env.checkpoint import load_checkpoint, token_lstm_from_entry
 from seqgan_env.text import CorpusError
+from train.cli import check_seed
 from train.config import PRESETS, parse_config
 from train.evaluation import evaluate
 from train.plots import plot_comparison
@@ -100,8 +101,7 @@ def check_finished_run(folder: Path) -> None:
 def check_args(args: argparse.Namespace) -> None:
     """Clear one-line errors (ValueError) for options that would fail later, after minutes of runs."""
     parse_temperatures(args.temperatures)
-    if not 0 <= args.seed < 2**63:
-        raise ValueError(f"--seed must be an int in [0, 2**63), got {args.seed}")
+    check_seed("--seed", args.seed)
     if args.seqgan_run is not None:
         check_finished_run(Path(args.seqgan_run))
     else:
