@@ -380,6 +380,19 @@ def test_script_continues_a_saved_model_from_a_pretrained_folder(e2e_run, tmp_pa
     assert (tmp_path / "more" / "model.zip").is_file()
 
 
+def test_script_oracle_reward_trains_no_discriminator(e2e_run, tmp_path, capsys, monkeypatch):
+    folder, result = e2e_run
+    assert result.returncode == 0, result.stderr
+    done = run_in_process(capsys, monkeypatch, "--pretrained", str(folder / "pretrain"), "--reward", "oracle",
+                          *FAST, "--out", str(tmp_path), "--name", "oracle")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    final = torch.load(tmp_path / "oracle" / "final.pt", weights_only=False)
+    pretrained = torch.load(folder / "pretrain" / "pretrained.pt", weights_only=False)
+    assert final["config"]["reward"] == "oracle"
+    for name, value in pretrained["discriminator"]["state_dict"].items():  # never trained
+        assert torch.equal(final["discriminator"]["state_dict"][name], value), name
+
+
 def test_script_bad_input(e2e_run, tmp_path, capsys, monkeypatch):
     folder, _ = e2e_run
     out = ["--out", str(tmp_path)]

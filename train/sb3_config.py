@@ -61,6 +61,9 @@ class SB3Config:
         "generator)", default="copy")  # fmt: skip
     rollout_rate: float = option("ema rate: beta <- rate*beta + (1-rate)*theta", default=0.8,
                                  at_least=0, below=1)  # fmt: skip
+    reward: Literal["discriminator", "oracle"] = option(
+        "what scores complete sequences: discriminator (SeqGAN) or oracle (the oracle's own likelihood: a "
+        "perfect discriminator, the upper bound; no discriminator is trained)", default="discriminator")
     mask_tokens: str = option("maskable_ppo: comma-separated token ids the policy may never choose (the "
                             "evaluation, the rollout policy and the negatives use the unmasked distribution)",
                             default="")  # fmt: skip

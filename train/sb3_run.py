@@ -18,6 +18,7 @@ from agents.sb3 import PolicySampler, SB3Learner, SB3VecEnv, generator_from_poli
 from seqgan_env.checkpoint import model_entry, save_checkpoint
 from seqgan_env.devices import resolve_device
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
+from seqgan_env.scorers import OracleScorer
 from seqgan_env.token_lstm import TokenLSTM
 from seqgan_env.vector_env import SeqGANVectorEnv
 from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorTrainingVectorWrapper
@@ -58,12 +59,14 @@ class SB3Run:
         init = seeded_rng(derive_seed(cfg.seed, "init"))
         self.discriminator = (pre.discriminator or make_discriminator(cfg, V, T, init)).to(self.device)
         self.d_pretrained = pre.discriminator is not None
+        self.trains_discriminator = cfg.reward == "discriminator" and cfg.disc_repeats > 0
         self.sampler = PolicySampler(self.rng)
         schedule = DiscriminatorSchedule(None, max(cfg.disc_repeats, 1), cfg.n_negatives, cfg.disc_epochs)
         self.envs = DiscriminatorTrainingVectorWrapper(
             SeqGANVectorEnv(num_envs=cfg.n_envs, rollout_policy=self.rollout_policy,
                             discriminator=self.discriminator, n_rollouts=cfg.n_rollouts,
-                            reward_mode=cfg.reward_mode, oracle_seed=None, device=cfg.device),
+                            reward_mode=cfg.reward_mode, oracle_seed=None, device=cfg.device,
+                            scorer=OracleScorer(self.oracle) if cfg.reward == "oracle" else None),
             real_data=pre.real, sampler=self.sampler, schedule=schedule, rng=self.rng,
         )  # fmt: skip
         if pre.discriminator_optimizer is not None:
@@ -104,7 +107,7 @@ class SB3Run:
         """Where the source had no pre-trained discriminator: --disc-pretrain-repeats sets of fresh
         negatives from the (warm-started) policy, as train/adversarial.py's stage."""
         repeats = self.cfg.disc_pretrain_repeats
-        if self.d_pretrained or repeats == 0:
+        if self.d_pretrained or repeats == 0 or self.cfg.reward != "discriminator":
             return
         bar = tqdm(range(repeats), desc="discriminator pre-training", unit="set",
                    disable=not self.cfg.progress)  # fmt: skip
@@ -142,7 +145,7 @@ class SB3Run:
                 return self.evaluate(round_, learner, losses)
             return None
 
-        d_training = self.envs.train_discriminator if cfg.disc_repeats > 0 else None
+        d_training = self.envs.train_discriminator if self.trains_discriminator else None
         run_rounds(
             learner, self.envs, cfg.rounds, 0, d_training, on_round, f"{cfg.algo} rounds", cfg.progress
         )
