@@ -1,0 +1,81 @@
+"""train/probe_discriminator.py at tiny size: it trains a discriminator against a run's fixed
+generator and writes one row of held-out/training AUC and reward-quality correlation per repeat;
+bad options are one-line errors with nothing written."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--preset", "tiny", "--threads", "1", "--n-real", "128", "--n-test", "64", "--eval-samples", "128",
+        "--n-negatives", "64"]  # fmt: skip
+PROBE = ["--repeats", "3", "--n-negatives", "64", "--eval-samples", "64", "--threads", "1"]
+
+
+def script(name: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "train" / f"{name}.py"), *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("probe")
+    result = script("pretrain", *TINY, "--out", str(out), "--name", "pre")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return out / "pre"
+
+
+def rows(folder: Path) -> list[dict[str, str]]:
+    with (folder / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_probe_writes_a_row_per_repeat_and_is_seeded(pretrained: Path, tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        result = script("probe_discriminator", "--pretrained", str(pretrained), *PROBE, "--disc-lr", "1e-3",
+                        "--out", str(tmp_path), "--name", name)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-2000:]
+    a, b = rows(tmp_path / "a"), rows(tmp_path / "b")
+    assert [r["repeat"] for r in a] == ["1", "2", "3"]
+    for r in a:
+        assert 0 <= float(r["heldout_auc"]) <= 1 and 0 <= float(r["train_auc"]) <= 1
+        assert -1 <= float(r["reward_oracle_spearman"]) <= 1 and float(r["d_loss"]) > 0
+    drop = ("elapsed_s",)
+    assert [{k: v for k, v in r.items() if k not in drop} for r in a] == [
+        {k: v for k, v in r.items() if k not in drop} for r in b
+    ]  # same seed, same numbers
+    assert (tmp_path / "a" / "config.json").is_file()
+
+
+def test_probe_sizes_from_the_options(pretrained: Path, tmp_path: Path) -> None:
+    result = script("probe_discriminator", "--pretrained", str(pretrained), *PROBE, "--repeats", "1",
+                    "--disc-filters", "2:5,3:7", "--disc-embed-dim", "6", "--out", str(tmp_path),
+                    "--name", "s")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    config = (tmp_path / "s" / "config.json").read_text()
+    assert '"embed_dim": 6' in config and "[\n        3,\n        7\n      ]" in config
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ([], "--pretrained RUN is required"),
+    (["--pretrained", "nowhere"], "no such folder"),
+    (["--disc-lr", "nan"], "--disc-lr must be a finite number"),
+    (["--disc-lr", "0"], "--disc-lr must be > 0"),
+    (["--repeats", "0"], "--repeats must be >= 1"),
+    (["--disc-dropout", "1"], "--disc-dropout must be in [0, 1)"),
+    (["--eval-samples", "1"], "--eval-samples must be >= 2"),
+    (["--disc-filters", "9:4"], "do not fit"),
+    (["--device", "foo"], "foo"),
+    (["--name", "../x"], "plain folder name"),
+])  # fmt: skip
+def test_probe_bad_options(pretrained: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    base = [] if not args or args[0] == "--pretrained" else ["--pretrained", str(pretrained)]
+    result = script("probe_discriminator", *base, *args, "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
