@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import math
 import re
 import subprocess
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from train.comparison import below_curve, frontier
+from train.comparison import MethodRun, below_curve, check_reusable, frontier
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,7 +156,7 @@ BAD_OPTIONS: list[tuple[list[str], str]] = [
     (["--methods", "seqgan,gan"], r"--methods: unknown method 'gan' \(choose from seqgan, constant, "),
     (["--methods", "constant,mle"], r"--methods must include seqgan"),
     (["--methods", "seqgan,best"], r"--methods best needs --best-args, e\.g\. --best-args='--baseline mean"),
-    (["--methods", "seqgan,ppo"], r"--methods ppo needs --ppo-args"),
+    (["--ppo-args=--n-envs 8"], r"--ppo-args given but --methods has no ppo"),
     (["--best-args=--normalize"], r"--best-args given but --methods has no best"),
     (["--methods", "seqgan,best", "--best-args=--baseline median"],
      r"--best-args: argument --baseline: invalid choice: 'median'"),
@@ -192,3 +193,17 @@ def test_an_unfinished_method_run_is_refused(compared: Path, capsys: pytest.Capt
     assert exit_.value.code == 2
     assert re.search(r"cmp_unfinished_mle exists but is unfinished: resume it \(python train/adversarial\.py "
                      r"--resume .*cmp_unfinished_mle\) or remove it", err), err  # fmt: skip
+
+
+def test_a_finished_run_is_reused_only_with_the_same_settings(tmp_path: Path) -> None:
+    folder = tmp_path / "x_mle"
+    folder.mkdir()
+    (folder / "final.pt").write_bytes(b"")
+    (folder / "config.json").write_text(json.dumps({"rounds": 2, "init_from": "elsewhere"}))
+    asked = {"rounds": 2, "baseline": "none", "init_from": "here"}  # where the source is does not count
+    check_reusable(MethodRun("mle", "continued MLE", folder, [], asked), False, {"baseline": "none"})
+    with pytest.raises(ValueError, match=r"made with other settings \(--baseline 'none', asked 'mean'\)"):
+        check_reusable(MethodRun("mle", "", folder, [], {**asked, "baseline": "mean"}), False,
+                       {"baseline": "none"})  # a config.json without the option: its default  # fmt: skip
+    with pytest.raises(ValueError, match=r"already exists beside the SeqGAN run to make: remove it"):
+        check_reusable(MethodRun("mle", "", folder, [], asked), True, {})

@@ -5,26 +5,30 @@ starts from the same pre-trained generator (the SeqGAN run's) and makes the same
 updates, and each evaluation is a point (NLL-test, NLL-oracle): lower-left is better. The MLE generator
 sampled at --temperatures traces the curve plain sharpening gives; a method helps only where its points
 sit below that curve. --methods (comma-separated; default seqgan,constant,mle,oracle):
-  seqgan    SeqGAN as in the paper (the run every other method starts from: always included)
+  seqgan    SeqGAN as in the paper (required: every other method starts from its pre-training)
   constant  REINFORCE with a constant reward of 1 (train/adversarial.py --mode constant)
   mle       continued MLE (--mode mle)
   oracle    REINFORCE rewarded by the oracle's own likelihood (--reward oracle): the upper bound
   best      SeqGAN with the options of --best-args, e.g. --best-args='--baseline mean --normalize'
   ppo       SB3 PPO (train/sb3.py --pretrained the SeqGAN run; same rounds and evaluation), with the
-            options of --ppo-args, e.g. --ppo-args='--n-envs 32'
+            options of --ppo-args if given, e.g. --ppo-args='--n-envs 32'
 
     python train/compare.py --oracle ../shared/benchmarks/paper_oracle/target_params.npz
     python train/compare.py --seqgan-run runs/NAME_seqgan --methods seqgan,mle,ppo   # reuse finished runs
 
 Each method's run folder is NAME_<method> beside NAME_seqgan; a finished one made with the same
-settings is reused. Writes comparison.csv (every evaluation, its distance below the temperature curve
-and that distance's standard error), comparison.md (the table of end points) and comparison.png into
-the SeqGAN run's folder.
+settings is reused. Writes into the SeqGAN run's folder comparison.csv (every evaluation, with its
+distance below the temperature curve and that distance's standard error), comparison.md (each method's
+end point: NLL-oracle, NLL-test, distance below the curve, wall time of its adversarial phase; the
+temperatures) and comparison.png (all on one plane). The curve joins the temperatures that no other
+beats on both axes, linearly; beyond its NLL-test range it is extrapolated, and the distance marked †
+(train/comparison.py has the arithmetic).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import shlex
@@ -114,12 +118,10 @@ def parse_methods(args: argparse.Namespace) -> list[str]:
     if "seqgan" not in methods:
         raise ValueError("--methods must include seqgan: its run holds the pre-training every method "
                          "starts from")
+    if "best" in methods and args.best_args is None:
+        raise ValueError("--methods best needs --best-args, e.g. --best-args='--baseline mean --normalize'")
     for method in ("best", "ppo"):
-        given = getattr(args, f"{method}_args") is not None
-        if method in methods and not given:
-            raise ValueError(f"--methods {method} needs --{method}-args, e.g. --{method}-args='"
-                             + ("--baseline mean --normalize'" if method == "best" else "--n-envs 32'"))
-        if given and method not in methods:
+        if getattr(args, f"{method}_args") is not None and method not in methods:
             raise ValueError(f"--{method}-args given but --methods has no {method}")
     return ["seqgan", *(m for m in methods if m != "seqgan")]
 
@@ -156,7 +158,8 @@ def check_args(args: argparse.Namespace) -> list[MethodRun]:
     runs = [first] + [method_run(m, args, seqgan.parent / f"{name}_{m}", seqgan, config, extra)
                       for m in methods[1:]]  # fmt: skip
     for run in runs[1:]:
-        check_reusable(run, made=args.seqgan_run is None)
+        fields = dataclasses.fields(SB3Config if run.method == "ppo" else Config)
+        check_reusable(run, args.seqgan_run is None, {f.name: f.default for f in fields})
     return runs
 
 

@@ -157,8 +157,9 @@ def check_finished_run(folder: Path) -> None:
                          f"of the {rounds} in its config.json; {resume}")  # fmt: skip
 
 
-def check_reusable(run: MethodRun, made: bool) -> None:
-    """A method's run folder may not exist yet, or be a finished run made with the same settings."""
+def check_reusable(run: MethodRun, made: bool, defaults: dict[str, Any]) -> None:
+    """A method's run folder may not exist yet, or be a finished run made with the same settings (an
+    option its config.json predates counts at its default, from `defaults`)."""
     if not run.folder.exists():
         return
     if made:
@@ -169,11 +170,12 @@ def check_reusable(run: MethodRun, made: bool) -> None:
         raise ValueError(f"{run.folder} exists but is unfinished: {how}")
     saved = RunFolder(run.folder).saved_config()
     ignore = ("init_from", "pretrained")  # where the source is, however it was spelled
-    diff = sorted(k for k in {*saved, *run.settings} - set(ignore) if saved.get(k) != run.settings.get(k))
+    saved = {k: saved.get(k, defaults.get(k)) for k in run.settings if k not in ignore}
+    diff = [k for k in saved if saved[k] != run.settings[k]]
     if diff:
         key = diff[0]
         raise ValueError(f"{run.folder} was made with other settings (--{key.replace('_', '-')} "
-                         f"{saved.get(key)!r}, asked {run.settings.get(key)!r}): remove it to re-run it")
+                         f"{saved[key]!r}, asked {run.settings[key]!r}): remove it to re-run it")
 
 
 def same_settings(config: dict[str, Any]) -> list[str]:
