@@ -207,3 +207,16 @@ def test_a_finished_run_is_reused_only_with_the_same_settings(tmp_path: Path) ->
                        {"baseline": "none"})  # a config.json without the option: its default  # fmt: skip
     with pytest.raises(ValueError, match=r"already exists beside the SeqGAN run to make: remove it"):
         check_reusable(MethodRun("mle", "", folder, [], asked), True, {})
+
+
+def test_a_text_run_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "text_seqgan"  # finished, as far as its files go, but with no oracle
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"rounds": 0, "data": "corpus.txt"}))
+    (run / "metrics.csv").write_text("phase,step\nadversarial,0\n")
+    for name in ("mle.pt", "final.pt"):
+        (run / name).write_bytes(b"")
+    with pytest.raises(SystemExit) as exit_:
+        load_compare().main(["--seqgan-run", str(run), "--methods", "seqgan"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_.value.code == 2 and "text_seqgan is a text run (--data): the comparison needs" in err, err

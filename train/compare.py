@@ -155,6 +155,8 @@ def check_args(args: argparse.Namespace) -> list[MethodRun]:
                *(["--oracle", args.oracle] if args.oracle else []), *args.extra]  # fmt: skip
         config = json.loads(json.dumps(parse_config(cmd).run_settings()))  # its config.json to be
         first = MethodRun("seqgan", "SeqGAN", seqgan, cmd, config)
+    if config.get("data") is not None:
+        raise ValueError(f"{seqgan} is a text run (--data): the comparison needs an oracle's NLL-oracle")
     runs = [first] + [method_run(m, args, seqgan.parent / f"{name}_{m}", seqgan, config, extra)
                       for m in methods[1:]]  # fmt: skip
     for run in runs[1:]:
