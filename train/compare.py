@@ -1,25 +1,37 @@
-"""The honest comparison: SeqGAN against the controls on one quality-diversity plot (SPEC 2.2).
+"""The honest comparison: SeqGAN against the controls and the bounds on one quality-diversity plane.
 
-NLL-oracle alone rewards a sharper (lower-entropy) generator, whatever sharpened it. So SeqGAN is
-compared, at the same number of generator updates and from the same pre-trained generator, with
-- the MLE generator sampled at temperatures (default 0.7 to 1.3),
-- REINFORCE with a constant reward of 1 (`--mode constant`),
-- continued MLE (`--mode mle`),
-each as points (NLL-test, NLL-oracle): lower-left is better, and SeqGAN's claim holds only where its
-points sit below the curve the temperatures and the control trace.
+NLL-oracle alone rewards a sharper (lower-entropy) generator, whatever sharpened it. So every method
+starts from the same pre-trained generator (the SeqGAN run's) and makes the same number of generator
+updates, and each evaluation is a point (NLL-test, NLL-oracle): lower-left is better. The MLE generator
+sampled at --temperatures traces the curve plain sharpening gives; a method helps only where its points
+sit below that curve. --methods (comma-separated; default seqgan,constant,mle,oracle):
+  seqgan    SeqGAN as in the paper (required: every other method starts from its pre-training)
+  constant  REINFORCE with a constant reward of 1 (train/adversarial.py --mode constant)
+  mle       continued MLE (--mode mle)
+  oracle    REINFORCE rewarded by the oracle's own likelihood (--reward oracle): the upper bound
+  best      SeqGAN with the options of --best-args, e.g. --best-args='--baseline mean --normalize'
+  ppo       SB3 PPO (train/sb3.py --pretrained the SeqGAN run; same rounds and evaluation), with the
+            options of --ppo-args if given, e.g. --ppo-args='--n-envs 32'
 
     python train/compare.py --oracle ../shared/benchmarks/paper_oracle/target_params.npz
-    python train/compare.py --seqgan-run runs/NAME      # reuse a finished SeqGAN run
+    python train/compare.py --seqgan-run runs/NAME_seqgan --methods seqgan,mle,ppo   # reuse finished runs
 
-Writes comparison.csv, comparison.md (the table) and comparison.png into the SeqGAN run's folder.
+Each method's run folder is NAME_<method> beside NAME_seqgan; a finished one made with the same
+settings is reused. Writes into the SeqGAN run's folder comparison.csv (every evaluation, with its
+distance below the temperature curve and that distance's standard error), comparison.md (each method's
+end point: NLL-oracle, NLL-test, distance below the curve, wall time of its adversarial phase; the
+temperatures) and comparison.png (all on one plane). The curve joins the temperatures that no other
+beats on both axes, linearly; beyond its NLL-test range it is extrapolated, and the distance marked †
+(train/comparison.py has the arithmetic).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import dataclasses
 import json
 import math
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,21 +40,43 @@ import torch
 
 from seqgan_env.checkpoint import load_checkpoint, token_lstm_from_entry
 from seqgan_env.text import CorpusError
-from train.cli import check_seed
-from train.config import PRESETS, parse_config
+from train.cli import check_seed, config_parser
+from train.comparison import (
+    CURVE,
+    MethodRun,
+    add_distances,
+    check_finished_run,
+    check_reusable,
+    end_points_table,
+    same_settings,
+    trajectory,
+    write_csv,
+)
+from train.config import PRESETS, Config, parse_config
 from train.evaluation import evaluate
-from train.plots import plot_comparison
+from train.plots import plot_quality_diversity
 from train.run_folder import RunFolder
+from train.sb3_config import SB3Config, parse_sb3_config
+from train.sb3_job import check_sb3_run, train_sb3
 from train.sources import make_oracle
 from train.stages import open_experiment, run_experiment
 
+METHODS = ("seqgan", "constant", "mle", "oracle", "best", "ppo")
+DEFAULT_METHODS = "seqgan,constant,mle,oracle"
+SET_HERE = ("out", "name", "init_from", "resume", "pretrained")  # what --best-args/--ppo-args cannot set
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """The options, all checked (exit code 2) before any run starts or anything is written."""
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[MethodRun]]:
+    """The options and the runs they ask for, all checked (exit code 2) before any run starts or
+    anything is written."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seqgan-run", help="a finished train/adversarial.py run folder (default: run one)")
+    parser.add_argument("--methods", default=DEFAULT_METHODS,
+                        help=f"comma-separated, of {', '.join(METHODS)} (default: {DEFAULT_METHODS})")
+    parser.add_argument("--best-args", help="train/adversarial.py options of the best method (quote them)")
+    parser.add_argument("--ppo-args", help="train/sb3.py options of the ppo method (quote them)")
     parser.add_argument("--preset", default="cpu", help="preset of the SeqGAN run to make (default: cpu)")
     parser.add_argument("--oracle", help="oracle parameter file (.npz) for the SeqGAN run to make")
     parser.add_argument("--seed", type=int, default=0, help="seed of the runs (default: 0)")
@@ -50,13 +84,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--temperatures", default="0.7,0.8,0.9,1.0,1.1,1.2,1.3",
                         help="sampling temperatures of the MLE generator (default: 0.7..1.3)")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
-                        help="further train/adversarial.py options for every run (put last)")
+                        help="further train/adversarial.py options for every run (put last); its "
+                        "--threads and --device also apply to ppo")  # fmt: skip
     args = parser.parse_args(argv)
     try:  # every option is checked before any run starts or anything is written
-        check_args(args)
+        runs = check_args(args)
     except ValueError as err:
         parser.error(str(err))
-    return args
+    return args, runs
 
 
 def parse_temperatures(text: str) -> list[float]:
@@ -74,153 +109,154 @@ def parse_temperatures(text: str) -> list[float]:
     return values
 
 
-def check_finished_run(folder: Path) -> None:
-    """A --seqgan-run must be a finished run: config.json, mle.pt, final.pt, and metrics up to its
-    last round (an unfinished run would be tabled beside full-length controls)."""
-    resume = f"finish it first: python train/adversarial.py --resume {folder}"
-    if not (folder / "config.json").is_file():
-        raise ValueError(f"--seqgan-run {folder} is not a train/adversarial.py run folder (no config.json)")
-    try:
-        config = json.loads((folder / "config.json").read_text())
-        rounds = config["rounds"]
-        with (folder / "metrics.csv").open(newline="") as f:
-            steps = [int(r["step"]) for r in csv.DictReader(f) if r.get("phase") == "adversarial"]
-    except FileNotFoundError:
-        raise ValueError(f"--seqgan-run {folder} is unfinished (no metrics.csv); {resume}") from None
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"--seqgan-run {folder}: unreadable config.json or metrics.csv ({err})") from None
-    for name in ("mle", "final"):
-        if not (folder / f"{name}.pt").is_file():
-            raise ValueError(f"--seqgan-run {folder} is unfinished (no {name}.pt); {resume}")
-    if not steps or steps[-1] != rounds:
-        done = steps[-1] if steps else "none"
-        raise ValueError(f"--seqgan-run {folder} is unfinished: metrics.csv ends at adversarial round {done} "
-                         f"of the {rounds} in its config.json; {resume}")  # fmt: skip
+def parse_methods(args: argparse.Namespace) -> list[str]:
+    """--methods as a list in the order given (seqgan first), and their --best-args / --ppo-args."""
+    methods = list(dict.fromkeys(m.strip() for m in args.methods.split(",")))
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"--methods: unknown method {unknown[0]!r} (choose from {', '.join(METHODS)})")
+    if "seqgan" not in methods:
+        raise ValueError("--methods must include seqgan: its run holds the pre-training every method "
+                         "starts from")
+    if "best" in methods and args.best_args is None:
+        raise ValueError("--methods best needs --best-args, e.g. --best-args='--baseline mean --normalize'")
+    for method in ("best", "ppo"):
+        if getattr(args, f"{method}_args") is not None and method not in methods:
+            raise ValueError(f"--{method}-args given but --methods has no {method}")
+    return ["seqgan", *(m for m in methods if m != "seqgan")]
 
 
-def check_args(args: argparse.Namespace) -> None:
-    """Clear one-line errors (ValueError) for options that would fail later, after minutes of runs."""
+def check_args(args: argparse.Namespace) -> list[MethodRun]:
+    """Clear one-line errors (ValueError) for options that would fail later, after minutes of runs;
+    returns the runs: each method's options parsed by its script's config parser."""
     parse_temperatures(args.temperatures)
     check_seed("--seed", args.seed)
+    methods = parse_methods(args)
+    try:
+        extra = parse_config(list(args.extra))
+    except (ValueError, FileNotFoundError) as err:
+        raise ValueError(f"--extra: {err}") from None
     if args.seqgan_run is not None:
-        check_finished_run(Path(args.seqgan_run))
+        seqgan = Path(args.seqgan_run)
+        check_finished_run(seqgan)
+        config = json.loads((seqgan / "config.json").read_text())
+        name = seqgan.name.removesuffix("_seqgan")  # the runs of a compare.py SeqGAN run: NAME_<method>
+        first = MethodRun("seqgan", "SeqGAN", seqgan, [], config)
     else:
         if args.preset not in PRESETS:
             raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {args.preset!r}")
         if args.oracle is not None and not Path(args.oracle).is_file():
             raise ValueError(f"--oracle {args.oracle}: no such file")
-        made = Path(args.out) / f"compare_{args.preset}_s{args.seed}_seqgan"
-        if made.exists():
-            raise ValueError(f"{made} already exists: pass --seqgan-run {made} to reuse it, or remove it")
-    if args.extra:
-        try:
-            parse_config(list(args.extra))
-        except (ValueError, FileNotFoundError) as err:
-            raise ValueError(f"--extra: {err}") from None
+        name = f"compare_{args.preset}_s{args.seed}"
+        seqgan = Path(args.out) / f"{name}_seqgan"
+        if seqgan.exists():
+            raise ValueError(f"{seqgan} already exists: pass --seqgan-run {seqgan} to reuse it, or remove it")
+        cmd = ["--preset", args.preset, "--seed", str(args.seed), "--out", args.out, "--name", seqgan.name,
+               *(["--oracle", args.oracle] if args.oracle else []), *args.extra]  # fmt: skip
+        config = json.loads(json.dumps(parse_config(cmd).run_settings()))  # its config.json to be
+        first = MethodRun("seqgan", "SeqGAN", seqgan, cmd, config)
+    if config.get("data") is not None:
+        raise ValueError(f"{seqgan} is a text run (--data): the comparison needs an oracle's NLL-oracle")
+    runs = [first] + [method_run(m, args, seqgan.parent / f"{name}_{m}", seqgan, config, extra)
+                      for m in methods[1:]]  # fmt: skip
+    for run in runs[1:]:
+        fields = dataclasses.fields(SB3Config if run.method == "ppo" else Config)
+        check_reusable(run, args.seqgan_run is None, {f.name: f.default for f in fields})
+    return runs
 
 
-def run_adversarial(args: list[str]) -> None:
-    """A train/adversarial.py run with these options, in this process."""
+def method_run(
+    method: str, args: argparse.Namespace, folder: Path, seqgan: Path, config: dict[str, Any], extra: Config
+) -> MethodRun:
+    """A method's run from the SeqGAN run's settings, its options checked by its script's parser."""
+    flag = {"best": "--best-args", "ppo": "--ppo-args"}.get(method, f"--methods {method}")
+    own = shlex.split(getattr(args, f"{method}_args", None) or "")
+    where = ["--out", str(folder.parent), "--name", folder.name]
     try:
-        exp = open_experiment(parse_config(args))
+        if method == "ppo":
+            argv = ["--pretrained", str(seqgan), "--threads", str(extra.threads), "--device", extra.device]
+            for key in ("seed", "rounds", "eval_every", "eval_samples", "temperature"):  # as the SeqGAN run's
+                argv += [f"--{key.replace('_', '-')}", str(config[key])]
+            argv += [*where, *own]
+            sets_here(flag, vars(config_parser(SB3Config, None).parse_args(own)))
+            cfg = parse_sb3_config(argv)
+            check_sb3_run(cfg, config["vocab_size"], config["seq_len"])
+            label = f"SB3 {cfg.algo}" + (f" ({' '.join(own)})" if own else "")
+            return MethodRun(method, label, folder, argv, json.loads(json.dumps(cfg.settings())))
+        sets_here(flag, vars(config_parser(Config, None).parse_args(own)))
+        control = {"constant": ["--mode", "constant"], "mle": ["--mode", "mle"],
+                   "oracle": ["--reward", "oracle"]}.get(method, [])  # fmt: skip
+        argv = [*same_settings(config), *control, *where, "--init-from", str(seqgan), *args.extra, *own]
+        settings = parse_config(argv).run_settings()
+    except (ValueError, TypeError, KeyError, FileNotFoundError, ImportError) as err:
+        raise ValueError(f"{flag}: {err}") from None
+    labels = {"constant": "REINFORCE, reward 1", "mle": "continued MLE",
+              "oracle": "oracle reward (upper bound)", "best": f"SeqGAN ({' '.join(own)})"}  # fmt: skip
+    return MethodRun(method, labels[method], folder, argv, json.loads(json.dumps(settings)))
+
+
+def sets_here(flag: str, given: dict[str, Any]) -> None:
+    """--best-args and --ppo-args may not set what this script sets (where the run goes, its source)."""
+    clash = [f"--{k.replace('_', '-')}" for k in given if k in SET_HERE]
+    if clash:
+        raise ValueError(f"{' '.join(clash)} cannot be set here: compare.py sets it")
+
+
+def make_run(run: MethodRun) -> None:
+    """A method's run, in this process (train/adversarial.py's stages, or train/sb3.py's for ppo)."""
+    script = "train/sb3.py" if run.method == "ppo" else "train/adversarial.py"
+    try:
+        if run.method == "ppo":
+            cfg = parse_sb3_config(run.argv)
+            folder = RunFolder(run.folder)
+            folder.create(cfg.settings())
+            train_sb3(cfg, folder, run.argv[run.argv.index("--pretrained") + 1])
+            return
+        exp = open_experiment(parse_config(run.argv))
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, CorpusError, RuntimeError) as err:
-        raise SystemExit(f"error: train/adversarial.py {' '.join(args)}: {err}") from None
+        raise SystemExit(f"error: {script} {' '.join(run.argv)}: {err}") from None
     run_experiment(exp)
 
 
-def trajectory(run: RunFolder, method: str) -> list[dict[str, Any]]:
-    """The adversarial-phase evaluations of a run, as rows of the comparison."""
-    rows = list(csv.DictReader((run.path / "metrics.csv").open()))
-    scores = ("nll_oracle", "nll_oracle_se", "nll_test", "nll_test_se", "elapsed_s")
-    return [{"method": method, "rounds": int(r["generator_updates"]) - int(rows_start(rows)),
-             "temperature": 1.0, **{k: float(r[k]) for k in scores}}
-            for r in rows if r["phase"] == "adversarial"]  # fmt: skip
-
-
-def same_settings(config: dict[str, Any]) -> list[str]:
-    """Options that give a control run every setting of the SeqGAN run (rounds, evaluation, sizes...)."""
-    skip = {"mode", "init_from"}
-    args: list[str] = []
-    for key, value in config.items():
-        flag = key.replace("_", "-")
-        if key in skip or value is None:
-            continue
-        if isinstance(value, bool):  # --flag / --no-flag
-            args.append(f"--{flag}" if value else f"--no-{flag}")
-        else:
-            args += [f"--{flag}", str(value)]
-    return args
-
-
-def rows_start(rows: list[dict[str, str]]) -> int:
-    return next(int(r["generator_updates"]) for r in rows if r["phase"] == "adversarial" and r["step"] == "0")
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.seqgan_run is None:
-        name = f"compare_{args.preset}_s{args.seed}"
-        cmd = [
-            "--preset", args.preset, "--seed", str(args.seed), "--out", args.out, "--name", f"{name}_seqgan"
-        ]
-        run_adversarial(cmd + (["--oracle", args.oracle] if args.oracle else []) + args.extra)
-        seqgan = RunFolder(Path(args.out) / f"{name}_seqgan")
-    else:
-        seqgan = RunFolder(args.seqgan_run)
-        # The controls of a run this script made (NAME_seqgan) are NAME_constant and NAME_mle.
-        name = seqgan.path.name.removesuffix("_seqgan")
-    config = seqgan.saved_config()
-    rows = trajectory(seqgan, "SeqGAN")
-
-    # The controls: the same pre-trained generator, the same number of generator updates.
-    for mode in ("constant", "mle"):
-        control = RunFolder(seqgan.path.parent / f"{name}_{mode}")
-        if not (control.path / "final.pt").is_file():
-            if control.path.exists():
-                raise SystemExit(f"{control.path} exists but is unfinished: resume it or remove it")
-            run_adversarial([*same_settings(config), "--mode", mode, "--out", str(control.path.parent),
-                             "--name", control.path.name, "--init-from", str(seqgan.path),
-                             *args.extra])  # fmt: skip
-        rows += trajectory(control, {"constant": "REINFORCE, reward 1", "mle": "continued MLE"}[mode])
-
-    # The MLE generator at several temperatures.
+def temperature_curve(
+    seqgan: RunFolder, config: dict[str, Any], temperatures: list[float]
+) -> list[dict[str, Any]]:
+    """The SeqGAN run's MLE generator evaluated at each temperature: the curve's points."""
     mle_state = load_checkpoint(seqgan.checkpoint("mle"))
     generator = token_lstm_from_entry(mle_state["generator"])
     oracle = make_oracle(config["vocab_size"], config["seq_len"], config["oracle"], config["oracle_seed"])
     rng = torch.Generator().manual_seed(config["seed"] + 1)
-    for temperature in (float(t) for t in args.temperatures.split(",")):
+    rows = []
+    for temperature in temperatures:
         ev = evaluate(generator, oracle, mle_state["data"]["test"], config["eval_samples"], rng, temperature)
-        rows.append({"method": "MLE at temperature", "rounds": 0, "temperature": temperature,
-                     "nll_oracle": ev.nll_oracle, "nll_oracle_se": ev.nll_oracle_se, "nll_test": ev.nll_test,
-                     "nll_test_se": ev.nll_test_se, "elapsed_s": float("nan")})  # fmt: skip
-
-    write_outputs(rows, seqgan.path, config)
-    return 0
+        scores = {k: getattr(ev, k) for k in ("nll_oracle", "nll_oracle_se", "nll_test", "nll_test_se")}
+        rows.append({"method": CURVE, "rounds": 0, "temperature": temperature, **scores,
+                     "elapsed_s": math.nan})  # fmt: skip
+    return rows
 
 
-def write_outputs(rows: list[dict[str, Any]], folder: Path, config: dict[str, Any]) -> None:
-    fields = ("method", "rounds", "temperature", "nll_oracle", "nll_oracle_se", "nll_test", "nll_test_se",
-              "elapsed_s")  # fmt: skip
-    with (folder / "comparison.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    finals = {}
-    for r in rows:  # the last point of each trajectory; every temperature
-        key = (r["method"], r["temperature"]) if r["method"] == "MLE at temperature" else r["method"]
-        finals[key] = r
-    lines = ["| method | rounds | temperature | NLL-oracle | NLL-test |", "|---|---|---|---|---|"]
-    for r in finals.values():
-        lines.append(f"| {r['method']} | {r['rounds']} | {r['temperature']:.3f} | "
-                     f"{r['nll_oracle']:.3f} ± {r['nll_oracle_se']:.3f} | "
-                     f"{r['nll_test']:.3f} ± {r['nll_test_se']:.3f} |")
-    table = "\n".join(lines)
-    (folder / "comparison.md").write_text(table + "\n")
-    print(table)
+def main(argv: list[str] | None = None) -> int:
+    args, runs = parse_args(argv)
+    rows: list[dict[str, Any]] = []
+    for run in runs:  # the SeqGAN run first: every other starts from its pre-training
+        if run.argv and not (run.folder / "final.pt").is_file():
+            make_run(run)
+        rows += trajectory(run.folder, run.label)
+    seqgan = RunFolder(runs[0].folder)
+    config = seqgan.saved_config()
+    rows += temperature_curve(seqgan, config, parse_temperatures(args.temperatures))
+    add_distances(rows)
 
-    plot_comparison(rows, folder / "comparison.png",
-                    f"quality vs diversity, {config['preset']} preset, {config['rounds']} rounds")
+    folder = seqgan.path
+    write_csv(rows, folder / "comparison.csv")
+    folders = "".join(f"- {r.label}: {r.folder}\n" for r in runs)
+    table = f"{end_points_table(rows)}\n\nRun folders:\n{folders}"
+    (folder / "comparison.md").write_text(table)
+    print(table, end="")
+    plot_quality_diversity(rows, folder / "comparison.png",
+                           f"quality vs diversity, {config['preset']} preset, {config['rounds']} rounds")
     print(f"wrote {folder / 'comparison.png'}, comparison.md, comparison.csv")
+    return 0
 
 
 if __name__ == "__main__":

@@ -81,3 +81,41 @@ def plot_comparison(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot_quality_diversity(
+    rows: list[dict[str, Any]], path: Path, title: str, curve: str = "MLE at temperature"
+) -> None:
+    """The quality-diversity plane for any number of methods: the temperature curve (rows of method
+    `curve`, annotated), then each method's trajectory in its own colour and marker, its end point
+    larger and with error bars of one standard error on both axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5.5))
+    pts = sorted((r for r in rows if r["method"] == curve), key=lambda r: r["temperature"])
+    if pts:
+        ax.plot([p["nll_test"] for p in pts], [p["nll_oracle"] for p in pts], "k.-", label=curve)
+    for p in pts:
+        ax.annotate(f"{p['temperature']:g}", (p["nll_test"], p["nll_oracle"]), fontsize=7,
+                    textcoords="offset points", xytext=(3, 3))  # fmt: skip
+    methods = list(dict.fromkeys(r["method"] for r in rows if r["method"] != curve))
+    markers = "os^vDP*Xh<>"
+    for k, method in enumerate(methods):
+        run = [r for r in rows if r["method"] == method]
+        color, marker = f"C{k % 10}", markers[k % len(markers)]
+        ax.plot([r["nll_test"] for r in run], [r["nll_oracle"] for r in run], marker=marker, ls="-",
+                color=color, ms=3, alpha=0.6, label=method)  # fmt: skip
+        end = run[-1]
+        ax.errorbar(end["nll_test"], end["nll_oracle"], xerr=end["nll_test_se"], yerr=end["nll_oracle_se"],
+                    marker=marker, color=color, ms=8, capsize=2, mec="black")  # fmt: skip
+    ax.set_xlabel("NLL-test (diversity: lower is better)")
+    ax.set_ylabel("NLL-oracle (quality: lower is better)")
+    ax.set_title(f"{title}; large markers: end points", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -35,18 +35,13 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
-import torch
-from gymnasium import spaces
-
-from agents.sb3 import algorithm_class, check_saved_model
 from seqgan_env.text import CorpusError
 from train.cli import fail
 from train.config import Config, parse_config
 from train.run_folder import RunFolder
 from train.sb3_config import SB3Config, parse_sb3_config
-from train.sb3_run import SB3Run, make_discriminator
-from train.sources import load_pretrained, make_oracle, pretrained_checkpoint
+from train.sb3_job import check_sb3_run, train_sb3
+from train.sources import make_oracle, pretrained_checkpoint
 from train.stages import open_experiment, run_experiment
 
 
@@ -63,7 +58,6 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     try:  # every check of the user's input happens before anything is written
         cfg = parse_sb3_config(argv, __doc__)
-        algorithm_class(cfg.algo)  # sb3-contrib present where needed
         name = cfg.name or f"sb3_{cfg.algo}_s{cfg.seed}_{datetime.now():%Y%m%d-%H%M%S}"
         run = RunFolder(Path(cfg.out) / name)
         if cfg.pretrained is not None:
@@ -73,12 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             pre_cfg = pretraining_config(cfg, run)
             vocab_size, seq_len = pre_cfg.vocab_size, pre_cfg.seq_len
             make_oracle(vocab_size, seq_len, pre_cfg.oracle, pre_cfg.oracle_seed)  # a bad file fails now
-        if cfg.load is not None:
-            check_saved_model(cfg.algo, cfg.load, spaces.Box(0, vocab_size, shape=(seq_len,), dtype=np.int64))
-        bad = [t for t in cfg.masked_tokens() if not 0 <= t < vocab_size]
-        if bad:
-            raise ValueError(f"--mask-tokens {bad} are not token ids in [0, {vocab_size})")
-        make_discriminator(cfg, vocab_size, seq_len, torch.Generator(device="cpu"))  # --disc-filters fit T
+        check_sb3_run(cfg, vocab_size, seq_len)
         if run.path.exists():
             raise FileExistsError(f"run folder {run.path} already exists: remove it to start again, or "
                                   "choose another --name")  # fmt: skip
@@ -91,17 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.reward_mode == "mc" and cfg.gamma > 0:
         print(f"warning: --reward-mode mc with --gamma {cfg.gamma}: the return then sums Q_t over the "
               "episode (SPEC 3: use --gamma 0 with mc, or the default shaped rewards)", file=sys.stderr)
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
     if pretrain is not None:
         run_experiment(pretrain, until="adversarial")
-    pre = load_pretrained(pretrain.run.path if pretrain is not None else str(cfg.pretrained))
-    print(f"pre-trained generator from {pre.source}" + ("" if pre.discriminator is not None else
-          "; no pre-trained discriminator there: pre-training one here"), flush=True)  # fmt: skip
-    sb3_run = SB3Run(cfg, run, pre, pre.oracle())
-    sb3_run.pretrain_discriminator()
-    sb3_run.learn()
-    sb3_run.finish()
+    sb3_run = train_sb3(cfg, run, pretrain.run.path if pretrain is not None else str(cfg.pretrained))
     start = next(r for r in sb3_run.rows if r["phase"] == "adversarial")
     end = sb3_run.rows[-1]
     print(f"{cfg.algo}: NLL-oracle {start['nll_oracle']:.3f} -> {end['nll_oracle']:.3f} "
