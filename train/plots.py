@@ -53,36 +53,6 @@ def plot_learning_curve(rows: list[dict[str, Any]], path: Path, title: str) -> N
     plt.close(fig)
 
 
-def plot_comparison(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    """The quality-diversity plane (NLL-test against NLL-oracle): each method's trajectory and the MLE
-    generator's temperatures, annotated."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 5))
-    styles = {
-        "MLE at temperature": "k.-", "REINFORCE, reward 1": "s--", "continued MLE": "^:", "SeqGAN": "o-"
-    }
-    for method, style in styles.items():
-        pts = [r for r in rows if r["method"] == method]
-        if pts:
-            ax.plot([p["nll_test"] for p in pts], [p["nll_oracle"] for p in pts], style, ms=4, label=method)
-    for p in rows:
-        if p["method"] == "MLE at temperature":
-            ax.annotate(f"{p['temperature']:g}", (p["nll_test"], p["nll_oracle"]), fontsize=7,
-                        textcoords="offset points", xytext=(3, 3))
-    ax.set_xlabel("NLL-test (diversity: lower is better)")
-    ax.set_ylabel("NLL-oracle (quality: lower is better)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def plot_quality_diversity(
     rows: list[dict[str, Any]], path: Path, title: str, curve: str = "MLE at temperature"
 ) -> None:
