@@ -117,7 +117,8 @@ class SB3Run:
     def evaluate(self, round_: int, learner: SB3Learner, losses: dict[str, float]) -> dict[str, str]:
         """The REINFORCE path's evaluation of the policy's generator: a metrics row, and model.zip."""
         cfg = self.cfg
-        rng = seeded_rng(derive_seed(cfg.seed, "eval", round_), self.device)  # never the training's
+        # train/adversarial.py's evaluation seeds: the same samples at round 0 as every other method
+        rng = seeded_rng(derive_seed(cfg.seed, "eval", "adversarial", round_), self.device)
         ev = evaluate(learner.generator, self.oracle, self.pre.test, cfg.eval_samples, rng, cfg.temperature)
         self.rows.append({
             "phase": "adversarial", "step": round_, "generator_updates": learner.n_updates,
