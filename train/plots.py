@@ -96,18 +96,20 @@ def plot_signal(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     xs = [r["step"] for r in rows]
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), squeeze=False)
     panels = (
-        ("real vs generated (0.5: chance)", (("d_accuracy", "accuracy"), ("d_auc", "AUC")), 0.5),
+        ("real vs generated (0.5: chance)", (("d_accuracy", "accuracy"), ("d_auc", "AUC")), 0.5, "linear"),
         ("Spearman with the oracle's log-likelihood", (("reward_oracle_spearman", "reward D(y)"),
-                                                       ("q_oracle_spearman", "Q_t, mean over t < T")), 0.0),
-        ("share of Q_t's variance that is signal", (("q_signal_share", "t < T"),), None),
+                                                       ("q_oracle_spearman", "Q_t, mean over t < T")), 0.0,
+         "linear"),
+        ("share of Q_t's variance that is signal", (("q_signal_share", "t < T"),), None, "linear"),
         ("policy-gradient norm", (("pg_constant_norm", "constant-reward part"),
-                                  ("pg_centred_norm", "centred part")), None),
+                                  ("pg_centred_norm", "centred part")), None, "log"),
     )  # fmt: skip
-    for ax, (label, curves, level) in zip(axes.flat, panels, strict=True):
+    for ax, (label, curves, level, scale) in zip(axes.flat, panels, strict=True):
         for key, name in curves:
             ax.plot(xs, [float(r.get(key, "nan")) for r in rows], "o-", ms=3, label=name)
         if level is not None:
             ax.axhline(level, color="grey", lw=1, ls=":")
+        ax.set_yscale(scale)
         ax.set_ylabel(label, fontsize=9)
         ax.set_xlabel("adversarial round")
         ax.grid(alpha=0.3)
