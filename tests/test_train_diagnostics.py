@@ -124,3 +124,5 @@ def test_measure_signal_uses_its_own_random_numbers() -> None:
     assert measure_signal(Settings(), 4, generator, generator, scorer, real, oracle) != first
     assert set(first) == set(SIGNAL_FIELDS)
     assert measure_signal(Settings(), 3, generator, generator, None, real, oracle) == {}  # no reward
+    terminal = measure_signal(Settings(), 3, generator, generator, scorer, real, oracle, monte_carlo=False)
+    assert terminal == {k: first[k] for k in ("d_accuracy", "d_auc", "reward_oracle_spearman")}

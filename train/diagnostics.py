@@ -59,6 +59,7 @@ def measure_signal(
     oracle: TokenLSTM | None,
     eos_id: int | None = None,
     pad_id: int | None = None,
+    monte_carlo: bool = True,
 ) -> dict[str, float]:
     """The diagnostics of `scorer` (the env's reward; None: a control without one) at adversarial round
     `round_`, by column name; {} (empty cells) with --no-diagnostics or no scorer.
@@ -73,8 +74,9 @@ def measure_signal(
       rank correlation with the oracle's log-likelihood of the finished sequences, averaged over
       t < T (oracle runs); and the paper's policy gradient for one Q estimate split into the part a
       constant reward (Q's mean) gives, `pg_constant_norm`, and the centred part, `pg_centred_norm`,
-      with `pg_centred_cos` = cos(whole gradient, centred part). Fixed-length runs only: text runs
-      (`eos_id`) leave these empty.
+      with `pg_centred_cos` = cos(whole gradient, centred part). Only where the env's reward is this
+      Monte Carlo Q_t of fixed-length sequences: text runs (`eos_id`) and terminal rewards
+      (`monte_carlo` False) leave these empty.
     """
     if not cfg.diagnostics or scorer is None:
         return {}
@@ -91,7 +93,7 @@ def measure_signal(
             row["reward_oracle_spearman"] = reward_quality_correlation(
                 scorer, oracle, fake[: cfg.diag_samples], pad_id=pad_id
             )
-        if eos_id is None:
+        if eos_id is None and monte_carlo:
             row.update(_q_and_gradient(cfg, generator, rollout_policy, scorer, fake[: cfg.diag_q_samples],
                                        rng, oracle))  # fmt: skip
     finally:

@@ -124,7 +124,7 @@ class SB3Run:
         generator = learner.generator
         ev = evaluate(generator, self.oracle, self.pre.test, cfg.eval_samples, rng, cfg.temperature)
         signal = measure_signal(cfg, round_, generator, self.rollout_policy, self.scorer, self.pre.test,
-                                self.oracle)  # fmt: skip
+                                self.oracle, monte_carlo=cfg.reward_mode != "terminal")  # fmt: skip
         self.rows.append({
             "phase": "adversarial", "step": round_, "generator_updates": learner.n_updates,
             **dataclasses.asdict(ev), "temperature": cfg.temperature, "d_loss": losses["d_loss"],
