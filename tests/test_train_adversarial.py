@@ -200,7 +200,7 @@ BAD_OPTIONS = [
     (["--diag-q-samples=-3"], "--diag-q-samples must be >= 2, got -3"),
     (["--diag-repeats", "1"], "--diag-repeats must be >= 2, got 1"),
     (["--diag-samples", "100000000000"], "GiB: lower --diag-samples"),
-    (["--diagnostics", "yes"], "argument --diagnostics: ignored explicit argument 'yes'"),
+    (["--diagnostics=yes"], "argument --diagnostics/--no-diagnostics: ignored explicit argument 'yes'"),
 ]
 
 
