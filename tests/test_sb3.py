@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecCheckNan, VecEnv, VecMonitor
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from agents.sb3 import (
     ALGORITHMS,
@@ -32,6 +34,7 @@ from agents.sb3 import (
 )
 from seqgan_env import VARIANTS, SeqGANEnv, SeqGANVectorEnv
 from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorTrainingVectorWrapper
+from train.diagnostics import SIGNAL_FIELDS
 from train.stages import run_rounds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -362,6 +365,14 @@ def test_script_end_to_end_writes_the_run_folder(e2e_run):
     assert rows[0]["phase"] == "mle"  # the pre-training's curve comes first
     for r in rows:
         assert 0 < float(r["nll_oracle"]) < 3 * np.log(50) and 0 < float(r["nll_test"])
+        # the signal's diagnostics (train/diagnostics.py) at every adversarial evaluation, none in MLE
+        values = [r[k] for k in SIGNAL_FIELDS]
+        finite = r["phase"] == "adversarial"
+        assert all(math.isfinite(float(v)) for v in values) if finite else not any(values)
+    assert (folder / "signal.png").read_bytes().startswith(b"\x89PNG")
+    events = EventAccumulator(str(folder / "tb"))
+    events.Reload()
+    assert {f"signal/{k}" for k in SIGNAL_FIELDS} <= set(events.Tags()["scalars"])
     assert (folder / "pretrain" / "pretrained.pt").is_file()
     assert list((folder / "tb").rglob("events.out.tfevents.*"))
     assert (folder / "curve.png").read_bytes().startswith(b"\x89PNG")
@@ -391,6 +402,9 @@ def test_script_oracle_reward_trains_no_discriminator(e2e_run, tmp_path, capsys,
     assert final["config"]["reward"] == "oracle"
     for name, value in pretrained["discriminator"]["state_dict"].items():  # never trained
         assert torch.equal(final["discriminator"]["state_dict"][name], value), name
+    for row in final["metrics"]:  # the reward is the oracle's likelihood: it ranks as the oracle does
+        if row["phase"] == "adversarial":
+            assert row["reward_oracle_spearman"] == pytest.approx(1.0, abs=1e-9)
 
 
 def test_script_bad_input(e2e_run, tmp_path, capsys, monkeypatch):
@@ -431,6 +445,9 @@ def test_script_bad_input(e2e_run, tmp_path, capsys, monkeypatch):
         (["--temperature", "nan"], "--temperature must be a finite number"),
         (["--rollout-update", "foo"], "argument --rollout-update: invalid choice: 'foo'"),
         (["--value-arch", "64,x"], "--value-arch must be comma-separated sizes"),
+        (["--diag-samples", "0"], "--diag-samples must be >= 2, got 0"),
+        (["--diag-q-samples", "nan"], "argument --diag-q-samples: invalid int value: 'nan'"),
+        (["--diag-repeats=-1"], "--diag-repeats must be >= 2, got -1"),
     ],
 )
 def test_script_bad_options(tmp_path, capsys, monkeypatch, args, message):

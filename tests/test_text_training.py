@@ -27,6 +27,7 @@ from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 from seqgan_env.vector_env import SeqGANVectorEnv
 from train.config import parse_config
+from train.diagnostics import SIGNAL_FIELDS
 from train.evaluation import TEXT_METRIC_FIELDS
 from train.experiment import Experiment
 from train.run_folder import RunFolder
@@ -280,6 +281,12 @@ def test_text_run_end_to_end_and_sampling(tmp_path: Path, corpus: Path):
         for n in (2, 3, 4, 5):
             assert 0 <= float(r[f"bleu{n}"]) <= 1 and 0 <= float(r[f"self_bleu{n}"]) <= 1
         assert float(r["bleu2"]) > float(r["bleu5"])
+        # diagnostics of a text run: the discriminator's accuracy and AUC; no oracle, and no fixed-length
+        # Monte Carlo search to split (train/diagnostics.py)
+        measured = {"d_accuracy", "d_auc"} if r["phase"] == "adversarial" else set()
+        assert {k for k in SIGNAL_FIELDS if r[k] != ""} == measured
+        assert all(0 <= float(r[k]) <= 1 for k in measured)
+    assert (folder / "signal.png").read_bytes().startswith(b"\x89PNG")
     for name in ("mle", "pretrained", "final", "latest"):
         assert Vocabulary.from_dict(load_checkpoint(folder / f"{name}.pt")["vocabulary"]) == vocab
     samples = (folder / "samples.txt").read_text(encoding="utf-8").split("\n")[:-1]

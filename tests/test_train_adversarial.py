@@ -195,6 +195,12 @@ BAD_OPTIONS = [
     (["--reward", "bleu", "--mode", "constant"], "--reward bleu rewards the seqgan mode"),
     (["--seq-len", "0"], "--seq-len must be >= 1"),
     (["--vocab-size", "-4"], "--vocab-size must be >= 1"),
+    (["--diag-samples", "0"], "--diag-samples must be >= 2, got 0"),
+    (["--diag-samples", "nan"], "argument --diag-samples: invalid int value: 'nan'"),
+    (["--diag-q-samples=-3"], "--diag-q-samples must be >= 2, got -3"),
+    (["--diag-repeats", "1"], "--diag-repeats must be >= 2, got 1"),
+    (["--diag-samples", "100000000000"], "GiB: lower --diag-samples"),
+    (["--diagnostics=yes"], "argument --diagnostics/--no-diagnostics: ignored explicit argument 'yes'"),
 ]
 
 

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from seqgan_env.discriminator import DiscriminatorConfig, paper_filters
 from train.cli import check_options, check_run_options, check_seed, config_parser, option
+from train.diagnostics import DIAG_Q_SAMPLES_HELP, DIAG_REPEATS_HELP, DIAG_SAMPLES_HELP, DIAGNOSTICS_HELP
 from train.run_folder import RunFolder
 
 
@@ -71,6 +72,10 @@ class Config:
     eval_every: int = option("evaluate and checkpoint every this many rounds", default=5, at_least=1)
     eval_samples: int = option("generator samples for NLL-oracle", default=9984, at_least=1)
     temperature: float = option("sampling temperature of the evaluation", default=1.0, above=0)
+    diagnostics: bool = option(DIAGNOSTICS_HELP, default=True)
+    diag_samples: int = option(DIAG_SAMPLES_HELP, default=1000, at_least=2)
+    diag_q_samples: int = option(DIAG_Q_SAMPLES_HELP, default=64, at_least=2)
+    diag_repeats: int = option(DIAG_REPEATS_HELP, default=2, at_least=2)
     data: str | None = option(
         "train on this plain-text corpus (UTF-8, one sequence per line, cut to --seq-len tokens) instead of "
         "an oracle; V then comes from the corpus", default=None)
@@ -139,12 +144,15 @@ class Config:
 def check_memory(cfg: Config) -> None:
     """Refuse sizes whose largest buffers cannot fit in this machine's memory (e.g. --batch-size 10**8),
     before anything is allocated. The estimate counts the data, the Monte Carlo search's [B*N, V]
-    sampling buffers, an MLE minibatch's [B, T, V] logits and their gradients."""
+    sampling buffers, an MLE minibatch's [B, T, V] logits and their gradients, the diagnostics' (the
+    discriminator's activations on --diag-samples sequences, the Monte Carlo search of --diag-q-samples)."""
     V, T = cfg.vocab_size, cfg.seq_len
     terms = {  # bytes, by the option that sets them
         "--n-real/--n-test/--n-negatives": 8 * T * (cfg.n_real + cfg.n_test + 2 * cfg.n_negatives),
         "--batch-size": 4 * 4 * cfg.batch_size * V * (cfg.n_rollouts + T),
         "--eval-samples": 4 * 4 * min(cfg.eval_samples, 1024) * V + 8 * T * cfg.eval_samples,
+        "--diag-samples": 4 * cfg.diag_samples * T * (cfg.disc_embed_dim + sum(n for _, n in cfg.filters())),
+        "--diag-q-samples": 4 * 4 * cfg.diag_q_samples * V * (cfg.n_rollouts + T),
     }
     total = physical_memory()
     if total is not None and sum(terms.values()) > 0.8 * total:

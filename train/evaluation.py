@@ -1,5 +1,6 @@
 """Evaluation of a generator: NLL-oracle and NLL-test on the synthetic benchmark, NLL-test, BLEU-2..5
-and Self-BLEU-2..5 on text (Texygen's definitions), as the rows of a run's metrics.csv."""
+and Self-BLEU-2..5 on text (Texygen's definitions), as the rows of a run's metrics.csv (whose last
+columns are the adversarial signal's diagnostics, train.diagnostics)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,18 @@ from seqgan_env.bleu import BLEUReference, self_bleu
 from seqgan_env.metrics import nll_oracle, nll_test
 from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM
+from train.diagnostics import SIGNAL_FIELDS
 from train.sources import strip_sequences
 
 METRIC_FIELDS = (
     "phase", "step", "generator_updates", "nll_oracle", "nll_oracle_se", "nll_test", "nll_test_se",
-    "temperature", "d_loss", "pg_loss", "elapsed_s",
+    "temperature", "d_loss", "pg_loss", "elapsed_s", *SIGNAL_FIELDS,
 )  # fmt: skip
 BLEU_ORDERS = (2, 3, 4, 5)
 TEXT_METRIC_FIELDS = (
     "phase", "step", "generator_updates", "nll_test", "nll_test_se",
     *(f"bleu{n}" for n in BLEU_ORDERS), *(f"self_bleu{n}" for n in BLEU_ORDERS),
-    "temperature", "d_loss", "pg_loss", "elapsed_s",
+    "temperature", "d_loss", "pg_loss", "elapsed_s", *SIGNAL_FIELDS,
 )  # fmt: skip
 
 

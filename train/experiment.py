@@ -26,8 +26,9 @@ from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 from seqgan_env.vector_env import SeqGANVectorEnv
 from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorTrainingVectorWrapper
 from train.config import Config
+from train.diagnostics import has_signal, measure_signal, signal_scalars
 from train.evaluation import Evaluator
-from train.plots import plot_learning_curve
+from train.plots import plot_learning_curve, plot_signal
 from train.rng import derive_seed, seeded_rng
 from train.run_folder import RunFolder
 from train.sources import TextData
@@ -213,18 +214,27 @@ class Experiment:
         # and the same point of a run gets the same samples whatever --eval-every is.
         rng = seeded_rng(derive_seed(self.cfg.seed, "eval", phase, step), self.device)
         scores = self.evaluator(self.generator, self.test, rng)
+        signal = self.signal(step) if phase == "adversarial" else {}
         row: dict[str, Any] = {"phase": phase, "step": step, "generator_updates": self.generator_updates,
                **scores, "temperature": self.cfg.temperature,
                "d_loss": losses.get("d_loss", float("nan")), "pg_loss": losses.get("pg_loss", float("nan")),
-               "elapsed_s": round(self.elapsed_s(), 1)}  # fmt: skip
+               "elapsed_s": round(self.elapsed_s(), 1), **signal}  # fmt: skip
         self.metrics.append(row)
         self.run.write_metrics(self.metrics, self.evaluator.fields)
         self.run.log_scalars(
             {**{f"eval/{k}": v for k, v in scores.items() if not k.endswith("_se")},
-             "losses/discriminator": row["d_loss"], "losses/pg": row["pg_loss"]},
+             "losses/discriminator": row["d_loss"], "losses/pg": row["pg_loss"], **signal_scalars(signal)},
             self.generator_updates,
         )
         return row
+
+    def signal(self, round_: int) -> dict[str, float]:
+        """The diagnostics of the reward the env hands out (the discriminator, or --reward's scorer);
+        none for the controls, whose reward is constant or absent (train.diagnostics)."""
+        scorer = self.discriminator if self.scorer is None else self.scorer
+        return measure_signal(self.cfg, round_, self.generator, self.rollout_policy,
+                              scorer if self.cfg.mode == "seqgan" else None, self.test, self.oracle,
+                              self.eos_id, self.pad_id)  # fmt: skip
 
     def postfix(self, row: dict[str, Any]) -> dict[str, str]:
         """The progress bar's summary of an evaluation."""
@@ -235,8 +245,10 @@ class Experiment:
         cfg = self.cfg
         data = "" if cfg.data is None else f"{Path(cfg.data).name}, "
         reward = "" if cfg.reward == "discriminator" else f", reward {cfg.reward}"
-        plot_learning_curve(self.metrics, self.run.path / "curve.png",
-                            f"{data}{cfg.preset} preset, mode {cfg.mode}{reward}, seed {cfg.seed}")
+        title = f"{data}{cfg.preset} preset, mode {cfg.mode}{reward}, seed {cfg.seed}"
+        plot_learning_curve(self.metrics, self.run.path / "curve.png", title)
+        if has_signal(self.metrics):
+            plot_signal(self.metrics, self.run.path / "signal.png", f"the reward's signal: {title}")
         rng = seeded_rng(derive_seed(cfg.seed, "samples"), self.device)
         samples = self.generator.sample(100, rng, eos_id=self.eos_id, pad_id=self.pad_id).cpu()
         vocab = self.vocabulary

@@ -89,3 +89,40 @@ def plot_quality_diversity(
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot_signal(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    """The adversarial signal's diagnostics (train.diagnostics) against the adversarial round: the
+    reward's accuracy and AUC on real against generated sequences, its rank correlations with the
+    oracle, the share of Q_t's variance that is signal, and the policy gradient's two parts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if r["phase"] == "adversarial"]
+    xs = [r["step"] for r in rows]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), squeeze=False)
+    panels = (
+        ("real vs generated (0.5: chance)", (("d_accuracy", "accuracy"), ("d_auc", "AUC")), 0.5, "linear"),
+        ("Spearman with the oracle's log-likelihood", (("reward_oracle_spearman", "reward D(y)"),
+                                                       ("q_oracle_spearman", "Q_t, mean over t < T")), 0.0,
+         "linear"),
+        ("share of Q_t's variance that is signal", (("q_signal_share", "t < T"),), None, "linear"),
+        ("policy-gradient norm", (("pg_constant_norm", "constant-reward part"),
+                                  ("pg_centred_norm", "centred part")), None, "log"),
+    )  # fmt: skip
+    for ax, (label, curves, level, scale) in zip(axes.flat, panels, strict=True):
+        for key, name in curves:
+            ax.plot(xs, [float(r.get(key, "nan")) for r in rows], "o-", ms=3, label=name)
+        if level is not None:
+            ax.axhline(level, color="grey", lw=1, ls=":")
+        ax.set_yscale(scale)
+        ax.set_ylabel(label, fontsize=9)
+        ax.set_xlabel("adversarial round")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

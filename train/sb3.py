@@ -22,9 +22,10 @@ D(y) and a return-based algorithm optimises what SeqGAN does (SPEC 3); "mc" (r_t
 gamma 0 for a generic algorithm, "terminal" (D(y) at the end) skips the Monte Carlo search.
 
 The run folder (--out/--name) holds config.json, metrics.csv (a row per evaluation, the source's MLE
-rows first), tb/ (losses/* and eval/*; SB3's own logs in a subfolder), model.zip (the SB3 model), final.pt (a
+rows first; its last columns are the reward's signal diagnostics, train/diagnostics.py), tb/ (losses/*,
+eval/* and signal/*; SB3's own logs in a subfolder), model.zip (the SB3 model), final.pt (a
 seqgan-env checkpoint: generator, rollout policy, discriminator; loadable by SeqGAN-v0's
-checkpoint=), curve.png and samples.txt.
+checkpoint=), curve.png, signal.png and samples.txt.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from train.cli import check_options, check_run_options, config_parser, option
 from train.config import PRESETS
+from train.diagnostics import DIAG_Q_SAMPLES_HELP, DIAG_REPEATS_HELP, DIAG_SAMPLES_HELP, DIAGNOSTICS_HELP
 
 CPU_FILTERS: str = PRESETS["cpu"]["disc_filters"]  # one place for the cpu preset
 
@@ -79,6 +80,10 @@ class SB3Config:
     eval_every: int = option("evaluate (and save model.zip) every this many rounds", default=10, at_least=1)
     eval_samples: int = option("generator samples for NLL-oracle", default=9984, at_least=1)
     temperature: float = option("sampling temperature of the evaluation", default=1.0, above=0)
+    diagnostics: bool = option(DIAGNOSTICS_HELP, default=True)
+    diag_samples: int = option(DIAG_SAMPLES_HELP, default=1000, at_least=2)
+    diag_q_samples: int = option(DIAG_Q_SAMPLES_HELP, default=64, at_least=2)
+    diag_repeats: int = option(DIAG_REPEATS_HELP, default=2, at_least=2)
     tensorboard: bool = option("write TensorBoard logs under RUN/tb", default=True)
     progress: bool = option("show progress bars", default=True)
 

@@ -17,14 +17,15 @@ from tqdm import tqdm
 from agents.sb3 import PolicySampler, SB3Learner, SB3VecEnv, generator_from_policy, load_model, make_model
 from seqgan_env.checkpoint import model_entry, save_checkpoint
 from seqgan_env.devices import resolve_device
-from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
+from seqgan_env.discriminator import Discriminator, DiscriminatorConfig, SequenceScorer
 from seqgan_env.scorers import OracleScorer
 from seqgan_env.token_lstm import TokenLSTM
 from seqgan_env.vector_env import SeqGANVectorEnv
 from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorTrainingVectorWrapper
 from train.config import Config
+from train.diagnostics import has_signal, measure_signal, signal_scalars
 from train.evaluation import METRIC_FIELDS, evaluate
-from train.plots import plot_learning_curve
+from train.plots import plot_learning_curve, plot_signal
 from train.rng import derive_seed, seeded_rng
 from train.run_folder import RunFolder
 from train.sb3_config import CPU_FILTERS, SB3Config
@@ -61,12 +62,14 @@ class SB3Run:
         self.d_pretrained = pre.discriminator is not None
         self.trains_discriminator = cfg.reward == "discriminator" and cfg.disc_repeats > 0
         self.sampler = PolicySampler(self.rng)
+        oracle_reward = OracleScorer(self.oracle) if cfg.reward == "oracle" else None
+        self.scorer: SequenceScorer = self.discriminator if oracle_reward is None else oracle_reward
         schedule = DiscriminatorSchedule(None, max(cfg.disc_repeats, 1), cfg.n_negatives, cfg.disc_epochs)
         self.envs = DiscriminatorTrainingVectorWrapper(
             SeqGANVectorEnv(num_envs=cfg.n_envs, rollout_policy=self.rollout_policy,
                             discriminator=self.discriminator, n_rollouts=cfg.n_rollouts,
                             reward_mode=cfg.reward_mode, oracle_seed=None, device=cfg.device,
-                            scorer=OracleScorer(self.oracle) if cfg.reward == "oracle" else None),
+                            scorer=oracle_reward),
             real_data=pre.real, sampler=self.sampler, schedule=schedule, rng=self.rng,
         )  # fmt: skip
         if pre.discriminator_optimizer is not None:
@@ -119,14 +122,18 @@ class SB3Run:
         cfg = self.cfg
         # train/adversarial.py's evaluation seeds: the same samples at round 0 as every other method
         rng = seeded_rng(derive_seed(cfg.seed, "eval", "adversarial", round_), self.device)
-        ev = evaluate(learner.generator, self.oracle, self.pre.test, cfg.eval_samples, rng, cfg.temperature)
+        generator = learner.generator
+        ev = evaluate(generator, self.oracle, self.pre.test, cfg.eval_samples, rng, cfg.temperature)
+        signal = measure_signal(cfg, round_, generator, self.rollout_policy, self.scorer, self.pre.test,
+                                self.oracle, monte_carlo=cfg.reward_mode != "terminal")  # fmt: skip
         self.rows.append({
             "phase": "adversarial", "step": round_, "generator_updates": learner.n_updates,
             **dataclasses.asdict(ev), "temperature": cfg.temperature, "d_loss": losses["d_loss"],
-            "pg_loss": losses["pg_loss"], "elapsed_s": round(self.elapsed_s(), 1),
+            "pg_loss": losses["pg_loss"], "elapsed_s": round(self.elapsed_s(), 1), **signal,
         })  # fmt: skip
         self.run.write_metrics(self.rows, METRIC_FIELDS)
-        self.run.log_scalars({"eval/nll_oracle": ev.nll_oracle, "eval/nll_test": ev.nll_test}, round_)
+        self.run.log_scalars({"eval/nll_oracle": ev.nll_oracle, "eval/nll_test": ev.nll_test,
+                              **signal_scalars(signal)}, round_)  # fmt: skip
         self.model.save(self.run.path / "model.zip")
         return {"nll_oracle": f"{ev.nll_oracle:.3f}", "nll_test": f"{ev.nll_test:.3f}"}
 
@@ -167,6 +174,8 @@ class SB3Run:
         self.run.write_metrics(self.rows, METRIC_FIELDS)
         title = f"SB3 {self.cfg.algo} from {self.pre.source.parent.name}, seed {self.cfg.seed}"
         plot_learning_curve(self.rows, self.run.path / "curve.png", title)
+        if has_signal(self.rows):
+            plot_signal(self.rows, self.run.path / "signal.png", f"the reward's signal: {title}")
         self.run.write_samples(
             generator.sample(100, seeded_rng(derive_seed(self.cfg.seed, "samples"), self.device))
         )
