@@ -29,7 +29,6 @@ checkpoint=), curve.png and samples.txt.
 
 from __future__ import annotations
 
-import shlex
 import sys
 import time
 from datetime import datetime
@@ -42,21 +41,12 @@ from gymnasium import spaces
 from agents.sb3 import algorithm_class, check_saved_model
 from seqgan_env.text import CorpusError
 from train.cli import fail
-from train.config import Config, parse_config
+from train.config import pretraining_config
 from train.run_folder import RunFolder
-from train.sb3_config import SB3Config, parse_sb3_config
+from train.sb3_config import parse_sb3_config
 from train.sb3_run import SB3Run, make_discriminator
 from train.sources import load_pretrained, make_oracle, pretrained_checkpoint
 from train.stages import open_experiment, run_experiment
-
-
-def pretraining_config(cfg: SB3Config, run: RunFolder) -> Config:
-    """The in-place pre-training's options: --pretrain-preset, --pretrain-args, into RUN/pretrain."""
-    argv = ["--preset", cfg.pretrain_preset, "--seed", str(cfg.seed), "--device", cfg.device,
-            "--threads", str(cfg.threads), "--out", str(run.path), "--name", "pretrain",
-            *(["--oracle", cfg.oracle] if cfg.oracle is not None else []),
-            *shlex.split(cfg.pretrain_args)]  # fmt: skip
-    return parse_config(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
