@@ -237,6 +237,10 @@ class RLlibLearner:
             self._module_version = self.iterations
         return self._module.generator().to(self.rollout_policy.device)
 
+    def invalidate(self) -> None:
+        """Read the learner's weights afresh at the next `generator` (after a restore)."""
+        self._module_version = -1
+
     def sample(self, n: int, rng: torch.Generator | None = None) -> torch.Tensor:
         """n fresh sequences [n, T] of the current policy: the discriminator's top-up negatives."""
         return self.generator.sample(n, rng)
