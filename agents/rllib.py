@@ -124,6 +124,20 @@ def env_models(runner: Any) -> tuple[StateDict, StateDict] | None:
     return _cpu_state(env.rollout_policy), _cpu_state(env.discriminator)
 
 
+def replay(runner: Any, seed: int, actions: np.ndarray) -> np.ndarray | None:
+    """Rewards [T, B] of `actions` [T, B] from `reset(seed=seed)` of the runner's env with its current
+    models (None: no env): to check a runner against a local env. Not recorded as episodes; RLlib's
+    own flag makes the runner's next `sample()` reset every env."""
+    recorder = _recorder(runner)
+    if recorder is None:
+        return None
+    env = seqgan_vector_env(recorder)
+    env.reset(seed=seed)
+    rewards = np.stack([env.step(np.asarray(a))[1] for a in actions])
+    runner._needs_initial_reset = True
+    return rewards
+
+
 def _cpu_state(module: torch.nn.Module) -> StateDict:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
@@ -169,7 +183,10 @@ def algorithm_config(
         .training(train_batch_size_per_learner=n_envs * rollout_len, **hyperparameters)
         .fault_tolerance(restart_failed_env_runners=False, ignore_env_runner_failures=False)
         .debugging(seed=seed, log_level="ERROR")
-        .reporting(metrics_num_episodes_for_smoothing=n_envs)
+        # A round is one algo.train(): at least one batch sampled (APPO and IMPALA otherwise iterate
+        # for 10 s, their first iterations sampling nothing while requests are in flight).
+        .reporting(metrics_num_episodes_for_smoothing=n_envs, min_time_s_per_iteration=0,
+                   min_sample_timesteps_per_iteration=n_envs * rollout_len)
     )
     return config
 
@@ -267,7 +284,7 @@ class RLlibLearner:
         self.iterations += 1
         stats = (batch or self.last_result).get(LEARNER_RESULTS, {}).get(DEFAULT_MODULE_ID, {})
         self.sync()
-        return float(stats.get("policy_loss", float("nan")))
+        return float(stats.get("policy_loss", stats.get("pi_loss", float("nan"))))  # IMPALA: pi_loss
 
     def sync(self) -> None:
         """The driver's rollout policy follows the policy (copy or ema); every runner receives it."""
