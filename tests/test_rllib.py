@@ -133,9 +133,9 @@ def test_runner_rewards_equal_the_local_envs_for_the_same_weights(learner):
     remote = learner.algo.env_runner_group.foreach_env_runner(
         lambda runner: replay(runner, seed=7, actions=actions), local_env_runner=False
     )
+    kwargs = {k: v for k, v in TINY.items() if k not in ("vocab_size", "seq_len")}
     local = SeqGANVectorEnv(num_envs=N_ENVS // RUNNERS, rollout_policy=learner.rollout_policy,
-                            discriminator=learner.discriminator,
-                            **{k: v for k, v in TINY.items() if k not in ("vocab_size", "seq_len")})  # fmt: skip
+                            discriminator=learner.discriminator, **kwargs)  # fmt: skip
     local.reset(seed=7)
     expected = np.stack([local.step(a)[1] for a in actions])  # [T, envs]
     assert len(remote) == RUNNERS
@@ -153,7 +153,8 @@ def test_a_failing_runner_fails_the_round(local_ray):
         if env is not None:
             env.unwrapped._core.scorer = None  # the next reward computation raises
 
-    learner.algo.env_runner_group.foreach_env_runner(break_scorer, remote_worker_ids=[1], local_env_runner=False)
+    runners = learner.algo.env_runner_group
+    runners.foreach_env_runner(break_scorer, remote_worker_ids=[1], local_env_runner=False)
     try:
         with pytest.raises(Exception, match=r"(?s)NoneType|sampled nothing|failed|died"):
             learner.collect()
@@ -176,8 +177,9 @@ def test_the_asynchronous_algorithms_run_rounds(local_ray, algo):
 
 def run_script(args: list[str], tmp_path: Path, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, str(REPO / "train" / "rllib.py"), *args], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)  # fmt: skip
+    script = str(REPO / "train" / "rllib.py")
+    return subprocess.Popen([sys.executable, script, *args], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kwargs)  # fmt: skip
 
 
 TINY_RUN = ["--pretrain-preset", "tiny", "--n-envs", "8", "--n-negatives", "64", "--eval-samples", "128",
