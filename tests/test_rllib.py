@@ -75,8 +75,9 @@ def build(algo: str = "ppo", runners: int = RUNNERS) -> RLlibLearner:
     return box[0]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 def learner(local_ray):
+    """Shared by the tests of `TestTwoRunners`, and stopped after them: its runners hold Ray's 2 CPUs."""
     learner = build()
     learner.start_rollout_policy()
     yield learner
@@ -112,36 +113,38 @@ def test_the_module_warm_starts_to_the_generators_distribution():
     assert values.shape == (3,)
 
 
-def test_rounds_sample_and_every_runner_holds_the_drivers_models_after_each(learner):
-    assert_runners_hold_the_drivers_models(learner)  # after start_rollout_policy
-    for _ in range(2):
-        result = learner.collect()
-        assert result["env_runners"]["num_env_steps_sampled"] == N_ENVS * 4
-        loss = learner.update(result)
-        assert np.isfinite(loss)
-        for name, value in learner.generator.state_dict().items():  # beta = theta after the sync
-            assert torch.equal(learner.rollout_policy.state_dict()[name], value), name
-        before = {k: v.clone() for k, v in learner.discriminator.state_dict().items()}
-        assert np.isfinite(learner.train_discriminator())
-        assert any(not torch.equal(before[k], v) for k, v in learner.discriminator.state_dict().items())
-        assert_runners_hold_the_drivers_models(learner)
-    assert learner.updater.episodes_seen == 2 * N_ENVS  # every runner's finished episodes reached D
+class TestTwoRunners:
+    """PPO, 2 env runners of 4 envs each, at tiny size (V 8, T 4)."""
 
+    def test_rounds_sample_and_every_runner_holds_the_drivers_models_after_each(self, learner):
+        assert_runners_hold_the_drivers_models(learner)  # after start_rollout_policy
+        for _ in range(2):
+            result = learner.collect()
+            assert result["env_runners"]["num_env_steps_sampled"] == N_ENVS * 4
+            loss = learner.update(result)
+            assert np.isfinite(loss)
+            for name, value in learner.generator.state_dict().items():  # beta = theta after the sync
+                assert torch.equal(learner.rollout_policy.state_dict()[name], value), name
+            before = {k: v.clone() for k, v in learner.discriminator.state_dict().items()}
+            assert np.isfinite(learner.train_discriminator())
+            assert any(not torch.equal(before[k], v) for k, v in learner.discriminator.state_dict().items())
+            assert_runners_hold_the_drivers_models(learner)
+        assert learner.updater.episodes_seen == 2 * N_ENVS  # every runner's finished episodes reached D
 
-def test_runner_rewards_equal_the_local_envs_for_the_same_weights(learner):
-    actions = np.random.default_rng(0).integers(0, 8, size=(4, N_ENVS // RUNNERS))  # [T, envs per runner]
-    remote = learner.algo.env_runner_group.foreach_env_runner(
-        lambda runner: replay(runner, seed=7, actions=actions), local_env_runner=False
-    )
-    kwargs = {k: v for k, v in TINY.items() if k not in ("vocab_size", "seq_len")}
-    local = SeqGANVectorEnv(num_envs=N_ENVS // RUNNERS, rollout_policy=learner.rollout_policy,
-                            discriminator=learner.discriminator, **kwargs)  # fmt: skip
-    local.reset(seed=7)
-    expected = np.stack([local.step(a)[1] for a in actions])  # [T, envs]
-    assert len(remote) == RUNNERS
-    for rewards in remote:
-        np.testing.assert_allclose(rewards, expected, rtol=1e-6, atol=1e-7)
-    assert np.abs(expected).sum() > 0
+    def test_runner_rewards_equal_the_local_envs_for_the_same_weights(self, learner):
+        actions = np.random.default_rng(0).integers(0, 8, size=(4, N_ENVS // RUNNERS))  # [T, envs per runner]
+        remote = learner.algo.env_runner_group.foreach_env_runner(
+            lambda runner: replay(runner, seed=7, actions=actions), local_env_runner=False
+        )
+        kwargs = {k: v for k, v in TINY.items() if k not in ("vocab_size", "seq_len")}
+        local = SeqGANVectorEnv(num_envs=N_ENVS // RUNNERS, rollout_policy=learner.rollout_policy,
+                                discriminator=learner.discriminator, **kwargs)  # fmt: skip
+        local.reset(seed=7)
+        expected = np.stack([local.step(a)[1] for a in actions])  # [T, envs]
+        assert len(remote) == RUNNERS
+        for rewards in remote:
+            np.testing.assert_allclose(rewards, expected, rtol=1e-6, atol=1e-7)
+        assert np.abs(expected).sum() > 0
 
 
 def test_a_failing_runner_fails_the_round(local_ray):
@@ -190,7 +193,7 @@ def test_script_interrupted_then_resumed_completes_every_round(tmp_path):
     """Ctrl-C after a checkpoint, then --resume: the run ends at --rounds with each evaluation once,
     continuing from the checkpoint's round with its models restored."""
     run = tmp_path / "runs" / "r"
-    args = [*TINY_RUN, "--rounds", "40", "--eval-every", "2", "--out", str(tmp_path / "runs"), "--name", "r"]
+    args = [*TINY_RUN, "--rounds", "8", "--eval-every", "2", "--out", str(tmp_path / "runs"), "--name", "r"]
     proc = run_script(args, tmp_path)
     deadline = time.monotonic() + 300
     while not (run / "latest.pt").is_file() and proc.poll() is None and time.monotonic() < deadline:
@@ -199,7 +202,7 @@ def test_script_interrupted_then_resumed_completes_every_round(tmp_path):
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode != 0 and (run / "latest.pt").is_file(), out
     saved = torch.load(run / "latest.pt", weights_only=False)
-    assert saved["progress"] % 2 == 0 and 0 < saved["progress"] < 40
+    assert saved["progress"] % 2 == 0 and 0 < saved["progress"] < 8
     assert [p.name for p in run.glob("rllib-*")] == [saved["rllib"]]
 
     proc = run_script(["--resume", str(run), "--no-progress"], tmp_path)
@@ -208,8 +211,8 @@ def test_script_interrupted_then_resumed_completes_every_round(tmp_path):
     assert f"resuming {run} at round {saved['progress']}" in out
     final = torch.load(run / "final.pt", weights_only=False)
     steps = [r["step"] for r in final["metrics"] if r["phase"] == "adversarial"]
-    assert steps == list(range(0, 41, 2))  # every evaluation once, in order
-    assert final["progress"] == 40
+    assert steps == list(range(0, 9, 2))  # every evaluation once, in order
+    assert final["progress"] == 8
     lines = (run / "metrics.csv").read_text().splitlines()
     assert len(lines) == 1 + len(final["metrics"])
 
