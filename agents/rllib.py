@@ -192,8 +192,8 @@ def algorithm_config(
 
 
 def broadcast(algo: Algorithm, rollout_policy: torch.nn.Module, discriminator: torch.nn.Module) -> int:
-    """Every env runner's env takes the driver's rollout policy and discriminator weights; returns
-    how many envs took them (a runner that cannot be reached raises)."""
+    """Every healthy env runner's env takes the driver's rollout policy and discriminator weights;
+    returns how many envs took them."""
     fn = partial(load_env_models, rollout_policy=_cpu_state(rollout_policy),
                  discriminator=_cpu_state(discriminator))  # fmt: skip
     return sum(bool(ok) for ok in algo.env_runner_group.foreach_env_runner(fn, local_env_runner=True))
@@ -304,5 +304,11 @@ class RLlibLearner:
         return loss
 
     def broadcast(self) -> int:
-        """Every runner's env takes the driver's rollout policy and discriminator."""
-        return broadcast(self.algo, self.rollout_policy, self.discriminator)
+        """Every runner's env takes the driver's rollout policy and discriminator; an error if one
+        did not (RLlib skips a runner it has marked unhealthy)."""
+        reached = broadcast(self.algo, self.rollout_policy, self.discriminator)
+        expected = max(self.algo.config.num_env_runners, 1)
+        if reached != expected:
+            raise RuntimeError(f"the models reached {reached} of {expected} env runners: a runner failed "
+                               "(see the Ray worker logs)")  # fmt: skip
+        return reached
