@@ -32,8 +32,11 @@ import torch
 from gymnasium.vector import AutoresetMode
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, LEARNER_RESULTS, NUM_ENV_STEPS_SAMPLED
 from ray.tune.registry import register_env
 
@@ -142,6 +145,27 @@ def _cpu_state(module: torch.nn.Module) -> StateDict:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
+class RealStepsPPOLearner(PPOTorchLearner):
+    """RLlib's PPO with the advantages standardized per minibatch over the real steps only, as SB3's PPO.
+
+    RLlib appends one artificial step to every episode (for the value bootstrap) and standardizes the
+    advantages over the whole batch, those steps included, before it masks them out of the loss. On
+    SeqGAN their advantage sits far from the real steps' mean, so the real steps' standardized
+    advantages had a mean of -0.1 to -0.6 (measured at tiny size): PPO lowered the probability of every
+    sampled token, and NLL-oracle rose by 0.17 in 15 rounds where SB3's PPO lowered it by 0.04."""
+
+    def compute_loss_for_module(
+        self, *, module_id: str, config: Any, batch: dict[str, Any], fwd_out: Any
+    ) -> Any:
+        advantages = batch[Postprocessing.ADVANTAGES]
+        mask = batch.get(Columns.LOSS_MASK)
+        real = advantages if mask is None else advantages[mask]
+        if real.numel() > 1:  # SB3's formula
+            batch[Postprocessing.ADVANTAGES] = (advantages - real.mean()) / (real.std() + 1e-8)
+        return super().compute_loss_for_module(module_id=module_id, config=config, batch=batch,
+                                               fwd_out=fwd_out)  # fmt: skip
+
+
 # --- the algorithm -------------------------------------------------------------------------------------
 def algorithm_config(
     algo: str,
@@ -178,7 +202,7 @@ def algorithm_config(
         Config()
         .environment(ENV_NAME, env_config=env_config)
         .env_runners(**runner_options)
-        .learners(num_learners=0)
+        .learners(num_learners=0, **({"learner_class": RealStepsPPOLearner} if algo == "ppo" else {}))
         .rl_module(rl_module_spec=RLModuleSpec(module_class=TokenPrefixRLModule, model_config=model_config))
         .training(train_batch_size_per_learner=n_envs * rollout_len, **hyperparameters)
         .fault_tolerance(restart_failed_env_runners=False, ignore_env_runner_failures=False)

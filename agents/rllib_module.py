@@ -10,6 +10,10 @@ model anyway. `TokenPrefixRLModule` reads the prefix as the generator does, thro
 critic is a separate copy of the encoder (warm-started too) with a small value MLP, so the value
 loss leaves the policy's weights alone, as in the SB3 policy. It implements `ValueFunctionAPI` (PPO,
 APPO, IMPALA) and `TargetNetworkAPI` (APPO's old policy).
+
+The value of a finished sequence (T tokens, or ending with `eos_id`) is 0 by definition, and the
+module says so instead of predicting it (RLlib evaluates the critic on the final prefix of every
+episode, an observation it never trains on).
 """
 
 from __future__ import annotations
@@ -24,18 +28,28 @@ from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
 from ray.rllib.core.rl_module.torch import TorchRLModule
 from torch import nn
 
-from agents.sb3_policy import TokenPrefixExtractor, check_generator_fits, generator_from_parts, load_generator
+from agents.sb3_policy import (
+    TokenPrefixExtractor,
+    check_generator_fits,
+    generator_from_parts,
+    load_generator,
+    prefix_ids,
+)
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
 
 def module_config(
-    config: TokenLSTMConfig, generator: TokenLSTM | None = None, value_arch: tuple[int, ...] = (64,)
+    config: TokenLSTMConfig,
+    generator: TokenLSTM | None = None,
+    value_arch: tuple[int, ...] = (64,),
+    eos_id: int | None = None,
 ) -> dict[str, Any]:
     """`model_config` of a `TokenPrefixRLModule` of the generator's sizes, warm-started from
     `generator` when one is given (its weights travel as CPU tensors to every runner and learner)."""
     state = None if generator is None else {k: v.detach().cpu() for k, v in generator.state_dict().items()}
     return {"embed_dim": config.embed_dim, "hidden_dim": config.hidden_dim, "start_token": config.start_token,
-            "value_arch": list(value_arch), "generator": state, "generator_config": config}  # fmt: skip
+            "value_arch": list(value_arch), "generator": state, "generator_config": config,
+            "eos_id": eos_id}  # fmt: skip
 
 
 class TokenPrefixRLModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI):
@@ -80,7 +94,20 @@ class TokenPrefixRLModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI):
         return {Columns.ACTION_DIST_INPUTS: self.pi(self.pi_encoder(batch[Columns.OBS]))}  # [B, V]
 
     def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> torch.Tensor:
-        return self.vf(self.vf_encoder(batch[Columns.OBS])).squeeze(-1)  # [B]
+        """V(prefix) [B]; exactly 0 for a finished sequence (see the module docstring)."""
+        obs = batch[Columns.OBS]
+        values = self.vf(self.vf_encoder(obs)).squeeze(-1)  # [B]
+        return values.masked_fill(self.finished(obs), 0.0)
+
+    def finished(self, observations: torch.Tensor) -> torch.Tensor:
+        """Which prefixes [B, T] are finished sequences: T tokens, or the last one `eos_id`."""
+        ids, lengths = prefix_ids(observations, self.pi_encoder.vocab_size)
+        done = lengths == ids.shape[1]
+        eos_id = self.model_config.get("eos_id")
+        if eos_id is not None:
+            last = ids.gather(1, (lengths - 1).clamp(min=0).unsqueeze(1)).squeeze(1)
+            done |= (lengths > 0) & (last == eos_id)
+        return done
 
     def make_target_networks(self) -> None:
         self._old_pi_encoder = make_target_network(self.pi_encoder)
