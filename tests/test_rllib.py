@@ -20,6 +20,7 @@ ray = pytest.importorskip("ray")
 pytest.importorskip("ray.rllib")
 
 from agents.rllib import (  # noqa: E402
+    RealStepsPPOLearner,
     RLlibLearner,
     algorithm_config,
     make_vector_env,
@@ -111,6 +112,20 @@ def test_the_module_warm_starts_to_the_generators_distribution():
         assert torch.equal(value, generator.state_dict()[name]), name
     values = module.compute_values({"obs": prefixes})
     assert values.shape == (3,)
+
+
+def test_ppo_standardizes_advantages_over_the_real_steps_only(monkeypatch):
+    """RLlib's artificial end-of-episode steps (loss mask False) are left out of the mean and std."""
+    from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+
+    seen = {}
+    monkeypatch.setattr(PPOTorchLearner, "compute_loss_for_module", lambda self, **kw: seen.update(kw))
+    learner = object.__new__(RealStepsPPOLearner)
+    advantages, mask = torch.tensor([1.0, 2.0, 4.0, 9.0]), torch.tensor([True, True, True, False])
+    learner.compute_loss_for_module(module_id="m", config=None, fwd_out=None,
+                                    batch={"advantages": advantages, "loss_mask": mask})  # fmt: skip
+    real = seen["batch"]["advantages"][mask]
+    torch.testing.assert_close(real, (advantages[:3] - advantages[:3].mean()) / advantages[:3].std())
 
 
 class TestTwoRunners:
