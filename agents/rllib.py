@@ -32,6 +32,8 @@ import torch
 from gymnasium.vector import AutoresetMode
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+from ray.rllib.algorithms.appo.torch.appo_torch_learner import APPOTorchLearner
+from ray.rllib.algorithms.impala.torch.impala_torch_learner import IMPALATorchLearner
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
@@ -145,8 +147,32 @@ def _cpu_state(module: torch.nn.Module) -> StateDict:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
-class RealStepsPPOLearner(PPOTorchLearner):
-    """RLlib's PPO with the advantages standardized per minibatch over the real steps only, as SB3's PPO.
+class SB3AdamLearner:
+    """Adam with eps 1e-5, as every SB3 actor-critic policy (torch's default is 1e-8). With V = 5000
+    the gradient of most output rows is far below 1e-8 ... 1e-5 (a token of probability 2e-4 in a batch
+    of 640); Adam at eps 1e-8 still moves each such row a full learning-rate step, which moved the
+    whole next-token distribution every round and raised NLL-oracle where SB3's PPO lowered it."""
+
+    def configure_optimizers_for_module(self, module_id: str, config: Any = None) -> None:
+        learner: Any = self
+        params = learner.get_parameters(learner._module[module_id])
+        learner.register_optimizer(module_id=module_id, optimizer=torch.optim.Adam(params, eps=1e-5),
+                                   params=params, lr_or_lr_schedule=config.lr)  # fmt: skip
+
+
+class SB3AdamAPPOLearner(SB3AdamLearner, APPOTorchLearner):
+    """RLlib's APPO with SB3's Adam."""
+
+
+class SB3AdamIMPALALearner(SB3AdamLearner, IMPALATorchLearner):
+    """RLlib's IMPALA with SB3's Adam."""
+
+
+class RealStepsPPOLearner(SB3AdamLearner, PPOTorchLearner):
+    """RLlib's PPO as SB3's: its Adam (`SB3AdamLearner`), and the advantages standardized per minibatch
+    over the real steps only.
+
+    RLlib's PPO with the advantages standardized per minibatch over the real steps only, as SB3's PPO.
 
     RLlib appends one artificial step to every episode (for the value bootstrap) and standardizes the
     advantages over the whole batch, those steps included, before it masks them out of the loss. On
@@ -164,6 +190,10 @@ class RealStepsPPOLearner(PPOTorchLearner):
             batch[Postprocessing.ADVANTAGES] = (advantages - real.mean()) / (real.std() + 1e-8)
         return super().compute_loss_for_module(module_id=module_id, config=config, batch=batch,
                                                fwd_out=fwd_out)  # fmt: skip
+
+
+LEARNERS: dict[str, type] = {"ppo": RealStepsPPOLearner, "appo": SB3AdamAPPOLearner,
+                              "impala": SB3AdamIMPALALearner}  # fmt: skip
 
 
 # --- the algorithm -------------------------------------------------------------------------------------
@@ -202,7 +232,7 @@ def algorithm_config(
         Config()
         .environment(ENV_NAME, env_config=env_config)
         .env_runners(**runner_options)
-        .learners(num_learners=0, **({"learner_class": RealStepsPPOLearner} if algo == "ppo" else {}))
+        .learners(num_learners=0, learner_class=LEARNERS[algo])
         .rl_module(rl_module_spec=RLModuleSpec(module_class=TokenPrefixRLModule, model_config=model_config))
         .training(train_batch_size_per_learner=n_envs * rollout_len, **hyperparameters)
         .fault_tolerance(restart_failed_env_runners=False, ignore_env_runner_failures=False)
