@@ -101,17 +101,20 @@ class RLlibConfig:
             raise ValueError(f"--value-arch must be comma-separated sizes >= 1, got {self.value_arch!r}")
         return layers
 
-    def hyperparameters(self, rollout: int) -> dict[str, Any]:
+    def hyperparameters(self, rollout: int, episodes: int = 0) -> dict[str, Any]:
         """`config.training(...)` of the algorithm, from the SB3-named options (`rollout`: the
-        tokens of one round). As in SB3's PPO: no KL penalty, no value clipping."""
+        tokens of one round, `episodes`: the episodes that end in it). As in SB3's PPO: no KL penalty,
+        no value clipping, and as many minibatches per epoch: RLlib's PPO batch holds one artificial
+        row per episode (masked out of the loss), so its minibatch grows in proportion."""
         common = {"lr": self.learning_rate, "gamma": self.gamma, "entropy_coeff": self.ent_coef,
                   "vf_loss_coeff": self.vf_coef, "grad_clip": self.max_grad_norm,
                   "grad_clip_by": "global_norm"}  # fmt: skip
         minibatch = self.batch_size or max(rollout // 2, 1)
         if self.algo == "ppo":
+            rows = -(-minibatch * (rollout + episodes) // rollout)  # ceil
             return {**common, "lambda_": self.gae_lambda, "clip_param": self.clip_range, "use_kl_loss": False,
                     "vf_clip_param": math.inf, "num_epochs": self.n_epochs,
-                    "minibatch_size": minibatch}  # fmt: skip
+                    "minibatch_size": rows}  # fmt: skip
         if self.algo == "appo":
             return {**common, "lambda_": self.gae_lambda, "clip_param": self.clip_range, "use_kl_loss": False,
                     "num_epochs": self.n_epochs, "minibatch_size": minibatch}  # fmt: skip

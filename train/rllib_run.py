@@ -61,7 +61,8 @@ class RLlibRun:
         self.local_env = SeqGANVectorEnv(num_envs=1, **self.env_config, **models)
         self.n_steps = cfg.n_steps or T
         model = module_config(gen.config, gen if cfg.warm_start else None, cfg.value_layers())
-        hyper = cfg.hyperparameters(cfg.n_envs * self.n_steps)
+        episodes = cfg.n_envs * max(self.n_steps // T, 1)  # ending in a round (exact when n_steps = T)
+        hyper = cfg.hyperparameters(cfg.n_envs * self.n_steps, episodes)
         config = algorithm_config(cfg.algo, self.env_config, model, cfg.n_envs, cfg.num_env_runners,
                                   self.n_steps, hyper, cfg.seed)  # fmt: skip
         self.algo = config.build_algo()
