@@ -123,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             rllib_run.pretrain_discriminator()
         rllib_run.learn()
         rllib_run.finish()
+    except (RuntimeError, ray.exceptions.RayError) as err:  # a runner failed or sampled nothing
+        first = (str(err).splitlines() or [type(err).__name__])[0]
+        print(f"error: {first} (the run folder keeps its last checkpoint)", file=sys.stderr)
+        return 1
     finally:
         ray.shutdown()
     start = next(r for r in rllib_run.rows if r["phase"] == "adversarial")
