@@ -150,35 +150,63 @@ def _policy_parts(policy: BasePolicy) -> tuple[Extractor, nn.LSTM, nn.Linear, li
 
 
 @torch.no_grad()
-def warm_start(policy: BasePolicy, generator: TokenLSTM) -> None:
-    """Give `policy` the generator's next-token distribution: its logits on a prefix y_1..y_t equal the
-    generator's after reading [start, y_1..y_t]. The critic's embedding/LSTM start from the same
-    weights (a starting point only; its value head stays fresh)."""
-    extractor, lstm, head, critic = _policy_parts(policy)
-    embedding, cfg = extractor.embedding, generator.config
+def load_generator(
+    embedding: nn.Embedding, lstm: nn.LSTM | None, head: nn.Linear | None, generator: TokenLSTM
+) -> None:
+    """Copy the generator's weights into a prefix network's parts: the embedding (its extra row, the
+    padding id V, zeroed), the LSTM and the linear head (either may be None: a critic has no head)."""
+    V = generator.config.vocab_size
+    embedding.weight[:V].copy_(generator.embedding.weight)
+    embedding.weight[V].zero_()  # the padding id
+    if lstm is not None:
+        lstm.load_state_dict(generator.lstm.state_dict())
+    if head is not None:
+        head.load_state_dict(generator.output.state_dict())
+
+
+@torch.no_grad()
+def generator_from_parts(
+    embedding: nn.Embedding, lstm: nn.LSTM, head: nn.Linear, seq_len: int, start_token: int,
+    init_std: float = 0.1,
+) -> TokenLSTM:  # fmt: skip
+    """`load_generator` in reverse: a `TokenLSTM` on the head's device with the network's next-token
+    distribution (for evaluation, sampling, and the env's rollout policy)."""
+    config = TokenLSTMConfig(head.out_features, seq_len, lstm.input_size, lstm.hidden_size, start_token,
+                             init_std)  # fmt: skip
+    generator = TokenLSTM(config).to(head.weight.device)
+    generator.embedding.weight.copy_(embedding.weight[: config.vocab_size])
+    generator.lstm.load_state_dict(lstm.state_dict())
+    generator.output.load_state_dict(head.state_dict())
+    return generator.eval()
+
+
+def check_generator_fits(
+    embedding: nn.Embedding, lstm: nn.LSTM, head: nn.Linear, start_token: int, generator: TokenLSTM
+) -> None:
+    """A clear error when the generator's sizes or start token differ from the network's."""
+    cfg = generator.config
     if embedding.num_embeddings != cfg.vocab_size + 1 or head.out_features != cfg.vocab_size:
         raise ValueError(f"the policy's vocabulary is {head.out_features}, the generator's {cfg.vocab_size}")
     if (lstm.input_size, lstm.hidden_size) != (cfg.embed_dim, cfg.hidden_dim):
         raise ValueError(f"the policy's embedding/LSTM sizes are {lstm.input_size}/{lstm.hidden_size}, the "
                          f"generator's {cfg.embed_dim}/{cfg.hidden_dim}")  # fmt: skip
-    if extractor.start_token != cfg.start_token:
-        raise ValueError(f"the policy's start token is {extractor.start_token}, "
-                         f"the generator's {cfg.start_token}")  # fmt: skip
+    if start_token != cfg.start_token:
+        raise ValueError(f"the policy's start token is {start_token}, the generator's {cfg.start_token}")
 
-    def load_embedding(target: nn.Embedding) -> None:
-        target.weight[: cfg.vocab_size].copy_(generator.embedding.weight)
-        target.weight[cfg.vocab_size].zero_()  # the padding id
 
-    load_embedding(embedding)
-    lstm.load_state_dict(generator.lstm.state_dict())
-    head.load_state_dict(generator.output.state_dict())
+@torch.no_grad()
+def warm_start(policy: BasePolicy, generator: TokenLSTM) -> None:
+    """Give `policy` the generator's next-token distribution: its logits on a prefix y_1..y_t equal the
+    generator's after reading [start, y_1..y_t]. The critic's embedding/LSTM start from the same
+    weights (a starting point only; its value head stays fresh)."""
+    extractor, lstm, head, critic = _policy_parts(policy)
+    check_generator_fits(extractor.embedding, lstm, head, extractor.start_token, generator)
+    load_generator(extractor.embedding, lstm, head, generator)
     for module in critic:
         if isinstance(module, nn.LSTM):
             module.load_state_dict(generator.lstm.state_dict())
-        else:  # the critic's own extractor
-            load_embedding(module.embedding)
-            if isinstance(module, TokenPrefixExtractor):  # LastTokenExtractor has no LSTM
-                module.lstm.load_state_dict(generator.lstm.state_dict())
+        else:  # the critic's own extractor (LastTokenExtractor has no LSTM)
+            load_generator(module.embedding, getattr(module, "lstm", None), None, generator)
 
 
 @torch.no_grad()
@@ -187,13 +215,8 @@ def generator_from_policy(policy: BasePolicy, init_std: float = 0.1) -> TokenLST
     next-token distribution, for evaluation (NLL-oracle/NLL-test), sampling, and the env's rollout
     policy."""
     extractor, lstm, head, _ = _policy_parts(policy)
-    config = TokenLSTMConfig(extractor.vocab_size, extractor.seq_len, lstm.input_size, lstm.hidden_size,
-                             extractor.start_token, init_std)  # fmt: skip
-    generator = TokenLSTM(config).to(head.weight.device)
-    generator.embedding.weight.copy_(extractor.embedding.weight[: config.vocab_size])
-    generator.lstm.load_state_dict(lstm.state_dict())
-    generator.output.load_state_dict(head.state_dict())
-    return generator.eval()
+    return generator_from_parts(extractor.embedding, lstm, head, extractor.seq_len, extractor.start_token,
+                                init_std)  # fmt: skip
 
 
 # --- models ----------------------------------------------------------------------------------------

@@ -79,7 +79,7 @@ def test_agents_import_no_train():
     assert not offenders(files, {"train", "<outside>"})
 
 
-SCRIPTS = ("adversarial", "pretrain", "sb3", "compare", "sample")  # train/NAME.py: entry points only
+SCRIPTS = ("adversarial", "pretrain", "sb3", "rllib", "compare", "sample")  # train/NAME.py: entry points only
 
 
 def test_no_script_imports_another_script():

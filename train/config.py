@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from seqgan_env.discriminator import DiscriminatorConfig, paper_filters
 from train.cli import check_options, check_run_options, check_seed, config_parser, option
@@ -185,6 +186,32 @@ PRESETS: dict[str, dict[str, Any]] = {
         "disc_repeats": 1, "eval_every": 2, "eval_samples": 256,
     },
 }  # fmt: skip
+
+
+class PretrainingOptions(Protocol):
+    """What a script that pre-trains in place (train/sb3.py, train/rllib.py) passes on to it."""
+
+    @property
+    def pretrain_preset(self) -> str: ...
+    @property
+    def pretrain_args(self) -> str: ...
+    @property
+    def oracle(self) -> str | None: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def threads(self) -> int: ...
+
+
+def pretraining_config(options: PretrainingOptions, run: RunFolder) -> Config:
+    """The in-place pre-training's options: --pretrain-preset, --pretrain-args, into RUN/pretrain."""
+    argv = ["--preset", options.pretrain_preset, "--seed", str(options.seed), "--device", options.device,
+            "--threads", str(options.threads), "--out", str(run.path), "--name", "pretrain",
+            *(["--oracle", options.oracle] if options.oracle is not None else []),
+            *shlex.split(options.pretrain_args)]  # fmt: skip
+    return parse_config(argv)
 
 
 def parse_config(argv: list[str] | None = None, description: str | None = None) -> Config:

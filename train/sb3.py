@@ -30,7 +30,6 @@ checkpoint=), curve.png, signal.png and samples.txt.
 
 from __future__ import annotations
 
-import shlex
 import sys
 import time
 from datetime import datetime
@@ -38,21 +37,11 @@ from pathlib import Path
 
 from seqgan_env.text import CorpusError
 from train.cli import fail
-from train.config import Config, parse_config
 from train.run_folder import RunFolder
-from train.sb3_config import SB3Config, parse_sb3_config
+from train.sb3_config import parse_sb3_config
 from train.sb3_job import check_sb3_run, train_sb3
-from train.sources import make_oracle, pretrained_checkpoint
+from train.sources import learner_source
 from train.stages import open_experiment, run_experiment
-
-
-def pretraining_config(cfg: SB3Config, run: RunFolder) -> Config:
-    """The in-place pre-training's options: --pretrain-preset, --pretrain-args, into RUN/pretrain."""
-    argv = ["--preset", cfg.pretrain_preset, "--seed", str(cfg.seed), "--device", cfg.device,
-            "--threads", str(cfg.threads), "--out", str(run.path), "--name", "pretrain",
-            *(["--oracle", cfg.oracle] if cfg.oracle is not None else []),
-            *shlex.split(cfg.pretrain_args)]  # fmt: skip
-    return parse_config(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,19 +50,13 @@ def main(argv: list[str] | None = None) -> int:
         cfg = parse_sb3_config(argv, __doc__)
         name = cfg.name or f"sb3_{cfg.algo}_s{cfg.seed}_{datetime.now():%Y%m%d-%H%M%S}"
         run = RunFolder(Path(cfg.out) / name)
-        if cfg.pretrained is not None:
-            _, settings = pretrained_checkpoint(cfg.pretrained)
-            vocab_size, seq_len = settings["vocab_size"], settings["seq_len"]
-        else:
-            pre_cfg = pretraining_config(cfg, run)
-            vocab_size, seq_len = pre_cfg.vocab_size, pre_cfg.seq_len
-            make_oracle(vocab_size, seq_len, pre_cfg.oracle, pre_cfg.oracle_seed)  # a bad file fails now
+        vocab_size, seq_len, pre_cfg = learner_source(cfg.pretrained, cfg, run)
         check_sb3_run(cfg, vocab_size, seq_len)
         if run.path.exists():
             raise FileExistsError(f"run folder {run.path} already exists: remove it to start again, or "
                                   "choose another --name")  # fmt: skip
         run.create(cfg.settings())
-        pretrain = open_experiment(pre_cfg) if cfg.pretrained is None else None  # into RUN/pretrain
+        pretrain = open_experiment(pre_cfg) if pre_cfg is not None else None  # into RUN/pretrain
     except (
         ValueError, TypeError, FileNotFoundError, FileExistsError, ImportError, CorpusError, RuntimeError
     ) as err:

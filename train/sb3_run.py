@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -33,7 +33,18 @@ from train.sources import Pretrained
 from train.stages import run_rounds
 
 
-def make_discriminator(cfg: SB3Config, vocab_size: int, seq_len: int, rng: torch.Generator) -> Discriminator:
+class DiscriminatorOptions(Protocol):
+    """The --disc-* sizes of a script that may make its own discriminator (train/sb3.py, train/rllib.py)."""
+
+    @property
+    def disc_filters(self) -> str: ...
+    @property
+    def disc_embed_dim(self) -> int: ...
+
+
+def make_discriminator(
+    cfg: DiscriminatorOptions, vocab_size: int, seq_len: int, rng: torch.Generator
+) -> Discriminator:
     """A fresh discriminator of --disc-* sizes (for a source without a pre-trained one)."""
     filters = cfg.disc_filters
     if filters == "auto":

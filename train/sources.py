@@ -22,6 +22,7 @@ from seqgan_env.oracle import load_oracle, random_oracle
 from seqgan_env.scorers import strip_ids
 from seqgan_env.text import CorpusError, Vocabulary, decode, load_corpus
 from seqgan_env.token_lstm import TokenLSTM
+from train.config import Config, PretrainingOptions, pretraining_config
 from train.run_folder import RunFolder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -161,3 +162,17 @@ def load_pretrained(folder: str | Path) -> Pretrained:
         test=state["data"]["test"],
         mle_rows=[r for r in state.get("metrics", []) if r["phase"] == "mle"],
     )
+
+
+def learner_source(
+    pretrained: str | None, options: PretrainingOptions, run: RunFolder
+) -> tuple[int, int, Config | None]:
+    """V, T and the in-place pre-training (None: from `pretrained`) of an SB3 or RLlib run: the run
+    folder `pretrained`, checked to hold a pre-training, else `options`' pre-training into RUN/pretrain,
+    its oracle file checked now. Writes nothing."""
+    if pretrained is not None:
+        _, settings = pretrained_checkpoint(pretrained)
+        return settings["vocab_size"], settings["seq_len"], None
+    pre_cfg = pretraining_config(options, run)
+    make_oracle(pre_cfg.vocab_size, pre_cfg.seq_len, pre_cfg.oracle, pre_cfg.oracle_seed)  # fails now if bad
+    return pre_cfg.vocab_size, pre_cfg.seq_len, pre_cfg

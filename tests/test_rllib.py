@@ -1,0 +1,240 @@
+"""SeqGAN's adversarial rounds on a local Ray (num_cpus=2) with 2 env runners at tiny size.
+
+Skipped where Ray RLlib is not installed (`pip install -e ".[rllib]"`); CI runs it in that install.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("ray.rllib")
+
+from agents.rllib import (  # noqa: E402
+    RealStepsPPOLearner,
+    RLlibLearner,
+    algorithm_config,
+    make_vector_env,
+    replay,
+    runner_models,
+)
+from agents.rllib_module import TokenPrefixRLModule, module_config  # noqa: E402
+from seqgan_env.discriminator import Discriminator, DiscriminatorConfig  # noqa: E402
+from seqgan_env.oracle import random_oracle  # noqa: E402
+from seqgan_env.registration import VARIANTS  # noqa: E402
+from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig  # noqa: E402
+from seqgan_env.vector_env import SeqGANVectorEnv  # noqa: E402
+from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorUpdater  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = dict(VARIANTS["SeqGAN-Tiny-v0"], reward_mode="shaped", oracle_seed=None)  # V 8, T 4, N 4
+N_ENVS, RUNNERS = 8, 2
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray whose workers import this checkout (PYTHONPATH, inherited by the raylet)."""
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def tiny_generator(seed: int = 0) -> TokenLSTM:
+    return TokenLSTM(TokenLSTMConfig(8, 4, 8, 8), rng=torch.Generator().manual_seed(seed))
+
+
+def tiny_discriminator(seed: int = 1) -> Discriminator:
+    config = DiscriminatorConfig(8, 4, 8, ((1, 8), (2, 8), (3, 8), (4, 8)))
+    return Discriminator(config, rng=torch.Generator().manual_seed(seed))
+
+
+def build(algo: str = "ppo", runners: int = RUNNERS) -> RLlibLearner:
+    """An RLlib algorithm with the driver's models and the discriminator's schedule, as train/rllib.py."""
+    generator = tiny_generator()
+    hyper = {"lr": 1e-3, "gamma": 1.0, "num_epochs": 2, "minibatch_size": 16}
+    if algo == "ppo":
+        hyper["use_kl_loss"] = False
+    config = algorithm_config(algo, TINY, module_config(generator.config, generator), N_ENVS, runners, 4,
+                              hyper, seed=0)  # fmt: skip
+    rng = torch.Generator().manual_seed(0)
+    real = random_oracle(8, 4, seed=0).sample(64, rng)
+    box: list[RLlibLearner] = []
+    updater = DiscriminatorUpdater(tiny_discriminator(), real, lambda n: box[0].sample(n, rng),
+                                   DiscriminatorSchedule(None, 1, 32, 1, 16), rng)  # fmt: skip
+    rollout_policy = tiny_generator(seed=5)  # differs from the generator until the first sync
+    box.append(RLlibLearner(config.build_algo(), rollout_policy, updater))
+    return box[0]
+
+
+@pytest.fixture(scope="class")
+def learner(local_ray):
+    """Shared by the tests of `TestTwoRunners`, and stopped after them: its runners hold Ray's 2 CPUs."""
+    learner = build()
+    learner.start_rollout_policy()
+    yield learner
+    learner.algo.stop()
+
+
+def assert_runners_hold_the_drivers_models(learner: RLlibLearner) -> None:
+    found = runner_models(learner.algo)
+    assert len(found) == RUNNERS  # remote runners only: the driver's local runner has no env
+    for rollout_state, discriminator_state in found:
+        for name, value in learner.rollout_policy.state_dict().items():
+            assert torch.equal(rollout_state[name], value), name
+        for name, value in learner.discriminator.state_dict().items():
+            assert torch.equal(discriminator_state[name], value), name
+
+
+def test_the_module_warm_starts_to_the_generators_distribution():
+    generator = tiny_generator()
+    env = make_vector_env({**TINY, "num_envs": 1})
+    module = TokenPrefixRLModule(observation_space=env.single_observation_space,
+                                 action_space=env.single_action_space,
+                                 model_config=module_config(generator.config, generator))  # fmt: skip
+    prefixes = torch.tensor([[8, 8, 8, 8], [3, 8, 8, 8], [3, 1, 7, 8]])  # padded with V = 8
+    logits = module.forward_inference({"obs": prefixes})["action_dist_inputs"]  # [3, V]
+    with torch.no_grad():
+        inputs = torch.cat([torch.zeros(3, 1, dtype=torch.long), prefixes.clamp(max=7)], dim=1)
+        hidden, _ = generator.lstm(generator.embedding(inputs))
+        expected = generator.output(hidden[torch.arange(3), torch.tensor([0, 1, 3])])
+    torch.testing.assert_close(logits, expected)
+    for name, value in module.generator().state_dict().items():
+        assert torch.equal(value, generator.state_dict()[name]), name
+    values = module.compute_values({"obs": prefixes})
+    assert values.shape == (3,)
+
+
+def test_ppo_standardizes_advantages_over_the_real_steps_only(monkeypatch):
+    """RLlib's artificial end-of-episode steps (loss mask False) are left out of the mean and std."""
+    from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+
+    seen = {}
+    monkeypatch.setattr(PPOTorchLearner, "compute_loss_for_module", lambda self, **kw: seen.update(kw))
+    learner = object.__new__(RealStepsPPOLearner)
+    advantages, mask = torch.tensor([1.0, 2.0, 4.0, 9.0]), torch.tensor([True, True, True, False])
+    learner.compute_loss_for_module(module_id="m", config=None, fwd_out=None,
+                                    batch={"advantages": advantages, "loss_mask": mask})  # fmt: skip
+    real = seen["batch"]["advantages"][mask]
+    torch.testing.assert_close(real, (advantages[:3] - advantages[:3].mean()) / advantages[:3].std())
+
+
+class TestTwoRunners:
+    """PPO, 2 env runners of 4 envs each, at tiny size (V 8, T 4)."""
+
+    def test_rounds_sample_and_every_runner_holds_the_drivers_models_after_each(self, learner):
+        assert_runners_hold_the_drivers_models(learner)  # after start_rollout_policy
+        for _ in range(2):
+            result = learner.collect()
+            assert result["env_runners"]["num_env_steps_sampled"] == N_ENVS * 4
+            loss = learner.update(result)
+            assert np.isfinite(loss)
+            for name, value in learner.generator.state_dict().items():  # beta = theta after the sync
+                assert torch.equal(learner.rollout_policy.state_dict()[name], value), name
+            before = {k: v.clone() for k, v in learner.discriminator.state_dict().items()}
+            assert np.isfinite(learner.train_discriminator())
+            assert any(not torch.equal(before[k], v) for k, v in learner.discriminator.state_dict().items())
+            assert_runners_hold_the_drivers_models(learner)
+        assert learner.updater.episodes_seen == 2 * N_ENVS  # every runner's finished episodes reached D
+
+    def test_runner_rewards_equal_the_local_envs_for_the_same_weights(self, learner):
+        actions = np.random.default_rng(0).integers(0, 8, size=(4, N_ENVS // RUNNERS))  # [T, envs per runner]
+        remote = learner.algo.env_runner_group.foreach_env_runner(
+            lambda runner: replay(runner, seed=7, actions=actions), local_env_runner=False
+        )
+        kwargs = {k: v for k, v in TINY.items() if k not in ("vocab_size", "seq_len")}
+        local = SeqGANVectorEnv(num_envs=N_ENVS // RUNNERS, rollout_policy=learner.rollout_policy,
+                                discriminator=learner.discriminator, **kwargs)  # fmt: skip
+        local.reset(seed=7)
+        expected = np.stack([local.step(a)[1] for a in actions])  # [T, envs]
+        assert len(remote) == RUNNERS
+        for rewards in remote:
+            np.testing.assert_allclose(rewards, expected, rtol=1e-6, atol=1e-7)
+        assert np.abs(expected).sum() > 0
+
+
+def test_a_failing_runner_fails_the_round(local_ray):
+    learner = build()
+    learner.start_rollout_policy()
+
+    def break_scorer(runner):
+        env = getattr(runner, "env", None)
+        if env is not None:
+            env.unwrapped._core.scorer = None  # the next reward computation raises
+
+    runners = learner.algo.env_runner_group
+    runners.foreach_env_runner(break_scorer, remote_worker_ids=[1], local_env_runner=False)
+    try:
+        with pytest.raises(Exception, match=r"(?s)NoneType|sampled nothing|failed|died"):
+            learner.collect()
+    finally:
+        learner.algo.stop()
+
+
+@pytest.mark.parametrize("algo", ["appo", "impala"])
+def test_the_asynchronous_algorithms_run_rounds(local_ray, algo):
+    learner = build(algo)
+    try:
+        learner.start_rollout_policy()
+        for _ in range(2):
+            learner.update(learner.collect())
+            learner.train_discriminator()
+        assert_runners_hold_the_drivers_models(learner)
+    finally:
+        learner.algo.stop()
+
+
+def run_script(args: list[str], tmp_path: Path, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    script = str(REPO / "train" / "rllib.py")
+    return subprocess.Popen([sys.executable, script, *args], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kwargs)  # fmt: skip
+
+
+TINY_RUN = ["--pretrain-preset", "tiny", "--n-envs", "8", "--n-negatives", "64", "--eval-samples", "128",
+            "--disc-pretrain-repeats", "1", "--threads", "1", "--no-progress", "--ray-cpus", "2"]  # fmt: skip
+
+
+def test_script_interrupted_then_resumed_completes_every_round(tmp_path):
+    """Ctrl-C after a checkpoint, then --resume: the run ends at --rounds with each evaluation once,
+    continuing from the checkpoint's round with its models restored."""
+    run = tmp_path / "runs" / "r"
+    args = [*TINY_RUN, "--rounds", "8", "--eval-every", "2", "--out", str(tmp_path / "runs"), "--name", "r"]
+    proc = run_script(args, tmp_path)
+    deadline = time.monotonic() + 300
+    while not (run / "latest.pt").is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and (run / "latest.pt").is_file(), out
+    saved = torch.load(run / "latest.pt", weights_only=False)
+    assert saved["progress"] % 2 == 0 and 0 < saved["progress"] < 8
+    assert [p.name for p in run.glob("rllib-*")] == [saved["rllib"]]
+
+    proc = run_script(["--resume", str(run), "--no-progress"], tmp_path)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    assert f"resuming {run} at round {saved['progress']}" in out
+    final = torch.load(run / "final.pt", weights_only=False)
+    steps = [r["step"] for r in final["metrics"] if r["phase"] == "adversarial"]
+    assert steps == list(range(0, 9, 2))  # every evaluation once, in order
+    assert final["progress"] == 8
+    lines = (run / "metrics.csv").read_text().splitlines()
+    assert len(lines) == 1 + len(final["metrics"])
+
+
+def test_script_rejects_bad_options_before_writing(tmp_path):
+    for bad in (["--num-env-runners", "3"], ["--learning-rate", "nan"], ["--algo", "dqn"]):
+        proc = run_script([*TINY_RUN, *bad, "--out", str(tmp_path / "runs")], tmp_path)
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 2 and out.startswith("error: ") and len(out.strip().splitlines()) == 1, out
+    assert not (tmp_path / "runs").exists()

@@ -1,0 +1,135 @@
+"""SeqGAN's adversarial phase on Ray RLlib (new API stack): PPO, APPO or IMPALA with K env runners.
+
+    pip install -e ".[rllib]"
+    python train/rllib.py --num-env-runners 2                     # pre-trains in place (cpu preset), then PPO
+    python train/rllib.py --algo appo --pretrained runs/NAME      # from a train/adversarial.py run folder
+    python train/rllib.py --resume runs/RLLIB_RUN                 # continue a killed run
+    python train/rllib.py --ray-address auto --num-env-runners 16 # on a running Ray cluster
+
+Pre-training comes from a run folder (--pretrained) or is made in place, as in train/sb3.py. Each
+round (train.stages.run_rounds with agents.rllib.RLlibLearner) is one `algo.train()`: the env
+runners sample --n-envs / K envs each for --n-steps tokens, the learner takes the algorithm's
+gradient steps and RLlib syncs the RLModule; then the driver's rollout policy follows the policy,
+the driver's discriminator trains on the runners' finished episodes topped up with fresh samples
+(the same DiscriminatorSchedule as the other learners), and both models reach every runner before
+it samples again. The policy is `agents.rllib_module.TokenPrefixRLModule` (embedding + LSTM over the
+prefix), warm-started from the MLE generator, and evaluated with the REINFORCE path's code.
+
+A runner that fails is not restarted and a round that sampled nothing stops the script with an
+error. The run folder holds config.json, metrics.csv, tb/ (losses/*, eval/*, rollout/ep_rew_mean),
+latest.pt with rllib-ROUND/ (the resume point, every --eval-every rounds), final.pt, curve.png and
+samples.txt. A resumed run continues at the last checkpoint's round with the models, optimizers and
+schedule restored; it does not repeat the killed run's samples bit for bit (each runner's env and
+RLlib's own sampling draw from generators this script does not checkpoint).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seqgan_env.checkpoint import load_checkpoint
+from seqgan_env.text import CorpusError
+from train.cli import fail
+from train.rllib_config import RLlibConfig, parse_rllib_config
+from train.run_folder import RunFolder
+from train.sb3_run import make_discriminator
+from train.sources import learner_source, load_pretrained, pretrained_checkpoint
+from train.stages import open_experiment, run_experiment
+
+
+def check_ray() -> None:
+    """A clear error where Ray RLlib is not installed."""
+    try:
+        import ray.rllib  # noqa: F401
+    except ImportError as err:
+        raise ImportError(f"train/rllib.py needs Ray RLlib: pip install -e \".[rllib]\" ({err})") from None
+
+
+def source_folder(cfg: RLlibConfig, run: RunFolder) -> Path:
+    """Where the pre-training comes from: --pretrained, else the in-place RUN/pretrain."""
+    return Path(cfg.pretrained) if cfg.pretrained is not None else run.path / "pretrain"
+
+
+def open_run(cfg: RLlibConfig) -> tuple[RunFolder, dict[str, Any] | None, Any]:
+    """Check what the run will read, then make (or lock, to resume) the run folder. Returns it, the
+    checkpoint to resume from (None: from round 0) and the in-place pre-training to run (or None)."""
+    if cfg.resume is not None:
+        run = RunFolder(cfg.resume)
+        run.lock()
+        run.remove_temporaries()
+        pretrained_checkpoint(source_folder(cfg, run))  # its pre-training finished
+        latest = run.checkpoint("latest")
+        state = load_checkpoint(latest) if latest.is_file() else None
+        for stale in run.path.glob("rllib-*"):  # what a kill between two writes left
+            if state is None or stale.name != state["rllib"]:
+                shutil.rmtree(stale, ignore_errors=True)
+        return run, state, None
+    name = cfg.name or f"rllib_{cfg.algo}_s{cfg.seed}_{datetime.now():%Y%m%d-%H%M%S}"
+    run = RunFolder(Path(cfg.out) / name)
+    vocab_size, seq_len, pre_cfg = learner_source(cfg.pretrained, cfg, run)
+    make_discriminator(cfg, vocab_size, seq_len, torch.Generator(device="cpu"))  # --disc-filters fit T
+    if run.path.exists():
+        raise FileExistsError(f"run folder {run.path} already exists: pass --resume {run.path} to continue "
+                              "it, or choose another --name")  # fmt: skip
+    run.create(cfg.settings())
+    return run, None, open_experiment(pre_cfg) if pre_cfg is not None else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    t0 = time.monotonic()
+    try:  # every check of the user's input happens before anything is written
+        cfg = parse_rllib_config(argv, __doc__)
+        check_ray()
+        run, state, pretrain = open_run(cfg)
+    except (
+        ValueError, TypeError, FileNotFoundError, FileExistsError, ImportError, CorpusError, RuntimeError
+    ) as err:
+        return fail(err)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    if pretrain is not None:
+        run_experiment(pretrain, until="adversarial")
+    import ray
+
+    from train.rllib_run import RLlibRun
+
+    if cfg.ray_address is not None:
+        ray.init(address=cfg.ray_address, logging_level="ERROR")
+    else:
+        ray.init(num_cpus=cfg.ray_cpus or max(cfg.num_env_runners, 1), include_dashboard=False,
+                 logging_level="ERROR")  # fmt: skip
+    try:
+        pre = load_pretrained(source_folder(cfg, run))
+        rllib_run = RLlibRun(cfg, run, pre, pre.oracle())
+        if state is not None:
+            rllib_run.resume(state)
+            print(f"resuming {run.path} at round {rllib_run.done}", flush=True)
+        else:
+            print(f"run folder: {run.path}; pre-trained generator from {pre.source}", flush=True)
+            rllib_run.pretrain_discriminator()
+        rllib_run.learn()
+        rllib_run.finish()
+    except (RuntimeError, ray.exceptions.RayError) as err:  # a runner failed or sampled nothing
+        first = (str(err).splitlines() or [type(err).__name__])[0]
+        print(f"error: {first} (the run folder keeps its last checkpoint)", file=sys.stderr)
+        return 1
+    finally:
+        ray.shutdown()
+    start = next(r for r in rllib_run.rows if r["phase"] == "adversarial")
+    end = rllib_run.rows[-1]
+    print(f"rllib {cfg.algo}, {cfg.num_env_runners} env runners: NLL-oracle {start['nll_oracle']:.3f} -> "
+          f"{end['nll_oracle']:.3f} (+-{end['nll_oracle_se']:.3f}), NLL-test {start['nll_test']:.3f} -> "
+          f"{end['nll_test']:.3f} after {cfg.rounds} rounds; RLlib stage {rllib_run.elapsed_s() / 60:.1f} "
+          f"min, total {(time.monotonic() - t0) / 60:.1f} min; results in {run.path}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""An RLlib run of the adversarial phase: the algorithm, the driver's models, evaluation, checkpoints.
+
+The driver holds the reference rollout policy and discriminator (and the discriminator's schedule);
+`agents.rllib.RLlibLearner` keeps every env runner's copies equal to them. A checkpoint is RLlib's
+own (`algo.save_to_path`, into `rllib-ROUND/`) plus `latest.pt` (the driver's models, the schedule's
+state, the random generators, the metrics rows), written every --eval-every rounds; `--resume`
+restores both and broadcasts the models before the runners sample again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from typing import Any
+
+import torch
+from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS
+
+from agents.rllib import RLlibLearner, algorithm_config
+from agents.rllib_module import module_config
+from seqgan_env.checkpoint import model_entry, save_checkpoint
+from seqgan_env.token_lstm import TokenLSTM
+from seqgan_env.vector_env import SeqGANVectorEnv
+from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorUpdater
+from train.evaluation import METRIC_FIELDS, evaluate
+from train.plots import plot_learning_curve
+from train.rllib_config import RLlibConfig
+from train.rng import derive_seed, seeded_rng
+from train.run_folder import RunFolder
+from train.sb3_run import make_discriminator
+from train.sources import Pretrained
+from train.stages import run_rounds
+
+RUN_STATE_VERSION = 1
+
+
+class RLlibRun:
+    """The algorithm, the driver's models and the bookkeeping of one run."""
+
+    def __init__(self, cfg: RLlibConfig, run: RunFolder, pre: Pretrained, oracle: TokenLSTM) -> None:
+        self.cfg, self.run, self.pre, self.oracle = cfg, run, pre, oracle
+        self.rng = seeded_rng(derive_seed(cfg.seed, "train"))  # negatives, discriminator minibatches
+        gen = pre.generator
+        V, T = gen.config.vocab_size, gen.config.seq_len
+        self.rollout_policy = TokenLSTM(gen.config)
+        self.rollout_policy.load_state_dict(gen.state_dict())
+        self.discriminator = pre.discriminator or make_discriminator(
+            cfg, V, T, seeded_rng(derive_seed(cfg.seed, "init"))
+        )
+        self.d_pretrained = pre.discriminator is not None
+        d = self.discriminator.config
+        self.env_config: dict[str, Any] = {
+            "vocab_size": V, "seq_len": T, "n_rollouts": cfg.n_rollouts, "reward_mode": cfg.reward_mode,
+            "embed_dim": gen.config.embed_dim, "hidden_dim": gen.config.hidden_dim,
+            "start_token": gen.config.start_token, "discriminator_embed_dim": d.embed_dim,
+            "discriminator_filters": d.filters, "oracle_seed": None,
+        }  # fmt: skip
+        # The driver's env: the reference the runners' envs must equal (same models, same kwargs).
+        models: dict[str, Any] = {"rollout_policy": self.rollout_policy, "discriminator": self.discriminator}
+        self.local_env = SeqGANVectorEnv(num_envs=1, **self.env_config, **models)
+        self.n_steps = cfg.n_steps or T
+        model = module_config(gen.config, gen if cfg.warm_start else None, cfg.value_layers())
+        episodes = cfg.n_envs * max(self.n_steps // T, 1)  # ending in a round (exact when n_steps = T)
+        hyper = cfg.hyperparameters(cfg.n_envs * self.n_steps, episodes)
+        config = algorithm_config(cfg.algo, self.env_config, model, cfg.n_envs, cfg.num_env_runners,
+                                  self.n_steps, hyper, cfg.seed)  # fmt: skip
+        self.algo = config.build_algo()
+        schedule = DiscriminatorSchedule(None, max(cfg.disc_repeats, 1), cfg.n_negatives, cfg.disc_epochs)
+        self.updater = DiscriminatorUpdater(self.discriminator, pre.real, self._sample, schedule, self.rng)
+        if pre.discriminator_optimizer is not None:
+            self.updater.optimizer.load_state_dict(pre.discriminator_optimizer)
+        self.learner = RLlibLearner(self.algo, self.rollout_policy, self.updater, cfg.rollout_update,
+                                    cfg.rollout_rate)  # fmt: skip
+        self.rows: list[dict[str, Any]] = list(pre.mle_rows)
+        self.done = 0
+        self.elapsed = 0.0
+        self._t0 = time.monotonic()
+
+    def _sample(self, n: int) -> torch.Tensor:
+        return self.learner.sample(n, self.rng)
+
+    def elapsed_s(self) -> float:
+        return self.elapsed + time.monotonic() - self._t0
+
+    def pretrain_discriminator(self) -> None:
+        """Where the source had no pre-trained discriminator: --disc-pretrain-repeats sets of fresh
+        negatives from the (warm-started) policy."""
+        if not self.d_pretrained:
+            for _ in range(self.cfg.disc_pretrain_repeats):
+                self.updater.train(repeats=1)
+
+    def evaluate(self, round_: int, losses: dict[str, float]) -> dict[str, str]:
+        """The REINFORCE path's evaluation of the policy's generator: a metrics row."""
+        cfg = self.cfg
+        rng = seeded_rng(derive_seed(cfg.seed, "eval", round_))  # never the training's
+        generator = self.learner.generator
+        ev = evaluate(generator, self.oracle, self.pre.test, cfg.eval_samples, rng, cfg.temperature)
+        self.rows.append({
+            "phase": "adversarial", "step": round_, "generator_updates": round_, **dataclasses.asdict(ev),
+            "temperature": cfg.temperature, "d_loss": losses["d_loss"], "pg_loss": losses["pg_loss"],
+            "elapsed_s": round(self.elapsed_s(), 1),
+        })  # fmt: skip
+        self.run.write_metrics(self.rows, METRIC_FIELDS)
+        self.run.log_scalars({"eval/nll_oracle": ev.nll_oracle, "eval/nll_test": ev.nll_test}, round_)
+        return {"nll_oracle": f"{ev.nll_oracle:.3f}", "nll_test": f"{ev.nll_test:.3f}"}
+
+    def learn(self) -> None:
+        """Rounds done+1 .. --rounds (train.stages.run_rounds), checkpointing every --eval-every."""
+        cfg = self.cfg
+        if self.done == 0:
+            self.learner.start_rollout_policy()
+            self.evaluate(0, {"d_loss": float("nan"), "pg_loss": float("nan")})
+        else:
+            self.learner.broadcast()  # restored models reach every runner before it samples
+
+        def on_round(round_: int, losses: dict[str, float]) -> dict[str, str] | None:
+            self.done = round_
+            stats = self.learner.last_result.get(ENV_RUNNER_RESULTS, {})
+            self.run.log_scalars({"losses/pg": losses["pg_loss"], "losses/discriminator": losses["d_loss"],
+                                  "rollout/ep_rew_mean": stats.get("episode_return_mean", float("nan"))},
+                                 round_)  # fmt: skip
+            if round_ % cfg.eval_every == 0 or round_ == cfg.rounds:
+                summary = self.evaluate(round_, losses)
+                self.save()
+                return summary
+            return None
+
+        d_training = self.learner.train_discriminator if cfg.disc_repeats > 0 else None
+        run_rounds(self.learner, self.local_env, cfg.rounds, self.done, d_training, on_round,
+                   f"rllib {cfg.algo} rounds", cfg.progress)  # fmt: skip
+
+    def save(self) -> None:
+        """RLlib's checkpoint into rllib-ROUND/, then latest.pt (atomic) naming it; older ones go."""
+        folder = self.run.path / f"rllib-{self.done}"
+        shutil.rmtree(folder, ignore_errors=True)
+        self.algo.save_to_path(str(folder.resolve()))
+        save_checkpoint(self.run.checkpoint("latest"), self.state(folder.name))
+        for old in self.run.path.glob("rllib-*"):
+            if old.name != folder.name:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def state(self, rllib_folder: str) -> dict[str, Any]:
+        return {
+            "run_state_version": RUN_STATE_VERSION, "config": self.cfg.settings(), "algo": self.cfg.algo,
+            "stage": "adversarial" if self.done < self.cfg.rounds else "done", "progress": self.done,
+            "rllib": rllib_folder, "pretrained_from": str(self.pre.source),
+            "generator": model_entry(self.learner.generator),
+            "rollout_policy": model_entry(self.rollout_policy),
+            "discriminator": model_entry(self.discriminator),
+            "discriminator_updater": self.updater.state_dict(),
+            "rng": {"train": self.rng.get_state(), "torch": torch.get_rng_state()},
+            "data": {"real": self.pre.real, "test": self.pre.test}, "metrics": self.rows,
+            "elapsed_s": self.elapsed_s(),
+        }  # fmt: skip
+
+    def resume(self, state: dict[str, Any]) -> None:
+        """Continue from `latest.pt`: RLlib's state (module, optimizer, counters) and the driver's."""
+        if state.get("run_state_version") != RUN_STATE_VERSION:
+            raise ValueError(f"{self.run.path} was written by another version of train/rllib.py")
+        self.algo.restore_from_path(str((self.run.path / state["rllib"]).resolve()))
+        self.rollout_policy.load_state_dict(state["rollout_policy"]["state_dict"])
+        self.discriminator.load_state_dict(state["discriminator"]["state_dict"])
+        self.updater.load_state_dict(state["discriminator_updater"])
+        self.rng.set_state(state["rng"]["train"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.rows, self.done, self.elapsed = state["metrics"], state["progress"], state["elapsed_s"]
+        self.learner.iterations = self.done
+        self.learner.invalidate()
+
+    def finish(self) -> TokenLSTM:
+        """final.pt, metrics.csv, curve.png, samples.txt; returns the final generator."""
+        generator = self.learner.generator
+        save_checkpoint(self.run.checkpoint("final"), {**self.state(f"rllib-{self.done}"), "stage": "done"})
+        self.run.write_metrics(self.rows, METRIC_FIELDS)
+        title = f"RLlib {self.cfg.algo}, {self.cfg.num_env_runners} env runners, seed {self.cfg.seed}"
+        plot_learning_curve(self.rows, self.run.path / "curve.png", title)
+        self.run.write_samples(generator.sample(100, seeded_rng(derive_seed(self.cfg.seed, "samples"))))
+        self.run.close()
+        self.algo.stop()
+        return generator
+
