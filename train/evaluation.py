@@ -5,6 +5,8 @@ columns are the adversarial signal's diagnostics, train.diagnostics)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -134,3 +136,17 @@ class Evaluator:
                                         self.temperature, eos, pad, self.self_bleu_samples))  # fmt: skip
         assert self.oracle is not None
         return asdict(evaluate(generator, self.oracle, test_data, self.eval_samples, rng, self.temperature))
+
+
+def run_summary(
+    label: str, rows: list[dict[str, Any]], rounds: int, stage: str, stage_s: float, total_s: float,
+    path: Path,
+) -> str:
+    """The closing line of an SB3 or RLlib run: NLL-oracle and NLL-test from the adversarial phase's first
+    evaluation to its last, the rounds, the times and where the results are."""
+    start = next(r for r in rows if r["phase"] == "adversarial")
+    end = rows[-1]
+    return (f"{label}: NLL-oracle {start['nll_oracle']:.3f} -> {end['nll_oracle']:.3f} "
+            f"(+-{end['nll_oracle_se']:.3f}), NLL-test {start['nll_test']:.3f} -> {end['nll_test']:.3f} "
+            f"after {rounds} rounds; {stage} stage {stage_s / 60:.1f} min, total {total_s / 60:.1f} min; "
+            f"results in {path}")  # fmt: skip

@@ -37,6 +37,7 @@ import torch
 from seqgan_env.checkpoint import load_checkpoint
 from seqgan_env.text import CorpusError
 from train.cli import fail
+from train.evaluation import run_summary
 from train.rllib_config import RLlibConfig, parse_rllib_config
 from train.run_folder import RunFolder
 from train.sb3_run import make_discriminator
@@ -122,12 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         ray.shutdown()
-    start = next(r for r in rllib_run.rows if r["phase"] == "adversarial")
-    end = rllib_run.rows[-1]
-    print(f"rllib {cfg.algo}, {cfg.num_env_runners} env runners: NLL-oracle {start['nll_oracle']:.3f} -> "
-          f"{end['nll_oracle']:.3f} (+-{end['nll_oracle_se']:.3f}), NLL-test {start['nll_test']:.3f} -> "
-          f"{end['nll_test']:.3f} after {cfg.rounds} rounds; RLlib stage {rllib_run.elapsed_s() / 60:.1f} "
-          f"min, total {(time.monotonic() - t0) / 60:.1f} min; results in {run.path}")  # fmt: skip
+    print(run_summary(f"rllib {cfg.algo}, {cfg.num_env_runners} env runners", rllib_run.rows, cfg.rounds,
+                      "RLlib", rllib_run.elapsed_s(), time.monotonic() - t0, run.path))  # fmt: skip
     return 0
 
 

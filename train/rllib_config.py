@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from train.cli import check_options, check_run_options, config_parser, option
 from train.run_folder import RunFolder
-from train.sb3_config import SB3Config
+from train.sb3_config import SB3Config, check_discount, value_layers
 
 _SB3 = {f.name: f for f in dataclasses.fields(SB3Config)}
 
@@ -83,23 +83,14 @@ class RLlibConfig:
         """Clear errors for impossible settings, before anything is written."""
         check_options(self)  # types, choices, ranges, finite floats
         check_run_options(self, paths=("pretrained", "oracle", "resume", "ray_address"))
-        if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
-            raise ValueError(
-                f"--gamma and --gae-lambda must lie in [0, 1], got {self.gamma}, {self.gae_lambda}"
-            )
+        check_discount(self.gamma, self.gae_lambda)
         if self.n_envs % max(self.num_env_runners, 1):
             raise ValueError(f"--n-envs {self.n_envs} must be a multiple of --num-env-runners "
                              f"{self.num_env_runners} (each runner steps n_envs / K envs)")  # fmt: skip
         self.value_layers()
 
     def value_layers(self) -> tuple[int, ...]:
-        try:
-            layers = tuple(int(n) for n in self.value_arch.split(",") if n.strip())
-        except ValueError:
-            layers = (0,)
-        if any(n < 1 for n in layers):
-            raise ValueError(f"--value-arch must be comma-separated sizes >= 1, got {self.value_arch!r}")
-        return layers
+        return value_layers(self.value_arch)
 
     def hyperparameters(self, rollout: int, episodes: int = 0) -> dict[str, Any]:
         """`config.training(...)` of the algorithm, from the SB3-named options (`rollout`: the

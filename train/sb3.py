@@ -37,6 +37,7 @@ from pathlib import Path
 
 from seqgan_env.text import CorpusError
 from train.cli import fail
+from train.evaluation import run_summary
 from train.run_folder import RunFolder
 from train.sb3_config import parse_sb3_config
 from train.sb3_job import check_sb3_run, train_sb3
@@ -67,12 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     if pretrain is not None:
         run_experiment(pretrain, until="adversarial")
     sb3_run = train_sb3(cfg, run, pretrain.run.path if pretrain is not None else str(cfg.pretrained))
-    start = next(r for r in sb3_run.rows if r["phase"] == "adversarial")
-    end = sb3_run.rows[-1]
-    print(f"{cfg.algo}: NLL-oracle {start['nll_oracle']:.3f} -> {end['nll_oracle']:.3f} "
-          f"(+-{end['nll_oracle_se']:.3f}), NLL-test {start['nll_test']:.3f} -> {end['nll_test']:.3f} "
-          f"after {cfg.rounds} rounds; SB3 stage {sb3_run.elapsed_s() / 60:.1f} min, total "
-          f"{(time.monotonic() - t0) / 60:.1f} min; results in {run.path}")  # fmt: skip
+    print(run_summary(cfg.algo, sb3_run.rows, cfg.rounds, "SB3", sb3_run.elapsed_s(), time.monotonic() - t0,
+                      run.path))  # fmt: skip
     return 0
 
 

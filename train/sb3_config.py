@@ -14,6 +14,23 @@ from train.diagnostics import DIAG_Q_SAMPLES_HELP, DIAG_REPEATS_HELP, DIAG_SAMPL
 CPU_FILTERS: str = PRESETS["cpu"]["disc_filters"]  # one place for the cpu preset
 
 
+def check_discount(gamma: float, gae_lambda: float) -> None:
+    """--gamma and --gae-lambda each lie in [0, 1] (train/sb3.py's and train/rllib.py's)."""
+    if not 0 <= gamma <= 1 or not 0 <= gae_lambda <= 1:
+        raise ValueError(f"--gamma and --gae-lambda must lie in [0, 1], got {gamma}, {gae_lambda}")
+
+
+def value_layers(value_arch: str) -> tuple[int, ...]:
+    """The hidden sizes of --value-arch: comma-separated ints >= 1 ('' for none)."""
+    try:
+        layers = tuple(int(n) for n in value_arch.split(",") if n.strip())
+    except ValueError:
+        layers = (0,)
+    if any(n < 1 for n in layers):
+        raise ValueError(f"--value-arch must be comma-separated sizes >= 1, got {value_arch!r}")
+    return layers
+
+
 @dataclass
 class SB3Config:
     """Every option of the script (the defaults finish on a 2-core CPU in under 30 minutes)."""
@@ -91,10 +108,7 @@ class SB3Config:
         """Clear errors for impossible settings, before anything is written."""
         check_options(self)  # types, choices and ranges
         check_run_options(self, paths=("pretrained", "load", "oracle"))
-        if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
-            raise ValueError(
-                f"--gamma and --gae-lambda must lie in [0, 1], got {self.gamma}, {self.gae_lambda}"
-            )
+        check_discount(self.gamma, self.gae_lambda)
         if self.mask_tokens and self.algo != "maskable_ppo":
             raise ValueError("--mask-tokens needs --algo maskable_ppo")
         self.masked_tokens()
@@ -109,13 +123,7 @@ class SB3Config:
             ) from None
 
     def value_layers(self) -> tuple[int, ...]:
-        try:
-            layers = tuple(int(n) for n in self.value_arch.split(",") if n.strip())
-        except ValueError:
-            layers = (0,)
-        if any(n < 1 for n in layers):
-            raise ValueError(f"--value-arch must be comma-separated sizes >= 1, got {self.value_arch!r}")
-        return layers
+        return value_layers(self.value_arch)
 
     def settings(self) -> dict[str, Any]:
         """What defines the run (everything but where it runs and how it is named)."""
