@@ -3,9 +3,9 @@
 RLlib syncs only the RLModule to its env runners. SeqGAN's other two models, the rollout policy and
 the discriminator, live inside each runner's env, so this module keeps them in step itself:
 
-- The env runners build the native `SeqGANVectorEnv` through `make_vector_env`, a creator function
-  (so remote runners import `seqgan_env` themselves; a bare id fails there with `NameNotFound`),
-  wrapped in an `EpisodeRecorder` that keeps the sequences each runner finished.
+- The env runners build the native `SeqGANVectorEnv` through `agents.rllib_env.make_vector_env`, a
+  creator function (so remote runners import `seqgan_env` themselves; a bare id fails there with
+  `NameNotFound`), wrapped in an `EpisodeRecorder` that keeps the sequences each runner finished.
 - The driver holds the reference models: the rollout policy and the discriminator, and the
   discriminator's training (`DiscriminatorUpdater`, the same schedule object as the REINFORCE and SB3
   learners'). Why the driver: there is one discriminator and one schedule, its training data (the
@@ -14,7 +14,8 @@ the discriminator, live inside each runner's env, so this module keeps them in s
   GPUs of its own (README, "Scaling out").
 - `RLlibLearner` meets `agents.learner.Learner`: a round is `algo.train()` (the runners sample, the
   learners update, RLlib syncs the RLModule), then the rollout policy follows the new policy and,
-  after the discriminator trains, both reach every runner (`broadcast`) before it samples again.
+  after the discriminator trains, both reach every runner (`agents.rllib_env.broadcast`) before it
+  samples again. The learners are RLlib's, matched to SB3's (`agents.rllib_learners`).
 
 A runner that fails is not restarted (`fault_tolerance(restart_failed_env_runners=False)`): the round
 raises instead of carrying on with fewer runners, and a round that sampled nothing is an error.
@@ -22,181 +23,28 @@ raises instead of carrying on with fewer runners, and a round that sampled nothi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from functools import partial
 from typing import Any
 
-import gymnasium as gym
-import numpy as np
 import torch
-from gymnasium.vector import AutoresetMode
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
-from ray.rllib.algorithms.appo.torch.appo_torch_learner import APPOTorchLearner
-from ray.rllib.algorithms.impala.torch.impala_torch_learner import IMPALATorchLearner
-from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.core import DEFAULT_MODULE_ID
-from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, LEARNER_RESULTS, NUM_ENV_STEPS_SAMPLED
 from ray.tune.registry import register_env
 
 from agents.learner import sync_rollout_policy
+from agents.rllib_env import ENV_NAME, broadcast, make_vector_env, runner_episodes
+from agents.rllib_learners import LEARNERS
 from agents.rllib_module import TokenPrefixRLModule
 from seqgan_env.discriminator import Discriminator
 from seqgan_env.token_lstm import TokenLSTM
-from seqgan_env.vector_env import SeqGANVectorEnv
 from seqgan_env.wrappers import DiscriminatorUpdater
 
 ALGORITHMS = ("ppo", "appo", "impala")
-ENV_NAME = "seqgan_env:rllib"  # `make_vector_env` in Ray's registry, which every runner reads
 ROLLOUT_UPDATES = ("copy", "ema", "fixed")
-StateDict = dict[str, torch.Tensor]
 
 
-class EpisodeRecorder(gym.vector.VectorWrapper):
-    """Keeps the `infos["sequence"]` of every env that terminated, until `pop()`: a runner's share
-    of the discriminator's negatives."""
-
-    def __init__(self, env: gym.vector.VectorEnv) -> None:
-        super().__init__(env)
-        self.finished: list[np.ndarray] = []
-
-    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
-        obs, rewards, terminated, truncated, infos = self.env.step(actions)
-        if np.any(terminated):
-            self.finished.append(np.asarray(infos["sequence"])[np.asarray(terminated)])
-        return obs, rewards, terminated, truncated, infos
-
-    def pop(self) -> np.ndarray:
-        """The sequences [k, T] finished since the last pop."""
-        T = seqgan_vector_env(self).seq_len
-        out = np.concatenate(self.finished) if self.finished else np.zeros((0, T), dtype=np.int64)
-        self.finished = []
-        return out
-
-
-def seqgan_vector_env(env: gym.vector.VectorEnv) -> SeqGANVectorEnv:
-    """The `SeqGANVectorEnv` beneath `env`'s wrappers."""
-    inner = env.unwrapped
-    assert isinstance(inner, SeqGANVectorEnv)  # `make_vector_env` built it
-    return inner
-
-
-def make_vector_env(env_config: Mapping[str, Any]) -> gym.vector.VectorEnv:
-    """RLlib's env creator: `SeqGANVectorEnv(num_envs, **env_config)` (NEXT_STEP autoreset, what
-    RLlib's env runner expects) in an `EpisodeRecorder`. Plain keyword arguments only: the models'
-    weights reach the runners through `broadcast`."""
-    kwargs = dict(env_config)
-    num_envs = int(kwargs.pop("num_envs", 1))
-    env = SeqGANVectorEnv(num_envs=num_envs, autoreset_mode=AutoresetMode.NEXT_STEP, **kwargs)
-    return EpisodeRecorder(env)
-
-
-# --- what runs on each env runner (module-level functions: Ray pickles them by reference) ---------------
-def _recorder(runner: Any) -> EpisodeRecorder | None:
-    env = getattr(runner, "env", None)
-    while env is not None and not isinstance(env, EpisodeRecorder):
-        env = getattr(env, "env", None)
-    return env
-
-
-def load_env_models(runner: Any, rollout_policy: StateDict, discriminator: StateDict) -> bool:
-    """Give the runner's env these weights (the env recomputes its cached rollout states); False
-    for a runner without an env (the driver's local runner when remote ones sample)."""
-    recorder = _recorder(runner)
-    if recorder is None:
-        return False
-    env = seqgan_vector_env(recorder)
-    env.rollout_policy.load_state_dict(rollout_policy)
-    env.discriminator.load_state_dict(discriminator)
-    return True
-
-
-def pop_episodes(runner: Any) -> np.ndarray | None:
-    """The sequences the runner's env finished since the last call (None: no env)."""
-    recorder = _recorder(runner)
-    return None if recorder is None else recorder.pop()
-
-
-def env_models(runner: Any) -> tuple[StateDict, StateDict] | None:
-    """The runner's env's rollout policy and discriminator weights (None: no env)."""
-    recorder = _recorder(runner)
-    if recorder is None:
-        return None
-    env = seqgan_vector_env(recorder)
-    return _cpu_state(env.rollout_policy), _cpu_state(env.discriminator)
-
-
-def replay(runner: Any, seed: int, actions: np.ndarray) -> np.ndarray | None:
-    """Rewards [T, B] of `actions` [T, B] from `reset(seed=seed)` of the runner's env with its current
-    models (None: no env): to check a runner against a local env. Not recorded as episodes; RLlib's
-    own flag makes the runner's next `sample()` reset every env."""
-    recorder = _recorder(runner)
-    if recorder is None:
-        return None
-    env = seqgan_vector_env(recorder)
-    env.reset(seed=seed)
-    rewards = np.stack([env.step(np.asarray(a))[1] for a in actions])
-    runner._needs_initial_reset = True
-    return rewards
-
-
-def _cpu_state(module: torch.nn.Module) -> StateDict:
-    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-
-
-class SB3AdamLearner:
-    """Adam with eps 1e-5, as every SB3 actor-critic policy (torch's default is 1e-8). With V = 5000
-    the gradient of most output rows is far below 1e-8 ... 1e-5 (a token of probability 2e-4 in a batch
-    of 640); Adam at eps 1e-8 still moves each such row a full learning-rate step, which moved the
-    whole next-token distribution every round and raised NLL-oracle where SB3's PPO lowered it."""
-
-    def configure_optimizers_for_module(self, module_id: str, config: Any = None) -> None:
-        learner: Any = self
-        params = learner.get_parameters(learner._module[module_id])
-        learner.register_optimizer(module_id=module_id, optimizer=torch.optim.Adam(params, eps=1e-5),
-                                   params=params, lr_or_lr_schedule=config.lr)  # fmt: skip
-
-
-class SB3AdamAPPOLearner(SB3AdamLearner, APPOTorchLearner):
-    """RLlib's APPO with SB3's Adam."""
-
-
-class SB3AdamIMPALALearner(SB3AdamLearner, IMPALATorchLearner):
-    """RLlib's IMPALA with SB3's Adam."""
-
-
-class RealStepsPPOLearner(SB3AdamLearner, PPOTorchLearner):
-    """RLlib's PPO as SB3's: its Adam (`SB3AdamLearner`), and the advantages standardized per minibatch
-    over the real steps only.
-
-    RLlib's PPO with the advantages standardized per minibatch over the real steps only, as SB3's PPO.
-
-    RLlib appends one artificial step to every episode (for the value bootstrap) and standardizes the
-    advantages over the whole batch, those steps included, before it masks them out of the loss. On
-    SeqGAN their advantage sits far from the real steps' mean, so the real steps' standardized
-    advantages had a mean of -0.1 to -0.6 (measured at tiny size): PPO lowered the probability of every
-    sampled token, and NLL-oracle rose by 0.17 in 15 rounds where SB3's PPO lowered it by 0.04."""
-
-    def compute_loss_for_module(
-        self, *, module_id: str, config: Any, batch: dict[str, Any], fwd_out: Any
-    ) -> Any:
-        advantages = batch[Postprocessing.ADVANTAGES]
-        mask = batch.get(Columns.LOSS_MASK)
-        real = advantages if mask is None else advantages[mask]
-        if real.numel() > 1:  # SB3's formula
-            batch[Postprocessing.ADVANTAGES] = (advantages - real.mean()) / (real.std() + 1e-8)
-        return super().compute_loss_for_module(module_id=module_id, config=config, batch=batch,
-                                               fwd_out=fwd_out)  # fmt: skip
-
-
-LEARNERS: dict[str, type] = {"ppo": RealStepsPPOLearner, "appo": SB3AdamAPPOLearner,
-                              "impala": SB3AdamIMPALALearner}  # fmt: skip
-
-
-# --- the algorithm -------------------------------------------------------------------------------------
 def algorithm_config(
     algo: str,
     env_config: dict[str, Any],
@@ -243,27 +91,6 @@ def algorithm_config(
                    min_sample_timesteps_per_iteration=n_envs * rollout_len)
     )
     return config
-
-
-def broadcast(algo: Algorithm, rollout_policy: torch.nn.Module, discriminator: torch.nn.Module) -> int:
-    """Every healthy env runner's env takes the driver's rollout policy and discriminator weights;
-    returns how many envs took them."""
-    fn = partial(load_env_models, rollout_policy=_cpu_state(rollout_policy),
-                 discriminator=_cpu_state(discriminator))  # fmt: skip
-    return sum(bool(ok) for ok in algo.env_runner_group.foreach_env_runner(fn, local_env_runner=True))
-
-
-def runner_episodes(algo: Algorithm) -> torch.Tensor:
-    """The sequences [k, T] every runner finished since the last call, runner by runner."""
-    parts = [p for p in algo.env_runner_group.foreach_env_runner(pop_episodes, local_env_runner=True)
-             if p is not None and len(p)]  # fmt: skip
-    return torch.as_tensor(np.concatenate(parts)) if parts else torch.zeros(0, 0, dtype=torch.long)
-
-
-def runner_models(algo: Algorithm) -> list[tuple[StateDict, StateDict]]:
-    """Each runner env's (rollout policy, discriminator) weights: to check they equal the driver's."""
-    found = algo.env_runner_group.foreach_env_runner(env_models, local_env_runner=True)
-    return [f for f in found if f is not None]
 
 
 class RLlibLearner:

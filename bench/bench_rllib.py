@@ -30,7 +30,8 @@ import ray
 import torch
 from common import add_common_args, apply_common_args, print_load, print_machine
 
-from agents.rllib import algorithm_config, broadcast
+from agents.rllib import algorithm_config
+from agents.rllib_env import broadcast
 from agents.rllib_module import module_config
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig

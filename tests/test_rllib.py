@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,18 +20,14 @@ import torch
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.rllib")
 
-from agents.rllib import (  # noqa: E402
-    RealStepsPPOLearner,
-    RLlibLearner,
-    algorithm_config,
-    make_vector_env,
-    replay,
-    runner_models,
-)
+from agents.rllib import RLlibLearner, algorithm_config  # noqa: E402
+from agents.rllib_env import make_vector_env, replay, runner_models  # noqa: E402
+from agents.rllib_learners import RealStepsPPOLearner  # noqa: E402
 from agents.rllib_module import TokenPrefixRLModule, module_config  # noqa: E402
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig  # noqa: E402
 from seqgan_env.oracle import random_oracle  # noqa: E402
 from seqgan_env.registration import VARIANTS  # noqa: E402
+from seqgan_env.scorers import OracleScorer  # noqa: E402
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig  # noqa: E402
 from seqgan_env.vector_env import SeqGANVectorEnv  # noqa: E402
 from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorUpdater  # noqa: E402
@@ -230,6 +227,48 @@ def test_script_interrupted_then_resumed_completes_every_round(tmp_path):
     assert final["progress"] == 8
     lines = (run / "metrics.csv").read_text().splitlines()
     assert len(lines) == 1 + len(final["metrics"])
+
+
+def test_script_oracle_reward_scores_on_every_runner_and_trains_no_discriminator(tmp_path):
+    """--reward oracle: the runners' rewards are the oracle's likelihood (the diagnostics, which read the
+    env's scorer, rank sequences exactly as the oracle does), and the discriminator never trains."""
+    args = [*TINY_RUN, "--reward", "oracle", "--rounds", "2", "--eval-every", "1",
+            "--out", str(tmp_path / "runs"), "--name", "o"]  # fmt: skip
+    out, _ = run_script(args, tmp_path).communicate(timeout=600)
+    final = torch.load(tmp_path / "runs" / "o" / "final.pt", weights_only=False)
+    assert final["config"]["reward"] == "oracle", out
+    pretrained = torch.load(tmp_path / "runs" / "o" / "pretrain" / "pretrained.pt", weights_only=False)
+    for name, value in pretrained["discriminator"]["state_dict"].items():  # never trained
+        assert torch.equal(final["discriminator"]["state_dict"][name], value), name
+    rows = [r for r in final["metrics"] if r["phase"] == "adversarial"]
+    assert [r["step"] for r in rows] == [0, 1, 2]
+    for row in rows:
+        assert row["reward_oracle_spearman"] == pytest.approx(1.0, abs=1e-9)
+        assert 0 < row["q_signal_share"] <= 1
+    assert (tmp_path / "runs" / "o" / "signal.png").is_file()
+
+
+def test_runners_score_with_the_oracle_given_in_the_env_config(local_ray):
+    """A fixed scorer in the env config reaches every runner: with terminal rewards, each runner's
+    reward for a sequence is the oracle scorer's value of it (and 0 before the end)."""
+    scorer = OracleScorer(random_oracle(8, 4, seed=3), n_samples=64)
+    generator = tiny_generator()
+    env_config = {**TINY, "reward_mode": "terminal", "scorer": scorer}
+    hyper = {"lr": 1e-3, "use_kl_loss": False, "minibatch_size": 16}
+    config = algorithm_config("ppo", env_config, module_config(generator.config, generator), N_ENVS, RUNNERS,
+                              4, hyper, seed=0)  # fmt: skip
+    algo = config.build_algo()
+    try:
+        actions = np.random.default_rng(0).integers(0, 8, size=(4, N_ENVS // RUNNERS))  # [T, envs per runner]
+        found = algo.env_runner_group.foreach_env_runner(partial(replay, seed=11, actions=actions),
+                                                         local_env_runner=False)  # fmt: skip
+        expected = scorer.score(torch.as_tensor(actions.T)).numpy()
+        assert len(found) == RUNNERS
+        for rewards in found:
+            assert not rewards[:-1].any()
+            np.testing.assert_allclose(rewards[-1], expected, rtol=1e-6)
+    finally:
+        algo.stop()
 
 
 def test_script_rejects_bad_options_before_writing(tmp_path):

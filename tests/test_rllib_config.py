@@ -21,7 +21,8 @@ def test_the_policy_gradient_options_are_sb3s_names_and_defaults():
     sb3 = {f.name: f for f in dataclasses.fields(SB3Config)}
     shared = [f for f in dataclasses.fields(RLlibConfig) if f.name in sb3]
     names = {"learning_rate", "n_epochs", "batch_size", "clip_range", "gae_lambda", "gamma", "ent_coef",
-             "vf_coef", "max_grad_norm", "n_envs", "n_steps", "rounds", "n_rollouts"}  # fmt: skip
+             "vf_coef", "max_grad_norm", "n_envs", "n_steps", "rounds", "n_rollouts", "reward", "diagnostics",
+             "diag_samples", "diag_q_samples", "diag_repeats"}  # fmt: skip
     assert names <= {f.name for f in shared}
     for field in shared:
         if field.name not in ("algo", "name", "eval_every", "device", "threads"):
@@ -50,6 +51,8 @@ def test_hyperparameters_map_to_rllibs_names():
         (["--name", "../x"], "--name must be a plain folder name"),
         (["--device", "cuda"], "invalid choice"),
         (["--value-arch", "64,x"], "--value-arch must be comma-separated sizes"),
+        (["--reward", "bleu"], "invalid choice"),
+        (["--diag-samples", "1"], "--diag-samples must be >= 2"),
     ],
 )
 def test_bad_options_are_one_line_errors(argv, message):

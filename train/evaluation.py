@@ -6,16 +6,19 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
 from seqgan_env.bleu import BLEUReference, self_bleu
+from seqgan_env.discriminator import SequenceScorer
 from seqgan_env.metrics import nll_oracle, nll_test
 from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM
-from train.diagnostics import SIGNAL_FIELDS
-from train.sources import strip_sequences
+from train.diagnostics import SIGNAL_FIELDS, SignalSettings, measure_signal, signal_scalars
+from train.rng import derive_seed, seeded_rng
+from train.run_folder import RunFolder
+from train.sources import Pretrained, strip_sequences
 
 METRIC_FIELDS = (
     "phase", "step", "generator_updates", "nll_oracle", "nll_oracle_se", "nll_test", "nll_test_se",
@@ -52,6 +55,49 @@ def evaluate(
     quality = nll_oracle(oracle, generator, n_samples, rng, temperature)
     diversity = nll_test(generator, test_data, temperature=temperature)
     return Evaluation(quality.mean, quality.stderr, diversity.mean, diversity.stderr)
+
+
+class PolicyEvalSettings(SignalSettings, Protocol):
+    """What `evaluate_policy_round` reads from train/sb3.py's or train/rllib.py's config."""
+
+    eval_samples: int
+    temperature: float
+
+    @property
+    def reward_mode(self) -> str: ...
+
+
+def evaluate_policy_round(
+    cfg: PolicyEvalSettings,
+    round_: int,
+    generator: TokenLSTM,
+    rollout_policy: TokenLSTM,
+    scorer: SequenceScorer,
+    pre: Pretrained,
+    oracle: TokenLSTM,
+    updates: int,
+    losses: dict[str, float],
+    elapsed_s: float,
+    rows: list[dict[str, Any]],
+    run: RunFolder,
+) -> dict[str, str]:
+    """An SB3 or RLlib learner's evaluation at adversarial round `round_`, with the REINFORCE path's code
+    and train/adversarial.py's evaluation seeds (so round 0 is the same point for every method): appends
+    the metrics row (with the signal diagnostics of `scorer`, the env's reward), rewrites metrics.csv,
+    logs eval/* and signal/* to TensorBoard and returns the progress bar's summary."""
+    rng = seeded_rng(derive_seed(cfg.seed, "eval", "adversarial", round_), generator.device)
+    ev = evaluate(generator, oracle, pre.test, cfg.eval_samples, rng, cfg.temperature)
+    signal = measure_signal(cfg, round_, generator, rollout_policy, scorer, pre.test, oracle,
+                            monte_carlo=cfg.reward_mode != "terminal")  # fmt: skip
+    rows.append({
+        "phase": "adversarial", "step": round_, "generator_updates": updates, **asdict(ev),
+        "temperature": cfg.temperature, "d_loss": losses["d_loss"], "pg_loss": losses["pg_loss"],
+        "elapsed_s": round(elapsed_s, 1), **signal,
+    })  # fmt: skip
+    run.write_metrics(rows, METRIC_FIELDS)
+    scalars = {"eval/nll_oracle": ev.nll_oracle, "eval/nll_test": ev.nll_test, **signal_scalars(signal)}
+    run.log_scalars(scalars, round_)
+    return {"nll_oracle": f"{ev.nll_oracle:.3f}", "nll_test": f"{ev.nll_test:.3f}"}
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,14 @@ gradient steps and RLlib syncs the RLModule; then the driver's rollout policy fo
 the driver's discriminator trains on the runners' finished episodes topped up with fresh samples
 (the same DiscriminatorSchedule as the other learners), and both models reach every runner before
 it samples again. The policy is `agents.rllib_module.TokenPrefixRLModule` (embedding + LSTM over the
-prefix), warm-started from the MLE generator, and evaluated with the REINFORCE path's code.
+prefix), warm-started from the MLE generator, and evaluated with the REINFORCE path's code. With
+--reward oracle the oracle's likelihood scores sequences on every runner and no discriminator trains
+(the upper bound, as in train/sb3.py).
 
 A runner that fails is not restarted and a round that sampled nothing stops the script with an
-error. The run folder holds config.json, metrics.csv, tb/ (losses/*, eval/*, rollout/ep_rew_mean),
-latest.pt with rllib-ROUND/ (the resume point, every --eval-every rounds), final.pt, curve.png and
+error. The run folder holds config.json, metrics.csv (its last columns the reward's signal
+diagnostics, train/diagnostics.py), tb/ (losses/*, eval/*, signal/*, rollout/ep_rew_mean), latest.pt
+with rllib-ROUND/ (the resume point, every --eval-every rounds), final.pt, curve.png, signal.png and
 samples.txt. A resumed run continues at the last checkpoint's round with the models, optimizers and
 schedule restored; it does not repeat the killed run's samples bit for bit (each runner's env and
 RLlib's own sampling draw from generators this script does not checkpoint).

@@ -63,6 +63,7 @@ class RLlibConfig:
     max_grad_norm: float = as_sb3("max_grad_norm", " (RLlib's grad_clip, by global norm)")
     value_arch: str = as_sb3("value_arch")
     reward_mode: Literal["shaped", "mc", "terminal"] = as_sb3("reward_mode")
+    reward: Literal["discriminator", "oracle"] = as_sb3("reward")
     n_rollouts: int = as_sb3("n_rollouts")
     rollout_update: Literal["copy", "ema", "fixed"] = as_sb3("rollout_update")
     rollout_rate: float = as_sb3("rollout_rate")
@@ -76,6 +77,10 @@ class RLlibConfig:
                              at_least=1)  # fmt: skip
     eval_samples: int = as_sb3("eval_samples")
     temperature: float = as_sb3("temperature")
+    diagnostics: bool = as_sb3("diagnostics")
+    diag_samples: int = as_sb3("diag_samples")
+    diag_q_samples: int = as_sb3("diag_q_samples")
+    diag_repeats: int = as_sb3("diag_repeats")
     tensorboard: bool = as_sb3("tensorboard")
     progress: bool = as_sb3("progress")
 

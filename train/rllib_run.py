@@ -9,7 +9,6 @@ restores both and broadcasts the models before the runners sample again.
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import time
 from typing import Any
@@ -20,11 +19,14 @@ from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS
 from agents.rllib import RLlibLearner, algorithm_config
 from agents.rllib_module import module_config
 from seqgan_env.checkpoint import model_entry, save_checkpoint
+from seqgan_env.discriminator import SequenceScorer
+from seqgan_env.scorers import OracleScorer
 from seqgan_env.token_lstm import TokenLSTM
 from seqgan_env.vector_env import SeqGANVectorEnv
 from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorUpdater
-from train.evaluation import METRIC_FIELDS, evaluate
-from train.plots import plot_learning_curve
+from train.diagnostics import has_signal
+from train.evaluation import METRIC_FIELDS, evaluate_policy_round
+from train.plots import plot_learning_curve, plot_signal
 from train.rllib_config import RLlibConfig
 from train.rng import derive_seed, seeded_rng
 from train.run_folder import RunFolder
@@ -49,12 +51,17 @@ class RLlibRun:
             cfg, V, T, seeded_rng(derive_seed(cfg.seed, "init"))
         )
         self.d_pretrained = pre.discriminator is not None
+        # --reward oracle: the oracle's likelihood scores sequences on every runner (fixed, so it travels
+        # once, in the env config) and no discriminator trains
+        oracle_reward = OracleScorer(oracle) if cfg.reward == "oracle" else None
+        self.scorer: SequenceScorer = self.discriminator if oracle_reward is None else oracle_reward
+        self.trains_discriminator = oracle_reward is None and cfg.disc_repeats > 0
         d = self.discriminator.config
         self.env_config: dict[str, Any] = {
             "vocab_size": V, "seq_len": T, "n_rollouts": cfg.n_rollouts, "reward_mode": cfg.reward_mode,
             "embed_dim": gen.config.embed_dim, "hidden_dim": gen.config.hidden_dim,
             "start_token": gen.config.start_token, "discriminator_embed_dim": d.embed_dim,
-            "discriminator_filters": d.filters, "oracle_seed": None,
+            "discriminator_filters": d.filters, "oracle_seed": None, "scorer": oracle_reward,
         }  # fmt: skip
         # The driver's env: the reference the runners' envs must equal (same models, same kwargs).
         models: dict[str, Any] = {"rollout_policy": self.rollout_policy, "discriminator": self.discriminator}
@@ -86,24 +93,15 @@ class RLlibRun:
     def pretrain_discriminator(self) -> None:
         """Where the source had no pre-trained discriminator: --disc-pretrain-repeats sets of fresh
         negatives from the (warm-started) policy."""
-        if not self.d_pretrained:
+        if not self.d_pretrained and self.trains_discriminator:
             for _ in range(self.cfg.disc_pretrain_repeats):
                 self.updater.train(repeats=1)
 
     def evaluate(self, round_: int, losses: dict[str, float]) -> dict[str, str]:
-        """The REINFORCE path's evaluation of the policy's generator: a metrics row."""
-        cfg = self.cfg
-        rng = seeded_rng(derive_seed(cfg.seed, "eval", round_))  # never the training's
-        generator = self.learner.generator
-        ev = evaluate(generator, self.oracle, self.pre.test, cfg.eval_samples, rng, cfg.temperature)
-        self.rows.append({
-            "phase": "adversarial", "step": round_, "generator_updates": round_, **dataclasses.asdict(ev),
-            "temperature": cfg.temperature, "d_loss": losses["d_loss"], "pg_loss": losses["pg_loss"],
-            "elapsed_s": round(self.elapsed_s(), 1),
-        })  # fmt: skip
-        self.run.write_metrics(self.rows, METRIC_FIELDS)
-        self.run.log_scalars({"eval/nll_oracle": ev.nll_oracle, "eval/nll_test": ev.nll_test}, round_)
-        return {"nll_oracle": f"{ev.nll_oracle:.3f}", "nll_test": f"{ev.nll_test:.3f}"}
+        """The policy's evaluation (train.evaluation.evaluate_policy_round)."""
+        return evaluate_policy_round(self.cfg, round_, self.learner.generator, self.rollout_policy,
+                                     self.scorer, self.pre, self.oracle, round_, losses, self.elapsed_s(),
+                                     self.rows, self.run)  # fmt: skip
 
     def learn(self) -> None:
         """Rounds done+1 .. --rounds (train.stages.run_rounds), checkpointing every --eval-every."""
@@ -126,7 +124,7 @@ class RLlibRun:
                 return summary
             return None
 
-        d_training = self.learner.train_discriminator if cfg.disc_repeats > 0 else None
+        d_training = self.learner.train_discriminator if self.trains_discriminator else None
         run_rounds(self.learner, self.local_env, cfg.rounds, self.done, d_training, on_round,
                    f"rllib {cfg.algo} rounds", cfg.progress)  # fmt: skip
 
@@ -175,6 +173,8 @@ class RLlibRun:
         self.run.write_metrics(self.rows, METRIC_FIELDS)
         title = f"RLlib {self.cfg.algo}, {self.cfg.num_env_runners} env runners, seed {self.cfg.seed}"
         plot_learning_curve(self.rows, self.run.path / "curve.png", title)
+        if has_signal(self.rows):
+            plot_signal(self.rows, self.run.path / "signal.png", f"the reward's signal: {title}")
         self.run.write_samples(generator.sample(100, seeded_rng(derive_seed(self.cfg.seed, "samples"))))
         self.run.close()
         self.algo.stop()

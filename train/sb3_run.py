@@ -6,7 +6,6 @@ evaluated with the REINFORCE path's code (`train.evaluation.evaluate`: NLL-oracl
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any, Protocol
 
@@ -23,8 +22,8 @@ from seqgan_env.token_lstm import TokenLSTM
 from seqgan_env.vector_env import SeqGANVectorEnv
 from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorTrainingVectorWrapper
 from train.config import Config
-from train.diagnostics import has_signal, measure_signal, signal_scalars
-from train.evaluation import METRIC_FIELDS, evaluate
+from train.diagnostics import has_signal
+from train.evaluation import METRIC_FIELDS, evaluate_policy_round
 from train.plots import plot_learning_curve, plot_signal
 from train.rng import derive_seed, seeded_rng
 from train.run_folder import RunFolder
@@ -129,24 +128,12 @@ class SB3Run:
             bar.set_postfix(d_loss=f"{self.envs.updater.train(repeats=1):.4f}")
 
     def evaluate(self, round_: int, learner: SB3Learner, losses: dict[str, float]) -> dict[str, str]:
-        """The REINFORCE path's evaluation of the policy's generator: a metrics row, and model.zip."""
-        cfg = self.cfg
-        # train/adversarial.py's evaluation seeds: the same samples at round 0 as every other method
-        rng = seeded_rng(derive_seed(cfg.seed, "eval", "adversarial", round_), self.device)
-        generator = learner.generator
-        ev = evaluate(generator, self.oracle, self.pre.test, cfg.eval_samples, rng, cfg.temperature)
-        signal = measure_signal(cfg, round_, generator, self.rollout_policy, self.scorer, self.pre.test,
-                                self.oracle, monte_carlo=cfg.reward_mode != "terminal")  # fmt: skip
-        self.rows.append({
-            "phase": "adversarial", "step": round_, "generator_updates": learner.n_updates,
-            **dataclasses.asdict(ev), "temperature": cfg.temperature, "d_loss": losses["d_loss"],
-            "pg_loss": losses["pg_loss"], "elapsed_s": round(self.elapsed_s(), 1), **signal,
-        })  # fmt: skip
-        self.run.write_metrics(self.rows, METRIC_FIELDS)
-        self.run.log_scalars({"eval/nll_oracle": ev.nll_oracle, "eval/nll_test": ev.nll_test,
-                              **signal_scalars(signal)}, round_)  # fmt: skip
+        """The policy's evaluation (train.evaluation.evaluate_policy_round), and model.zip."""
+        summary = evaluate_policy_round(self.cfg, round_, learner.generator, self.rollout_policy, self.scorer,
+                                        self.pre, self.oracle, learner.n_updates, losses, self.elapsed_s(),
+                                        self.rows, self.run)  # fmt: skip
         self.model.save(self.run.path / "model.zip")
-        return {"nll_oracle": f"{ev.nll_oracle:.3f}", "nll_test": f"{ev.nll_test:.3f}"}
+        return summary
 
     def learn(self) -> None:
         """The adversarial rounds, with the SB3 model as the learner (train.stages.run_rounds)."""
