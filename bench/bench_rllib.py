@@ -78,7 +78,8 @@ def main() -> None:
     setups: dict[str, Callable[[], int]] = {"native vector env": native_round}
     algos = []
     for k in runner_counts:
-        config = algorithm_config("ppo", env_config, module_config(gen.config, gen), B, k, T, {}, seed=0)
+        hyper = {"minibatch_size": B * T}  # only sampling is timed; RLlib's default 128 may exceed B * T
+        config = algorithm_config("ppo", env_config, module_config(gen.config, gen), B, k, T, hyper, seed=0)
         algo = config.build_algo()
         broadcast(algo, gen, disc)
         algos.append(algo)

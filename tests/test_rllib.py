@@ -6,6 +6,7 @@ Skipped where Ray RLlib is not installed (`pip install -e ".[rllib]"`); CI runs 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -277,3 +278,17 @@ def test_script_rejects_bad_options_before_writing(tmp_path):
         out, _ = proc.communicate(timeout=120)
         assert proc.returncode == 2 and out.startswith("error: ") and len(out.strip().splitlines()) == 1, out
     assert not (tmp_path / "runs").exists()
+
+
+def test_bench_rllib_times_every_setup():
+    """bench/bench_rllib.py end to end at tiny size (here, not in test_bench.py: it needs Ray): the native
+    env and each number of runners sample a round and print their rate."""
+    bench = REPO / "bench" / "bench_rllib.py"
+    args = ["--vocab-size", "8", "--seq-len", "4", "--n-rollouts", "2", "--num-envs", "4", "--runners", "0,2",
+            "--repeats", "1", "--threads", "1", "--matmul-size", "64", "--matmul-repeats", "1"]  # fmt: skip
+    out = subprocess.run([sys.executable, str(bench), *args], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    for setup in ("native vector env", "rllib, 0 env runners", "rllib, 2 env runners"):
+        rate = re.search(re.escape(setup) + r"\s+([0-9.]+) steps/s", out.stdout)
+        assert rate is not None and float(rate.group(1)) > 0, out.stdout[-2000:]
