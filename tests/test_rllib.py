@@ -272,6 +272,47 @@ def test_runners_score_with_the_oracle_given_in_the_env_config(local_ray):
         algo.stop()
 
 
+def descendants(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of every process below `pid`, from Linux's /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended meanwhile
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        try:
+            found.append((child, (Path("/proc") / str(child) / "cmdline").read_text().replace("\0", " ")))
+        except OSError:
+            continue
+        todo += children.get(child, [])
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="finds Ray's runner processes in /proc")
+def test_script_fails_when_a_runner_dies(tmp_path):
+    """A runner process killed mid-run (a node lost) stops the script with an error, not an idle run."""
+    run = tmp_path / "runs" / "k"
+    proc = run_script([*TINY_RUN, "--rounds", "500", "--eval-every", "250", "--out", str(tmp_path / "runs"),
+                       "--name", "k"], tmp_path)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline and not (
+        (run / "metrics.csv").is_file() and "adversarial,0," in (run / "metrics.csv").read_text()
+    ):
+        time.sleep(0.5)  # round 0's evaluation is written after the runners received the models
+    runners = [pid for pid, cmdline in descendants(proc.pid) if "SingleAgentEnvRunner" in cmdline]
+    assert len(runners) == 2, descendants(proc.pid)
+    os.kill(runners[0], signal.SIGKILL)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out[-3000:]
+    errors = [line for line in out.splitlines() if line.startswith("error: ")]  # Ray's worker logs interleave
+    assert len(errors) == 1 and errors[0].endswith("(the run folder keeps its last checkpoint)"), out[-3000:]
+    assert not (run / "final.pt").exists()
+
+
 def test_script_rejects_bad_options_before_writing(tmp_path):
     for bad in (["--num-env-runners", "3"], ["--learning-rate", "nan"], ["--algo", "dqn"]):
         proc = run_script([*TINY_RUN, *bad, "--out", str(tmp_path / "runs")], tmp_path)
