@@ -68,6 +68,10 @@ class TokenPrefixRLModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI):
             layers += [nn.Linear(width, size), nn.Tanh()]
             width = size
         self.vf = nn.Sequential(*layers, nn.Linear(width, 1))
+        for layer in self.vf:  # as SB3's actor-critic (ortho_init): hidden layers gain sqrt 2, the output 1
+            if isinstance(layer, nn.Linear):
+                nn.init.orthogonal_(layer.weight, gain=1.0 if layer.out_features == 1 else 2**0.5)
+                nn.init.zeros_(layer.bias)
         for encoder in (self.pi_encoder, self.vf_encoder):  # one bias per gate, as the generator
             bias = encoder.lstm.get_parameter("bias_hh_l0")
             nn.init.zeros_(bias).requires_grad_(False)

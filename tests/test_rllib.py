@@ -110,6 +110,10 @@ def test_the_module_warm_starts_to_the_generators_distribution():
         assert torch.equal(value, generator.state_dict()[name]), name
     values = module.compute_values({"obs": prefixes})
     assert values.shape == (3,)
+    hidden, out = module.vf[0], module.vf[-1]  # SB3's orthogonal init: gain sqrt 2, then 1; zero biases
+    torch.testing.assert_close(hidden.weight.T @ hidden.weight, 2 * torch.eye(hidden.in_features))
+    torch.testing.assert_close(out.weight.norm(), torch.tensor(1.0))
+    assert not hidden.bias.any() and not out.bias.any()
 
 
 def test_ppo_standardizes_advantages_over_the_real_steps_only(monkeypatch):
