@@ -93,7 +93,7 @@ class RLlibRun:
     def pretrain_discriminator(self) -> None:
         """Where the source had no pre-trained discriminator: --disc-pretrain-repeats sets of fresh
         negatives from the (warm-started) policy."""
-        if not self.d_pretrained and self.trains_discriminator:
+        if not self.d_pretrained and self.cfg.reward == "discriminator":  # a fixed D (--disc-repeats 0) too
             for _ in range(self.cfg.disc_pretrain_repeats):
                 self.updater.train(repeats=1)
 
