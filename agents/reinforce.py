@@ -9,9 +9,15 @@ exponential moving average.
 
 Options beyond the paper (`ReinforceConfig.baseline`, `ReinforceConfig.normalize`; off by default):
 a baseline b subtracted from Q at each step, so each token is weighted by the advantage Q_bt - b_bt
-(the batch mean at step t, the leave-one-out mean, or a learned value of the prefix), and a division
-of the advantages by their standard deviation. Both only reduce the variance of the gradient
-estimate; positions after an episode's end stay out of the baselines, the statistics and the loss.
+(the batch mean at step t, the leave-one-out mean, a learned value of the prefix, or ScratchGAN's
+moving average of the batch-mean return), and a division of the advantages by their standard
+deviation. Both only reduce the variance of the gradient estimate; positions after an episode's end
+stay out of the baselines, the statistics and the loss.
+
+ScratchGAN's recipe (the env's dense rewards, r_t = 2 sigmoid(D_t) - 1) weights each token by a
+discounted return instead of its own reward: `ReinforceConfig.gamma` > 0 replaces Q_t by
+R_t = sum_{k >= t} gamma^(k-t) r_k before any baseline (gamma 0, the default, is the paper's own
+weighting: R_t = r_t). Adam's betas are an option too (ScratchGAN: beta1 0.5).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from seqgan_env.token_lstm import TokenLSTM
 from seqgan_env.vector_env import SeqGANVectorEnv
 
 ROLLOUT_UPDATES = ("copy", "ema")
-BASELINES = ("none", "mean", "loo", "value")
+BASELINES = ("none", "mean", "loo", "value", "ema")
 NORMALIZE_EPS = 1e-8
 
 
@@ -41,13 +47,22 @@ class ReinforceConfig:
     rollout_update: str = "copy"
     rollout_rate: float = 0.8  # "ema": beta <- rate * beta + (1 - rate) * theta
     constant_reward: float | None = None  # the control: every token weighted by this, not Q_t
-    baseline: str = "none"  # "none" (the paper), "mean", "loo" (leave-one-out) or "value" (learned)
+    baseline: str = "none"  # "none" (the paper), "mean", "loo" (leave-one-out), "value" (learned), "ema"
     normalize: bool = False  # divide the advantages by their std over live positions (+1e-8)
     value_lr: float = 0.01  # the value baseline's own Adam
+    gamma: float = 0.0  # weight token t by R_t = sum_{k>=t} gamma^(k-t) r_k; 0: by r_t (the paper)
+    baseline_decay: float = 0.08  # "ema": b <- decay * b + (1 - decay) * mean(R) (ScratchGAN's 0.08)
+    betas: tuple[float, float] = (0.9, 0.999)  # the policy-gradient Adam's (ScratchGAN: beta1 0.5)
 
     def __post_init__(self) -> None:
         if self.baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {BASELINES}, got {self.baseline!r}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must lie in [0, 1], got {self.gamma}")
+        if not 0.0 <= self.baseline_decay < 1.0:
+            raise ValueError(f"baseline_decay must lie in [0, 1), got {self.baseline_decay}")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
         if not isinstance(self.normalize, bool):
             raise ValueError(f"normalize must be a bool, got {self.normalize!r}")
         if not self.value_lr > 0:
@@ -81,6 +96,27 @@ def live_positions(sequences: torch.Tensor, pad_id: int | None) -> torch.Tensor:
     if pad_id is None:
         return torch.ones_like(sequences, dtype=torch.bool)
     return sequences != pad_id
+
+
+def discounted_returns(rewards: torch.Tensor, live: torch.Tensor, gamma: float) -> torch.Tensor:
+    """R_bt = sum_{k >= t} gamma^(k-t) r_bk over the live positions of each episode (0 elsewhere): [B, T].
+    gamma 0 gives the rewards themselves, gamma 1 the undiscounted reward-to-go."""
+    rewards = rewards.masked_fill(~live, 0.0)
+    returns = torch.zeros_like(rewards)
+    following = torch.zeros_like(rewards[:, 0])
+    for t in range(rewards.shape[1] - 1, -1, -1):
+        following = rewards[:, t] + gamma * following
+        returns[:, t] = following
+    return returns.masked_fill(~live, 0.0)
+
+
+def moving_average_baseline(returns: torch.Tensor, live: torch.Tensor, previous: float, decay: float) -> float:
+    """ScratchGAN's baseline after this batch: decay * previous + (1 - decay) * the mean return over the
+    live positions (`previous` where none is live). The advantage is R - (the new value)."""
+    values = returns[live]
+    if values.numel() == 0:
+        return previous
+    return decay * previous + (1.0 - decay) * values.double().mean().item()
 
 
 def batch_baseline(q_values: torch.Tensor, live: torch.Tensor, leave_one_out: bool = False) -> torch.Tensor:
@@ -173,11 +209,12 @@ class ReinforceAgent:
         self.config = config
         self.rng = rng
         # A fresh Adam, separate from the MLE optimiser, as in the reference code.
-        self.optimizer = torch.optim.Adam(generator.parameters(), lr=config.lr, fused=True)
+        self.optimizer = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=config.betas, fused=True)
         self.value: ValueBaseline | None = None
         if config.baseline == "value":
             self.value = ValueBaseline(generator.config.hidden_dim, config.value_lr).to(generator.device)
         self.value_loss: float | None = None  # the value baseline's last fitting loss
+        self.ema_baseline = 0.0  # the "ema" baseline's value (ScratchGAN starts it at 0)
         self.start_rollout_policy()
 
     @torch.no_grad()  # not inference_mode: the sequences feed the policy-gradient step
@@ -236,14 +273,20 @@ class ReinforceAgent:
         return loss.item()
 
     def advantages(self, sequences: torch.Tensor, q_values: torch.Tensor, pad_id: int | None) -> torch.Tensor:
-        """The weight of each token in the loss: Q itself under the paper's settings (baseline "none",
-        no normalisation: untouched), else the advantage (Q - b) at live positions, optionally
-        normalised. The "value" baseline is read before, and fitted to this Q after, it is used."""
+        """The weight of each token in the loss: Q itself under the paper's settings (gamma 0, baseline
+        "none", no normalisation: untouched), else the advantage (R - b) at live positions of the
+        discounted return R (Q where gamma is 0), optionally normalised. The "value" baseline is read
+        before, and fitted to this R after, it is used; the "ema" baseline moves first."""
         cfg = self.config
-        if cfg.baseline == "none" and not cfg.normalize:
+        if cfg.gamma == 0 and cfg.baseline == "none" and not cfg.normalize:
             return q_values
         live = live_positions(sequences, pad_id)
+        if cfg.gamma > 0:
+            q_values = discounted_returns(q_values, live, cfg.gamma)
         baseline = None
+        if cfg.baseline == "ema":
+            self.ema_baseline = moving_average_baseline(q_values, live, self.ema_baseline, cfg.baseline_decay)
+            baseline = torch.full_like(q_values, self.ema_baseline)
         if cfg.baseline in ("mean", "loo"):
             baseline = batch_baseline(q_values, live, leave_one_out=cfg.baseline == "loo")
         elif cfg.baseline == "value":

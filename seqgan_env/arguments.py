@@ -139,12 +139,20 @@ def device(name: str, value: Any) -> torch.device:
     return resolve_device(value)
 
 
-def instance_of(cls: type) -> Check:
-    """An instance of `cls`."""
+def boolean(name: str, value: Any) -> bool:
+    """A bool (Python or numpy)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ArgumentTypeError(f"{name} must be True or False, got {show(value)}")
+    return bool(value)
+
+
+def instance_of(cls: type | tuple[type, ...]) -> Check:
+    """An instance of `cls` (or of one of the classes of a tuple)."""
+    names = " or ".join(c.__name__ for c in (cls if isinstance(cls, tuple) else (cls,)))
 
     def check(name: str, value: Any) -> Any:
         if not isinstance(value, cls):
-            raise ArgumentTypeError(f"{name} must be a {cls.__name__} (or None), got {show(value)}")
+            raise ArgumentTypeError(f"{name} must be a {names} (or None), got {show(value)}")
         return value
 
     return check

@@ -8,7 +8,9 @@
  ... anything else a training script records (plain types and tensors only)}
 ```
 The environment takes its rollout policy from "rollout_policy", or from "generator" where the file
-has no separate rollout policy (the paper's rollout policy is the generator itself).
+has no separate rollout policy (the paper's rollout policy is the generator itself). A prefix
+discriminator's entry (`seqgan_env.prefix_discriminator`) carries `"kind": "prefix_discriminator"` and
+its own config; an entry without a kind is the paper's CNN.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
 from seqgan_env.files import write_atomically
+from seqgan_env.prefix_discriminator import AnyDiscriminator, PrefixDiscriminator, PrefixDiscriminatorConfig
 from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
@@ -32,12 +35,16 @@ FORMAT = "seqgan-env"
 VERSION = 1
 
 
-def model_entry(model: TokenLSTM | Discriminator) -> dict[str, Any]:
-    """The checkpoint entry of a model: its config as plain types and a CPU copy of its weights."""
-    return {
+def model_entry(model: TokenLSTM | AnyDiscriminator) -> dict[str, Any]:
+    """The checkpoint entry of a model: its config as plain types and a CPU copy of its weights (and,
+    for a prefix discriminator, its kind)."""
+    entry = {
         "config": model.config.to_dict(),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     }
+    if isinstance(model, PrefixDiscriminator):
+        entry["kind"] = model.entry_kind
+    return entry
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
@@ -91,8 +98,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return payload
 
 
-_Config = TypeVar("_Config", TokenLSTMConfig, DiscriminatorConfig)
-_Model = TypeVar("_Model", TokenLSTM, Discriminator)
+_Config = TypeVar("_Config", TokenLSTMConfig, DiscriminatorConfig, PrefixDiscriminatorConfig)
+_Model = TypeVar("_Model", TokenLSTM, Discriminator, PrefixDiscriminator)
 
 
 def _config_from_entry(cls: type[_Config], entry: Any, source: str) -> _Config:
@@ -110,6 +117,8 @@ def _config_from_entry(cls: type[_Config], entry: Any, source: str) -> _Config:
         kind = types[key]
         if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
             raise ValueError(f"{source}: config {key} must be an int, got {value!r}")
+        if kind == "bool" and not isinstance(value, bool):
+            raise ValueError(f"{source}: config {key} must be true or false, got {value!r}")
         if kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))
                                 or not math.isfinite(value)):  # fmt: skip
             raise ValueError(f"{source}: config {key} must be a finite number, got {value!r}")
@@ -126,7 +135,7 @@ def _is_int_pair(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and len(value) == 2 and all(type(x) is int for x in value)
 
 
-def _check_weights(model: TokenLSTM | Discriminator, entry: dict[str, Any], source: str) -> dict[str, Any]:
+def _check_weights(model: TokenLSTM | AnyDiscriminator, entry: dict[str, Any], source: str) -> dict[str, Any]:
     """The entry's state dict, every name and shape checked against `model` (the model its config
     describes): a one-line error instead of torch's multi-line one from `load_state_dict`."""
     state = entry.get("state_dict")
@@ -168,13 +177,21 @@ def token_lstm_from_entry(entry: dict[str, Any], source: str = "checkpoint entry
     return _model_from_entry(TokenLSTM, _config_from_entry(TokenLSTMConfig, entry, source), entry, source)
 
 
-def discriminator_from_entry(entry: dict[str, Any], source: str = "checkpoint entry") -> Discriminator:
-    """Rebuild a discriminator from its checkpoint entry (see `token_lstm_from_entry` for `source`)."""
+def discriminator_from_entry(entry: dict[str, Any], source: str = "checkpoint entry") -> AnyDiscriminator:
+    """Rebuild a discriminator from its checkpoint entry, the paper's CNN or (by the entry's "kind") a
+    prefix discriminator (see `token_lstm_from_entry` for `source`)."""
+    kind = entry.get("kind") if isinstance(entry, dict) else None
+    if kind == PrefixDiscriminator.entry_kind:
+        prefix_config = _config_from_entry(PrefixDiscriminatorConfig, entry, source)
+        return _model_from_entry(PrefixDiscriminator, prefix_config, entry, source).eval()
+    if kind is not None:
+        raise ValueError(f"{source}: unknown discriminator kind {kind!r}; expected none (the CNN) or "
+                         f"{PrefixDiscriminator.entry_kind!r}")  # fmt: skip
     config = _config_from_entry(DiscriminatorConfig, entry, source)
     return _model_from_entry(Discriminator, config, entry, source).eval()
 
 
-def load_env_models(path: str | os.PathLike[str]) -> tuple[TokenLSTM, Discriminator, Vocabulary | None]:
+def load_env_models(path: str | os.PathLike[str]) -> tuple[TokenLSTM, AnyDiscriminator, Vocabulary | None]:
     """The rollout policy and discriminator an environment needs, from a checkpoint file, and the
     vocabulary of a run trained on text (None for the synthetic benchmark)."""
     payload = load_checkpoint(path)

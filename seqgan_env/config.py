@@ -22,6 +22,12 @@ from seqgan_env.arguments import ArgumentTypeError
 from seqgan_env.checkpoint import load_env_models
 from seqgan_env.core import REWARD_MODES
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig, SequenceScorer, paper_filters
+from seqgan_env.prefix_discriminator import (
+    AnyDiscriminator,
+    IncrementalScorer,
+    PrefixDiscriminator,
+    PrefixDiscriminatorConfig,
+)
 from seqgan_env.oracle import PAPER_SEQ_LEN, PAPER_VOCAB_SIZE, load_oracle, random_oracle
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
@@ -38,6 +44,8 @@ _CHECKS: dict[str, check.Check] = {
     "hidden_dim": check.at_least(1),
     "discriminator_embed_dim": check.at_least(1),
     "discriminator_filters": check.optional(check.filter_pairs),  # widths <= T: by DiscriminatorConfig
+    "discriminator_hidden_dim": check.at_least(1),
+    "discriminator_layer_norm": check.boolean,
     "oracle_seed": check.optional(check.seed),
     "oracle_path": check.optional(check.file_path),
     "checkpoint": check.optional(check.file_path),
@@ -45,7 +53,7 @@ _CHECKS: dict[str, check.Check] = {
     "device": check.device,
     "model_seed": check.optional(check.seed),
     "rollout_policy": check.optional(check.instance_of(TokenLSTM)),
-    "discriminator": check.optional(check.instance_of(Discriminator)),
+    "discriminator": check.optional(check.instance_of((Discriminator, PrefixDiscriminator))),
     "scorer": check.optional(check.scorer),
 }
 
@@ -55,7 +63,7 @@ class SeqGANModels:
     """What an environment reads, built by `SeqGANConfig.build`: it never trains them."""
 
     rollout_policy: TokenLSTM  # its config holds V and T for the environment
-    discriminator: Discriminator
+    discriminator: AnyDiscriminator  # the paper's CNN, or a prefix discriminator (the dense mode's)
     scorer: SequenceScorer  # what scores complete sequences: the discriminator unless another was given
     oracle: TokenLSTM | None
     vocabulary: list[str] | None
@@ -76,6 +84,8 @@ class SeqGANConfig:
     hidden_dim: int = 32
     discriminator_embed_dim: int = 64
     discriminator_filters: Sequence[Sequence[int]] | None = None
+    discriminator_hidden_dim: int = 128
+    discriminator_layer_norm: bool = True
     oracle_seed: int | None = 0
     oracle_path: str | os.PathLike[str] | None = None
     checkpoint: str | os.PathLike[str] | None = None
@@ -83,7 +93,7 @@ class SeqGANConfig:
     device: str | torch.device = "cpu"
     model_seed: int | None = 0
     rollout_policy: TokenLSTM | None = None
-    discriminator: Discriminator | None = None
+    discriminator: AnyDiscriminator | None = None
     scorer: SequenceScorer | None = None
 
     def __post_init__(self) -> None:
@@ -122,11 +132,21 @@ class SeqGANConfig:
         if policy is None:
             policy_config = TokenLSTMConfig(V, T, self.embed_dim, self.hidden_dim, self.start_token)
             policy = TokenLSTM(policy_config, rng=init_rng)
-        if discriminator is None:
+        if discriminator is None and self.reward_mode == "dense":  # a prefix discriminator scores each step
+            prefix_config = PrefixDiscriminatorConfig(V, T, self.discriminator_embed_dim,
+                                                      self.discriminator_hidden_dim,
+                                                      self.discriminator_layer_norm)  # fmt: skip
+            discriminator = PrefixDiscriminator(prefix_config, rng=init_rng)
+        elif discriminator is None:
             filters = paper_filters(T) if self.discriminator_filters is None else self.discriminator_filters
             pairs = tuple((int(width), int(n)) for width, n in filters)
             discriminator_config = DiscriminatorConfig(V, T, self.discriminator_embed_dim, pairs)
             discriminator = Discriminator(discriminator_config, rng=init_rng)
+        scorer = discriminator if self.scorer is None else self.scorer
+        if self.reward_mode == "dense" and not isinstance(scorer, IncrementalScorer):
+            what = "scorer" if self.scorer is not None else "discriminator"
+            raise ValueError(f"reward_mode 'dense' scores every prefix: the {what} must be a PrefixDiscriminator "
+                             f"(or another IncrementalScorer), got {type(scorer).__name__}")  # fmt: skip
         if eos_id is not None and not 0 <= eos_id < V:
             raise ValueError(f"eos_id must be a vocabulary id in [0, {V}), got {eos_id}")
         if vocabulary is not None and len(vocabulary) != V:
@@ -146,13 +166,13 @@ class SeqGANConfig:
         return SeqGANModels(
             rollout_policy=policy.to(device).eval(),
             discriminator=discriminator,
-            scorer=discriminator if self.scorer is None else self.scorer,
+            scorer=scorer,
             oracle=None if oracle is None else oracle.to(device),
             vocabulary=None if vocabulary is None else list(vocabulary),
             eos_id=eos_id,
         )
 
-    def _sizes(self, policy: TokenLSTM | None, discriminator: Discriminator | None) -> tuple[int, int]:
+    def _sizes(self, policy: TokenLSTM | None, discriminator: AnyDiscriminator | None) -> tuple[int, int]:
         """V and T: those of the given (or loaded) models, which must agree with each other and with
         vocab_size/seq_len where these are given (as arguments, or by a registered id's kwargs, e.g.
         SeqGAN-Tiny-v0's V 8, T 4); else the arguments'; else the paper's."""

@@ -10,6 +10,11 @@ a change recomputes the cache of every live prefix from its tokens: the rewards 
 freshly built env with the new weights. The check is one tuple of (version, pointer) pairs per reset
 and step, a few microseconds. Writes that bypass the version counters (through `.data`, or a fused
 optimizer's kernels on the rollout policy itself) are not seen.
+
+In the dense reward mode there is no search and no rollout state: the prefix discriminator's state
+(`seqgan_env.prefix_discriminator.IncrementalScorer`) is cached per prefix instead, advanced one
+token per step, and recomputed from the live prefixes whenever its `weights_key()` changes (its
+training steps count, so its own fused optimiser's writes are seen).
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ import numpy as np
 import torch
 
 from seqgan_env.discriminator import SequenceScorer
+from seqgan_env.prefix_discriminator import IncrementalScorer, dense_rewards
 from seqgan_env.rewards import monte_carlo_q
 from seqgan_env.token_lstm import TokenLSTM
 
-REWARD_MODES = ("mc", "shaped", "terminal")
+REWARD_MODES = ("mc", "shaped", "terminal", "dense")
+ROLLOUT_MODES = ("mc", "shaped")  # the modes that search completions with the rollout policy
 
 
 @dataclass
@@ -70,6 +77,12 @@ class SeqGANCore:
         self.c = torch.zeros(B, H, device=device)
         self._params = tuple(rollout_policy.parameters())
         self._cached_with = self._policy_key()  # the weights the cached logits/states come from
+        self.prefix_scorer: IncrementalScorer | None = None
+        if reward_mode == "dense":  # the prefix discriminator's state per row, and its weights' key
+            assert isinstance(scorer, IncrementalScorer), "dense rewards need an IncrementalScorer"
+            self.prefix_scorer = scorer
+            self.d_h, self.d_c = scorer.start(B)
+            self._scorer_key = scorer.weights_key()
 
     def _policy_key(self) -> tuple[tuple[int, int], ...]:
         """What identifies the rollout policy's current weights: each parameter's in-place version
@@ -97,6 +110,24 @@ class SeqGANCore:
         row = torch.arange(len(rows), device=self.tokens.device)
         self.logits[idx], self.h[idx], self.c[idx] = logits[at, row], h[at, row], c[at, row]
 
+    def _refresh_scorer_cache(self, skip: np.ndarray | None) -> None:
+        """The dense mode's counterpart: if the prefix discriminator's weights changed, re-read every
+        live prefix (but those in `skip`) and cache its state after the prefix's last token."""
+        assert self.prefix_scorer is not None
+        key = self.prefix_scorer.weights_key()
+        if key == self._scorer_key:
+            return
+        self._scorer_key = key
+        rows = np.flatnonzero(~self.done if skip is None else ~self.done & ~skip)
+        rows = rows[self.length[rows] > 0]  # an empty prefix's state is the start state
+        for t in np.unique(self.length[rows]):  # one pass per prefix length (one in lockstep)
+            sel = rows[self.length[rows] == t]
+            idx = torch.as_tensor(sel, device=self.tokens.device)
+            state = self.prefix_scorer.start(len(sel))
+            for k in range(int(t)):
+                _, state = self.prefix_scorer.advance(self.tokens[idx, k], state)
+            self.d_h[idx], self.d_c[idx] = state
+
     @torch.inference_mode()
     def reset(self, rows: np.ndarray) -> None:
         """Start empty prefixes in the rows where `rows` (bool [B]) is set."""
@@ -108,9 +139,11 @@ class SeqGANCore:
         self.length[rows] = 0
         self.done[rows] = False
         self.q_prev[rows] = 0.0
-        if self.reward_mode != "terminal":  # terminal rewards never roll out
+        if self.reward_mode in ROLLOUT_MODES:  # terminal and dense rewards never roll out
             logits, (h, c) = self.rollout_policy.start(len(idx))
             self.logits[idx], self.h[idx], self.c[idx] = logits, h, c
+        if self.prefix_scorer is not None:
+            self.d_h[idx], self.d_c[idx] = self.prefix_scorer.start(len(idx))
 
     def observations(self) -> np.ndarray:
         """A copy of the prefixes, padded with V: [B, T] int64."""
@@ -140,6 +173,13 @@ class SeqGANCore:
             ended |= actions[act] == self.eos_id
         result.terminated[act] = ended
         self.done[act] = ended
+        if self.prefix_scorer is not None:  # dense: every prefix scored by advancing its cached state
+            logits, (h, c) = self.prefix_scorer.advance(a, (self.d_h[idx], self.d_c[idx]))
+            self.d_h[idx], self.d_c[idx] = h, c
+            result.q[act] = torch.sigmoid(logits).cpu().numpy()
+            result.q_computed[act] = True
+            result.rewards[act] = dense_rewards(logits).cpu().numpy()
+            return result
 
         # Finished sequences: Q_T = D(y), scored once (not N times).
         fin = act[ended]
@@ -148,7 +188,7 @@ class SeqGANCore:
             result.q_computed[fin] = True
         # Unfinished prefixes: advance the cached rollout state by the new token, then search.
         cont = act[~ended]
-        if len(cont) and self.reward_mode != "terminal":
+        if len(cont) and self.reward_mode in ROLLOUT_MODES:
             ci = torch.as_tensor(cont, device=self.tokens.device)
             new_token = a[torch.as_tensor(~ended, device=a.device)]
             logits, (h, c) = self.rollout_policy.step(new_token, (self.h[ci], self.c[ci]))

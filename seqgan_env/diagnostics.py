@@ -10,6 +10,8 @@ sharpening the generator). These pure functions measure that, over tensors and t
 - `q_signal_noise`: how much of Q_t's spread between sequences is signal, how much Monte Carlo noise?
 - `policy_gradient_split`: how much of the policy gradient is the constant-reward part (the
   sharpening control) and how much comes from reward differences between tokens?
+- `dense_reward_correlation`: in the dense reward mode, does the reward of each step rank the tokens
+  like the oracle's likelihood of that token?
 - `spearman`: the rank correlation used by the above (numpy only; scipy is not a dependency).
 
 None of them trains or mutates a model: scores are taken in inference mode, and gradients are returned
@@ -26,11 +28,13 @@ import torch
 
 from seqgan_env.discriminator import SequenceScorer
 from seqgan_env.metrics import sequence_nll
+from seqgan_env.prefix_discriminator import IncrementalScorer, dense_rewards
 from seqgan_env.rewards import q_values
 from seqgan_env.token_lstm import TokenLSTM
 
 __all__ = [
     "average_ranks",
+    "dense_reward_correlation",
     "discriminator_accuracy_auc",
     "policy_gradient_split",
     "q_signal_noise",
@@ -115,6 +119,32 @@ def reward_quality_correlation(
         scores = scorer.score(sequences)
     log_likelihood = -sequence_nll(oracle, sequences, pad_id=pad_id)
     return spearman(scores, log_likelihood)
+
+
+def dense_reward_correlation(
+    scorer: IncrementalScorer, oracle: TokenLSTM, sequences: torch.Tensor, pad_id: int | None = None
+) -> dict[str, Any]:
+    """The dense reward r_t = 2 sigmoid(D_t) - 1 of each step of `sequences` [B, T] against the oracle's
+    log-likelihood of that step's token, log O(y_t | y_<t).
+
+    Returned: `rewards` [B, T] (0 after an end), `per_step` [T] (float64), the Spearman correlation at
+    each step over the sequences alive there (NaN where either side is constant or fewer than 2 are
+    alive), and `mean`, their mean over the defined steps (NaN if none). Near 1: each step's reward
+    ranks that step's token like the ground truth of quality does; near 0: blind to it.
+    """
+    with torch.inference_mode():
+        rewards = dense_rewards(scorer.prefix_logits(sequences))
+        token_ll = oracle.log_probs(sequences.to(oracle.device), pad_id=pad_id)  # [B, T]
+    live = torch.ones_like(sequences, dtype=torch.bool) if pad_id is None else sequences != pad_id
+    rewards = rewards.masked_fill(~live, 0.0)
+    per_step = np.full(sequences.shape[1], np.nan)
+    for t in range(sequences.shape[1]):
+        rows = live[:, t]
+        if int(rows.sum()) >= 2:
+            per_step[t] = spearman(rewards[rows, t], token_ll[rows.to(token_ll.device), t])
+    defined = per_step[~np.isnan(per_step)]
+    return {"rewards": rewards, "per_step": per_step,
+            "mean": float(defined.mean()) if len(defined) else math.nan}  # fmt: skip
 
 
 def q_signal_noise(

@@ -65,7 +65,7 @@ class SeqGANBase:
 
     @property
     def reward_mode(self) -> str:
-        """The reward handed out: "mc", "shaped" or "terminal" (see `SeqGANEnv`, Rewards)."""
+        """The reward handed out: "mc", "shaped", "terminal" or "dense" (see `SeqGANEnv`, Rewards)."""
         return self._core.reward_mode
 
 
@@ -100,11 +100,20 @@ class SeqGANEnv(SeqGANBase, gym.Env[np.ndarray, np.int64]):
     - `"shaped"`: r_t = Q_t - Q_{t-1}, Q_0 = 0, so an episode's return is exactly D(y)
       (potential-based shaping): the choice for PPO/A2C with gamma = 1.
     - `"terminal"`: 0 until the last step, then D(y); no Monte Carlo search (cheap).
+    - `"dense"` (ScratchGAN, de Masson d'Autume et al. 2019): the discriminator is a prefix
+      discriminator (`seqgan_env.prefix_discriminator.PrefixDiscriminator`, a causal LSTM with one
+      logit D_t per position, D_t reading y_1..y_t only) and r_t = 2 sigmoid(D_t) - 1, in [-1, 1], at
+      every step: each prefix is scored directly, with no Monte Carlo search and no rollout policy.
+      Its state is cached per prefix and advanced one token per step; when its weights change (it
+      trains) the cached states are recomputed from the prefixes, so rewards are a fresh env's. A
+      return-based algorithm discounts these rewards with its own gamma (ScratchGAN: 0.23).
     `info["q"]` is Q_t at every step where it was computed (every step, or only the last in
-    "terminal" mode). Rewards lie in [0, 1] ("shaped": in [-1, 1]).
+    "terminal" mode; in "dense" mode sigmoid(D_t), the prefix's probability of being real). Rewards
+    lie in [0, 1] ("shaped" and "dense": in [-1, 1]).
 
     ## Starting State
-    The empty prefix (all `pad_id`); the rollout policy's state after reading the start token.
+    The empty prefix (all `pad_id`); the rollout policy's state after reading the start token (in
+    "dense" mode: the prefix discriminator's state before any token).
 
     ## Episode End
     `terminated=True` after T tokens, or as soon as `eos_id` is chosen when one is set; the final
@@ -118,18 +127,23 @@ class SeqGANEnv(SeqGANBase, gym.Env[np.ndarray, np.int64]):
       models loaded from `checkpoint` or given as `rollout_policy`/`discriminator` (given too, they
       must match the models').
     - `n_rollouts` (N, default 16): Monte Carlo completions per prefix.
-    - `reward_mode`: `"mc"`, `"shaped"` or `"terminal"` (see Rewards).
+    - `reward_mode`: `"mc"`, `"shaped"`, `"terminal"` or `"dense"` (see Rewards).
     - `eos_id`: an end-of-sequence id that ends the episode (default None: fixed length).
     - `start_token` (0), `embed_dim` (32), `hidden_dim` (32): a fresh rollout policy's sizes.
     - `discriminator_embed_dim` (64), `discriminator_filters` (the paper's (width, filters) pairs that
       fit T): a fresh discriminator's sizes.
+    - `discriminator_hidden_dim` (128), `discriminator_layer_norm` (True): a fresh prefix
+      discriminator's LSTM size and whether its gates are layer-normed ("dense" mode; its embedding
+      size is `discriminator_embed_dim`).
     - `model_seed` (0): seeds the fresh models' initialisation (None: the global torch RNG).
     - `oracle_seed` (0) / `oracle_path`: the synthetic benchmark's oracle held as `env.oracle` (a seeded
       N(0, 1) LSTM, or the paper's parameter file); `oracle_seed=None` for none.
     - `checkpoint`: a file from `seqgan_env.checkpoint.save_checkpoint` (e.g. a trained run) to load
       the rollout policy and discriminator from; a run trained on text also sets `vocabulary` and
       `eos_id` from its vocabulary (unless they are given).
-    - `rollout_policy`, `discriminator`: live models to use instead (not for registered kwargs).
+    - `rollout_policy`, `discriminator`: live models to use instead (not for registered kwargs); the
+      discriminator is a `Discriminator` (the paper's CNN) or a `PrefixDiscriminator` ("dense" mode
+      needs the latter; the other modes score finished sequences with either).
     - `scorer`: another sequence score (an object with `score(sequences) -> [B]` in [0, 1]) to use in
       place of the discriminator in the rewards, e.g. BLEU against the training set (PG-BLEU). One
       that also has `score_completions(prefixes, completions)` (`PrefixScorer`) gets the Monte Carlo
@@ -139,7 +153,8 @@ class SeqGANEnv(SeqGANBase, gym.Env[np.ndarray, np.int64]):
 
     ## Vectorized environment
     `gymnasium.make_vec("SeqGAN-v0", num_envs=B)` returns `SeqGANVectorEnv`, which computes the Monte
-    Carlo rewards of all B prefixes in one batch of B*N completions. Both classes run the same
+    Carlo rewards of all B prefixes in one batch of B*N completions (in "dense" mode: advances the
+    prefix discriminator's state of all B prefixes in one call). Both classes run the same
     transition and reward code (`seqgan_env.core.SeqGANCore`). `autoreset_mode` (`make_vec(...,
     autoreset_mode=...)`, a `gymnasium.vector.AutoresetMode` or its value) is declared in
     `metadata["autoreset_mode"]`:

@@ -15,6 +15,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "vocab_size": 100, "seq_len": 10, "n_rollouts": 8, "discriminator_embed_dim": 16,
         "discriminator_filters": ((1, 32), (2, 32), (3, 32), (4, 32), (5, 32), (10, 32)),
     },
+    # ScratchGAN's dense rewards at the paper's sizes: a prefix discriminator scores every step, no
+    # Monte Carlo search (reward r_t = 2 sigmoid(D_t) - 1).
+    "SeqGAN-Dense-v0": {"reward_mode": "dense"},
     # For tests and smoke runs: V 8, T 4.
     "SeqGAN-Tiny-v0": {
         "vocab_size": 8, "seq_len": 4, "n_rollouts": 4, "embed_dim": 8, "hidden_dim": 8,

@@ -4,23 +4,43 @@ It watches finished episodes and, every `every_episodes` episodes or when asked
 (`train_discriminator()`), retrains the environment's discriminator `repeats` times on the real
 sequences against as many negatives: the episodes finished since the last training, topped up with
 fresh samples from the `sampler` it was given (e.g. the agent's generator). The paper's schedule is,
-after every generator step, 5 times { 9,984 fresh negatives, 3 epochs }.
+after every generator step, 5 times { 9,984 fresh negatives, 3 epochs }; ScratchGAN's (the dense
+reward mode's) is one minibatch step per generator step on the generator's own batch against as many
+real sequences: `repeats=1, n_negatives=B, epochs=1, batch_size=2B`.
+
+Any discriminator that owns its training meets the wrapper's needs (`TrainableDiscriminator`): the
+paper's CNN (`seqgan_env.discriminator`) and the prefix discriminator
+(`seqgan_env.prefix_discriminator`) both do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, SupportsFloat
+from typing import Any, Protocol, SupportsFloat, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
 import torch
 
 from seqgan_env.devices import rng_device
-from seqgan_env.discriminator import Discriminator
 
 Sampler = Callable[[int], torch.Tensor]  # n -> [n, T] generated sequences
+
+
+@runtime_checkable
+class TrainableDiscriminator(Protocol):
+    """What the wrapper asks of a discriminator: it owns its optimiser and its training on real (label
+    1) against generated (label 0) sequences, and scores sequences."""
+
+    def make_optimizer(self) -> torch.optim.Optimizer: ...
+
+    def fit(
+        self, optimizer: torch.optim.Optimizer, real: torch.Tensor, fake: torch.Tensor, epochs: int = ...,
+        batch_size: int = ..., rng: torch.Generator | None = None,
+    ) -> float: ...  # fmt: skip
+
+    def score(self, sequences: torch.Tensor) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -46,7 +66,7 @@ class DiscriminatorUpdater:
 
     def __init__(
         self,
-        discriminator: Discriminator,
+        discriminator: TrainableDiscriminator,
         real_data: torch.Tensor,
         sampler: Sampler,
         schedule: DiscriminatorSchedule,
@@ -66,6 +86,7 @@ class DiscriminatorUpdater:
         self.since_training = 0  # episodes since the last scheduled training
         self.trainings = 0
         self.last_loss = float("nan")
+        self.last_real: torch.Tensor | None = None  # the real sequences of the last training set
 
     def observe(self, sequences: torch.Tensor) -> None:
         """Record finished episodes [k, T]; train when the schedule says so."""
@@ -95,7 +116,7 @@ class DiscriminatorUpdater:
                 parts.append(self.sampler(missing).cpu())
             episodes = None  # recorded episodes serve the first repeat only
             negatives = torch.cat(parts)
-            real = self._real(len(negatives))
+            real = self.last_real = self._real(len(negatives))
             loss = self.discriminator.fit(self.optimizer, real, negatives, s.epochs, s.batch_size, self.rng)
             losses.append(loss)
         self.trainings += 1
@@ -127,10 +148,10 @@ class DiscriminatorUpdater:
         return self.real_data[order[:n].to(self.real_data.device)]
 
 
-def _discriminator_of(env: gym.Env | gym.vector.VectorEnv) -> Discriminator:
+def _discriminator_of(env: gym.Env | gym.vector.VectorEnv) -> TrainableDiscriminator:
     """The discriminator of the SeqGAN env beneath `env`'s wrappers, or a clear error."""
     discriminator = getattr(env.unwrapped, "discriminator", None)
-    if not isinstance(discriminator, Discriminator):
+    if not isinstance(discriminator, TrainableDiscriminator):
         raise TypeError(f"the discriminator-training wrappers wrap a SeqGAN env (SeqGANEnv or "
                         f"SeqGANVectorEnv), got {type(env.unwrapped).__name__}, which has no "
                         f"Discriminator")  # fmt: skip

@@ -22,9 +22,9 @@ from train.run_folder import RunFolder
 class Config:
     """Every option of the experiment; a preset sets many of them, the command line overrides."""
 
-    preset: Literal["paper", "cpu", "tiny"] = option(
-        "paper: the reference code's numbers (a GPU); cpu: a 2-core CPU in < 30 min; tiny: a smoke test",
-        default="cpu")
+    preset: Literal["paper", "cpu", "dense", "tiny"] = option(
+        "paper: the reference code's numbers (a GPU); cpu: a 2-core CPU in < 30 min; dense: the cpu preset's "
+        "pre-training, then ScratchGAN's dense rewards (docs/dense.md); tiny: a smoke test", default="cpu")
     mode: Literal["seqgan", "constant", "mle"] = option(
         "seqgan, or a control: constant (REINFORCE with reward 1) or mle (continued MLE)", default="seqgan")
     seed: int = option("seed of data sampling, initialisation and training", default=0)
@@ -66,10 +66,34 @@ class Config:
     rollout_rate: float = option(
         "ema rate: beta <- rate*beta + (1-rate)*theta", default=0.8, at_least=0, below=1)
     constant_reward: float = option("the reward of --mode constant", default=1.0)
-    baseline: Literal["none", "mean", "loo", "value"] = option(
+    baseline: Literal["none", "mean", "loo", "value", "ema"] = option(
         "REINFORCE baseline subtracted from Q_t: none (the paper), mean (the batch's at each step), loo "
-        "(leave-one-out) or value (a learned value of the prefix)", default="none")
+        "(leave-one-out), value (a learned value of the prefix) or ema (a moving average of the batch-mean "
+        "return, ScratchGAN's)", default="none")
     normalize: bool = option("divide REINFORCE's advantages by their standard deviation", default=False)
+    reward_mode: Literal["mc", "dense"] = option(
+        "mc: the paper's Monte Carlo rewards, the CNN scoring finished sequences; dense: a prefix "
+        "discriminator's reward 2 sigmoid(D_t) - 1 at every step, no search (ScratchGAN)", default="mc")
+    pg_batch_size: int = option("sequences per policy-gradient step (0: --batch-size)", default=0, at_least=0)
+    pg_beta1: float = option("policy-gradient Adam's beta1", default=0.9, at_least=0, below=1)
+    pg_beta2: float = option("policy-gradient Adam's beta2", default=0.999, at_least=0, below=1)
+    gamma: float = option("discount of the returns REINFORCE weights tokens by (0: each token by its own "
+                          "reward, the paper's weighting)", default=0.0, at_least=0)
+    baseline_decay: float = option("--baseline ema: b <- decay*b + (1-decay)*(the batch's mean return)",
+                                   default=0.08, at_least=0, below=1)
+    disc_batch_size: int = option("discriminator minibatch (0: --batch-size)", default=0, at_least=0)
+    disc_hidden_dim: int = option("--reward-mode dense: the prefix discriminator's LSTM size", default=128,
+                                  at_least=1)
+    disc_layer_norm: bool = option("--reward-mode dense: layer norm on the prefix discriminator's gates",
+                                   default=True)
+    disc_embed_dropout: float = option("--reward-mode dense: dropout on the prefix discriminator's embedding "
+                                       "matrix", default=0.1, at_least=0, below=1)
+    disc_l2: float = option("--reward-mode dense: L2 weight on every prefix-discriminator weight",
+                            default=1e-6, at_least=0)
+    disc_beta1: float = option("--reward-mode dense: the prefix discriminator's Adam beta1", default=0.5,
+                               at_least=0, below=1)
+    disc_beta2: float = option("--reward-mode dense: the prefix discriminator's Adam beta2", default=0.999,
+                               at_least=0, below=1)
     eval_every: int = option("evaluate and checkpoint every this many rounds", default=5, at_least=1)
     eval_samples: int = option("generator samples for NLL-oracle", default=9984, at_least=1)
     temperature: float = option("sampling temperature of the evaluation", default=1.0, above=0)
@@ -109,6 +133,11 @@ class Config:
         if self.reward != "discriminator" and self.mode != "seqgan":
             raise ValueError(f"--reward {self.reward} rewards the seqgan mode; --mode {self.mode} has no "
                              "such reward")  # fmt: skip
+        if self.gamma > 1:
+            raise ValueError(f"--gamma must lie in [0, 1], got {self.gamma}")
+        if self.reward_mode == "dense" and self.reward != "discriminator":
+            raise ValueError(f"--reward-mode dense rewards with a prefix discriminator; --reward {self.reward} "
+                             "scores finished sequences only: use --reward-mode mc")  # fmt: skip
         if self.reward == "oracle" and self.data is not None:
             raise ValueError("--reward oracle needs the synthetic benchmark's oracle: a --data run has none")
         if self.data is not None:
@@ -136,6 +165,16 @@ class Config:
                 ) from None
         return DiscriminatorConfig(self.vocab_size, self.seq_len, filters=tuple(pairs)).filters
 
+    @property
+    def pg_batch(self) -> int:
+        """Sequences per policy-gradient step (one episode of each env)."""
+        return self.pg_batch_size or self.batch_size
+
+    @property
+    def disc_batch(self) -> int:
+        """The discriminator's minibatch."""
+        return self.disc_batch_size or self.batch_size
+
     def run_settings(self) -> dict[str, Any]:
         """What defines the experiment (everything but where it runs and how it is named)."""
         skip = {"device", "threads", "out", "name", "resume"}
@@ -150,7 +189,7 @@ def check_memory(cfg: Config) -> None:
     V, T = cfg.vocab_size, cfg.seq_len
     terms = {  # bytes, by the option that sets them
         "--n-real/--n-test/--n-negatives": 8 * T * (cfg.n_real + cfg.n_test + 2 * cfg.n_negatives),
-        "--batch-size": 4 * 4 * cfg.batch_size * V * (cfg.n_rollouts + T),
+        "--batch-size": 4 * 4 * max(cfg.batch_size, cfg.pg_batch) * V * (cfg.n_rollouts + T),
         "--eval-samples": 4 * 4 * min(cfg.eval_samples, 1024) * V + 8 * T * cfg.eval_samples,
         "--diag-samples": 4 * cfg.diag_samples * T * (cfg.disc_embed_dim + sum(n for _, n in cfg.filters())),
         "--diag-q-samples": 4 * 4 * cfg.diag_q_samples * V * (cfg.n_rollouts + T),
@@ -172,12 +211,22 @@ def physical_memory() -> int | None:
 
 # The presets. "paper" is the reference code (SPEC 2.2); "cpu" is what a 2-core CPU finishes in under
 # 30 minutes, and every deviation from "paper" is listed in the README.
+CPU_PRESET: dict[str, Any] = {
+    "mle_epochs": 20, "disc_embed_dim": 32, "disc_filters": "1:32,2:32,3:32,4:32,5:32,10:32,15:32,20:32",
+    "disc_pretrain_repeats": 10, "disc_epochs": 1, "n_negatives": 4992, "disc_repeats": 1,
+    "rounds": 50, "n_rollouts": 8,
+}  # fmt: skip
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
-    "cpu": {
-        "mle_epochs": 20, "disc_embed_dim": 32, "disc_filters": "1:32,2:32,3:32,4:32,5:32,10:32,15:32,20:32",
-        "disc_pretrain_repeats": 10, "disc_epochs": 1, "n_negatives": 4992, "disc_repeats": 1,
-        "rounds": 50, "n_rollouts": 8,
+    "cpu": CPU_PRESET,
+    # ScratchGAN's recipe on the cpu preset's pre-training (docs/dense.md): a prefix discriminator's dense
+    # rewards, discounted returns with a moving-average baseline, Adam beta1 0.5, one discriminator step
+    # per generator step on the generator's own batch against as many real sequences.
+    "dense": {
+        **CPU_PRESET, "reward_mode": "dense", "pg_batch_size": 512, "disc_batch_size": 1024,
+        "n_negatives": 512, "disc_epochs": 1, "disc_repeats": 1, "disc_pretrain_repeats": 200,
+        "disc_embed_dim": 64, "disc_lr": 1e-3, "gamma": 0.23, "baseline": "ema", "pg_lr": 1e-3,
+        "pg_beta1": 0.5, "rounds": 600, "eval_every": 50, "diag_q_samples": 512,
     },
     "tiny": {
         "vocab_size": 50, "seq_len": 8, "n_real": 256, "n_test": 128, "batch_size": 16, "mle_epochs": 3,

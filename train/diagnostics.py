@@ -15,12 +15,14 @@ import numpy as np
 import torch
 
 from seqgan_env.diagnostics import (
+    dense_reward_correlation,
     discriminator_accuracy_auc,
     policy_gradient_split,
     q_signal_noise,
     reward_quality_correlation,
 )
 from seqgan_env.discriminator import SequenceScorer
+from seqgan_env.prefix_discriminator import IncrementalScorer, dense_rewards
 from seqgan_env.token_lstm import TokenLSTM
 from train.rng import derive_seed, seeded_rng
 
@@ -29,6 +31,8 @@ SIGNAL_FIELDS = (
     "d_accuracy", "d_auc", "reward_oracle_spearman", "q_oracle_spearman", "q_signal_share",
     "pg_constant_norm", "pg_centred_norm", "pg_centred_cos",
 )  # fmt: skip
+# The dense reward mode's own column, after those (docs/dense.md): metrics.csv of a dense run only.
+DENSE_SIGNAL_FIELDS = ("dense_oracle_spearman",)
 
 # The options' help, shared by both scripts' configs.
 DIAGNOSTICS_HELP = ("measure the reward's signal at each adversarial evaluation (metrics.csv's d_*, "
@@ -60,6 +64,7 @@ def measure_signal(
     eos_id: int | None = None,
     pad_id: int | None = None,
     monte_carlo: bool = True,
+    dense: bool = False,
 ) -> dict[str, float]:
     """The diagnostics of `scorer` (the env's reward; None: a control without one) at adversarial round
     `round_`, by column name; {} (empty cells) with --no-diagnostics or no scorer.
@@ -77,6 +82,10 @@ def measure_signal(
       with `pg_centred_cos` = cos(whole gradient, centred part). Only where the env's reward is this
       Monte Carlo Q_t of fixed-length sequences: text runs (`eos_id`) and terminal rewards
       (`monte_carlo` False) leave these empty.
+    - `dense` (the env's dense rewards from a prefix discriminator `scorer`): instead of the Monte
+      Carlo columns, `dense_oracle_spearman`, the rank correlation of each step's reward with the
+      oracle's log-likelihood of that step's token, averaged over steps, over --diag-q-samples fresh
+      samples (oracle runs); and the policy-gradient split with those per-step rewards as Q.
     """
     if not cfg.diagnostics or scorer is None:
         return {}
@@ -93,7 +102,10 @@ def measure_signal(
             row["reward_oracle_spearman"] = reward_quality_correlation(
                 scorer, oracle, fake[: cfg.diag_samples], pad_id=pad_id
             )
-        if eos_id is None and monte_carlo:
+        if dense:
+            assert isinstance(scorer, IncrementalScorer), "dense diagnostics need a prefix discriminator"
+            row.update(_dense(scorer, generator, fake[: cfg.diag_q_samples], oracle, pad_id))
+        elif eos_id is None and monte_carlo:
             row.update(_q_and_gradient(cfg, generator, rollout_policy, scorer, fake[: cfg.diag_q_samples],
                                        rng, oracle))  # fmt: skip
     finally:
@@ -123,9 +135,25 @@ def _q_and_gradient(
     return row
 
 
+def _dense(
+    scorer: IncrementalScorer, generator: TokenLSTM, sequences: torch.Tensor, oracle: TokenLSTM | None,
+    pad_id: int | None,
+) -> dict[str, float]:
+    """The dense reward's rank correlation with the oracle's per-token likelihood (oracle runs), and the
+    policy-gradient split with the per-step rewards as Q."""
+    rewards = dense_rewards(scorer.prefix_logits(sequences))
+    row: dict[str, float] = {}
+    if oracle is not None:
+        row["dense_oracle_spearman"] = dense_reward_correlation(scorer, oracle, sequences, pad_id)["mean"]
+    split = policy_gradient_split(generator, sequences, rewards, pad_id=pad_id)
+    row.update(pg_constant_norm=split["norm_const"], pg_centred_norm=split["norm_centred"],
+               pg_centred_cos=split["cos_centred"])  # fmt: skip
+    return row
+
+
 def signal_scalars(row: dict[str, float]) -> dict[str, float]:
     """The diagnostics of a metrics row as TensorBoard scalars, `signal/NAME` (none where absent)."""
-    return {f"signal/{k}": row[k] for k in SIGNAL_FIELDS if k in row}
+    return {f"signal/{k}": row[k] for k in (*SIGNAL_FIELDS, *DENSE_SIGNAL_FIELDS) if k in row}
 
 
 def has_signal(rows: list[dict[str, float | str | int]]) -> bool:

@@ -15,7 +15,13 @@ from seqgan_env.discriminator import SequenceScorer
 from seqgan_env.metrics import nll_oracle, nll_test
 from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM
-from train.diagnostics import SIGNAL_FIELDS, SignalSettings, measure_signal, signal_scalars
+from train.diagnostics import (
+    DENSE_SIGNAL_FIELDS,
+    SIGNAL_FIELDS,
+    SignalSettings,
+    measure_signal,
+    signal_scalars,
+)
 from train.rng import derive_seed, seeded_rng
 from train.run_folder import RunFolder
 from train.sources import Pretrained, strip_sequences
@@ -30,6 +36,11 @@ TEXT_METRIC_FIELDS = (
     *(f"bleu{n}" for n in BLEU_ORDERS), *(f"self_bleu{n}" for n in BLEU_ORDERS),
     "temperature", "d_loss", "pg_loss", "elapsed_s", *SIGNAL_FIELDS,
 )  # fmt: skip
+
+
+def metric_fields(dense: bool) -> tuple[str, ...]:
+    """The columns of an oracle run's metrics.csv; a dense-reward run's add the dense diagnostics'."""
+    return (*METRIC_FIELDS, *DENSE_SIGNAL_FIELDS) if dense else METRIC_FIELDS
 
 
 @dataclass(frozen=True)
@@ -87,14 +98,15 @@ def evaluate_policy_round(
     logs eval/* and signal/* to TensorBoard and returns the progress bar's summary."""
     rng = seeded_rng(derive_seed(cfg.seed, "eval", "adversarial", round_), generator.device)
     ev = evaluate(generator, oracle, pre.test, cfg.eval_samples, rng, cfg.temperature)
+    dense = cfg.reward_mode == "dense"
     signal = measure_signal(cfg, round_, generator, rollout_policy, scorer, pre.test, oracle,
-                            monte_carlo=cfg.reward_mode != "terminal")  # fmt: skip
+                            monte_carlo=cfg.reward_mode != "terminal", dense=dense)  # fmt: skip
     rows.append({
         "phase": "adversarial", "step": round_, "generator_updates": updates, **asdict(ev),
         "temperature": cfg.temperature, "d_loss": losses["d_loss"], "pg_loss": losses["pg_loss"],
         "elapsed_s": round(elapsed_s, 1), **signal,
     })  # fmt: skip
-    run.write_metrics(rows, METRIC_FIELDS)
+    run.write_metrics(rows, metric_fields(dense))
     scalars = {"eval/nll_oracle": ev.nll_oracle, "eval/nll_test": ev.nll_test, **signal_scalars(signal)}
     run.log_scalars(scalars, round_)
     return {"nll_oracle": f"{ev.nll_oracle:.3f}", "nll_test": f"{ev.nll_test:.3f}"}
@@ -152,18 +164,20 @@ class Evaluator:
         eval_samples: int = 9984,
         bleu_samples: int = 1000,
         self_bleu_samples: int | None = 500,
+        dense: bool = False,
     ) -> None:
         if (oracle is None) == (vocabulary is None):
             raise ValueError("an Evaluator needs an oracle (oracle runs) or a vocabulary (text runs)")
         self.oracle, self.vocabulary, self.temperature = oracle, vocabulary, temperature
         self.eval_samples, self.bleu_samples = eval_samples, bleu_samples
         self.self_bleu_samples = self_bleu_samples
+        self.dense = dense  # a dense-reward run: its metrics.csv has the dense diagnostics' column too
         self._reference: tuple[torch.Tensor, BLEUReference] | None = None  # (test data, its BLEU references)
 
     @property
     def fields(self) -> tuple[str, ...]:
         """The columns of the run's metrics.csv."""
-        return METRIC_FIELDS if self.vocabulary is None else TEXT_METRIC_FIELDS
+        return metric_fields(self.dense) if self.vocabulary is None else TEXT_METRIC_FIELDS
 
     @property
     def summary(self) -> tuple[str, ...]:

@@ -20,12 +20,14 @@ from agents.reinforce import ReinforceAgent, ReinforceConfig
 from seqgan_env.checkpoint import load_checkpoint, model_entry, save_checkpoint
 from seqgan_env.devices import resolve_device
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig, SequenceScorer
+from seqgan_env.prefix_discriminator import AnyDiscriminator
 from seqgan_env.scorers import BLEUScorer, OracleScorer
 from seqgan_env.text import Vocabulary, decode
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 from seqgan_env.vector_env import SeqGANVectorEnv
 from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorTrainingVectorWrapper
 from train.config import Config
+from train.dense import make_prefix_discriminator
 from train.diagnostics import has_signal, measure_signal, signal_scalars
 from train.evaluation import Evaluator
 from train.plots import plot_learning_curve, plot_signal
@@ -64,7 +66,10 @@ class Experiment:
         disc_config = DiscriminatorConfig(
             cfg.vocab_size, cfg.seq_len, cfg.disc_embed_dim, cfg.filters(), cfg.disc_dropout, lr=cfg.disc_lr
         )
-        self.discriminator = Discriminator(disc_config, rng=init).to(self.device)
+        self.discriminator: AnyDiscriminator = (
+            make_prefix_discriminator(cfg, cfg.vocab_size, cfg.seq_len, init) if cfg.reward_mode == "dense"
+            else Discriminator(disc_config, rng=init)
+        ).to(self.device)  # fmt: skip
         # Real and held-out data: independent oracle samples (NLL-test never sees training data), or
         # the corpus's seeded split.
         if text is None:
@@ -77,7 +82,8 @@ class Experiment:
             self.real, self.test = text.real, text.test
         self.oracle = None if oracle is None else oracle.to(self.device)
         self.evaluator = Evaluator(self.oracle, self.vocabulary, cfg.temperature, cfg.eval_samples,
-                                   cfg.bleu_samples, cfg.self_bleu_samples)  # fmt: skip
+                                   cfg.bleu_samples, cfg.self_bleu_samples,
+                                   dense=cfg.reward_mode == "dense")  # fmt: skip
         mle_config = MLEConfig(cfg.mle_lr, cfg.batch_size, cfg.grad_clip)
         self.mle = MLETrainer(self.generator, mle_config, pad_id=self.pad_id)
         # PG-BLEU: BLEU against the training data scores the sequences in place of the discriminator;
@@ -89,8 +95,8 @@ class Experiment:
             assert self.oracle is not None
             self.scorer = OracleScorer(self.oracle)
         self.vector_env = SeqGANVectorEnv(
-            num_envs=cfg.batch_size, rollout_policy=self.rollout_policy, discriminator=self.discriminator,
-            n_rollouts=cfg.n_rollouts, reward_mode="mc" if cfg.mode == "seqgan" else "terminal",
+            num_envs=cfg.pg_batch, rollout_policy=self.rollout_policy, discriminator=self.discriminator,
+            n_rollouts=cfg.n_rollouts, reward_mode=cfg.reward_mode if cfg.mode == "seqgan" else "terminal",
             oracle_seed=None, device=cfg.device, eos_id=self.eos_id, scorer=self.scorer,
             vocabulary=None if self.vocabulary is None else self.vocabulary.tokens,
         )
@@ -99,7 +105,7 @@ class Experiment:
             real_data=self.real,
             sampler=lambda n: self.generator.sample(n, self.rng, eos_id=self.eos_id, pad_id=self.pad_id),
             schedule=DiscriminatorSchedule(
-                None, cfg.disc_repeats, cfg.n_negatives, cfg.disc_epochs, cfg.batch_size
+                None, cfg.disc_repeats, cfg.n_negatives, cfg.disc_epochs, cfg.disc_batch
             ),
             rng=self.rng,
         )
@@ -108,7 +114,8 @@ class Experiment:
             self.generator, self.rollout_policy,
             ReinforceConfig(cfg.pg_lr, cfg.grad_clip, cfg.rollout_update, cfg.rollout_rate,
                             cfg.constant_reward if cfg.mode == "constant" else None,
-                            baseline=cfg.baseline, normalize=cfg.normalize),
+                            baseline=cfg.baseline, normalize=cfg.normalize, gamma=cfg.gamma,
+                            baseline_decay=cfg.baseline_decay, betas=(cfg.pg_beta1, cfg.pg_beta2)),
             rng=self.rng,
         )
         self.stage, self.progress = "mle", 0
@@ -138,6 +145,7 @@ class Experiment:
             "value_baseline": None if self.agent.value is None else {
                 "state_dict": self.agent.value.state_dict(),
                 "optimizer": self.agent.value.optimizer.state_dict()},
+            "ema_baseline": self.agent.ema_baseline,
             "rng": {"device": self.device.type, "train": self.rng.get_state(),
                     "env": self.vector_env._torch_rng.get_state(), "torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state(self.device) if cuda else None},
@@ -166,6 +174,7 @@ class Experiment:
             self.agent.value.load_state_dict(state["value_baseline"]["state_dict"])
             self.agent.value.optimizer.load_state_dict(state["value_baseline"]["optimizer"])
         self.envs.updater.load_state_dict(state["discriminator_updater"])
+        self.agent.ema_baseline = state.get("ema_baseline", 0.0)
         self.rng.set_state(state["rng"]["train"])
         self.vector_env._torch_rng.set_state(state["rng"]["env"])
         torch.set_rng_state(state["rng"]["torch"])
@@ -234,7 +243,7 @@ class Experiment:
         scorer = self.discriminator if self.scorer is None else self.scorer
         return measure_signal(self.cfg, round_, self.generator, self.rollout_policy,
                               scorer if self.cfg.mode == "seqgan" else None, self.test, self.oracle,
-                              self.eos_id, self.pad_id)  # fmt: skip
+                              self.eos_id, self.pad_id, dense=self.cfg.reward_mode == "dense")  # fmt: skip
 
     def postfix(self, row: dict[str, Any]) -> dict[str, str]:
         """The progress bar's summary of an evaluation."""
