@@ -37,7 +37,7 @@ from agents.learner import sync_rollout_policy
 from agents.rllib_env import ENV_NAME, broadcast, make_vector_env, runner_episodes
 from agents.rllib_learners import LEARNERS
 from agents.rllib_module import TokenPrefixRLModule
-from seqgan_env.discriminator import Discriminator
+from seqgan_env.prefix_discriminator import AnyDiscriminator
 from seqgan_env.token_lstm import TokenLSTM
 from seqgan_env.wrappers import DiscriminatorUpdater
 
@@ -124,7 +124,7 @@ class RLlibLearner:
         self._module_version = -1
 
     @property
-    def discriminator(self) -> Discriminator:
+    def discriminator(self) -> AnyDiscriminator:
         return self.updater.discriminator
 
     @property

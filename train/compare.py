@@ -5,19 +5,25 @@ starts from the same pre-trained generator (the SeqGAN run's) and makes the same
 updates, and each evaluation is a point (NLL-test, NLL-oracle): lower-left is better. The MLE generator
 sampled at --temperatures traces the curve plain sharpening gives; a method helps only where its points
 sit below that curve. --methods (comma-separated; default seqgan,constant,mle,oracle):
-  seqgan    SeqGAN as in the paper (required: every other method starts from its pre-training)
+  seqgan    SeqGAN as in the paper (required without --pretrained: the others start from its pre-training)
   constant  REINFORCE with a constant reward of 1 (train/adversarial.py --mode constant)
   mle       continued MLE (--mode mle)
   oracle    REINFORCE rewarded by the oracle's own likelihood (--reward oracle): the upper bound
   best      SeqGAN with the options of --best-args, e.g. --best-args='--baseline mean --normalize'
   ppo       SB3 PPO (train/sb3.py --pretrained the SeqGAN run; same rounds and evaluation), with the
             options of --ppo-args if given, e.g. --ppo-args='--n-envs 32'
+  dense     ScratchGAN's dense rewards: the dense preset's adversarial settings (a prefix discriminator,
+            its batch, optimisers and rounds; docs/dense.md), with the options of --dense-args if given
+  dense_constant  the constant-reward control at the dense run's batch, optimiser and rounds (reward 1,
+            no baseline, no discount: a baseline would cancel a constant reward)
 
     python train/compare.py --oracle ../shared/benchmarks/paper_oracle/target_params.npz
     python train/compare.py --seqgan-run runs/NAME_seqgan --methods seqgan,mle,ppo   # reuse finished runs
+    python train/compare.py --pretrained runs/PRE --methods dense,dense_constant     # from train/pretrain.py
 
-Each method's run folder is NAME_<method> beside NAME_seqgan; a finished one made with the same
-settings is reused. Writes into the SeqGAN run's folder comparison.csv (every evaluation, with its
+Each method's run folder is NAME_<method> beside NAME_seqgan (with --pretrained PRE: PRE_<method> beside
+PRE); a finished one made with the same settings is reused. Writes into the SeqGAN run's folder (or
+PRE) comparison.csv (every evaluation, with its
 distance below the temperature curve and that distance's standard error), comparison.md (each method's
 end point: NLL-oracle, NLL-test, distance below the curve, wall time of its adversarial phase; the
 temperatures) and comparison.png (all on one plane). The curve joins the temperatures that no other
@@ -46,6 +52,8 @@ from train.comparison import (
     MethodRun,
     add_distances,
     check_finished_run,
+    check_pretrained_run,
+    distances_table,
     check_reusable,
     end_points_table,
     same_settings,
@@ -61,7 +69,7 @@ from train.sb3_job import check_sb3_run, train_sb3
 from train.sources import make_oracle
 from train.stages import open_experiment, run_experiment
 
-METHODS = ("seqgan", "constant", "mle", "oracle", "best", "ppo")
+METHODS = ("seqgan", "constant", "mle", "oracle", "best", "ppo", "dense", "dense_constant")
 DEFAULT_METHODS = "seqgan,constant,mle,oracle"
 SET_HERE = ("out", "name", "init_from", "resume", "pretrained")  # what --best-args/--ppo-args cannot set
 
@@ -73,10 +81,14 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[MethodR
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seqgan-run", help="a finished train/adversarial.py run folder (default: run one)")
+    parser.add_argument("--pretrained", help="a train/pretrain.py run folder every method starts from, "
+                        "instead of a SeqGAN run (seqgan is then optional)")  # fmt: skip
     parser.add_argument("--methods", default=DEFAULT_METHODS,
                         help=f"comma-separated, of {', '.join(METHODS)} (default: {DEFAULT_METHODS})")
     parser.add_argument("--best-args", help="train/adversarial.py options of the best method (quote them)")
     parser.add_argument("--ppo-args", help="train/sb3.py options of the ppo method (quote them)")
+    parser.add_argument("--dense-args", help="train/adversarial.py options of the dense and dense_constant "
+                        "methods, over the dense preset's (quote them)")  # fmt: skip
     parser.add_argument("--preset", default="cpu", help="preset of the SeqGAN run to make (default: cpu)")
     parser.add_argument("--oracle", help="oracle parameter file (.npz) for the SeqGAN run to make")
     parser.add_argument("--seed", type=int, default=0, help="seed of the runs (default: 0)")
@@ -115,14 +127,18 @@ def parse_methods(args: argparse.Namespace) -> list[str]:
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"--methods: unknown method {unknown[0]!r} (choose from {', '.join(METHODS)})")
-    if "seqgan" not in methods:
+    if "seqgan" not in methods and args.pretrained is None:
         raise ValueError("--methods must include seqgan: its run holds the pre-training every method "
-                         "starts from")
+                         "starts from (or give --pretrained)")
     if "best" in methods and args.best_args is None:
         raise ValueError("--methods best needs --best-args, e.g. --best-args='--baseline mean --normalize'")
     for method in ("best", "ppo"):
         if getattr(args, f"{method}_args") is not None and method not in methods:
             raise ValueError(f"--{method}-args given but --methods has no {method}")
+    if args.dense_args is not None and not {"dense", "dense_constant"} & set(methods):
+        raise ValueError("--dense-args given but --methods has neither dense nor dense_constant")
+    if args.pretrained is not None:
+        return methods
     return ["seqgan", *(m for m in methods if m != "seqgan")]
 
 
@@ -136,6 +152,18 @@ def check_args(args: argparse.Namespace) -> list[MethodRun]:
         extra = parse_config(list(args.extra))
     except (ValueError, FileNotFoundError) as err:
         raise ValueError(f"--extra: {err}") from None
+    if args.pretrained is not None:
+        if args.seqgan_run is not None:
+            raise ValueError("--pretrained and --seqgan-run exclude each other: both name the starting point")
+        source = Path(args.pretrained)
+        config = check_pretrained_run(source)
+        first = MethodRun("pretrained", "pre-training", source, [], config)
+        runs = [first] + [method_run(m, args, source.parent / f"{source.name}_{m}", source, config, extra)
+                          for m in methods]  # fmt: skip
+        for run in runs[1:]:
+            fields = dataclasses.fields(SB3Config if run.method == "ppo" else Config)
+            check_reusable(run, False, {f.name: f.default for f in fields})
+        return runs
     if args.seqgan_run is not None:
         seqgan = Path(args.seqgan_run)
         check_finished_run(seqgan)
@@ -169,8 +197,10 @@ def method_run(
     method: str, args: argparse.Namespace, folder: Path, seqgan: Path, config: dict[str, Any], extra: Config
 ) -> MethodRun:
     """A method's run from the SeqGAN run's settings, its options checked by its script's parser."""
-    flag = {"best": "--best-args", "ppo": "--ppo-args"}.get(method, f"--methods {method}")
-    own = shlex.split(getattr(args, f"{method}_args", None) or "")
+    flag = {"best": "--best-args", "ppo": "--ppo-args", "dense": "--dense-args",
+            "dense_constant": "--dense-args"}.get(method, f"--methods {method}")  # fmt: skip
+    own = shlex.split({"best": args.best_args, "ppo": args.ppo_args, "dense": args.dense_args,
+                       "dense_constant": args.dense_args}.get(method) or "")  # fmt: skip
     where = ["--out", str(folder.parent), "--name", folder.name]
     try:
         if method == "ppo":
@@ -187,12 +217,27 @@ def method_run(
         control = {"constant": ["--mode", "constant"], "mle": ["--mode", "mle"],
                    "oracle": ["--reward", "oracle"]}.get(method, [])  # fmt: skip
         argv = [*same_settings(config), *control, *where, "--init-from", str(seqgan), *args.extra, *own]
+        if method in ("dense", "dense_constant"):
+            after = ["--mode", "constant", "--baseline", "none", "--gamma", "0"] if method != "dense" else []
+            argv = [*same_settings(config), *dense_settings(), *where, "--init-from", str(seqgan), *args.extra,
+                    *own, *after]  # fmt: skip
         settings = parse_config(argv).run_settings()
     except (ValueError, TypeError, KeyError, FileNotFoundError, ImportError) as err:
         raise ValueError(f"{flag}: {err}") from None
-    labels = {"constant": "REINFORCE, reward 1", "mle": "continued MLE",
-              "oracle": "oracle reward (upper bound)", "best": f"SeqGAN ({' '.join(own)})"}  # fmt: skip
+    labels = {"constant": "REINFORCE, reward 1", "mle": "continued MLE", "seqgan": "SeqGAN",
+              "oracle": "oracle reward (upper bound)", "best": f"SeqGAN ({' '.join(own)})",
+              "dense": "dense rewards (ScratchGAN)" + (f" ({' '.join(own)})" if own else ""),
+              "dense_constant": "REINFORCE, reward 1, dense run's batch"}  # fmt: skip
     return MethodRun(method, labels[method], folder, argv, json.loads(json.dumps(settings)))
+
+
+def dense_settings() -> list[str]:
+    """The dense preset's options where they differ from the cpu preset's (its adversarial phase)."""
+    args = ["--preset", "dense"]
+    for key, value in PRESETS["dense"].items():
+        if PRESETS["cpu"].get(key) != value:
+            args += [f"--{key.replace('_', '-')}", str(value)]
+    return args
 
 
 def sets_here(flag: str, given: dict[str, Any]) -> None:
@@ -250,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = seqgan.path
     write_csv(rows, folder / "comparison.csv")
     folders = "".join(f"- {r.label}: {r.folder}\n" for r in runs)
-    table = f"{end_points_table(rows)}\n\nRun folders:\n{folders}"
+    table = f"{end_points_table(rows)}\n\n{distances_table(rows)}\n\nRun folders:\n{folders}"
     (folder / "comparison.md").write_text(table)
     print(table, end="")
     plot_quality_diversity(rows, folder / "comparison.png",

@@ -122,6 +122,23 @@ def end_points_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def distances_table(rows: list[dict[str, Any]]) -> str:
+    """comparison.md's second table: each method's distance below the curve ± one standard error at
+    every evaluation (a row per method, a column per round evaluated by any method)."""
+    runs: dict[str, dict[int, dict[str, Any]]] = {}
+    for r in rows:
+        if r["method"] != CURVE:
+            runs.setdefault(r["method"], {})[r["rounds"]] = r
+    rounds = sorted({k for points in runs.values() for k in points})
+    lines = ["| below the curve, after round | " + " | ".join(map(str, rounds)) + " |",
+             "|---|" + "---|" * len(rounds)]  # fmt: skip
+    for method, points in runs.items():
+        cells = [f"{points[k]['below_curve']:.3f} ± {points[k]['below_curve_se']:.3f}" if k in points else ""
+                 for k in rounds]  # fmt: skip
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 @dataclass
 class MethodRun:
     """One method's run: its label in the table, run folder, options, and the settings it records."""
@@ -155,6 +172,22 @@ def check_finished_run(folder: Path) -> None:
         done = steps[-1] if steps else "none"
         raise ValueError(f"--seqgan-run {folder} is unfinished: metrics.csv ends at adversarial round {done} "
                          f"of the {rounds} in its config.json; {resume}")  # fmt: skip
+
+
+def check_pretrained_run(folder: Path) -> dict[str, Any]:
+    """A --pretrained run folder holds its config and a finished MLE stage (mle.pt): its config."""
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"--pretrained {folder} is not a train/pretrain.py run folder (no config.json)")
+    if not (folder / "mle.pt").is_file():
+        raise ValueError(f"--pretrained {folder} has no mle.pt: finish its pre-training first "
+                         f"(python train/pretrain.py --resume {folder})")  # fmt: skip
+    try:
+        config: dict[str, Any] = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"--pretrained {folder}: unreadable config.json ({err})") from None
+    if config.get("data") is not None:
+        raise ValueError(f"{folder} is a text run (--data): the comparison needs an oracle's NLL-oracle")
+    return config
 
 
 def check_reusable(run: MethodRun, made: bool, defaults: dict[str, Any]) -> None:

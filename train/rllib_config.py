@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from train.cli import check_options, check_run_options, config_parser, option
 from train.run_folder import RunFolder
-from train.sb3_config import SB3Config, check_discount, value_layers
+from train.sb3_config import SB3Config, check_dense_reward, check_discount, value_layers
 
 _SB3 = {f.name: f for f in dataclasses.fields(SB3Config)}
 
@@ -62,7 +62,7 @@ class RLlibConfig:
     vf_coef: float = as_sb3("vf_coef", " (RLlib's vf_loss_coeff)")
     max_grad_norm: float = as_sb3("max_grad_norm", " (RLlib's grad_clip, by global norm)")
     value_arch: str = as_sb3("value_arch")
-    reward_mode: Literal["shaped", "mc", "terminal"] = as_sb3("reward_mode")
+    reward_mode: Literal["shaped", "mc", "terminal", "dense"] = as_sb3("reward_mode")
     reward: Literal["discriminator", "oracle"] = as_sb3("reward")
     n_rollouts: int = as_sb3("n_rollouts")
     rollout_update: Literal["copy", "ema", "fixed"] = as_sb3("rollout_update")
@@ -73,6 +73,14 @@ class RLlibConfig:
     disc_pretrain_repeats: int = as_sb3("disc_pretrain_repeats")
     disc_embed_dim: int = as_sb3("disc_embed_dim")
     disc_filters: str = as_sb3("disc_filters")
+    disc_batch_size: int = as_sb3("disc_batch_size")
+    disc_hidden_dim: int = as_sb3("disc_hidden_dim")
+    disc_layer_norm: bool = as_sb3("disc_layer_norm")
+    disc_embed_dropout: float = as_sb3("disc_embed_dropout")
+    disc_l2: float = as_sb3("disc_l2")
+    disc_lr: float = as_sb3("disc_lr")
+    disc_beta1: float = as_sb3("disc_beta1")
+    disc_beta2: float = as_sb3("disc_beta2")
     eval_every: int = option("evaluate and checkpoint (resume point) every this many rounds", default=10,
                              at_least=1)  # fmt: skip
     eval_samples: int = as_sb3("eval_samples")
@@ -89,6 +97,7 @@ class RLlibConfig:
         check_options(self)  # types, choices, ranges, finite floats
         check_run_options(self, paths=("pretrained", "oracle", "resume", "ray_address"))
         check_discount(self.gamma, self.gae_lambda)
+        check_dense_reward(self.reward, self.reward_mode)
         if self.n_envs % max(self.num_env_runners, 1):
             raise ValueError(f"--n-envs {self.n_envs} must be a multiple of --num-env-runners "
                              f"{self.num_env_runners} (each runner steps n_envs / K envs)")  # fmt: skip

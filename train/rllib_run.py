@@ -20,17 +20,18 @@ from agents.rllib import RLlibLearner, algorithm_config
 from agents.rllib_module import module_config
 from seqgan_env.checkpoint import model_entry, save_checkpoint
 from seqgan_env.discriminator import SequenceScorer
+from seqgan_env.prefix_discriminator import PrefixDiscriminatorConfig
 from seqgan_env.scorers import OracleScorer
 from seqgan_env.token_lstm import TokenLSTM
 from seqgan_env.vector_env import SeqGANVectorEnv
 from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorUpdater
 from train.diagnostics import has_signal
-from train.evaluation import METRIC_FIELDS, evaluate_policy_round
+from train.evaluation import evaluate_policy_round, metric_fields
 from train.plots import plot_learning_curve, plot_signal
 from train.rllib_config import RLlibConfig
 from train.rng import derive_seed, seeded_rng
 from train.run_folder import RunFolder
-from train.sb3_run import make_discriminator
+from train.sb3_run import learner_discriminator
 from train.sources import Pretrained
 from train.stages import run_rounds
 
@@ -47,21 +48,22 @@ class RLlibRun:
         V, T = gen.config.vocab_size, gen.config.seq_len
         self.rollout_policy = TokenLSTM(gen.config)
         self.rollout_policy.load_state_dict(gen.state_dict())
-        self.discriminator = pre.discriminator or make_discriminator(
-            cfg, V, T, seeded_rng(derive_seed(cfg.seed, "init"))
+        self.discriminator, self.d_pretrained = learner_discriminator(
+            cfg, pre, V, T, seeded_rng(derive_seed(cfg.seed, "init"))
         )
-        self.d_pretrained = pre.discriminator is not None
         # --reward oracle: the oracle's likelihood scores sequences on every runner (fixed, so it travels
         # once, in the env config) and no discriminator trains
         oracle_reward = OracleScorer(oracle) if cfg.reward == "oracle" else None
         self.scorer: SequenceScorer = self.discriminator if oracle_reward is None else oracle_reward
         self.trains_discriminator = oracle_reward is None and cfg.disc_repeats > 0
         d = self.discriminator.config
+        sizes = ({"discriminator_hidden_dim": d.hidden_dim, "discriminator_layer_norm": d.layer_norm}
+                 if isinstance(d, PrefixDiscriminatorConfig) else {"discriminator_filters": d.filters})
         self.env_config: dict[str, Any] = {
             "vocab_size": V, "seq_len": T, "n_rollouts": cfg.n_rollouts, "reward_mode": cfg.reward_mode,
             "embed_dim": gen.config.embed_dim, "hidden_dim": gen.config.hidden_dim,
-            "start_token": gen.config.start_token, "discriminator_embed_dim": d.embed_dim,
-            "discriminator_filters": d.filters, "oracle_seed": None, "scorer": oracle_reward,
+            "start_token": gen.config.start_token, "discriminator_embed_dim": d.embed_dim, **sizes,
+            "oracle_seed": None, "scorer": oracle_reward,
         }  # fmt: skip
         # The driver's env: the reference the runners' envs must equal (same models, same kwargs).
         models: dict[str, Any] = {"rollout_policy": self.rollout_policy, "discriminator": self.discriminator}
@@ -73,9 +75,10 @@ class RLlibRun:
         config = algorithm_config(cfg.algo, self.env_config, model, cfg.n_envs, cfg.num_env_runners,
                                   self.n_steps, hyper, cfg.seed)  # fmt: skip
         self.algo = config.build_algo()
-        schedule = DiscriminatorSchedule(None, max(cfg.disc_repeats, 1), cfg.n_negatives, cfg.disc_epochs)
+        schedule = DiscriminatorSchedule(None, max(cfg.disc_repeats, 1), cfg.n_negatives, cfg.disc_epochs,
+                                         cfg.disc_batch_size)  # fmt: skip
         self.updater = DiscriminatorUpdater(self.discriminator, pre.real, self._sample, schedule, self.rng)
-        if pre.discriminator_optimizer is not None:
+        if self.d_pretrained and pre.discriminator_optimizer is not None:
             self.updater.optimizer.load_state_dict(pre.discriminator_optimizer)
         self.learner = RLlibLearner(self.algo, self.rollout_policy, self.updater, cfg.rollout_update,
                                     cfg.rollout_rate)  # fmt: skip
@@ -170,7 +173,7 @@ class RLlibRun:
         """final.pt, metrics.csv, curve.png, samples.txt; returns the final generator."""
         generator = self.learner.generator
         save_checkpoint(self.run.checkpoint("final"), {**self.state(f"rllib-{self.done}"), "stage": "done"})
-        self.run.write_metrics(self.rows, METRIC_FIELDS)
+        self.run.write_metrics(self.rows, metric_fields(self.cfg.reward_mode == "dense"))
         title = f"RLlib {self.cfg.algo}, {self.cfg.num_env_runners} env runners, seed {self.cfg.seed}"
         plot_learning_curve(self.rows, self.run.path / "curve.png", title)
         if has_signal(self.rows):

@@ -20,6 +20,13 @@ def check_discount(gamma: float, gae_lambda: float) -> None:
         raise ValueError(f"--gamma and --gae-lambda must lie in [0, 1], got {gamma}, {gae_lambda}")
 
 
+def check_dense_reward(reward: str, reward_mode: str) -> None:
+    """--reward-mode dense rewards every prefix with a prefix discriminator: --reward oracle has none."""
+    if reward_mode == "dense" and reward != "discriminator":
+        raise ValueError(f"--reward-mode dense rewards with a prefix discriminator; --reward {reward} scores "
+                         "finished sequences only: use another --reward-mode")  # fmt: skip
+
+
 def value_layers(value_arch: str) -> tuple[int, ...]:
     """The hidden sizes of --value-arch: comma-separated ints >= 1 ('' for none)."""
     try:
@@ -70,8 +77,9 @@ class SB3Config:
     vf_coef: float = option("value loss coefficient", default=0.5, at_least=0)
     max_grad_norm: float = option("gradient-norm clip of the policy", default=0.5, above=0)
     value_arch: str = option("hidden sizes of the value MLP, comma-separated ('' for none)", default="64")
-    reward_mode: Literal["shaped", "mc", "terminal"] = option(
-        "shaped (r_t = Q_t - Q_{t-1}), mc (r_t = Q_t: needs --gamma 0) or terminal",
+    reward_mode: Literal["shaped", "mc", "terminal", "dense"] = option(
+        "shaped (r_t = Q_t - Q_{t-1}), mc (r_t = Q_t: needs --gamma 0), terminal, or dense (a prefix "
+        "discriminator's 2 sigmoid(D_t) - 1 at every step, no search; ScratchGAN's --gamma 0.23)",
         default="shaped")  # fmt: skip
     n_rollouts: int = option("Monte Carlo completions per prefix (N)", default=8, at_least=1)
     rollout_update: Literal["copy", "ema", "fixed"] = option(
@@ -94,6 +102,16 @@ class SB3Config:
     disc_embed_dim: int = option("embedding size of a discriminator made here", default=32, at_least=1)
     disc_filters: str = option("filters of a discriminator made here: 'auto' (the cpu preset's that fit T: "
                              f"{CPU_FILTERS}), 'paper', or width:filters pairs", default="auto")  # fmt: skip
+    disc_batch_size: int = option("discriminator minibatch", default=64, at_least=1)
+    disc_hidden_dim: int = option("--reward-mode dense: LSTM size of a prefix discriminator made here",
+                                  default=128, at_least=1)  # fmt: skip
+    disc_layer_norm: bool = option("--reward-mode dense: layer norm on its gates", default=True)
+    disc_embed_dropout: float = option("--reward-mode dense: dropout on its embedding matrix", default=0.1,
+                                       at_least=0, below=1)  # fmt: skip
+    disc_l2: float = option("--reward-mode dense: L2 weight on its every weight", default=1e-6, at_least=0)
+    disc_lr: float = option("--reward-mode dense: its Adam learning rate", default=1e-3, above=0)
+    disc_beta1: float = option("--reward-mode dense: its Adam beta1", default=0.5, at_least=0, below=1)
+    disc_beta2: float = option("--reward-mode dense: its Adam beta2", default=0.999, at_least=0, below=1)
     eval_every: int = option("evaluate (and save model.zip) every this many rounds", default=10, at_least=1)
     eval_samples: int = option("generator samples for NLL-oracle", default=9984, at_least=1)
     temperature: float = option("sampling temperature of the evaluation", default=1.0, above=0)
@@ -109,6 +127,7 @@ class SB3Config:
         check_options(self)  # types, choices and ranges
         check_run_options(self, paths=("pretrained", "load", "oracle"))
         check_discount(self.gamma, self.gae_lambda)
+        check_dense_reward(self.reward, self.reward_mode)
         if self.mask_tokens and self.algo != "maskable_ppo":
             raise ValueError("--mask-tokens needs --algo maskable_ppo")
         self.masked_tokens()

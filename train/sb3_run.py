@@ -17,13 +17,15 @@ from agents.sb3 import PolicySampler, SB3Learner, SB3VecEnv, generator_from_poli
 from seqgan_env.checkpoint import model_entry, save_checkpoint
 from seqgan_env.devices import resolve_device
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig, SequenceScorer
+from seqgan_env.prefix_discriminator import AnyDiscriminator, PrefixDiscriminator
 from seqgan_env.scorers import OracleScorer
 from seqgan_env.token_lstm import TokenLSTM
 from seqgan_env.vector_env import SeqGANVectorEnv
 from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorTrainingVectorWrapper
 from train.config import Config
 from train.diagnostics import has_signal
-from train.evaluation import METRIC_FIELDS, evaluate_policy_round
+from train.dense import PrefixOptions, make_prefix_discriminator
+from train.evaluation import evaluate_policy_round, metric_fields
 from train.plots import plot_learning_curve, plot_signal
 from train.rng import derive_seed, seeded_rng
 from train.run_folder import RunFolder
@@ -53,6 +55,27 @@ def make_discriminator(
     return Discriminator(config, rng=rng)
 
 
+class LearnerDiscriminatorOptions(DiscriminatorOptions, PrefixOptions, Protocol):
+    """What picks an SB3 or RLlib run's discriminator: the reward mode and the --disc-* sizes."""
+
+    @property
+    def reward_mode(self) -> str: ...
+
+
+def learner_discriminator(
+    cfg: LearnerDiscriminatorOptions, pre: Pretrained, vocab_size: int, seq_len: int, rng: torch.Generator
+) -> tuple[AnyDiscriminator, bool]:
+    """An SB3 or RLlib run's discriminator, and whether it is the source's pre-trained one: that one where
+    it is of the kind the reward mode needs (a prefix discriminator for --reward-mode dense, the CNN
+    otherwise), else a fresh one of the --disc-* sizes (the run then pre-trains it)."""
+    dense = cfg.reward_mode == "dense"
+    if pre.discriminator is not None and isinstance(pre.discriminator, PrefixDiscriminator) == dense:
+        return pre.discriminator, True
+    if dense:
+        return make_prefix_discriminator(cfg, vocab_size, seq_len, rng), False
+    return make_discriminator(cfg, vocab_size, seq_len, rng), False
+
+
 class SB3Run:
     """The env, the SB3 model and the bookkeeping of one run."""
 
@@ -68,13 +91,14 @@ class SB3Run:
         self.rollout_policy = TokenLSTM(gen.config).to(self.device)
         self.rollout_policy.load_state_dict(gen.state_dict())
         init = seeded_rng(derive_seed(cfg.seed, "init"))
-        self.discriminator = (pre.discriminator or make_discriminator(cfg, V, T, init)).to(self.device)
-        self.d_pretrained = pre.discriminator is not None
+        self.discriminator, self.d_pretrained = learner_discriminator(cfg, pre, V, T, init)
+        self.discriminator.to(self.device)
         self.trains_discriminator = cfg.reward == "discriminator" and cfg.disc_repeats > 0
         self.sampler = PolicySampler(self.rng)
         oracle_reward = OracleScorer(self.oracle) if cfg.reward == "oracle" else None
         self.scorer: SequenceScorer = self.discriminator if oracle_reward is None else oracle_reward
-        schedule = DiscriminatorSchedule(None, max(cfg.disc_repeats, 1), cfg.n_negatives, cfg.disc_epochs)
+        schedule = DiscriminatorSchedule(None, max(cfg.disc_repeats, 1), cfg.n_negatives, cfg.disc_epochs,
+                                         cfg.disc_batch_size)  # fmt: skip
         self.envs = DiscriminatorTrainingVectorWrapper(
             SeqGANVectorEnv(num_envs=cfg.n_envs, rollout_policy=self.rollout_policy,
                             discriminator=self.discriminator, n_rollouts=cfg.n_rollouts,
@@ -82,7 +106,7 @@ class SB3Run:
                             scorer=oracle_reward),
             real_data=pre.real, sampler=self.sampler, schedule=schedule, rng=self.rng,
         )  # fmt: skip
-        if pre.discriminator_optimizer is not None:
+        if self.d_pretrained and pre.discriminator_optimizer is not None:
             self.envs.updater.optimizer.load_state_dict(pre.discriminator_optimizer)
         mask = None
         if cfg.mask_tokens:
@@ -169,7 +193,7 @@ class SB3Run:
             "data": {"real": self.pre.real, "test": self.pre.test}, "metrics": self.rows,
             "elapsed_s": self.elapsed_s(),
         })  # fmt: skip
-        self.run.write_metrics(self.rows, METRIC_FIELDS)
+        self.run.write_metrics(self.rows, metric_fields(self.cfg.reward_mode == "dense"))
         title = f"SB3 {self.cfg.algo} from {self.pre.source.parent.name}, seed {self.cfg.seed}"
         plot_learning_curve(self.rows, self.run.path / "curve.png", title)
         if has_signal(self.rows):

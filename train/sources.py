@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from seqgan_env.checkpoint import discriminator_from_entry, load_checkpoint, token_lstm_from_entry
-from seqgan_env.discriminator import Discriminator
+from seqgan_env.prefix_discriminator import AnyDiscriminator
 from seqgan_env.oracle import load_oracle, random_oracle
 from seqgan_env.scorers import strip_ids
 from seqgan_env.text import CorpusError, Vocabulary, decode, load_corpus
@@ -114,7 +114,7 @@ class Pretrained:
     source: Path  # the checkpoint used
     settings: dict[str, Any]  # the source run's config.json
     generator: TokenLSTM
-    discriminator: Discriminator | None  # None: the source has no pre-trained one
+    discriminator: AnyDiscriminator | None  # None: the source has no pre-trained one
     discriminator_optimizer: dict[str, Any] | None
     real: torch.Tensor
     test: torch.Tensor
