@@ -91,8 +91,11 @@ class SeqGANCore:
 
     def _refresh_cache(self, skip: np.ndarray | None = None) -> None:
         """If the rollout policy's weights changed since the cache was computed, recompute the cached
-        logits and state of every live row (but those in `skip`, bool [B]) from its prefix."""
-        if self.reward_mode == "terminal":  # nothing cached
+        logits and state of every live row (but those in `skip`, bool [B]) from its prefix. In dense
+        mode, the same for the prefix discriminator's cached states."""
+        if self.prefix_scorer is not None:
+            self._refresh_scorer_cache(skip)
+        if self.reward_mode not in ROLLOUT_MODES:  # no rollout state cached
             return
         key = self._policy_key()
         if key == self._cached_with:
