@@ -164,8 +164,9 @@ class PrefixDiscriminator(nn.Module):
         gates_x = self.input_gates(self._embed(sequences))  # [B, T, 4H], one product for all steps
         state = self.start(sequences.shape[0])
         hidden = []
-        for t in range(sequences.shape[1]):
-            state = self._cell(gates_x[:, t], state)
+        # unbind, not gates_x[:, t]: indexing's backward would fill a [B, T, 4H] gradient per step
+        for gates in gates_x.unbind(dim=1):
+            state = self._cell(gates, state)
             hidden.append(state[0])
         return self.output(torch.stack(hidden, dim=1)).squeeze(-1)
 

@@ -1,8 +1,10 @@
-"""Baselines and normalisation of the REINFORCE agent (agents/reinforce.py, `ReinforceConfig.baseline`,
-`ReinforceConfig.normalize`): each token's weight is the advantage Q_bt - b_bt (batch mean at step t,
-leave-one-out mean, or a learned value of the prefix), optionally divided by its std over live
-positions; the loss stays the paper's sum; padding after an episode's end stays out of everything;
-the default ("none", no normalisation) is the paper's update, untouched."""
+"""Baselines, discounting and normalisation of the REINFORCE agent (agents/reinforce.py,
+`ReinforceConfig.baseline`, `.gamma`, `.normalize`): each token's weight is the advantage R_bt - b_bt of
+the discounted return R (Q itself at gamma 0; baseline: batch mean at step t, leave-one-out mean, a
+learned value of the prefix, or ScratchGAN's moving average of the batch-mean return), optionally
+divided by its std over live positions; the loss stays the paper's sum; padding after an episode's end
+stays out of everything; the default (gamma 0, "none", no normalisation) is the paper's update,
+untouched."""
 
 from __future__ import annotations
 
@@ -11,7 +13,14 @@ import torch
 import torch.nn.functional as F
 from conftest import trainable
 
-from agents.reinforce import Episodes, ReinforceAgent, ReinforceConfig, policy_gradient_loss
+from agents.reinforce import (
+    Episodes,
+    ReinforceAgent,
+    ReinforceConfig,
+    discounted_returns,
+    moving_average_baseline,
+    policy_gradient_loss,
+)
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
 V, T = 8, 2
@@ -185,12 +194,85 @@ def test_value_baseline_learns_q():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"baseline": "median"}, r"baseline must be one of \('none', 'mean', 'loo', 'value'\), got 'median'"),
+        ({"baseline": "median"},
+         r"baseline must be one of \('none', 'mean', 'loo', 'value', 'ema'\), got 'median'"),
         ({"baseline": None}, r"baseline must be one of"),
         ({"normalize": 1}, r"normalize must be a bool"),
         ({"value_lr": 0.0}, r"value_lr must be > 0"),
+        ({"gamma": 1.5}, r"gamma must lie in \[0, 1\], got 1.5"),
+        ({"gamma": -0.1}, r"gamma must lie in \[0, 1\]"),
+        ({"baseline_decay": 1.0}, r"baseline_decay must lie in \[0, 1\)"),
+        ({"betas": (0.5, 1.0)}, r"betas must be two numbers in \[0, 1\)"),
     ],
 )
 def test_bad_options_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ReinforceConfig(**kwargs)
+
+
+# --- discounting and ScratchGAN's moving-average baseline ------------------------------------------
+GAMMA = 0.5
+# R_bt = r_bt + gamma * R_b,t+1 by hand (T = 2):
+RETURNS = torch.tensor([[1.25, 0.5], [0.125, 0.25], [0.875, 0.75]])
+# Episode 1 ended after its first token: its junk reward at step 2 counts nowhere.
+RETURNS_PADDED = torch.tensor([[1.25, 0.5], [0.0, 0.0], [0.875, 0.75]])
+
+
+def test_discounted_returns_by_hand():
+    live = torch.ones_like(SEQUENCES, dtype=torch.bool)
+    torch.testing.assert_close(discounted_returns(Q, live, GAMMA), RETURNS)
+    torch.testing.assert_close(discounted_returns(Q_PADDED, SEQUENCES_PADDED != PAD, GAMMA), RETURNS_PADDED)
+    torch.testing.assert_close(discounted_returns(Q, live, 0.0), Q)  # gamma 0: each token's own reward
+    torch.testing.assert_close(discounted_returns(Q, live, 1.0), torch.stack([Q.sum(1), Q[:, 1]], 1))
+
+
+def test_gamma_weights_each_token_by_its_discounted_return():
+    for sequences, q, pad_id, returns in ((SEQUENCES, Q, None, RETURNS),
+                                          (SEQUENCES_PADDED, Q_PADDED, PAD, RETURNS_PADDED)):  # fmt: skip
+        agent = make_agent(gamma=GAMMA)
+        expected = hand_grads(agent.generator, sequences, returns)
+        assert_grads_close(update_grads(agent, Episodes(sequences, q, pad_id)), expected)
+
+
+def test_moving_average_baseline_by_hand():
+    live = torch.ones_like(SEQUENCES, dtype=torch.bool)
+    # the mean return is 3.75 / 6 = 0.625
+    assert moving_average_baseline(RETURNS, live, 0.0, 0.25) == pytest.approx(0.75 * 0.625)
+    assert moving_average_baseline(RETURNS, live, 0.46875, 0.25) == pytest.approx(0.25 * 0.46875 + 0.75 * 0.625)
+    padded = SEQUENCES_PADDED != PAD  # 5 live positions: (1.25 + 0.5 + 0 + 0.875 + 0.75) / 5 = 0.675
+    assert moving_average_baseline(RETURNS_PADDED, padded, 0.0, 0.25) == pytest.approx(0.75 * 0.675)
+    assert moving_average_baseline(RETURNS, torch.zeros_like(live), 0.3, 0.25) == 0.3  # nothing live
+
+
+def test_ema_baseline_moves_then_is_subtracted_from_the_returns():
+    """ScratchGAN's order: b <- decay b + (1 - decay) mean(R), then the advantage R - b (the new b)."""
+    agent = make_agent(gamma=GAMMA, baseline="ema", baseline_decay=0.25)
+    assert agent.ema_baseline == 0.0
+    episodes = Episodes(SEQUENCES, Q, None)
+    b1 = 0.75 * 0.625
+    expected = hand_grads(agent.generator, SEQUENCES, RETURNS - b1)
+    assert_grads_close(update_grads(agent, episodes), expected)
+    assert agent.ema_baseline == pytest.approx(b1)
+    b2 = 0.25 * b1 + 0.75 * 0.625
+    expected = hand_grads(agent.generator, SEQUENCES, RETURNS - b2)  # the generator after one step
+    assert_grads_close(update_grads(agent, episodes), expected)
+    assert agent.ema_baseline == pytest.approx(b2)
+
+
+def test_ema_baseline_leaves_padding_out():
+    agent = make_agent(gamma=GAMMA, baseline="ema", baseline_decay=0.25)
+    live = SEQUENCES_PADDED != PAD
+    expected = hand_grads(agent.generator, SEQUENCES_PADDED, (RETURNS_PADDED - 0.75 * 0.675) * live)
+    assert_grads_close(update_grads(agent, Episodes(SEQUENCES_PADDED, Q_PADDED, PAD)), expected)
+
+
+def test_ema_baseline_without_discount_centres_the_rewards():
+    agent = make_agent(baseline="ema", baseline_decay=0.0)  # decay 0: the batch mean itself
+    expected = hand_grads(agent.generator, SEQUENCES, Q - Q.mean())
+    assert_grads_close(update_grads(agent, Episodes(SEQUENCES, Q, None)), expected)
+
+
+def test_adam_betas_reach_the_optimiser():
+    agent = make_agent(betas=(0.5, 0.9))
+    assert agent.optimizer.param_groups[0]["betas"] == (0.5, 0.9)
+    assert make_agent().optimizer.param_groups[0]["betas"] == (0.9, 0.999)  # torch's, the paper's default
