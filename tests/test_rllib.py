@@ -253,6 +253,22 @@ def test_script_oracle_reward_scores_on_every_runner_and_trains_no_discriminator
     assert (tmp_path / "runs" / "o" / "signal.png").is_file()
 
 
+def test_script_dense_rewards_train_a_prefix_discriminator_every_runner_holds(tmp_path):
+    """--reward-mode dense: a prefix discriminator is made (the source's is the CNN), pre-trained, trained
+    each round and broadcast; its per-step rewards reach PPO and the dense diagnostics are written."""
+    args = [*TINY_RUN, "--reward-mode", "dense", "--gamma", "0.23", "--disc-hidden-dim", "16", "--rounds", "2",
+            "--eval-every", "1", "--out", str(tmp_path / "runs"), "--name", "d"]  # fmt: skip
+    out, _ = run_script(args, tmp_path).communicate(timeout=600)
+    final = torch.load(tmp_path / "runs" / "d" / "final.pt", weights_only=False)
+    assert final["discriminator"]["kind"] == "prefix_discriminator", out[-3000:]
+    assert final["discriminator"]["config"]["hidden_dim"] == 16
+    rows = [r for r in final["metrics"] if r["phase"] == "adversarial"]
+    assert [r["step"] for r in rows] == [0, 1, 2]
+    assert all(-1 <= r["dense_oracle_spearman"] <= 1 for r in rows)
+    header = (tmp_path / "runs" / "d" / "metrics.csv").read_text().splitlines()[0]
+    assert header.endswith(",dense_oracle_spearman")
+
+
 def test_runners_score_with_the_oracle_given_in_the_env_config(local_ray):
     """A fixed scorer in the env config reaches every runner: with terminal rewards, each runner's
     reward for a sequence is the oracle scorer's value of it (and 0 before the end)."""
