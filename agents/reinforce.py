@@ -110,7 +110,9 @@ def discounted_returns(rewards: torch.Tensor, live: torch.Tensor, gamma: float) 
     return returns.masked_fill(~live, 0.0)
 
 
-def moving_average_baseline(returns: torch.Tensor, live: torch.Tensor, previous: float, decay: float) -> float:
+def moving_average_baseline(
+    returns: torch.Tensor, live: torch.Tensor, previous: float, decay: float
+) -> float:
     """ScratchGAN's baseline after this batch: decay * previous + (1 - decay) * the mean return over the
     live positions (`previous` where none is live). The advantage is R - (the new value)."""
     values = returns[live]
@@ -209,7 +211,9 @@ class ReinforceAgent:
         self.config = config
         self.rng = rng
         # A fresh Adam, separate from the MLE optimiser, as in the reference code.
-        self.optimizer = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=config.betas, fused=True)
+        self.optimizer = torch.optim.Adam(
+            generator.parameters(), lr=config.lr, betas=config.betas, fused=True
+        )
         self.value: ValueBaseline | None = None
         if config.baseline == "value":
             self.value = ValueBaseline(generator.config.hidden_dim, config.value_lr).to(generator.device)

@@ -37,7 +37,8 @@ from agents.learner import sync_rollout_policy
 from agents.rllib_env import ENV_NAME, broadcast, make_vector_env, runner_episodes
 from agents.rllib_learners import LEARNERS
 from agents.rllib_module import TokenPrefixRLModule
-from seqgan_env.prefix_discriminator import AnyDiscriminator
+from seqgan_env.discriminator import Discriminator
+from seqgan_env.prefix_discriminator import AnyDiscriminator, PrefixDiscriminator
 from seqgan_env.token_lstm import TokenLSTM
 from seqgan_env.wrappers import DiscriminatorUpdater
 
@@ -125,7 +126,9 @@ class RLlibLearner:
 
     @property
     def discriminator(self) -> AnyDiscriminator:
-        return self.updater.discriminator
+        discriminator = self.updater.discriminator
+        assert isinstance(discriminator, (Discriminator, PrefixDiscriminator))  # built by train/rllib_run.py
+        return discriminator
 
     @property
     def generator(self) -> TokenLSTM:

@@ -48,7 +48,8 @@ class Round:
                 DiscriminatorConfig(V, T, 32, tuple(p for p in CPU_FILTERS if p[0] <= T)), rng=init)
             schedule = DiscriminatorSchedule(None, 1, args.n_negatives, 1, 64)
         else:
-            discriminator = PrefixDiscriminator(PrefixDiscriminatorConfig(V, T, 64, args.hidden_dim), rng=init)
+            prefix_config = PrefixDiscriminatorConfig(V, T, 64, args.hidden_dim)
+            discriminator = PrefixDiscriminator(prefix_config, rng=init)
             schedule = DiscriminatorSchedule(None, args.dense_d_steps, B, 1, 2 * B)
         env = SeqGANVectorEnv(num_envs=B, rollout_policy=rollout, discriminator=discriminator,
                               n_rollouts=args.n_rollouts, reward_mode=mode, oracle_seed=None)  # fmt: skip
@@ -80,13 +81,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n-rollouts", type=int, default=8, help="N of the Monte Carlo mode (the cpu preset's 8)")
     p.add_argument("--n-negatives", type=int, default=4992, help="the Monte Carlo mode's negatives per round")
     p.add_argument("--hidden-dim", type=int, default=128, help="the prefix discriminator's LSTM size")
-    p.add_argument("--dense-d-steps", type=int, default=1, help="the dense mode's discriminator steps per round")
+    p.add_argument("--dense-d-steps", type=int, default=1,
+                   help="the dense mode's discriminator steps per round")  # fmt: skip
     p.add_argument("--n-real", type=int, default=9984, help="real sequences (oracle samples)")
     p.add_argument("--repeats", type=int, default=3, help="timed rounds of each mode (median)")
     args = p.parse_args(argv)
     apply_common_args(args)
     print_machine()
-    real = random_oracle(args.vocab_size, args.seq_len, seed=0).sample(args.n_real, torch.Generator().manual_seed(0))
+    oracle = random_oracle(args.vocab_size, args.seq_len, seed=0)
+    real = oracle.sample(args.n_real, torch.Generator().manual_seed(0))
     rounds = {mode: Round(mode, args, real, seed=1) for mode in ("mc", "dense")}
     for r in rounds.values():  # warm-up, untimed
         r()
@@ -97,8 +100,8 @@ def main(argv: list[str] | None = None) -> None:
     print_load("after timing")
     print(f"B {args.batch}, V {args.vocab_size}, T {args.seq_len}; median of {args.repeats} rounds each, "
           f"alternating")  # fmt: skip
-    print(f"| part | Monte Carlo (N {args.n_rollouts}, CNN, 1 x {args.n_negatives} negatives) | dense (prefix "
-          f"discriminator, {args.dense_d_steps} step(s) on {args.batch} + {args.batch}) | ratio |")
+    print(f"| part | Monte Carlo (N {args.n_rollouts}, CNN, 1 x {args.n_negatives} negatives) | dense "
+          f"(prefix discriminator, {args.dense_d_steps} step(s) on {args.batch} + {args.batch}) | ratio |")
     print("|---|---|---|---|")
     for part in (*PARTS, "round"):
         mc, dense = (statistics.median(rounds[m].times[part]) for m in ("mc", "dense"))

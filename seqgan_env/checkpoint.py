@@ -38,7 +38,7 @@ VERSION = 1
 def model_entry(model: TokenLSTM | AnyDiscriminator) -> dict[str, Any]:
     """The checkpoint entry of a model: its config as plain types and a CPU copy of its weights (and,
     for a prefix discriminator, its kind)."""
-    entry = {
+    entry: dict[str, Any] = {
         "config": model.config.to_dict(),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     }

@@ -22,13 +22,13 @@ from seqgan_env.arguments import ArgumentTypeError
 from seqgan_env.checkpoint import load_env_models
 from seqgan_env.core import REWARD_MODES
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig, SequenceScorer, paper_filters
+from seqgan_env.oracle import PAPER_SEQ_LEN, PAPER_VOCAB_SIZE, load_oracle, random_oracle
 from seqgan_env.prefix_discriminator import (
     AnyDiscriminator,
     IncrementalScorer,
     PrefixDiscriminator,
     PrefixDiscriminatorConfig,
 )
-from seqgan_env.oracle import PAPER_SEQ_LEN, PAPER_VOCAB_SIZE, load_oracle, random_oracle
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
 # Every keyword of SeqGAN-v0 and its check (see seqgan_env.arguments); what a check cannot see alone
@@ -145,8 +145,9 @@ class SeqGANConfig:
         scorer = discriminator if self.scorer is None else self.scorer
         if self.reward_mode == "dense" and not isinstance(scorer, IncrementalScorer):
             what = "scorer" if self.scorer is not None else "discriminator"
-            raise ValueError(f"reward_mode 'dense' scores every prefix: the {what} must be a PrefixDiscriminator "
-                             f"(or another IncrementalScorer), got {type(scorer).__name__}")  # fmt: skip
+            raise ValueError(f"reward_mode 'dense' scores every prefix: the {what} must be a "
+                             f"PrefixDiscriminator (or another IncrementalScorer), got "
+                             f"{type(scorer).__name__}")  # fmt: skip
         if eos_id is not None and not 0 <= eos_id < V:
             raise ValueError(f"eos_id must be a vocabulary id in [0, {V}), got {eos_id}")
         if vocabulary is not None and len(vocabulary) != V:

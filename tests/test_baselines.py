@@ -238,7 +238,8 @@ def test_moving_average_baseline_by_hand():
     live = torch.ones_like(SEQUENCES, dtype=torch.bool)
     # the mean return is 3.75 / 6 = 0.625
     assert moving_average_baseline(RETURNS, live, 0.0, 0.25) == pytest.approx(0.75 * 0.625)
-    assert moving_average_baseline(RETURNS, live, 0.46875, 0.25) == pytest.approx(0.25 * 0.46875 + 0.75 * 0.625)
+    second = moving_average_baseline(RETURNS, live, 0.46875, 0.25)
+    assert second == pytest.approx(0.25 * 0.46875 + 0.75 * 0.625)
     padded = SEQUENCES_PADDED != PAD  # 5 live positions: (1.25 + 0.5 + 0 + 0.875 + 0.75) / 5 = 0.675
     assert moving_average_baseline(RETURNS_PADDED, padded, 0.0, 0.25) == pytest.approx(0.75 * 0.675)
     assert moving_average_baseline(RETURNS, torch.zeros_like(live), 0.3, 0.25) == 0.3  # nothing live

@@ -16,10 +16,10 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import seqgan_env  # noqa: F401  (registers the ids)
 from seqgan_env import SeqGANEnv, SeqGANVectorEnv
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
+from seqgan_env.oracle import random_oracle
 from seqgan_env.prefix_discriminator import PrefixDiscriminator, PrefixDiscriminatorConfig, dense_rewards
 from seqgan_env.registration import VARIANTS
 from seqgan_env.scorers import OracleScorer
-from seqgan_env.oracle import random_oracle
 from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorTrainingVectorWrapper
 
 V, T = 8, 5
@@ -44,11 +44,11 @@ def test_the_dense_id_is_registered_and_passes_both_env_checkers() -> None:
 
 def test_single_env_rewards_equal_scoring_each_prefix_from_scratch() -> None:
     env = SeqGANEnv(**KWARGS)
-    obs, _ = env.reset(seed=0)
+    env.reset(seed=0)
     actions = np.random.default_rng(0).integers(0, V, T)
     rewards, qs = [], []
     for a in actions:
-        obs, reward, terminated, truncated, info = env.step(int(a))
+        _, reward, terminated, truncated, info = env.step(int(a))
         rewards.append(reward)
         qs.append(info["q"])
     assert terminated and not truncated
@@ -137,7 +137,8 @@ def test_the_wrapper_trains_the_prefix_discriminator_on_the_episodes() -> None:
     real = torch.randint(0, 3, (64, T), generator=rng)
     wrapped = DiscriminatorTrainingVectorWrapper(
         envs, real, lambda n: torch.randint(0, V, (n, T), generator=rng),
-        DiscriminatorSchedule(every_episodes=B, repeats=1, n_negatives=B, epochs=1, batch_size=2 * B), rng=rng)
+        DiscriminatorSchedule(every_episodes=B, repeats=1, n_negatives=B, epochs=1, batch_size=2 * B),
+        rng=rng)
     wrapped.reset(seed=0)
     before = {k: v.clone() for k, v in envs.discriminator.state_dict().items()}
     for _ in range(T):

@@ -256,8 +256,8 @@ def test_script_oracle_reward_scores_on_every_runner_and_trains_no_discriminator
 def test_script_dense_rewards_train_a_prefix_discriminator_every_runner_holds(tmp_path):
     """--reward-mode dense: a prefix discriminator is made (the source's is the CNN), pre-trained, trained
     each round and broadcast; its per-step rewards reach PPO and the dense diagnostics are written."""
-    args = [*TINY_RUN, "--reward-mode", "dense", "--gamma", "0.23", "--disc-hidden-dim", "16", "--rounds", "2",
-            "--eval-every", "1", "--out", str(tmp_path / "runs"), "--name", "d"]  # fmt: skip
+    args = [*TINY_RUN, "--reward-mode", "dense", "--gamma", "0.23", "--disc-hidden-dim", "16",
+            "--rounds", "2", "--eval-every", "1", "--out", str(tmp_path / "runs"), "--name", "d"]  # fmt: skip
     out, _ = run_script(args, tmp_path).communicate(timeout=600)
     final = torch.load(tmp_path / "runs" / "d" / "final.pt", weights_only=False)
     assert final["discriminator"]["kind"] == "prefix_discriminator", out[-3000:]

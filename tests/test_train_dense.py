@@ -23,8 +23,9 @@ from train.diagnostics import DENSE_SIGNAL_FIELDS, SIGNAL_FIELDS
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--preset", "tiny", "--threads", "1", "--n-real", "128", "--n-test", "64", "--eval-samples", "128",
         "--n-negatives", "64"]  # fmt: skip
-DENSE = ["--reward-mode", "dense", "--baseline", "ema", "--gamma", "0.23", "--pg-beta1", "0.5", "--disc-lr",
-         "1e-3", "--disc-batch-size", "32", "--disc-hidden-dim", "16", "--disc-pretrain-repeats", "3"]  # fmt: skip
+DENSE = ["--reward-mode", "dense", "--baseline", "ema", "--gamma", "0.23", "--pg-beta1", "0.5",
+         "--disc-lr", "1e-3", "--disc-batch-size", "32", "--disc-hidden-dim", "16",
+         "--disc-pretrain-repeats", "3"]  # fmt: skip
 
 
 def script(name: str, *args: str) -> subprocess.CompletedProcess:
@@ -76,7 +77,8 @@ def test_the_dense_preset_keeps_the_cpu_presets_pre_training() -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--reward-mode", "dense", "--reward", "oracle"], "--reward-mode dense rewards with a prefix discriminator"),
+    (["--reward-mode", "dense", "--reward", "oracle"],
+     "--reward-mode dense rewards with a prefix discriminator"),
     (["--gamma", "1.5"], "--gamma must lie in [0, 1]"),
     (["--baseline-decay", "1"], "--baseline-decay must be in [0, 1)"),
     (["--pg-beta1", "1"], "--pg-beta1 must be in [0, 1)"),
@@ -95,8 +97,9 @@ def test_a_tiny_dense_sb3_run(tmp_path: Path) -> None:
     pretrain = " ".join(FAST[2:])
     result = script("sb3", "--algo", "ppo", "--pretrain-preset", "tiny", "--pretrain-args", pretrain,
                     "--threads", "1", "--rounds", "2", "--n-envs", "8", "--eval-every", "1", "--eval-samples",
-                    "128", "--n-negatives", "64", "--no-progress", "--reward-mode", "dense", "--gamma", "0.23",
-                    "--disc-hidden-dim", "16", "--out", str(tmp_path), "--name", "s")  # fmt: skip
+                    "128", "--n-negatives", "64", "--no-progress", "--reward-mode", "dense",
+                    "--gamma", "0.23", "--disc-hidden-dim", "16", "--out", str(tmp_path),
+                    "--name", "s")  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     adversarial = [r for r in rows(tmp_path / "s") if r["phase"] == "adversarial"]
     assert [int(r["step"]) for r in adversarial] == [0, 1, 2]
@@ -125,7 +128,8 @@ def test_compare_puts_dense_and_its_constant_control_on_the_plane(tmp_path: Path
     with (tmp_path / "pre" / "comparison.csv").open() as f:
         table = list(csv.DictReader(f))
     methods = {r["method"] for r in table}
-    assert {"dense rewards (ScratchGAN) (" + dense_args + ")", "REINFORCE, reward 1, dense run's batch"} <= methods
+    labels = {"dense rewards (ScratchGAN) (" + dense_args + ")", "REINFORCE, reward 1, dense run's batch"}
+    assert labels <= methods
     for r in table:
         if r["method"] != "MLE at temperature":
             assert float(r["below_curve_se"]) > 0

@@ -53,8 +53,8 @@ from train.comparison import (
     add_distances,
     check_finished_run,
     check_pretrained_run,
-    distances_table,
     check_reusable,
+    distances_table,
     end_points_table,
     same_settings,
     trajectory,
@@ -219,8 +219,8 @@ def method_run(
         argv = [*same_settings(config), *control, *where, "--init-from", str(seqgan), *args.extra, *own]
         if method in ("dense", "dense_constant"):
             after = ["--mode", "constant", "--baseline", "none", "--gamma", "0"] if method != "dense" else []
-            argv = [*same_settings(config), *dense_settings(), *where, "--init-from", str(seqgan), *args.extra,
-                    *own, *after]  # fmt: skip
+            argv = [*same_settings(config), *dense_settings(), *where, "--init-from", str(seqgan),
+                    *args.extra, *own, *after]  # fmt: skip
         settings = parse_config(argv).run_settings()
     except (ValueError, TypeError, KeyError, FileNotFoundError, ImportError) as err:
         raise ValueError(f"{flag}: {err}") from None

@@ -136,8 +136,8 @@ class Config:
         if self.gamma > 1:
             raise ValueError(f"--gamma must lie in [0, 1], got {self.gamma}")
         if self.reward_mode == "dense" and self.reward != "discriminator":
-            raise ValueError(f"--reward-mode dense rewards with a prefix discriminator; --reward {self.reward} "
-                             "scores finished sequences only: use --reward-mode mc")  # fmt: skip
+            raise ValueError(f"--reward-mode dense rewards with a prefix discriminator; --reward "
+                             f"{self.reward} scores finished sequences only: use --reward-mode mc")
         if self.reward == "oracle" and self.data is not None:
             raise ValueError("--reward oracle needs the synthetic benchmark's oracle: a --data run has none")
         if self.data is not None:

@@ -107,7 +107,8 @@ def discriminator_config(cfg: ProbeConfig, run: Any, vocab: int, seq_len: int) -
     run = run if isinstance(run, DiscriminatorConfig) else None  # a prefix discriminator's sizes differ
     if cfg.disc_filters == "run":
         if run is None:
-            raise ValueError("--disc-filters run: the run has no pre-trained CNN discriminator; give the filters")
+            raise ValueError("--disc-filters run: the run has no pre-trained CNN discriminator; give the "
+                             "filters")
         filters = run.filters
     else:
         filters = Config(vocab_size=vocab, seq_len=seq_len, disc_filters=cfg.disc_filters).filters()

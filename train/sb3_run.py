@@ -23,8 +23,8 @@ from seqgan_env.token_lstm import TokenLSTM
 from seqgan_env.vector_env import SeqGANVectorEnv
 from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorTrainingVectorWrapper
 from train.config import Config
-from train.diagnostics import has_signal
 from train.dense import PrefixOptions, make_prefix_discriminator
+from train.diagnostics import has_signal
 from train.evaluation import evaluate_policy_round, metric_fields
 from train.plots import plot_learning_curve, plot_signal
 from train.rng import derive_seed, seeded_rng

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 from seqgan_env.checkpoint import discriminator_from_entry, load_checkpoint, token_lstm_from_entry
-from seqgan_env.prefix_discriminator import AnyDiscriminator
 from seqgan_env.oracle import load_oracle, random_oracle
+from seqgan_env.prefix_discriminator import AnyDiscriminator
 from seqgan_env.scorers import strip_ids
 from seqgan_env.text import CorpusError, Vocabulary, decode, load_corpus
 from seqgan_env.token_lstm import TokenLSTM
