@@ -226,7 +226,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         **CPU_PRESET, "reward_mode": "dense", "pg_batch_size": 512, "disc_batch_size": 1024,
         "n_negatives": 512, "disc_epochs": 1, "disc_repeats": 1, "disc_pretrain_repeats": 200,
         "disc_embed_dim": 64, "disc_lr": 1e-3, "gamma": 0.23, "baseline": "ema", "pg_lr": 1e-3,
-        "pg_beta1": 0.5, "rounds": 600, "eval_every": 50, "diag_q_samples": 512,
+        "pg_beta1": 0.5, "rounds": 200, "eval_every": 25, "diag_q_samples": 512,
     },
     "tiny": {
         "vocab_size": 50, "seq_len": 8, "n_real": 256, "n_test": 128, "batch_size": 16, "mle_epochs": 3,
