@@ -122,8 +122,13 @@ def test_every_method_is_run_and_tabled(compared: Path) -> None:
     assert sorted(float(r["temperature"]) for r in curve) == [0.8, 1.0, 1.2]
     table = (folder / "comparison.md").read_text().splitlines()
     assert table[0] == "| method | rounds | NLL-oracle | NLL-test | below the temperature curve | wall time |"
-    body = [line for line in table if line.startswith("| ") and not line.startswith("| method")]
+    first = table[: table.index("")]  # the end points; then the distances at every evaluation
+    body = [line for line in first if line.startswith("| ") and not line.startswith("| method")]
     assert len(body) == len(LABELS) + 3  # an end point per method, a row per temperature
+    distances = table[table.index("| below the curve, after round | 0 | 1 | 2 |") + 2 :]
+    for label in LABELS.values():  # each method's distance ± its standard error at every evaluation
+        (line,) = [r for r in distances if r.startswith(f"| {label} |")]
+        assert re.fullmatch(r"\| .+ \|( -?[\d.]+ ± [\d.]+ \|){3}", line), line
     for label in LABELS.values():
         (line,) = [r for r in body if r.startswith(f"| {label} |")]
         assert re.search(r"^\| .+ \| 2 \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| -?[\d.]+ ± [\d.]+( †)? \| "

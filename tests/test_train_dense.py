@@ -119,13 +119,13 @@ def test_compare_puts_dense_and_its_constant_control_on_the_plane(tmp_path: Path
     result = script("compare", "--pretrained", str(tmp_path / "pre"), "--methods", "dense,dense_constant",
                     "--dense-args", dense_args, "--temperatures", "0.8,0.9,1.0", "--extra", "--threads", "1")
     assert result.returncode == 0, result.stderr[-2000:]
-    dense = json.loads((tmp_path / "pre_dense" / "config.json").read_text())
-    control = json.loads((tmp_path / "pre_dense_constant" / "config.json").read_text())
+    dense = json.loads((tmp_path / "pre_dense_s0" / "config.json").read_text())
+    control = json.loads((tmp_path / "pre_dense_constant_s0" / "config.json").read_text())
     assert dense["reward_mode"] == "dense" and dense["mode"] == "seqgan" and dense["pg_batch_size"] == 16
     assert control["mode"] == "constant" and control["baseline"] == "none" and control["gamma"] == 0
     for key in ("pg_batch_size", "pg_lr", "pg_beta1", "rounds", "eval_every"):  # the same batch and schedule
         assert control[key] == dense[key], key
-    with (tmp_path / "pre" / "comparison.csv").open() as f:
+    with (tmp_path / "pre" / "comparison_s0.csv").open() as f:
         table = list(csv.DictReader(f))
     methods = {r["method"] for r in table}
     labels = {"dense rewards (ScratchGAN) (" + dense_args + ")", "REINFORCE, reward 1, dense run's batch"}
@@ -133,7 +133,7 @@ def test_compare_puts_dense_and_its_constant_control_on_the_plane(tmp_path: Path
     for r in table:
         if r["method"] != "MLE at temperature":
             assert float(r["below_curve_se"]) > 0
-    md = (tmp_path / "pre" / "comparison.md").read_text()
+    md = (tmp_path / "pre" / "comparison_s0.md").read_text()
     assert "| below the curve, after round | 0 | 2 | 4 |" in md
 
 

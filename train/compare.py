@@ -21,9 +21,9 @@ sit below that curve. --methods (comma-separated; default seqgan,constant,mle,or
     python train/compare.py --seqgan-run runs/NAME_seqgan --methods seqgan,mle,ppo   # reuse finished runs
     python train/compare.py --pretrained runs/PRE --methods dense,dense_constant     # from train/pretrain.py
 
-Each method's run folder is NAME_<method> beside NAME_seqgan (with --pretrained PRE: PRE_<method> beside
-PRE); a finished one made with the same settings is reused. Writes into the SeqGAN run's folder (or
-PRE) comparison.csv (every evaluation, with its
+Each method's run folder is NAME_<method> beside NAME_seqgan (with --pretrained PRE: PRE_<method>_sSEED
+beside PRE); a finished one made with the same settings is reused. Writes into the SeqGAN run's folder (or
+PRE, as comparison_sSEED.*) comparison.csv (every evaluation, with its
 distance below the temperature curve and that distance's standard error), comparison.md (each method's
 end point: NLL-oracle, NLL-test, distance below the curve, wall time of its adversarial phase; the
 temperatures) and comparison.png (all on one plane). The curve joins the temperatures that no other
@@ -91,7 +91,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[MethodR
                         "methods, over the dense preset's (quote them)")  # fmt: skip
     parser.add_argument("--preset", default="cpu", help="preset of the SeqGAN run to make (default: cpu)")
     parser.add_argument("--oracle", help="oracle parameter file (.npz) for the SeqGAN run to make")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the runs (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the runs (default: 0); with "
+                        "--pretrained, of each method's run from it (run folders PRE_<method>_s<seed>)")
     parser.add_argument("--out", default="runs", help="folder holding run folders (default: runs)")
     parser.add_argument("--temperatures", default="0.7,0.8,0.9,1.0,1.1,1.2,1.3",
                         help="sampling temperatures of the MLE generator (default: 0.7..1.3)")
@@ -156,10 +157,10 @@ def check_args(args: argparse.Namespace) -> list[MethodRun]:
         if args.seqgan_run is not None:
             raise ValueError("--pretrained and --seqgan-run exclude each other: both name the starting point")
         source = Path(args.pretrained)
-        config = check_pretrained_run(source)
+        config = {**check_pretrained_run(source), "seed": args.seed}  # each method's run takes --seed
         first = MethodRun("pretrained", "pre-training", source, [], config)
-        runs = [first] + [method_run(m, args, source.parent / f"{source.name}_{m}", source, config, extra)
-                          for m in methods]  # fmt: skip
+        runs = [first] + [method_run(m, args, source.parent / f"{source.name}_{m}_s{args.seed}", source,
+                                     config, extra) for m in methods]  # fmt: skip
         for run in runs[1:]:
             fields = dataclasses.fields(SB3Config if run.method == "ppo" else Config)
             check_reusable(run, False, {f.name: f.default for f in fields})
@@ -293,14 +294,15 @@ def main(argv: list[str] | None = None) -> int:
     add_distances(rows)
 
     folder = seqgan.path
-    write_csv(rows, folder / "comparison.csv")
+    stem = "comparison" if args.pretrained is None else f"comparison_s{args.seed}"  # one per seed there
+    write_csv(rows, folder / f"{stem}.csv")
     folders = "".join(f"- {r.label}: {r.folder}\n" for r in runs)
     table = f"{end_points_table(rows)}\n\n{distances_table(rows)}\n\nRun folders:\n{folders}"
-    (folder / "comparison.md").write_text(table)
+    (folder / f"{stem}.md").write_text(table)
     print(table, end="")
-    plot_quality_diversity(rows, folder / "comparison.png",
+    plot_quality_diversity(rows, folder / f"{stem}.png",
                            f"quality vs diversity, {config['preset']} preset, {config['rounds']} rounds")
-    print(f"wrote {folder / 'comparison.png'}, comparison.md, comparison.csv")
+    print(f"wrote {folder / stem}.png, {stem}.md, {stem}.csv")
     return 0
 
 
