@@ -79,3 +79,45 @@ def test_probe_bad_options(pretrained: Path, tmp_path: Path, args: list[str], me
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_probe_trains_balanced_sets_and_measures_on_every_held_out_sequence(
+    pretrained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each set is --n-negatives fresh samples against as many real sequences (the rounds' balanced
+    sets, through their own updater), and held-out AUC scores all of the run's held-out sequences."""
+    import train.probe_discriminator as probe_script
+    from seqgan_env.discriminator import Discriminator
+
+    fits: list[tuple[int, int]] = []
+    aucs: list[tuple[int, int]] = []
+    fit, auc = Discriminator.fit, probe_script.discriminator_accuracy_auc
+
+    def spy_fit(self, optimizer, real, fake, *args, **kwargs):
+        fits.append((len(real), len(fake)))
+        return fit(self, optimizer, real, fake, *args, **kwargs)
+
+    def spy_auc(scorer, real, fake):
+        aucs.append((len(real), len(fake)))
+        return auc(scorer, real, fake)
+
+    monkeypatch.setattr(Discriminator, "fit", spy_fit)
+    monkeypatch.setattr(probe_script, "discriminator_accuracy_auc", spy_auc)
+    code = probe_script.main(["--pretrained", str(pretrained), "--repeats", "2", "--n-negatives", "32",
+                              "--eval-samples", "16", "--threads", "1", "--out", str(tmp_path), "--name", "b"])
+    assert code == 0
+    assert fits == [(32, 32), (32, 32)]  # the run has 128 real sequences: a balanced 32 of them per set
+    assert aucs == [(64, 16), (16, 16)] * 2  # held-out: all 64 of the run's; training: 16 of the set's
+
+
+def test_probe_of_the_prefix_discriminator_with_more_real_data(pretrained: Path, tmp_path: Path) -> None:
+    result = script("probe_discriminator", "--pretrained", str(pretrained), *PROBE, "--kind", "prefix",
+                    "--disc-hidden-dim", "8", "--disc-lr", "1e-2", "--n-real", "300", "--out", str(tmp_path),
+                    "--name", "p")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    found = rows(tmp_path / "p")
+    assert [r["repeat"] for r in found] == ["1", "2", "3"] and {r["n_real"] for r in found} == {"300"}
+    for r in found:
+        assert -1 <= float(r["dense_oracle_spearman"]) <= 1 and 0 <= float(r["heldout_auc"]) <= 1
+    config = (tmp_path / "p" / "config.json").read_text()
+    assert '"hidden_dim": 8' in config and '"kind": "prefix"' in config
