@@ -104,7 +104,8 @@ def test_probe_trains_balanced_sets_and_measures_on_every_held_out_sequence(
     monkeypatch.setattr(Discriminator, "fit", spy_fit)
     monkeypatch.setattr(probe_script, "discriminator_accuracy_auc", spy_auc)
     code = probe_script.main(["--pretrained", str(pretrained), "--repeats", "2", "--n-negatives", "32",
-                              "--eval-samples", "16", "--threads", "1", "--out", str(tmp_path), "--name", "b"])
+                              "--eval-samples", "16", "--threads", "1", "--out", str(tmp_path),
+                              "--name", "b"])  # fmt: skip
     assert code == 0
     assert fits == [(32, 32), (32, 32)]  # the run has 128 real sequences: a balanced 32 of them per set
     assert aucs == [(64, 16), (16, 16)] * 2  # held-out: all 64 of the run's; training: 16 of the set's
