@@ -12,10 +12,8 @@ sit below that curve. --methods (comma-separated; default seqgan,constant,mle,or
   best      SeqGAN with the options of --best-args, e.g. --best-args='--baseline mean --normalize'
   ppo       SB3 PPO (train/sb3.py --pretrained the SeqGAN run; same rounds and evaluation), with the
             options of --ppo-args if given, e.g. --ppo-args='--n-envs 32'
-  dense     ScratchGAN's dense rewards: the dense preset's adversarial settings (a prefix discriminator,
-            its batch, optimisers and rounds; docs/dense.md), with the options of --dense-args if given
-  dense_constant  the constant-reward control at the dense run's batch, optimiser and rounds (reward 1,
-            no baseline, no discount: a baseline would cancel a constant reward)
+  dense     ScratchGAN's dense rewards: the dense preset's adversarial phase (docs/dense.md), with the
+            options of --dense-args; dense_constant: reward 1 at its batch, optimiser and rounds
 
     python train/compare.py --oracle ../shared/benchmarks/paper_oracle/target_params.npz
     python train/compare.py --seqgan-run runs/NAME_seqgan --methods seqgan,mle,ppo   # reuse finished runs
@@ -61,6 +59,7 @@ from train.comparison import (
     write_csv,
 )
 from train.config import PRESETS, Config, parse_config
+from train.dense import DENSE_METHODS, dense_options
 from train.evaluation import evaluate
 from train.plots import plot_quality_diversity
 from train.run_folder import RunFolder
@@ -218,27 +217,18 @@ def method_run(
         control = {"constant": ["--mode", "constant"], "mle": ["--mode", "mle"],
                    "oracle": ["--reward", "oracle"]}.get(method, [])  # fmt: skip
         argv = [*same_settings(config), *control, *where, "--init-from", str(seqgan), *args.extra, *own]
-        if method in ("dense", "dense_constant"):
-            after = ["--mode", "constant", "--baseline", "none", "--gamma", "0"] if method != "dense" else []
-            argv = [*same_settings(config), *dense_settings(), *where, "--init-from", str(seqgan),
-                    *args.extra, *own, *after]  # fmt: skip
+        if method in DENSE_METHODS:
+            preset, after = dense_options(method)
+            argv = [*same_settings(config), *preset, *where, "--init-from", str(seqgan), *args.extra, *own,
+                    *after]  # fmt: skip
         settings = parse_config(argv).run_settings()
     except (ValueError, TypeError, KeyError, FileNotFoundError, ImportError) as err:
         raise ValueError(f"{flag}: {err}") from None
     labels = {"constant": "REINFORCE, reward 1", "mle": "continued MLE", "seqgan": "SeqGAN",
-              "oracle": "oracle reward (upper bound)", "best": f"SeqGAN ({' '.join(own)})",
-              "dense": "dense rewards (ScratchGAN)" + (f" ({' '.join(own)})" if own else ""),
-              "dense_constant": "REINFORCE, reward 1, dense run's batch"}  # fmt: skip
+              "oracle": "oracle reward (upper bound)", "best": f"SeqGAN ({' '.join(own)})", **DENSE_METHODS}
+    if method == "dense" and own:
+        labels[method] += f" ({' '.join(own)})"
     return MethodRun(method, labels[method], folder, argv, json.loads(json.dumps(settings)))
-
-
-def dense_settings() -> list[str]:
-    """The dense preset's options where they differ from the cpu preset's (its adversarial phase)."""
-    args = ["--preset", "dense"]
-    for key, value in PRESETS["dense"].items():
-        if PRESETS["cpu"].get(key) != value:
-            args += [f"--{key.replace('_', '-')}", str(value)]
-    return args
 
 
 def sets_here(flag: str, given: dict[str, Any]) -> None:

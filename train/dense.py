@@ -1,6 +1,6 @@
 """The scripts' side of the dense reward mode (docs/dense.md): the prefix discriminator their options
-describe. train/adversarial.py, train/sb3.py and train/rllib.py share it, so one set of `--disc-*`
-options means the same model everywhere."""
+describe (train/adversarial.py, train/sb3.py and train/rllib.py share it, so one set of `--disc-*`
+options means the same model everywhere), and train/compare.py's dense methods."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ from typing import Protocol
 
 import torch
 
-from seqgan_env.prefix_discriminator import PrefixDiscriminator, PrefixDiscriminatorConfig
+from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
+from seqgan_env.prefix_discriminator import AnyDiscriminator, PrefixDiscriminator, PrefixDiscriminatorConfig
+from train.config import PRESETS, Config
+
+# train/compare.py's methods of the dense reward mode and their labels.
+DENSE_METHODS = {"dense": "dense rewards (ScratchGAN)",
+                 "dense_constant": "REINFORCE, reward 1, dense run's batch"}  # fmt: skip
 
 
 class PrefixOptions(Protocol):
@@ -45,3 +51,23 @@ def make_prefix_discriminator(
 ) -> PrefixDiscriminator:
     """A fresh prefix discriminator of the options `cfg` (initialised from the CPU generator `rng`)."""
     return PrefixDiscriminator(prefix_config(cfg, vocab_size, seq_len), rng=rng)
+
+
+def run_discriminator(cfg: Config, cnn: DiscriminatorConfig, rng: torch.Generator) -> AnyDiscriminator:
+    """train/adversarial.py's discriminator: a prefix discriminator of the --disc-* options with
+    --reward-mode dense, else the CNN `cnn` (initialised from the CPU generator `rng`)."""
+    if cfg.reward_mode == "dense":
+        return make_prefix_discriminator(cfg, cfg.vocab_size, cfg.seq_len, rng)
+    return Discriminator(cnn, rng=rng)
+
+
+def dense_options(method: str) -> tuple[list[str], list[str]]:
+    """A dense method's train/adversarial.py options in train/compare.py: the dense preset's where they
+    differ from the cpu preset's (its adversarial phase), to go before --dense-args; and what goes after
+    them: for the control, a reward of 1 with no baseline and no discount (a baseline would cancel it)."""
+    preset = ["--preset", "dense"]
+    for key, value in PRESETS["dense"].items():
+        if PRESETS["cpu"].get(key) != value:
+            preset += [f"--{key.replace('_', '-')}", str(value)]
+    after = ["--mode", "constant", "--baseline", "none", "--gamma", "0"] if method == "dense_constant" else []
+    return preset, after

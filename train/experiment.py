@@ -19,15 +19,14 @@ from agents.mle import ContinuedMLE, MLEConfig, MLETrainer
 from agents.reinforce import ReinforceAgent, ReinforceConfig
 from seqgan_env.checkpoint import load_checkpoint, model_entry, save_checkpoint
 from seqgan_env.devices import resolve_device
-from seqgan_env.discriminator import Discriminator, DiscriminatorConfig, SequenceScorer
-from seqgan_env.prefix_discriminator import AnyDiscriminator
+from seqgan_env.discriminator import DiscriminatorConfig, SequenceScorer
 from seqgan_env.scorers import BLEUScorer, OracleScorer
 from seqgan_env.text import Vocabulary, decode
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 from seqgan_env.vector_env import SeqGANVectorEnv
 from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorTrainingVectorWrapper
 from train.config import Config
-from train.dense import make_prefix_discriminator
+from train.dense import run_discriminator
 from train.diagnostics import has_signal, measure_signal, signal_scalars
 from train.evaluation import Evaluator
 from train.plots import plot_learning_curve, plot_signal
@@ -66,10 +65,7 @@ class Experiment:
         disc_config = DiscriminatorConfig(
             cfg.vocab_size, cfg.seq_len, cfg.disc_embed_dim, cfg.filters(), cfg.disc_dropout, lr=cfg.disc_lr
         )
-        self.discriminator: AnyDiscriminator = (
-            make_prefix_discriminator(cfg, cfg.vocab_size, cfg.seq_len, init) if cfg.reward_mode == "dense"
-            else Discriminator(disc_config, rng=init)
-        ).to(self.device)  # fmt: skip
+        self.discriminator = run_discriminator(cfg, disc_config, init).to(self.device)
         # Real and held-out data: independent oracle samples (NLL-test never sees training data), or
         # the corpus's seeded split.
         if text is None:
