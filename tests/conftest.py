@@ -5,6 +5,8 @@ Sizes are tiny on purpose (vocabulary 8, length 4) so the whole suite runs in se
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,53 @@ torch.set_num_threads(1)
 V = 8  # vocabulary of the tiny models
 T = 4  # sequence length of the tiny models
 PAD = V  # the environment's padding id
+
+REPO = Path(__file__).resolve().parents[1]
+HANG_GUARD = 900  # seconds: a subprocess's limit only catches a hang, it never times a run
+
+# Runs the script in a child process that SIGKILLs itself on the N-th call of one function: the
+# process dies as a real kill would, with no cleanup, no `finally` and no flush. The kill lands at a
+# state the run reaches, never after a delay, so it is the same on a fast machine and a slow one.
+# KILLER_SCRIPT (a script of train/, default adversarial) and KILLER_SIGNAL (default SIGKILL) in the
+# child's environment choose another script or signal (see `killer_command`).
+KILLER = """
+import importlib, os, signal, sys
+sys.path[:0] = [{train!r}, {root!r}]
+target, n = sys.argv[1], int(sys.argv[2])
+script = os.environ.get("KILLER_SCRIPT", "adversarial")
+signum = getattr(signal, os.environ.get("KILLER_SIGNAL", "SIGKILL"))
+module_name, _, attr = target.partition(":")
+owner = importlib.import_module(module_name)
+*path, name = attr.split(".")
+for part in path:
+    owner = getattr(owner, part)
+original, calls = getattr(owner, name), [0]
+
+def killing(*args, **kwargs):
+    calls[0] += 1
+    if calls[0] == n:
+        if target == "torch:save":  # inside a checkpoint write: half a file on disk, then the kill
+            args[1].write(b"half a checkpoint")
+            args[1].flush()
+        os.kill(os.getpid(), signum)
+    return original(*args, **kwargs)
+
+setattr(owner, name, killing)
+sys.exit(importlib.import_module(script).main(sys.argv[3:]))
+"""
+
+
+def killer_command(
+    tmp_path: Path, where: str, call: int, args: list[str], script: str = "adversarial",
+    signal_name: str = "SIGKILL",
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of a child that runs train/`script`.py with `args` and sends
+    itself `signal_name` at the `call`-th call of `where` ("module:Class.method")."""
+    killer = tmp_path / "killer.py"
+    killer.write_text(KILLER.format(train=str(REPO / "train"), root=str(REPO)))
+    env = {**os.environ, "KILLER_SCRIPT": script, "KILLER_SIGNAL": signal_name}
+    return [sys.executable, str(killer), where, str(call), *args], env
+
 
 # The paper's oracle parameters live in ../shared next to the repository root (SPEC 2.1).
 PAPER_ORACLE_PATH = Path(__file__).resolve().parents[2] / "shared/benchmarks/paper_oracle/target_params.npz"

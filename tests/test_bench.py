@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import HANG_GUARD
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 TINY = ["--threads", "1", "--matmul-size", "128", "--matmul-repeats", "2"]
@@ -17,7 +18,8 @@ TINY = ["--threads", "1", "--matmul-size", "128", "--matmul-repeats", "2"]
 
 def run_bench(script: str, *args: str) -> str:
     result = subprocess.run(
-        [sys.executable, str(BENCH / script), *args, *TINY], capture_output=True, text=True, timeout=300
+        [sys.executable, str(BENCH / script), *args, *TINY], capture_output=True, text=True,
+        timeout=HANG_GUARD,
     )
     assert result.returncode == 0, f"{script} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     return result.stdout

@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import HANG_GUARD
 from gymnasium.utils.env_checker import check_env
 
 import seqgan_env  # noqa: F401  (registers the ids)
@@ -25,7 +26,7 @@ TINY = ["--preset", "tiny", "--threads", "1", "--n-real", "128", "--n-test", "64
 
 def script(name: str, *args: str) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, str(ROOT / "train" / f"{name}.py"), *args], capture_output=True,
-                            text=True, cwd=ROOT, timeout=600)  # fmt: skip
+                            text=True, cwd=ROOT, timeout=HANG_GUARD)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 

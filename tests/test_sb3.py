@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import FunctionScorer, tiny_discriminator, tiny_lstm
+from conftest import HANG_GUARD, FunctionScorer, tiny_discriminator, tiny_lstm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
@@ -347,7 +347,7 @@ def e2e_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--algo", "ppo", "--pretrain-preset", "tiny",
          "--pretrain-args", PRETRAIN_ARGS, *FAST, "--out", str(out), "--name", "run"],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        capture_output=True, text=True, timeout=HANG_GUARD, cwd=ROOT,
     )  # fmt: skip
     return out / "run", result
 

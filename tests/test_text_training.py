@@ -17,6 +17,7 @@ from types import ModuleType
 
 import pytest
 import torch
+from conftest import HANG_GUARD
 
 from agents.reinforce import ReinforceAgent
 from seqgan_env.bleu import BLEUReference
@@ -262,7 +263,7 @@ def test_bleu_reward_run_never_trains_the_discriminator(
 def test_text_run_end_to_end_and_sampling(tmp_path: Path, corpus: Path):
     command = [sys.executable, str(TRAIN), *FAST, "--data", str(corpus), "--out", str(tmp_path),
                "--name", "run"]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=HANG_GUARD, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "BLEU-4" in result.stdout and "NLL-oracle" not in result.stdout
     folder = tmp_path / "run"
@@ -305,7 +306,7 @@ def test_text_run_end_to_end_and_sampling(tmp_path: Path, corpus: Path):
     assert terminated and info["sequence"][:2].tolist() == [vocab.id_of("cat"), vocab.eos_id]
 
     sampled = subprocess.run([sys.executable, str(SAMPLE), str(folder), "-n", "7", "--seed", "1"],
-                             capture_output=True, text=True, timeout=60, cwd=ROOT)  # fmt: skip
+                             capture_output=True, text=True, timeout=HANG_GUARD, cwd=ROOT)  # fmt: skip
     assert sampled.returncode == 0, sampled.stderr
     lines = sampled.stdout.split("\n")[:-1]
     assert len(lines) == 7 and all(set(line.split()) <= set(vocab.tokens) for line in lines)
@@ -330,7 +331,7 @@ def test_sample_options_and_oracle_runs(tmp_path: Path, corpus: Path, capsys: py
     code, _, err = run_main(capsys, str(tmp_path / "oracle"), script=SAMPLE)
     assert code == 2 and "no final.pt" in err and "--checkpoint" in err
     help_text = subprocess.run([sys.executable, str(SAMPLE), "--help"], capture_output=True, text=True,
-                               timeout=60, cwd=ROOT).stdout  # fmt: skip
+                               timeout=HANG_GUARD, cwd=ROOT).stdout  # fmt: skip
     for option in ("RUN_DIR", "-n", "--temperature", "--checkpoint", "final", "latest", "mle"):
         assert option in help_text
 
@@ -398,7 +399,7 @@ def test_missing_corpus_file(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 def test_help_lists_the_text_options():
     help_text = subprocess.run([sys.executable, str(TRAIN), "--help"], capture_output=True, text=True,
-                               timeout=60, cwd=ROOT).stdout  # fmt: skip
+                               timeout=HANG_GUARD, cwd=ROOT).stdout  # fmt: skip
     options = ("--data", "--level", "--max-vocab", "--test-fraction", "--reward", "--bleu-n",
                "--bleu-samples", "--self-bleu-samples")
     for option in options:

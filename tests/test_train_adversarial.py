@@ -5,16 +5,15 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import HANG_GUARD, killer_command
 
 from seqgan_env.checkpoint import load_checkpoint
 from seqgan_env.env import SeqGANEnv
@@ -26,9 +25,9 @@ FAST = ["--preset", "tiny", "--threads", "1", "--n-real", "128", "--n-test", "64
         "--n-negatives", "64"]  # fmt: skip
 
 
-def run_script(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_script(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=HANG_GUARD, cwd=ROOT
     )
 
 
@@ -98,23 +97,16 @@ def test_final_checkpoint_loads_into_the_env(tmp_path: Path) -> None:
 def test_kill_and_resume_keeps_every_evaluation_once(tmp_path: Path) -> None:
     folder = tmp_path / "run"
     args = [*FAST, "--rounds", "12", "--eval-every", "2", "--out", str(tmp_path), "--name", "run"]
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), *args], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 120
-    try:  # kill it once it has checkpointed a few adversarial rounds
-        while time.monotonic() < deadline and proc.poll() is None:
-            if (folder / "metrics.csv").is_file() and any(
-                r["phase"] == "adversarial" and int(r["step"]) >= 4 for r in read_metrics(folder)
-            ):
-                break
-            time.sleep(0.05)
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+    # Killed between the round-6 evaluation and its checkpoint (the 8th checkpoint write: MLE epochs 2
+    # and 3, mle.pt, discriminator set 2, pretrained.pt, rounds 2 and 4, then round 6): metrics.csv
+    # already holds a round-6 row that the checkpoint, at round 4, does not, and the resumed run must
+    # not write it twice.
+    command, env = killer_command(tmp_path, "train.experiment:Experiment.save", 8, args)
+    killed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=HANG_GUARD)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     killed_at = load_checkpoint(folder / "latest.pt")
-    # The kill may land between the round-4 evaluation and its checkpoint: then the checkpoint is at
-    # round 2 and metrics.csv already has a round-4 row that the resumed run must not duplicate.
-    assert killed_at["stage"] == "adversarial" and 2 <= killed_at["progress"] < 12
+    assert killed_at["stage"] == "adversarial" and killed_at["progress"] == 4
+    assert ("adversarial", "6") in [(r["phase"], r["step"]) for r in read_metrics(folder)]
 
     result = run_script("--resume", str(folder))
     assert result.returncode == 0, result.stderr

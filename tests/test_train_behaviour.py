@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import HANG_GUARD
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "data" / "golden"
@@ -42,7 +43,7 @@ def run_metrics(name: str, out: Path) -> list[dict[str, str]]:
     script, *args = RUNS[name]
     result = subprocess.run([sys.executable, str(ROOT / "train" / script), *args, "--out", str(out),
                              "--name", name],
-                            capture_output=True, text=True, cwd=ROOT, timeout=300)  # fmt: skip
+                            capture_output=True, text=True, cwd=ROOT, timeout=HANG_GUARD)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     with (out / name / "metrics.csv").open() as f:
         return [{k: v for k, v in row.items() if k != "elapsed_s"} for row in csv.DictReader(f)]

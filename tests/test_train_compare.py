@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import HANG_GUARD
 
 from train.comparison import MethodRun, below_curve, check_reusable, frontier
 
@@ -99,10 +100,10 @@ def compared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("compare")
     made = subprocess.run([sys.executable, str(ROOT / "train" / "adversarial.py"), *TINY,
                            "--out", str(folder), "--name", "cmp_seqgan"],
-                          capture_output=True, text=True, timeout=180, cwd=ROOT)  # fmt: skip
+                          capture_output=True, text=True, timeout=HANG_GUARD, cwd=ROOT)  # fmt: skip
     assert made.returncode == 0, made.stderr
     result = subprocess.run([sys.executable, str(ROOT / "train" / "compare.py"), *compare_argv(folder)],
-                            capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
+                            capture_output=True, text=True, timeout=HANG_GUARD, cwd=ROOT)  # fmt: skip
     assert result.returncode == 0, result.stderr
     return folder
 
@@ -136,7 +137,7 @@ def test_finished_runs_are_reused(compared: Path) -> None:
     stamps = [f.stat().st_mtime_ns for f in finals]
     script = [sys.executable, str(ROOT / "train" / "compare.py")]
     again = subprocess.run([*script, *compare_argv(compared, "0.9")], capture_output=True, text=True,
-                           timeout=180, cwd=ROOT)  # fmt: skip
+                           timeout=HANG_GUARD, cwd=ROOT)  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert [f.stat().st_mtime_ns for f in finals] == stamps
     rows = list(csv.DictReader((compared / "cmp_seqgan" / "comparison.csv").open()))

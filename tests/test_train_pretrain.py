@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import HANG_GUARD
+
 from seqgan_env.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,7 +19,7 @@ TINY = ["--preset", "tiny", "--threads", "1", "--n-real", "128", "--n-test", "64
 
 def script(name: str, *args: str) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, str(ROOT / "train" / f"{name}.py"), *args], capture_output=True,
-                            text=True, cwd=ROOT, timeout=300)  # fmt: skip
+                            text=True, cwd=ROOT, timeout=HANG_GUARD)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     return result
 

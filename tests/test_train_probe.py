@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import HANG_GUARD
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--preset", "tiny", "--threads", "1", "--n-real", "128", "--n-test", "64", "--eval-samples", "128",
@@ -19,7 +20,7 @@ PROBE = ["--repeats", "3", "--n-negatives", "64", "--eval-samples", "64", "--thr
 
 def script(name: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "train" / f"{name}.py"), *args], capture_output=True,
-                          text=True, cwd=ROOT, timeout=300)  # fmt: skip
+                          text=True, cwd=ROOT, timeout=HANG_GUARD)  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import HANG_GUARD, KILLER, killer_command  # noqa: F401 (KILLER: for other tests)
 
 from train.run_folder import RunFolder
 
@@ -21,33 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "train" / "adversarial.py"
 FAST = ["--preset", "tiny", "--threads", "1", "--n-real", "128", "--n-test", "64", "--eval-samples", "128",
         "--n-negatives", "64", "--disc-pretrain-repeats", "3", "--rounds", "6"]  # fmt: skip
-
-# Runs the script in a child process that SIGKILLs itself on the N-th call of one function: the
-# process dies as a real kill would, with no cleanup, no `finally` and no flush.
-KILLER = """
-import importlib, os, signal, sys
-sys.path[:0] = [{train!r}, {root!r}]
-target, n = sys.argv[1], int(sys.argv[2])
-module_name, _, attr = target.partition(":")
-owner = importlib.import_module(module_name)
-*path, name = attr.split(".")
-for part in path:
-    owner = getattr(owner, part)
-original, calls = getattr(owner, name), [0]
-
-def killing(*args, **kwargs):
-    calls[0] += 1
-    if calls[0] == n:
-        if name == "save":  # inside a checkpoint write: half a file on disk, then the kill
-            args[1].write(b"half a checkpoint")
-            args[1].flush()
-        os.kill(os.getpid(), signal.SIGKILL)
-    return original(*args, **kwargs)
-
-setattr(owner, name, killing)
-import adversarial
-sys.exit(adversarial.main(sys.argv[3:]))
-"""
 
 
 def run_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> int:
@@ -71,7 +45,7 @@ def metrics_without_time(folder: Path) -> list[dict[str, str]]:
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, str]]:
     out = tmp_path_factory.mktemp("whole")
     code = subprocess.run([sys.executable, str(SCRIPT), *FAST, "--out", str(out), "--name", "run"],
-                          capture_output=True, text=True, cwd=ROOT).returncode  # fmt: skip
+                          capture_output=True, text=True, cwd=ROOT, timeout=HANG_GUARD).returncode
     assert code == 0
     return metrics_without_time(out / "run")
 
@@ -101,10 +75,8 @@ def kill_and_resume(
 ) -> Path:
     """Run the script with `args` into tmp_path/run, SIGKILLed at the `call`-th call of `where`, then
     resume it in this process; the run folder."""
-    killer = tmp_path / "killer.py"
-    killer.write_text(KILLER.format(train=str(ROOT / "train"), root=str(ROOT)))
-    command = [sys.executable, str(killer), where, str(call), *args, "--out", str(tmp_path), "--name", "run"]
-    killed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    command, env = killer_command(tmp_path, where, call, [*args, "--out", str(tmp_path), "--name", "run"])
+    killed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=HANG_GUARD)
     assert killed.returncode == -9, killed.stderr  # SIGKILL
     folder = tmp_path / "run"
     if where == "torch:save":
