@@ -1,4 +1,4 @@
-"""Maximum-likelihood pre-training of the generator (SPEC 2.2): teacher forcing, Adam, clipped."""
+"""Maximum-likelihood pre-training of the generator, as the reference code: teacher forcing, Adam, clipped."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SeqGAN's REINFORCE agent: the generator as a policy on SeqGAN-v0 (SPEC 2.2).
+"""SeqGAN's REINFORCE agent: the generator as a policy on SeqGAN-v0, as the reference code trains it.
 
 Each adversarial round samples a batch of sequences (one vector-env episode per sequence), takes
 the environment's per-step rewards Q_t, and makes one policy-gradient step on

@@ -59,7 +59,7 @@ def main() -> None:
     p.add_argument("--score-repeats", type=int, default=10, help="timed inference calls")
     p.add_argument("--warmup", type=int, default=3, help="untimed calls before timing")
     add_common_args(p)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the models, the data and the sampling")
     args = p.parse_args()
     apply_common_args(args)
 

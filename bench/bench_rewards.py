@@ -88,7 +88,7 @@ def main() -> None:
     add_size_args(p)
     p.add_argument("--repeats", type=int, default=3, help="timed calls of each (median reported)")
     add_common_args(p)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the models, the data and the sampling")
     args = p.parse_args()
     apply_common_args(args)
     B, V, T, N = args.batch, args.vocab_size, args.seq_len, args.n_rollouts

@@ -1,6 +1,6 @@
 """One adversarial round of the paper schedule, split into its parts, and the projected paper run.
 
-A round (SPEC 2.2): the generator step (64 sequences, Monte Carlo rewards with N=16, one policy-gradient
+A paper round: the generator step (64 sequences, Monte Carlo rewards with N=16, one policy-gradient
 step), then 5 times {9,984 fresh negatives, 3 epochs of discriminator training over real + negatives}.
 Ours (the project's code: cached prefix states, batched completions, inverse-CDF sampling, convolutions
 as matrix products of unfolded windows, fused Adam) is timed side by side with the reference code's
@@ -41,7 +41,7 @@ from seqgan_env.oracle import random_oracle
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 from seqgan_env.vector_env import SeqGANVectorEnv
 
-# The paper schedule (SPEC 2.2).
+# The paper schedule (the reference code's).
 B, N, N_REAL, D_REPEATS, D_EPOCHS, ROUNDS, MLE_EPOCHS, D_PRETRAIN = 64, 16, 9984, 5, 3, 200, 120, 50
 
 

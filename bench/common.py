@@ -151,7 +151,7 @@ def matmul_gflops(n: int = 2048, repeats: int = 5, warmup: int = 1, verbose: boo
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     """Options every benchmark takes: torch threads and the size of the reference matmul."""
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads (default: torch's choice, one per core)")
+                        help="torch intra-op threads (none: torch's choice, one per core)")
     parser.add_argument("--matmul-size", type=int, default=2048, help="n of the reference n x n matmul")
     parser.add_argument("--matmul-repeats", type=int, default=5, help="timed reference matmuls (median)")
 

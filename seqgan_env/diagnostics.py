@@ -1,7 +1,7 @@
 """Diagnostics of the adversarial signal: does the discriminator's reward carry usable information?
 
 SeqGAN's claim rests on the reward D(y) (and its Monte Carlo estimates Q_t) telling the generator
-something a constant reward would not (SPEC 2.2: REINFORCE with reward 1 already lowers NLL-oracle by
+something a constant reward would not (REINFORCE with reward 1 already lowers NLL-oracle by
 sharpening the generator). These pure functions measure that, over tensors and the project's models:
 
 - `discriminator_accuracy_auc`: can D separate held-out real sequences from fresh generated ones?
@@ -201,7 +201,7 @@ def policy_gradient_split(
     (positions holding `pad_id` left out). With m = the mean of Q over the live positions:
 
     - `g_const`: the gradient with Q replaced by m, i.e. what a constant reward would give: it only
-      raises the likelihood of whatever was sampled (sharpening, SPEC 2.2's control);
+      raises the likelihood of whatever was sampled (sharpening, the constant-reward control);
     - `g_centred`: the gradient with Q replaced by Q - m: the part that comes from the reward telling
       tokens apart, the only part that can carry the discriminator's information.
 

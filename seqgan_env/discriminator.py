@@ -1,4 +1,4 @@
-"""The SeqGAN discriminator: a CNN with max-over-time pooling and a highway layer (SPEC 2.2).
+"""The SeqGAN discriminator: a CNN with max-over-time pooling and a highway layer, as the reference code's.
 
 It owns its loss (cross-entropy + l2_reg * L2 of the output layer) and its training step; the
 environment only reads it through `score`, the probability that a sequence is real.
@@ -106,7 +106,7 @@ class Discriminator(nn.Module):
         self.reset_parameters(rng)
 
     def reset_parameters(self, rng: torch.Generator | None = None) -> None:
-        """The reference code's initialisation (SPEC 2.2): uniform(-1, 1) embeddings; truncated
+        """The reference code's initialisation: uniform(-1, 1) embeddings; truncated
         N(0, 0.1^2) convolution and output weights with biases 0.1; the highway's transform and gate
         as TF's default Glorot uniform (limit sqrt(6 / (fan_in + fan_out)) for the [d, d] matrices,
         sqrt(3 / d) for the [d] biases, whose fans are both d); no offset on the gate's bias (the

@@ -1,6 +1,6 @@
 """The oracle of the synthetic benchmark: a token LSTM whose parameters are drawn from N(0, 1).
 
-Real data are the oracle's samples; NLL-oracle scores a generator's samples under it (SPEC 2.1). The
+Real data are the oracle's samples; NLL-oracle scores a generator's samples under it. The
 built-in default is a seeded random oracle (the paper's protocol, no file needed); the paper's own
 oracle parameters load from an `.npz` file or straight from the reference repository's pickle
 (`save/target_params_py3.pkl`), read by a restricted unpickler that admits numpy arrays only.
@@ -50,7 +50,7 @@ def random_oracle(
 
 
 def load_oracle(path: str | Path, seq_len: int = PAPER_SEQ_LEN) -> TokenLSTM:
-    """Load an oracle from a parameter file: an `.npz` or the reference code's pickle (SPEC 2.1's layout).
+    """Load an oracle from a parameter file: an `.npz` or the reference code's pickle (its 15 arrays).
 
     Either holds the 15 arrays `embedding Wi Ui bi Wf Uf bf Wog Uog bog Wc Uc bc Wo bo` of consistent
     shapes (see `read_oracle_arrays`); the sizes are read from the arrays.

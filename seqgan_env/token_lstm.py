@@ -1,6 +1,6 @@
 """The token LSTM language model: the oracle, the environment's rollout policy and the generator.
 
-embedding -> one LSTM layer -> linear to vocabulary logits (SPEC 2.1/2.2). The start token is an
+embedding -> one LSTM layer -> linear to vocabulary logits. The start token is an
 ordinary vocabulary id fed as the first input, so the distribution of y_1 is the output after the
 start token, and the state "after the prefix y_1..y_t" is the state after reading [start, y_1..y_t].
 """
@@ -21,7 +21,7 @@ LSTMState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [B, H]
 
 @dataclass(frozen=True)
 class TokenLSTMConfig:
-    """Sizes and initialisation of a token LSTM. The defaults are the paper's generator (SPEC 2.2)."""
+    """Sizes and initialisation of a token LSTM. The defaults are the paper's generator."""
 
     vocab_size: int = 5000
     seq_len: int = 20

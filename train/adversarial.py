@@ -1,10 +1,15 @@
 """The SeqGAN experiment: data -> MLE pre-training -> discriminator pre-training -> adversarial rounds.
 
-    python train/adversarial.py                      # the CPU preset on the built-in oracle
+    python train/adversarial.py --preset tiny        # a smoke test: seconds
+    python train/adversarial.py                      # the cpu preset on the built-in oracle (about 20 min)
     python train/adversarial.py --preset paper --oracle target_params_py3.pkl --device cuda
     python train/adversarial.py --resume runs/NAME   # continue a killed run from its last checkpoint
     python train/adversarial.py --init-from runs/PRE # start from a train/pretrain.py run
     python train/adversarial.py --data corpus.txt --level word   # real text (one sequence per line)
+
+The defaults shown below are the cpu preset's; `--preset paper --help` or `--preset tiny --help`
+shows that preset's. A run started from another (--init-from) takes its data, oracle, sizes and
+preset; an option that contradicts them is an error.
 
 With --data there is no oracle: V comes from the corpus's vocabulary (vocab.json), sequences end with
 <eos>, and evaluations report NLL-test, BLEU-2..5 against held-out lines and Self-BLEU-2..5 instead of

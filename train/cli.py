@@ -4,6 +4,8 @@ field, and errors of one line.
 Each field declares its help with `option()`. `Literal[...]` fields become choices, `bool` fields
 `--flag/--no-flag`, `int`/`float`/`str` (maybe `| None`) typed values. Defaults are suppressed, so the
 parsed namespace holds only what was given: a preset or a resumed run's config fills in the rest.
+Each help line ends with one "(default: ...)": the value the run will use (a preset's, where one sets
+it: `config_parser(..., shown=...)`), or the words of `option(..., shown=...)` where no value says it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import math
 import sys
 import types
 import typing
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
@@ -24,12 +27,20 @@ MAX_SEED = 2**63 - 1
 
 def option(
     help_text: str, *, at_least: float | None = None, above: float | None = None, below: float | None = None,
-    **kw: Any,
+    shown: str | None = None, **kw: Any,
 ) -> Any:
     """A config dataclass field whose help text becomes its `--help` line, with the range its value
-    must lie in (`check_options` enforces it): >= `at_least`, > `above`, < `below`."""
+    must lie in (`check_options` enforces it): >= `at_least`, > `above`, < `below`. `shown` is what
+    `--help` says of the default where the value alone does not say it (e.g. None: "pre-train here")."""
     bounds = {"at_least": at_least, "above": above, "below": below}
-    return dataclasses.field(metadata={"help": help_text, **bounds}, **kw)
+    return dataclasses.field(metadata={"help": help_text, "shown": shown, **bounds}, **kw)
+
+
+def default_text(value: Any) -> str:
+    """A default as `--help` shows it: on/off for flags, none for None or an empty string."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "none" if value is None or value == "" else str(value)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -40,24 +51,29 @@ class OneLineParser(argparse.ArgumentParser):
         raise ValueError(f"{message} (see --help)")
 
 
-def config_parser(config_cls: type, description: str | None) -> argparse.ArgumentParser:
-    """A parser with one flag per field of `config_cls` (see the module docstring)."""
+def config_parser(
+    config_cls: type, description: str | None, shown: Mapping[str, str] | None = None,
+    fields: Collection[str] | None = None,
+) -> argparse.ArgumentParser:
+    """A parser with one flag per field of `config_cls` (see the module docstring), or only for the
+    fields named in `fields`; `shown` replaces the default `--help` states for the fields it names."""
     parser = OneLineParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     hints = typing.get_type_hints(config_cls)
     for f in dataclasses.fields(config_cls):
+        if fields is not None and f.name not in fields:
+            continue
         flag, kind = f"--{f.name.replace('_', '-')}", _base_type(hints[f.name])
-        text = f.metadata["help"]
+        default = (shown or {}).get(f.name) or f.metadata.get("shown") or default_text(f.default)
+        text = f"{f.metadata['help']} (default: {default})"
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                                help=f"{text} (default: {'on' if f.default else 'off'})")  # fmt: skip
+                                help=text)  # fmt: skip
         elif typing.get_origin(kind) is Literal:
             choices = typing.get_args(kind)
             parser.add_argument(flag, choices=choices, default=argparse.SUPPRESS,
-                                metavar="{" + ",".join(choices) + "}",
-                                help=f"{text} (default: {f.default})")  # fmt: skip
+                                metavar="{" + ",".join(choices) + "}", help=text)  # fmt: skip
         else:
-            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS,
-                                help=f"{text} (default: {f.default})")  # fmt: skip
+            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text)
     return parser
 
 

@@ -1,7 +1,8 @@
 """The SeqGAN experiment's options (one dataclass: `--help` is its fields) and presets.
 
-A preset sets many options; the command line overrides them; a resumed run keeps its own config.
-Every option is checked (`Config.validate`) before anything is written or computed.
+A preset sets many options; the command line overrides them; a resumed run keeps its own config, and a
+run started from another (--init-from) keeps that run's data, oracle and sizes. Every option is
+checked (`Config.validate`) before anything is written or computed.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from seqgan_env.discriminator import DiscriminatorConfig, paper_filters
-from train.cli import check_options, check_run_options, check_seed, config_parser, option
+from train.cli import check_options, check_run_options, check_seed, config_parser, default_text, option
 from train.diagnostics import DIAG_Q_SAMPLES_HELP, DIAG_REPEATS_HELP, DIAG_SAMPLES_HELP, DIAGNOSTICS_HELP
 from train.run_folder import RunFolder
 
@@ -28,16 +31,17 @@ class Config:
     mode: Literal["seqgan", "constant", "mle"] = option(
         "seqgan, or a control: constant (REINFORCE with reward 1) or mle (continued MLE)", default="seqgan")
     seed: int = option("seed of data sampling, initialisation and training", default=0)
-    oracle: str | None = option("oracle parameter file (.npz, SPEC 2.1); default: a seeded N(0,1) oracle",
-                              default=None)
+    oracle: str | None = option("the paper's oracle parameter file (.npz, or the reference code's .pkl)",
+                              default=None, shown="the built-in seeded N(0,1) oracle")
     oracle_seed: int = option("seed of the built-in random oracle", default=0)
     device: str = option("torch device", default="cpu")
     threads: int = option("CPU threads for torch (0: torch's default, one per core)", default=0, at_least=0)
     out: str = option("folder holding run folders", default="runs")
-    name: str | None = option("run folder name (default: preset_mode_seed_time)", default=None)
+    name: str | None = option("run folder name", default=None, shown="PRESET_MODE_sSEED_TIME")
     resume: str | None = option("continue this run folder from its last checkpoint", default=None)
-    init_from: str | None = option("start from this run folder's pre-trained models (skips pre-training)",
-                                 default=None)
+    init_from: str | None = option(
+        "start from this run folder's pre-trained models (skips pre-training); its data, oracle and sizes "
+        "come with them", default=None)
     vocab_size: int = option("vocabulary size V", default=5000, at_least=1)
     seq_len: int = option("sequence length T", default=20, at_least=1)
     n_real: int = option("real (oracle) training sequences", default=9984, at_least=1)
@@ -83,7 +87,7 @@ class Config:
     level: Literal["word", "char"] = option(
         "--data tokens: word (whitespace-separated) or char", default="word")
     max_vocab: int | None = option("--data: at most this many ids, <bos> <eos> <unk> included; rarer tokens "
-                                 "become <unk>; None: every token of the corpus", default=None)
+                                 "become <unk>", default=None, shown="every token of the corpus")
     test_fraction: float = option("--data: share of the lines held out for NLL-test and BLEU", default=0.1)
     bleu_samples: int = option("--data: generated sentences per evaluation for BLEU-2..5 (each against all "
                              "held-out lines) and Self-BLEU-2..5", default=1000)
@@ -94,6 +98,7 @@ class Config:
         "data) or oracle (the oracle's own likelihood: a perfect discriminator, the upper bound); with bleu "
         "and oracle no discriminator is trained", default="discriminator")
     bleu_n: int = option("n of BLEU-n, the --reward bleu reward (4: standard BLEU)", default=4, at_least=1)
+    progress: bool = option("show progress bars", default=True)
 
     @property
     def trains_discriminator(self) -> bool:
@@ -138,7 +143,7 @@ class Config:
 
     def run_settings(self) -> dict[str, Any]:
         """What defines the experiment (everything but where it runs and how it is named)."""
-        skip = {"device", "threads", "out", "name", "resume"}
+        skip = {"device", "threads", "out", "name", "resume", "progress"}
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
 
@@ -170,7 +175,7 @@ def physical_memory() -> int | None:
         return None
 
 
-# The presets. "paper" is the reference code (SPEC 2.2); "cpu" is what a 2-core CPU finishes in under
+# The presets. "paper" is the reference code's schedule; "cpu" is what a 2-core CPU finishes in under
 # 30 minutes, and every deviation from "paper" is listed in the README.
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
@@ -203,6 +208,80 @@ class PretrainingOptions(Protocol):
     def device(self) -> str: ...
     @property
     def threads(self) -> int: ...
+    @property
+    def progress(self) -> bool: ...
+
+
+# The options only the adversarial phase reads: train/pretrain.py (and --pretrain-args) has no flag for
+# them; its config.json records the preset's values.
+ADVERSARIAL_ONLY = (
+    "mode", "init_from", "rounds", "n_rollouts", "pg_lr", "disc_repeats", "rollout_update", "rollout_rate",
+    "constant_reward", "baseline", "normalize", "diagnostics", "diag_samples", "diag_q_samples",
+    "diag_repeats", "reward", "bleu_n",
+)  # fmt: skip
+PRETRAINING_OPTIONS = tuple(f.name for f in dataclasses.fields(Config) if f.name not in ADVERSARIAL_ONLY)
+
+# What a run started from another (--init-from) takes from it. Its data, oracle and the generator's
+# shape come with its models, so a different value is an error; its pre-training settings and
+# discriminator are the defaults (another discriminator shape is pre-trained afresh).
+SOURCE_BOUND = (
+    "vocab_size", "seq_len", "gen_embed_dim", "gen_hidden_dim", "n_real", "n_test", "oracle", "oracle_seed",
+    "data", "level", "max_vocab", "test_fraction",
+)  # fmt: skip
+SOURCE_DEFAULTS = (
+    "batch_size", "mle_epochs", "mle_lr", "mle_eval_every", "disc_embed_dim", "disc_filters", "disc_dropout",
+    "disc_lr", "disc_pretrain_repeats",
+)  # fmt: skip
+
+
+def source_settings(flag: str, folder: str) -> dict[str, Any]:
+    """The config.json of the run folder `folder` that `flag` starts from; a clear error if it is none."""
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"{flag} {folder}: no such run folder")
+    return RunFolder(folder).saved_config()
+
+
+def same_setting(key: str, given: Any, source: Any) -> bool:
+    """Whether an option given agrees with the source run's value (a path: the same file)."""
+    if given == source:
+        return True
+    if key in ("oracle", "data") and isinstance(given, str) and isinstance(source, str):
+        try:
+            return os.path.samefile(given, source)
+        except OSError:
+            return False
+    return False
+
+
+def check_source(given: dict[str, Any], source: dict[str, Any], origin: str) -> None:
+    """An option given that contradicts the source run's data, oracle or sizes is an error naming it."""
+    for key in SOURCE_BOUND:
+        if key in given and key in source and not same_setting(key, given[key], source[key]):
+            flag = f"--{key.replace('_', '-')}"
+            raise ValueError(f"{flag} {default_text(given[key])} contradicts {origin}, made with {flag} "
+                             f"{default_text(source[key])}: a run started from another keeps its data, "
+                             f"oracle and sizes (omit {flag})")  # fmt: skip
+
+
+def help_defaults(preset: str) -> dict[str, str]:
+    """`--help`'s default of each option a preset sets: its value under `preset`, then the others'."""
+    defaults = {f.name: f.default for f in dataclasses.fields(Config)}
+    shown = {}
+    for name in sorted(set().union(*PRESETS.values())):
+        value = {p: default_text(PRESETS[p].get(name, defaults[name])) for p in PRESETS}
+        others = ", ".join(f"{p} {v}" for p, v in value.items() if p != preset)
+        shown[name] = f"{value[preset]} with --preset {preset}; {others}"
+    return shown
+
+
+def preset_named(argv: list[str]) -> str:
+    """The preset an argument list names (so `--preset tiny --help` shows tiny's values), else cpu."""
+    for i, arg in enumerate(argv):
+        value = arg.removeprefix("--preset=") if arg.startswith("--preset=") else (
+            argv[i + 1] if arg == "--preset" and i + 1 < len(argv) else None)
+        if value in PRESETS:
+            return value
+    return Config.preset
 
 
 def pretraining_config(options: PretrainingOptions, run: RunFolder) -> Config:
@@ -210,14 +289,27 @@ def pretraining_config(options: PretrainingOptions, run: RunFolder) -> Config:
     argv = ["--preset", options.pretrain_preset, "--seed", str(options.seed), "--device", options.device,
             "--threads", str(options.threads), "--out", str(run.path), "--name", "pretrain",
             *(["--oracle", options.oracle] if options.oracle is not None else []),
+            *([] if options.progress else ["--no-progress"]),
             *shlex.split(options.pretrain_args)]  # fmt: skip
-    return parse_config(argv)
+    try:
+        return parse_config(argv, pretraining=True)
+    except ValueError as err:
+        if not options.pretrain_args:
+            raise
+        raise ValueError(f"--pretrain-args {options.pretrain_args!r}: {err}") from None
 
 
-def parse_config(argv: list[str] | None = None, description: str | None = None) -> Config:
+def parse_config(
+    argv: list[str] | None = None, description: str | None = None, pretraining: bool = False
+) -> Config:
     """Preset defaults, then the options given on the command line; a resumed run keeps its own
-    config, and any option given that contradicts it is an error."""
-    given = vars(config_parser(Config, description).parse_args(argv))
+    config, and any option given that contradicts it is an error; a run started from another
+    (--init-from) takes its data, oracle and sizes (`SOURCE_BOUND`, `SOURCE_DEFAULTS`) and, unless
+    --preset is given, its preset. `pretraining`: only the options pre-training reads are flags."""
+    argv = sys.argv[1:] if argv is None else argv
+    parser = config_parser(Config, description, help_defaults(preset_named(argv)),
+                           PRETRAINING_OPTIONS if pretraining else None)  # fmt: skip
+    given = vars(parser.parse_args(argv))
     if "resume" in given:
         ignored = [f"--{k}" for k in ("name", "out") if k in given]
         if ignored:
@@ -233,6 +325,15 @@ def parse_config(argv: list[str] | None = None, description: str | None = None) 
                 )
             )
         base = saved
+    elif "init_from" in given:
+        source = source_settings("--init-from", given["init_from"])
+        check_source(given, source, f"--init-from {given['init_from']}")
+        preset = given.get("preset", source.get("preset", Config.preset))
+        if preset not in PRESETS:
+            raise ValueError(f"--init-from {given['init_from']}: its config.json names no known preset "
+                             f"({preset!r}): pass --preset")  # fmt: skip
+        taken = {k: source[k] for k in (*SOURCE_BOUND, *SOURCE_DEFAULTS) if k in source}
+        base = {**PRESETS[preset], "preset": preset, **taken}
     else:
         base = PRESETS[given.get("preset", Config.preset)]
     config = Config(**{**base, **given})

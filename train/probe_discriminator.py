@@ -1,4 +1,4 @@
-"""How informative can a discriminator's reward be? A probe of the discriminator side (issue 11).
+"""How informative can a discriminator's reward be? A probe of the discriminator side.
 
 Trains a fresh discriminator of the given sizes and schedule against the FIXED generator of a
 pre-trained run (its pretrained.pt or mle.pt), with the run's real training sequences as positives and
@@ -62,7 +62,7 @@ class ProbeConfig:
     device: str = option("torch device", default="cpu")
     threads: int = option("CPU threads for torch (0: torch's default)", default=0, at_least=0)
     out: str = option("folder holding run folders", default="runs")
-    name: str | None = option("run folder name (default: probe_sSEED_lrLR)", default=None)
+    name: str | None = option("run folder name", default=None, shown="probe_sSEED_lrLR")
 
     def validate(self) -> None:
         check_options(self)

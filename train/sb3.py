@@ -18,7 +18,7 @@ as the MLE generator (the warm start: equal next-token distributions), and is ev
 REINFORCE path's code (train.evaluation.evaluate: NLL-oracle, NLL-test).
 
 Rewards default to "shaped" with gamma 1: r_t = Q_t - Q_{t-1}, so an episode's return is exactly
-D(y) and a return-based algorithm optimises what SeqGAN does (SPEC 3); "mc" (r_t = Q_t) would need
+D(y) and a return-based algorithm optimises what SeqGAN does; "mc" (r_t = Q_t) would need
 gamma 0 for a generic algorithm, "terminal" (D(y) at the end) skips the Monte Carlo search.
 
 The run folder (--out/--name) holds config.json, metrics.csv (a row per evaluation, the source's MLE
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(err)
     if cfg.reward_mode == "mc" and cfg.gamma > 0:
         print(f"warning: --reward-mode mc with --gamma {cfg.gamma}: the return then sums Q_t over the "
-              "episode (SPEC 3: use --gamma 0 with mc, or the default shaped rewards)", file=sys.stderr)
+              "episode (use --gamma 0 with mc, or the default shaped rewards)", file=sys.stderr)
     if pretrain is not None:
         run_experiment(pretrain, until="adversarial")
     sb3_run = train_sb3(cfg, run, pretrain.run.path if pretrain is not None else str(cfg.pretrained))

@@ -59,7 +59,8 @@ def run_rounds(
 def run_mle(exp: Experiment) -> None:
     cfg = exp.cfg
     steps_per_epoch = -(-len(exp.real) // cfg.batch_size)
-    with tqdm(total=cfg.mle_epochs, initial=exp.progress, desc="MLE pre-training", unit="epoch") as bar:
+    with tqdm(total=cfg.mle_epochs, initial=exp.progress, desc="MLE pre-training", unit="epoch",
+              disable=not cfg.progress) as bar:  # fmt: skip
         while exp.progress < cfg.mle_epochs:
             loss = exp.mle.epoch(exp.real, exp.rng)
             exp.agent.start_rollout_policy()  # every checkpoint records the rollout policy beta = theta
@@ -81,7 +82,7 @@ def run_discriminator_pretraining(exp: Experiment) -> None:
         exp.stage, exp.progress = "adversarial", 0
         return
     with tqdm(total=cfg.disc_pretrain_repeats, initial=exp.progress, desc="discriminator pre-training",
-              unit="set") as bar:  # fmt: skip
+              unit="set", disable=not cfg.progress) as bar:  # fmt: skip
         while exp.progress < cfg.disc_pretrain_repeats:
             loss = exp.envs.updater.train(repeats=1)
             exp.progress += 1
@@ -114,7 +115,7 @@ def run_adversarial(exp: Experiment) -> None:
 
     trains = cfg.trains_discriminator and cfg.disc_repeats > 0
     run_rounds(learner, exp.envs, cfg.rounds, exp.progress, exp.envs.train_discriminator if trains else None,
-               on_round, f"adversarial ({cfg.mode})")  # fmt: skip
+               on_round, f"adversarial ({cfg.mode})", cfg.progress)  # fmt: skip
     exp.stage = "done"
     exp.save("final", "latest")
 
