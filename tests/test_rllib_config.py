@@ -89,6 +89,6 @@ def test_a_pretrained_source_brings_its_own_pretraining_and_oracle(tmp_path: Pat
     source = tmp_path / "pre"
     source.mkdir()
     (source / "config.json").write_text('{"oracle": null, "vocab_size": 50, "seq_len": 8}')
-    with pytest.raises(ValueError, match="--oracle o.npz contradicts --pretrained"):
+    with pytest.raises(ValueError, match=r"--oracle o\.npz contradicts --pretrained"):
         parse_rllib_config(["--pretrained", str(source), "--oracle", "o.npz"])
     assert parse_rllib_config(["--pretrained", str(source)]).oracle is None

@@ -4,6 +4,8 @@ columns are the adversarial signal's diagnostics, train.diagnostics)."""
 
 from __future__ import annotations
 
+import math
+import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -140,6 +142,26 @@ def evaluate_text(
     return TextEvaluation(nll.mean, nll.stderr, *bleus, *selfs)
 
 
+def real_text_scores(
+    test_data: torch.Tensor, n_sentences: int, self_bleu_samples: int | None, eos_id: int | None,
+    pad_id: int | None, seed: int = 0,
+) -> dict[str, float]:
+    """The yardstick of a text run's BLEU and Self-BLEU: the held-out lines scored as `evaluate_text`
+    scores the generator's samples, real lines in place of generated ones. BLEU-n: each of (a seeded
+    subset of at most) `n_sentences` held-out lines against all the others; Self-BLEU-n: `n_sentences`
+    held-out lines (the same subset) against each other, `self_bleu_samples` of them scored. With no
+    more than `n_sentences` held-out lines the two are the same quantity. NaN with fewer than 2 lines."""
+    lines = strip_sequences(test_data, eos_id, pad_id)
+    if len(lines) < 2:
+        return {f"{kind}{n}": math.nan for kind in ("bleu", "self_bleu") for n in BLEU_ORDERS}
+    chosen = random.Random(seed).sample(range(len(lines)), min(n_sentences, len(lines)))
+    subset = [lines[i] for i in sorted(chosen)]  # self_bleu's own choice of hypotheses below
+    bleus = {f"bleu{n}": self_bleu(lines, n, max_sentences=n_sentences, seed=seed) for n in BLEU_ORDERS}
+    selfs = {f"self_bleu{n}": self_bleu(subset, n, max_sentences=self_bleu_samples, seed=seed)
+             for n in BLEU_ORDERS}  # fmt: skip
+    return {**bleus, **selfs}
+
+
 class Evaluator:
     """A run's evaluation: NLL-oracle and NLL-test of an oracle run (`oracle`), or NLL-test, BLEU-2..5
     and Self-BLEU-2..5 of a text run (`vocabulary`), all at `temperature`."""
@@ -164,6 +186,15 @@ class Evaluator:
     def fields(self) -> tuple[str, ...]:
         """The columns of the run's metrics.csv."""
         return METRIC_FIELDS if self.vocabulary is None else TEXT_METRIC_FIELDS
+
+    def yardstick(self, test_data: torch.Tensor) -> list[dict[str, Any]]:
+        """A text run's metrics row of the real held-out lines' own BLEU-2..5 and Self-BLEU-2..5
+        (phase "real", `real_text_scores`), the reference beside the generator's; none for oracle runs."""
+        if self.vocabulary is None:
+            return []
+        scores = real_text_scores(test_data, self.bleu_samples, self.self_bleu_samples,
+                                  self.vocabulary.eos_id, self.vocabulary.pad_id)  # fmt: skip
+        return [{"phase": "real", "step": 0, "generator_updates": 0, **scores}]
 
     @property
     def summary(self) -> tuple[str, ...]:

@@ -189,6 +189,11 @@ class Experiment:
         has_d = has_d or not self.cfg.trains_discriminator
         self.stage, self.progress = ("adversarial" if has_d else "discriminator"), 0
 
+    def add_yardstick(self) -> None:
+        """A new run's first metrics row, in a text run: the real held-out lines' own BLEU-2..5 and
+        Self-BLEU-2..5 (phase "real"), once, beside the generator's at every evaluation."""
+        self.metrics = [*self.evaluator.yardstick(self.test), *self.metrics]
+
     def _load_models(self, state: dict[str, Any], with_discriminator: bool) -> None:
         """The models (configs checked by `check_compatible` before anything was written), the MLE
         optimiser, the data and the generator-update count of a checkpoint."""

@@ -163,6 +163,7 @@ def open_experiment(cfg: Config) -> Experiment:
     else:
         if start is not None:
             exp.init_from(start)
+        exp.add_yardstick()
         print(f"{'restarting' if cfg.resume else 'run folder:'} {run.path}", flush=True)
     return exp
 
