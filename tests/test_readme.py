@@ -126,3 +126,19 @@ def test_ci_runs_exactly_the_readmes_test_command() -> None:
     ci = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()
           if line.strip() and not line.startswith(("#", "set ", "cd "))]  # fmt: skip
     assert len(readme) == 1 and ci == readme and len(readme[0]) <= 150, (readme, ci)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a bash script")
+def test_the_test_command_fails_with_its_stage(tmp_path: Path) -> None:
+    """.ci/test.sh stops at the first failing command with its exit status: pytest's 5 (no test
+    collected) included; an unknown stage is an error before anything runs."""
+    stub = tmp_path / "python"
+    stub.write_text('#!/bin/sh\ncase "$*" in *pytest*) exit 5 ;; *) exit 0 ;; esac\n')
+    stub.chmod(0o755)
+    script = str(REPO / ".ci" / "test.sh")
+    run = subprocess.run(["bash", script, "lint", "tests", "extras"], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", "PYTHON": str(stub)}, timeout=HANG_GUARD)  # fmt: skip
+    assert run.returncode == 5 and run.stderr.split() == ["===", "lint", "===", "tests"], run.stderr
+    bad = subprocess.run(["bash", script, "lint", "typo"], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", "PYTHON": str(stub)}, timeout=HANG_GUARD)  # fmt: skip
+    assert bad.returncode == 2 and "unknown stage 'typo'" in bad.stderr and "===" not in bad.stderr

@@ -74,7 +74,8 @@ class Config:
         "REINFORCE baseline subtracted from Q_t: none (the paper), mean (the batch's at each step), loo "
         "(leave-one-out) or value (a learned value of the prefix)", default="none")
     normalize: bool = option("divide REINFORCE's advantages by their standard deviation", default=False)
-    eval_every: int = option("evaluate and checkpoint every this many rounds", default=5, at_least=1)
+    eval_every: int = option("evaluate and checkpoint every this many rounds (and checkpoint discriminator "
+                             "pre-training every this many sets)", default=5, at_least=1)  # fmt: skip
     eval_samples: int = option("generator samples for NLL-oracle", default=9984, at_least=1)
     temperature: float = option("sampling temperature of the evaluation", default=1.0, above=0)
     diagnostics: bool = option(DIAGNOSTICS_HELP, default=True)
