@@ -153,6 +153,17 @@ def load_compare() -> ModuleType:
     return module
 
 
+def test_the_runs_to_make_are_checked_before_their_source_exists(tmp_path: Path) -> None:
+    """Without --seqgan-run every method's run starts from a SeqGAN run that does not exist yet: its
+    options parse (each as its script's) and the runs take the preset's settings, before anything is made."""
+    _, runs = load_compare().parse_args(["--preset", "tiny", "--out", str(tmp_path), "--methods",
+                                         "seqgan,constant,ppo", "--extra", "--threads", "1"])  # fmt: skip
+    assert [r.method for r in runs] == ["seqgan", "constant", "ppo"] and not any(tmp_path.iterdir())
+    constant = runs[1].settings
+    assert constant["mode"] == "constant" and constant["preset"] == "tiny" and constant["vocab_size"] == 50
+    assert constant["init_from"] == str(tmp_path / "compare_tiny_s0_seqgan")
+
+
 BAD_OPTIONS: list[tuple[list[str], str]] = [
     (["--methods", "seqgan,gan"], r"--methods: unknown method 'gan' \(choose from seqgan, constant, "),
     (["--methods", "constant,mle"], r"--methods must include seqgan"),

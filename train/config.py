@@ -236,9 +236,11 @@ SOURCE_DEFAULTS = (
 
 
 def source_settings(flag: str, folder: str) -> dict[str, Any]:
-    """The config.json of the run folder `folder` that `flag` starts from; a clear error if it is none."""
-    if not Path(folder).is_dir():
-        raise FileNotFoundError(f"{flag} {folder}: no such run folder")
+    """The config.json of the run folder `folder` that `flag` starts from; none while that folder does
+    not exist yet (train/compare.py checks its runs before it makes their source; loading the source
+    reports a missing one before anything is written)."""
+    if not Path(folder).exists():
+        return {}
     return RunFolder(folder).saved_config()
 
 
