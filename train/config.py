@@ -12,12 +12,12 @@ import os
 import shlex
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from seqgan_env.discriminator import DiscriminatorConfig, paper_filters
 from train.cli import check_options, check_run_options, check_seed, config_parser, default_text, option
 from train.diagnostics import DIAG_Q_SAMPLES_HELP, DIAG_REPEATS_HELP, DIAG_SAMPLES_HELP, DIAGNOSTICS_HELP
+from train.lineage import source_base
 from train.run_folder import RunFolder
 
 
@@ -222,50 +222,6 @@ ADVERSARIAL_ONLY = (
 )  # fmt: skip
 PRETRAINING_OPTIONS = tuple(f.name for f in dataclasses.fields(Config) if f.name not in ADVERSARIAL_ONLY)
 
-# What a run started from another (--init-from) takes from it. Its data, oracle and the generator's
-# shape come with its models, so a different value is an error; its pre-training settings and
-# discriminator are the defaults (another discriminator shape is pre-trained afresh).
-SOURCE_BOUND = (
-    "vocab_size", "seq_len", "gen_embed_dim", "gen_hidden_dim", "n_real", "n_test", "oracle", "oracle_seed",
-    "data", "level", "max_vocab", "test_fraction",
-)  # fmt: skip
-SOURCE_DEFAULTS = (
-    "batch_size", "mle_epochs", "mle_lr", "mle_eval_every", "disc_embed_dim", "disc_filters", "disc_dropout",
-    "disc_lr", "disc_pretrain_repeats",
-)  # fmt: skip
-
-
-def source_settings(flag: str, folder: str) -> dict[str, Any]:
-    """The config.json of the run folder `folder` that `flag` starts from; none while that folder does
-    not exist yet (train/compare.py checks its runs before it makes their source; loading the source
-    reports a missing one before anything is written)."""
-    if not Path(folder).exists():
-        return {}
-    return RunFolder(folder).saved_config()
-
-
-def same_setting(key: str, given: Any, source: Any) -> bool:
-    """Whether an option given agrees with the source run's value (a path: the same file)."""
-    if given == source:
-        return True
-    if key in ("oracle", "data") and isinstance(given, str) and isinstance(source, str):
-        try:
-            return os.path.samefile(given, source)
-        except OSError:
-            return False
-    return False
-
-
-def check_source(given: dict[str, Any], source: dict[str, Any], origin: str) -> None:
-    """An option given that contradicts the source run's data, oracle or sizes is an error naming it."""
-    for key in SOURCE_BOUND:
-        if key in given and key in source and not same_setting(key, given[key], source[key]):
-            flag = f"--{key.replace('_', '-')}"
-            raise ValueError(f"{flag} {default_text(given[key])} contradicts {origin}, made with {flag} "
-                             f"{default_text(source[key])}: a run started from another keeps its data, "
-                             f"oracle and sizes (omit {flag})")  # fmt: skip
-
-
 def help_defaults(preset: str) -> dict[str, str]:
     """`--help`'s default of each option a preset sets: its value under `preset`, then the others'."""
     defaults = {f.name: f.default for f in dataclasses.fields(Config)}
@@ -329,14 +285,7 @@ def parse_config(
             )
         base = saved
     elif "init_from" in given:
-        source = source_settings("--init-from", given["init_from"])
-        check_source(given, source, f"--init-from {given['init_from']}")
-        preset = given.get("preset", source.get("preset", Config.preset))
-        if preset not in PRESETS:
-            raise ValueError(f"--init-from {given['init_from']}: its config.json names no known preset "
-                             f"({preset!r}): pass --preset")  # fmt: skip
-        taken = {k: source[k] for k in (*SOURCE_BOUND, *SOURCE_DEFAULTS) if k in source}
-        base = {**PRESETS[preset], "preset": preset, **taken}
+        base = source_base(given, PRESETS, Config.preset)
     else:
         base = PRESETS[given.get("preset", Config.preset)]
     config = Config(**{**base, **given})

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from train.cli import check_options, check_run_options, config_parser, option
-from train.config import PRESETS, check_source, source_settings
+from train.config import PRESETS
 from train.diagnostics import DIAG_Q_SAMPLES_HELP, DIAG_REPEATS_HELP, DIAG_SAMPLES_HELP, DIAGNOSTICS_HELP
+from train.lineage import check_source, source_settings
 
 CPU_FILTERS: str = PRESETS["cpu"]["disc_filters"]  # one place for the cpu preset
 
@@ -138,7 +139,7 @@ class SB3Config:
 def check_pretrained_options(given: Mapping[str, Any]) -> None:
     """A run started from another (--pretrained) takes its pre-training, data and oracle: the in-place
     pre-training's options, and an --oracle other than the source's, are errors naming the option (the
-    rule of train/adversarial.py's --init-from, `train.config.check_source`)."""
+    rule of train/adversarial.py's --init-from, `train.lineage`)."""
     if given.get("pretrained") is None:
         return
     origin = f"--pretrained {given['pretrained']}"
