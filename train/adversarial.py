@@ -1,7 +1,7 @@
 """The SeqGAN experiment: data -> MLE pre-training -> discriminator pre-training -> adversarial rounds.
 
     python train/adversarial.py --preset tiny        # a smoke test: seconds
-    python train/adversarial.py                      # the cpu preset on the built-in oracle (about 20 min)
+    python train/adversarial.py                      # the cpu preset on the built-in oracle: 17 min
     python train/adversarial.py --preset paper --oracle target_params_py3.pkl --device cuda
     python train/adversarial.py --resume runs/NAME   # continue a killed run from its last checkpoint
     python train/adversarial.py --init-from runs/PRE # start from a train/pretrain.py run
