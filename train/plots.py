@@ -40,6 +40,7 @@ def plot_learning_curve(rows: list[dict[str, Any]], path: Path, title: str) -> N
             bleu_ax.axhline(real["bleu4"], color="black", lw=1, alpha=0.5, label="BLEU-4 of real lines")
             bleu_ax.axhline(real["self_bleu4"], color="black", lw=1, ls=":", alpha=0.5,
                             label="Self-BLEU-4 of real lines")  # fmt: skip
+        bleu_ax.set_ylim(0, 1.1)  # BLEU lies in [0, 1]; the phase labels sit above it
         bleu_ax.set_ylabel("BLEU (solid), Self-BLEU (dotted)")
         bleu_ax.legend(fontsize=7, ncol=2)
     for ax in axes[0]:
