@@ -5,6 +5,7 @@ from __future__ import annotations
 import fractions
 import os
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -254,6 +255,118 @@ def test_reference_pickle_loads_like_the_npz(tmp_path, protocol):
     seqs = np.random.default_rng(1).integers(0, 8, size=(6, 5))
     expected = numpy_log_probs(params, seqs)
     np.testing.assert_allclose(torch_log_probs(oracle, seqs), expected, rtol=1e-5, atol=1e-5)
+
+
+def python2_pickle(arrays: list[np.ndarray]) -> bytes:
+    """A list of float32 arrays as Python 2's numpy pickled it in protocol 0, the format of the
+    reference's older save/target_params.pkl: text opcodes, the array data a latin-1 byte string."""
+    items = []
+    for a in arrays:
+        shape = "".join(f"I{n}\n" for n in a.shape)
+        data = repr(a.astype("<f4").tobytes())[1:]  # b'..' less the b: the S opcode's quoted string
+        items.append("cnumpy.core.multiarray\n_reconstruct\n(cnumpy\nndarray\n(I0\ntS'b'\ntR"
+                     f"(I1\n({shape}tcnumpy\ndtype\n(S'f4'\nI0\nI1\ntR(I3\nS'<'\nNNNI-1\nI-1\nI0\ntbI00\n"
+                     f"S{data}\ntba")  # fmt: skip
+    return ("(lp0\n" + "".join(items) + ".").encode("latin-1")
+
+
+def test_python2_protocol_0_pickle_loads_like_the_npz(tmp_path):
+    params = tiny_params()
+    np.savez(tmp_path / "oracle.npz", **params)
+    (tmp_path / "target_params.pkl").write_bytes(python2_pickle([params[k] for k in ORACLE_ARRAYS]))
+    assert_same_oracle(load_oracle(tmp_path / "target_params.pkl"), load_oracle(tmp_path / "oracle.npz"))
+
+
+# --- crafted pickles: numpy's own array and dtype state would trust them ------------------------------
+_RECONSTRUCT = np.ndarray.__reduce__(np.zeros(0))[0]  # what every pickled array starts with
+
+
+class _Crafted:
+    """Pickles as the reduce tuple it is given: writes what numpy itself never would."""
+
+    def __init__(self, *reduce) -> None:
+        self.reduce = reduce
+
+    def __reduce__(self):
+        return self.reduce
+
+
+def crafted_array(shape, dtype_name: str, dtype_state: tuple, data: bytes, fortran: bool = False) -> _Crafted:
+    dtype = _Crafted(np.dtype, (dtype_name, False, True), dtype_state)
+    return _Crafted(_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, shape, dtype, fortran, data))
+
+
+PLAIN = (3, "<", None, None, None, -1, -1, 0)  # a float32 dtype's state
+FIELDS = (3, "<", None, ("x",), {"x": (np.dtype("O"), 0)}, 4, 4, 63)  # ... claiming an object field
+# An object dtype with its list-pickle flag off: numpy's ndarray.__setstate__ then takes the raw bytes
+# for object pointers, and the process dies (segmentation fault) when they are touched or freed.
+OBJECT_POINTERS = crafted_array((4,), "O8", (3, "|", None, None, None, -1, -1, 61), b"A" * 32)
+CRAFTED = {
+    "object pointers": (OBJECT_POINTERS, r"array 'embedding' has dtype object, expected float32"),
+    "fields on a float": (crafted_array((8, 3), "f4", FIELDS, b"A" * 96), r"has dtype structured"),
+    "structured": (crafted_array((8, 3), "V8", (3, "|", None, None, None, 8, 1, 0), b"A" * 192),
+                   r"array 'embedding' has dtype \|?V8"),
+    "short data": (crafted_array((8, 3), "f4", PLAIN, b"A" * 95),
+                   r"an array of shape \(8, 3\) and dtype float32 needs 96 bytes, the pickle holds 95"),
+    "long data": (crafted_array((8, 3), "f4", PLAIN, b"A" * 97), r"needs 96 bytes, the pickle holds 97"),
+    "negative shape": (crafted_array((-8, 3), "f4", PLAIN, b"A"), r"malformed array shape \(-8, 3\)"),
+    "no data": (_Crafted(_RECONSTRUCT, (np.ndarray, (8, 3), b"b")), r"an array without data"),
+    "bad byte order": (crafted_array((8, 3), "f4", (3, "!", None, None, None, -1, -1, 0), b"A" * 96),
+                       r"malformed numpy.dtype state"),
+}
+
+
+@pytest.mark.parametrize("case", CRAFTED, ids=list(CRAFTED))
+def test_crafted_arrays_are_refused(tmp_path, case):
+    """Every array is rebuilt from a plain numeric dtype name and a byte count that matches its
+    shape: a crafted dtype state or a data size that disagrees is refused, in one line."""
+    crafted, match = CRAFTED[case]
+    params = [tiny_params()[name] for name in ORACLE_ARRAYS]
+    path = tmp_path / "crafted.pkl"
+    path.write_bytes(pickle.dumps([crafted, *params[1:]], protocol=2))
+    with pytest.raises(ValueError) as err:
+        load_oracle(path)
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message
+    assert re.search(match, message), message
+
+
+def test_an_oracle_of_arrays_without_data_is_refused(tmp_path):
+    """15 arrays of the right shapes that the pickle never fills (numpy would hand out uninitialised
+    memory): refused, whatever sizes they claim."""
+    shapes = {name: a.shape for name, a in tiny_params(vocab_size=2_000_000).items()}
+    empty = [_Crafted(_RECONSTRUCT, (np.ndarray, shapes[name], b"b")) for name in ORACLE_ARRAYS]
+    path = tmp_path / "empty.pkl"
+    path.write_bytes(pickle.dumps(empty, protocol=2))
+    assert len(path.read_bytes()) < 2000
+    with pytest.raises(ValueError, match=r"empty\.pkl: an array without data in the pickle"):
+        load_oracle(path)
+
+
+ORACLE_READERS = {
+    "convert_oracle": [sys.executable, "-m", "seqgan_env.convert_oracle", "{path}", "{out}"],
+    "adversarial.py": [sys.executable, "train/adversarial.py", "--oracle", "{path}", "--preset", "tiny",
+                       "--vocab-size", "8", "--out", "{out}"],
+    "SeqGAN-v0": [sys.executable, "-c", "import gymnasium as gym, seqgan_env, sys\n"
+                  "try:\n    gym.make('SeqGAN-v0', oracle_path='{path}', vocab_size=8)\n"
+                  "except ValueError as err:\n    sys.exit(f'error: {{err}}')"],
+}
+
+
+@pytest.mark.parametrize("reader", ORACLE_READERS)
+def test_object_pointer_pickle_is_refused_without_a_crash(tmp_path, reader):
+    """The crafted 'object pointers' pickle (a few hundred bytes) in a process of its own, so a
+    regression shows as that process's crash: one error line and an ordinary exit."""
+    path = tmp_path / "evil.pkl"
+    params = [tiny_params()[name] for name in ORACLE_ARRAYS]
+    path.write_bytes(pickle.dumps([OBJECT_POINTERS, *params[1:]], protocol=2))
+    out = tmp_path / "out"
+    argv = [part.format(path=path, out=out) for part in ORACLE_READERS[reader]]
+    result = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode in (1, 2), (result.returncode, result.stderr)  # not -11 (SIGSEGV)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "has dtype object, expected float32" in lines[0], result.stderr
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("container", [tuple, "dict"])
