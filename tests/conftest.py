@@ -5,6 +5,7 @@ Sizes are tiny on purpose (vocabulary 8, length 4) so the whole suite runs in se
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,27 @@ def paper_oracle_path() -> Path:
     if not PAPER_ORACLE_PATH.is_file():
         pytest.skip(f"paper oracle file not found at {PAPER_ORACLE_PATH} (../shared, beside the repository)")
     return PAPER_ORACLE_PATH
+
+
+class OpenMarker:
+    """Unpickling this opens (creates) the file `marker`: the payload of a malicious file, whose
+    loaders must never let it run."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+class SystemMarker:
+    """Unpickling this runs a shell command (`touch marker`)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
 
 
 def trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:

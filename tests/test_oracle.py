@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import OpenMarker, SystemMarker
 
 from seqgan_env.convert_oracle import main
 from seqgan_env.oracle import ORACLE_ARRAYS, load_oracle, random_oracle, read_oracle_arrays
@@ -379,27 +380,7 @@ def test_pickled_tuple_or_dict_by_name(tmp_path, container):
     assert all(np.array_equal(arrays[k], params[k]) and arrays[k].dtype == np.float32 for k in ORACLE_ARRAYS)
 
 
-class _OpenMarker:
-    """Unpickling this opens (creates) a marker file."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return open, (str(self.marker), "w")
-
-
-class _SystemMarker:
-    """Unpickling this runs a shell command that creates a marker file."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
-
-
-@pytest.mark.parametrize(("payload", "forbidden"), [(_OpenMarker, "open"), (_SystemMarker, "system")])
+@pytest.mark.parametrize(("payload", "forbidden"), [(OpenMarker, "open"), (SystemMarker, "system")])
 @pytest.mark.parametrize("protocol", [0, 2, pickle.DEFAULT_PROTOCOL])
 def test_code_running_pickle_is_refused_and_not_run(tmp_path, payload, forbidden, protocol):
     marker = tmp_path / "marker"
@@ -417,7 +398,7 @@ def test_code_running_pickle_is_refused_and_not_run(tmp_path, payload, forbidden
 def test_code_running_pickle_would_run_without_the_guard(tmp_path):
     """The test above has power: a plain pickle.loads of the payload does create the marker."""
     marker = tmp_path / "marker"
-    pickle.loads(pickle.dumps(_OpenMarker(marker))).close()
+    pickle.loads(pickle.dumps(OpenMarker(marker))).close()
     assert marker.exists()
 
 
@@ -425,7 +406,7 @@ def test_code_running_pickle_would_run_without_the_guard(tmp_path):
     ("obj", "match"),
     [
         (dict(tiny_params(), bo=fractions.Fraction(1, 3)), "forbidden global fractions.Fraction"),
-        ({"a": _OpenMarker(Path("/nonexistent-dir/marker"))}, "forbidden global .*open"),
+        ({"a": OpenMarker(Path("/nonexistent-dir/marker"))}, "forbidden global .*open"),
         (np.save, "forbidden global numpy.save"),
         ([os.getcwd] * 15, "forbidden global (os|posix).getcwd"),
         (torch.zeros(3), "forbidden global torch"),
@@ -544,7 +525,7 @@ def test_convert_bad_input(tmp_path, capsys, bad):
     if bad == "garbage":
         source.write_bytes(b"\x80\x04nonsense")
     elif bad == "evil":
-        source.write_bytes(pickle.dumps(_OpenMarker(tmp_path / "marker")))
+        source.write_bytes(pickle.dumps(OpenMarker(tmp_path / "marker")))
     else:
         write_reference_pickle(source, tiny_params())
     if bad == "missing":

@@ -169,10 +169,20 @@ def learner_source(
 ) -> tuple[int, int, Config | None]:
     """V, T and the in-place pre-training (None: from `pretrained`) of an SB3 or RLlib run: the run
     folder `pretrained`, checked to hold a pre-training, else `options`' pre-training into RUN/pretrain,
-    its oracle file checked now. Writes nothing."""
+    its oracle file checked now. Either is a run of the synthetic benchmark (these learners are
+    evaluated against its oracle; a text run has none). Writes nothing."""
     if pretrained is not None:
+        if options.pretrain_args:
+            raise ValueError(f"--pretrain-args {options.pretrain_args!r} sets the in-place pre-training; "
+                             f"with --pretrained {pretrained} there is none")  # fmt: skip
         _, settings = pretrained_checkpoint(pretrained)
+        if settings.get("data") is not None:
+            raise ValueError(f"--pretrained {pretrained} is a text run (--data {settings['data']}): this "
+                             "script trains on the synthetic benchmark (an oracle's data) only")  # fmt: skip
         return settings["vocab_size"], settings["seq_len"], None
     pre_cfg = pretraining_config(options, run)
+    if pre_cfg.data is not None:
+        raise ValueError(f"--pretrain-args sets --data {pre_cfg.data}: this script trains on the synthetic "
+                         "benchmark (an oracle's data) only")  # fmt: skip
     make_oracle(pre_cfg.vocab_size, pre_cfg.seq_len, pre_cfg.oracle, pre_cfg.oracle_seed)  # fails now if bad
     return pre_cfg.vocab_size, pre_cfg.seq_len, pre_cfg
