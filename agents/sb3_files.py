@@ -193,7 +193,7 @@ def check_saved_model(
         if mine != (sizes.embed_dim, sizes.hidden_dim, sizes.start_token):
             raise ValueError(f"{saved.path} holds a policy of embedding {sizes.embed_dim}, LSTM "
                              f"{sizes.hidden_dim} and start token {sizes.start_token}; the generator has "
-                             f"{mine[0]}, {mine[1]} and {mine[2]}")  # fmt: skip
+                             f"{mine[0]}, {mine[1]}, {mine[2]}")  # fmt: skip
     return saved
 
 

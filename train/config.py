@@ -223,7 +223,8 @@ def parse_config(argv: list[str] | None = None, description: str | None = None) 
         if ignored:
             raise ValueError(f"--resume continues {given['resume']} where it is: {' and '.join(ignored)} "
                              "cannot apply to it")  # fmt: skip
-        saved = RunFolder(given["resume"]).saved_config()
+        fields = [f.name for f in dataclasses.fields(Config)]
+        saved = RunFolder(given["resume"]).resumable_config(fields, "train/adversarial.py")
         clash = {k: (v, saved[k]) for k, v in given.items() if k in saved and saved[k] != v}
         if clash:
             raise ValueError(
