@@ -7,11 +7,11 @@ Every option is checked (`Config.validate`) before anything is written or comput
 from __future__ import annotations
 
 import dataclasses
-import os
 import shlex
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from seqgan_env import memory
 from seqgan_env.discriminator import DiscriminatorConfig, paper_filters
 from train.cli import check_options, check_run_options, check_seed, config_parser, option
 from train.diagnostics import DIAG_Q_SAMPLES_HELP, DIAG_REPEATS_HELP, DIAG_SAMPLES_HELP, DIAGNOSTICS_HELP
@@ -155,19 +155,7 @@ def check_memory(cfg: Config) -> None:
         "--diag-samples": 4 * cfg.diag_samples * T * (cfg.disc_embed_dim + sum(n for _, n in cfg.filters())),
         "--diag-q-samples": 4 * 4 * cfg.diag_q_samples * V * (cfg.n_rollouts + T),
     }
-    total = physical_memory()
-    if total is not None and sum(terms.values()) > 0.8 * total:
-        biggest = max(terms, key=terms.__getitem__)
-        raise ValueError(f"these sizes need about {sum(terms.values()) / 2**30:.1f} GiB, this machine has "
-                         f"{total / 2**30:.1f} GiB: lower {biggest} (about {terms[biggest] / 2**30:.1f} GiB)")
-
-
-def physical_memory() -> int | None:
-    """Bytes of RAM on this machine, where the OS says."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
+    memory.check_memory(terms)
 
 
 # The presets. "paper" is the reference code (SPEC 2.2); "cpu" is what a 2-core CPU finishes in under
