@@ -68,6 +68,16 @@ class OpenMarker:
         return open, (str(self.marker), "w")
 
 
+class Reduced:
+    """Pickles as the reduce tuple it is given: writes what a library itself never would."""
+
+    def __init__(self, *reduce) -> None:
+        self.reduce = reduce
+
+    def __reduce__(self):
+        return self.reduce
+
+
 class SystemMarker:
     """Unpickling this runs a shell command (`touch marker`)."""
 

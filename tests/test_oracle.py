@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import OpenMarker, SystemMarker
+from conftest import OpenMarker, Reduced, SystemMarker
 
 from seqgan_env.convert_oracle import main
 from seqgan_env.oracle import ORACLE_ARRAYS, load_oracle, random_oracle, read_oracle_arrays
@@ -282,19 +282,9 @@ def test_python2_protocol_0_pickle_loads_like_the_npz(tmp_path):
 _RECONSTRUCT = np.ndarray.__reduce__(np.zeros(0))[0]  # what every pickled array starts with
 
 
-class _Crafted:
-    """Pickles as the reduce tuple it is given: writes what numpy itself never would."""
-
-    def __init__(self, *reduce) -> None:
-        self.reduce = reduce
-
-    def __reduce__(self):
-        return self.reduce
-
-
-def crafted_array(shape, dtype_name: str, dtype_state: tuple, data: bytes, fortran: bool = False) -> _Crafted:
-    dtype = _Crafted(np.dtype, (dtype_name, False, True), dtype_state)
-    return _Crafted(_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, shape, dtype, fortran, data))
+def crafted_array(shape, dtype_name: str, dtype_state: tuple, data: bytes, fortran: bool = False) -> Reduced:
+    dtype = Reduced(np.dtype, (dtype_name, False, True), dtype_state)
+    return Reduced(_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, shape, dtype, fortran, data))
 
 
 PLAIN = (3, "<", None, None, None, -1, -1, 0)  # a float32 dtype's state
@@ -311,7 +301,7 @@ CRAFTED = {
                    r"an array of shape \(8, 3\) and dtype float32 needs 96 bytes, the pickle holds 95"),
     "long data": (crafted_array((8, 3), "f4", PLAIN, b"A" * 97), r"needs 96 bytes, the pickle holds 97"),
     "negative shape": (crafted_array((-8, 3), "f4", PLAIN, b"A"), r"malformed array shape \(-8, 3\)"),
-    "no data": (_Crafted(_RECONSTRUCT, (np.ndarray, (8, 3), b"b")), r"an array without data"),
+    "no data": (Reduced(_RECONSTRUCT, (np.ndarray, (8, 3), b"b")), r"an array without data"),
     "bad byte order": (crafted_array((8, 3), "f4", (3, "!", None, None, None, -1, -1, 0), b"A" * 96),
                        r"malformed numpy.dtype state"),
 }
@@ -336,7 +326,7 @@ def test_an_oracle_of_arrays_without_data_is_refused(tmp_path):
     """15 arrays of the right shapes that the pickle never fills (numpy would hand out uninitialised
     memory): refused, whatever sizes they claim."""
     shapes = {name: a.shape for name, a in tiny_params(vocab_size=2_000_000).items()}
-    empty = [_Crafted(_RECONSTRUCT, (np.ndarray, shapes[name], b"b")) for name in ORACLE_ARRAYS]
+    empty = [Reduced(_RECONSTRUCT, (np.ndarray, shapes[name], b"b")) for name in ORACLE_ARRAYS]
     path = tmp_path / "empty.pkl"
     path.write_bytes(pickle.dumps(empty, protocol=2))
     assert len(path.read_bytes()) < 2000
