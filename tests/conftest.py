@@ -5,8 +5,14 @@ Sizes are tiny on purpose (vocabulary 8, length 4) so the whole suite runs in se
 
 from __future__ import annotations
 
+import base64
+import io
+import json
 import os
+import pickle
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -86,6 +92,30 @@ class SystemMarker:
 
     def __reduce__(self):
         return os.system, (f"touch {self.marker}",)
+
+
+def poisoned_zip(source: Path, target: Path, marker: Path, change: Any = None) -> Path:
+    """A copy of the saved SB3 model `source` whose cloudpickled `data` entries (the policy class, the
+    spaces, the schedules) and pytorch_variables.pth would each create `marker` when unpickled; each
+    member's name and bytes pass through `change` (returning new bytes, or None to leave it out)."""
+    payload = base64.b64encode(pickle.dumps(OpenMarker(marker))).decode()
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zout:
+        for name in zin.namelist():
+            data = zin.read(name)
+            if name == "data":
+                entries = json.loads(data)
+                for entry in entries.values():
+                    if isinstance(entry, dict) and ":serialized:" in entry:
+                        entry[":serialized:"] = payload
+                data = json.dumps(entries).encode()
+            elif name == "pytorch_variables.pth":
+                buffer = io.BytesIO()
+                torch.save(OpenMarker(marker), buffer)
+                data = buffer.getvalue()
+            changed = data if change is None else change(name, data)
+            if changed is not None:
+                zout.writestr(name, changed)
+    return target
 
 
 def trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:

@@ -7,7 +7,6 @@ Sizes are tiny (V 8, T 4) and nothing trains: the whole file runs in seconds.
 
 from __future__ import annotations
 
-import base64
 import builtins
 import csv
 import importlib.util
@@ -19,7 +18,6 @@ import re
 import signal
 import sys
 import warnings
-import zipfile
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -30,7 +28,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import OpenMarker, Reduced, T, V, tiny_discriminator, tiny_lstm
+from conftest import OpenMarker, Reduced, T, V, poisoned_zip, tiny_discriminator, tiny_lstm
 
 import seqgan_env.text as text_module
 from seqgan_env.checkpoint import FORMAT, VERSION, load_checkpoint, model_entry, save_checkpoint
@@ -632,24 +630,6 @@ def ppo_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 Change = Callable[[str, bytes], bytes | None]  # a zip member's name and bytes -> new bytes (None: drop it)
 
 
-def rewrite_zip(source: Path, target: Path, marker: Path, change: Change) -> None:
-    """A copy of the zip `source` with each member's bytes passed through `change` (None: left out),
-    after every cloudpickled entry of its data was made a payload that would create `marker`."""
-    payload = base64.b64encode(pickle.dumps(OpenMarker(marker))).decode()
-    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zout:
-        for name in zin.namelist():
-            data = zin.read(name)
-            if name == "data":
-                entries = json.loads(data)
-                for entry in entries.values():
-                    if isinstance(entry, dict) and ":serialized:" in entry:
-                        entry[":serialized:"] = payload
-                data = json.dumps(entries).encode()
-            changed = change(name, data)
-            if changed is not None:
-                zout.writestr(name, changed)
-
-
 def nan_policy(name: str, data: bytes) -> bytes:
     if name != "policy.pth":
         return data
@@ -707,7 +687,7 @@ def test_sb3_model_files(
     if isinstance(change, bytes):
         path.write_bytes(change)
     else:
-        rewrite_zip(ppo_zip, path, marker, change)
+        poisoned_zip(ppo_zip, path, marker, change)
     env = SB3VecEnv(SeqGANVectorEnv(2, **{**VARIANTS[TINY], "reward_mode": "shaped"}))
     with pytest.raises(ValueError) as caught:
         load_model("a2c" if name == "another algorithm" else "ppo", path, env)
@@ -747,7 +727,7 @@ def test_sb3_script_sources(
     """train/sb3.py refuses a source or model that does not fit the run, in one line, before writing;
     the model's cloudpickled entries never run."""
     marker = tmp_path / "marker"
-    rewrite_zip(ppo_zip, tmp_path / "evil.zip", marker, lambda name, data: data)
+    poisoned_zip(ppo_zip, tmp_path / "evil.zip", marker)
     paths = {"source": sb3_source(tmp_path / "source"), "evil": tmp_path / "evil.zip",
              "text": sb3_source(tmp_path / "text", data="corpus.txt"), "corpus": tmp_path / "corpus.txt",
              "wide": sb3_source(tmp_path / "wide", gen_embed_dim=16)}  # fmt: skip
@@ -764,7 +744,7 @@ def test_compare_checks_the_ppo_model(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], ppo_zip: Path
 ) -> None:
     marker = tmp_path / "marker"
-    rewrite_zip(ppo_zip, tmp_path / "evil.zip", marker, lambda name, data: data)
+    poisoned_zip(ppo_zip, tmp_path / "evil.zip", marker)
     run = sb3_source(tmp_path / "run", temperature=1.0, eval_every=1)
     before = snapshot(tmp_path)
     argv = ["--seqgan-run", str(run), "--methods", "seqgan,ppo",

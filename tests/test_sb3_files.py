@@ -4,16 +4,12 @@ without running it. Tiny sizes (V 8, T 4): the file runs in seconds."""
 
 from __future__ import annotations
 
-import base64
-import io
-import json
 import pickle
-import zipfile
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import OpenMarker, tiny_lstm
+from conftest import poisoned_zip, tiny_lstm
 from stable_baselines3 import PPO
 
 from agents.sb3 import SB3VecEnv, algorithm_class, load_model, make_model
@@ -37,27 +33,6 @@ def saved_model(path: Path, algo: str = "ppo", train: bool = True) -> Path:
         model.learn(total_timesteps=8)
     model.save(path)
     return path
-
-
-def poisoned(source: Path, target: Path, marker: Path) -> Path:
-    """A copy of a saved model whose cloudpickled `data` entries (the policy class, the spaces, the
-    schedules) and pytorch_variables.pth would each create `marker` when unpickled."""
-    payload = base64.b64encode(pickle.dumps(OpenMarker(marker))).decode()
-    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
-        for item in zin.infolist():
-            data = zin.read(item.filename)
-            if item.filename == "data":
-                entries = json.loads(data)
-                for entry in entries.values():
-                    if isinstance(entry, dict) and ":serialized:" in entry:
-                        entry[":serialized:"] = payload
-                data = json.dumps(entries).encode()
-            elif item.filename == "pytorch_variables.pth":
-                buffer = io.BytesIO()
-                torch.save(OpenMarker(marker), buffer)
-                data = buffer.getvalue()
-            zout.writestr(item, data)
-    return target
 
 
 @pytest.mark.parametrize("algo", list(SMALL))
@@ -91,7 +66,7 @@ def test_poisoned_entries_never_run(tmp_path):
     """A zip whose every cloudpickled entry would create a marker loads, and the marker never appears;
     SB3's own load of the same file does create it (the test has power)."""
     marker = tmp_path / "marker"
-    evil = poisoned(saved_model(tmp_path / "model.zip"), tmp_path / "evil.zip", marker)
+    evil = poisoned_zip(saved_model(tmp_path / "model.zip"), tmp_path / "evil.zip", marker)
     model = load_model("ppo", evil, tiny_env(), **SMALL["ppo"])
     assert read_saved_model(evil).algo == "ppo" and model.num_timesteps > 0
     assert not marker.exists()

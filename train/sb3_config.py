@@ -45,8 +45,9 @@ class SB3Config:
                               "--pretrain-args='--mle-epochs 20'", default="")  # fmt: skip
     oracle: str | None = option("oracle parameter file (.npz) for the in-place pre-training; default: the "
                               "built-in seeded random oracle", default=None)  # fmt: skip
-    load: str | None = option("continue this saved SB3 model (.zip, same --algo) instead of warm-starting "
-                            "from the generator", default=None)  # fmt: skip
+    load: str | None = option("continue this saved SB3 model (.zip of the same --algo: its weights, "
+                            "optimizer state and step counts; every other setting is this run's) instead of "
+                            "warm-starting from the generator", default=None)  # fmt: skip
     warm_start: bool = option("start from a fresh policy of the generator's shape instead of the pre-trained "
                             "generator (the warm start, default)", default=True)  # fmt: skip
     seed: int = option("seed of SB3, the env, sampling and the evaluation", default=0)
