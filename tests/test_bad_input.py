@@ -695,10 +695,18 @@ def test_sb3_model_files(
     assert not marker.exists()
 
 
-def sb3_source(folder: Path, **settings: Any) -> Path:
-    """A pre-training run folder of the tiny generator's sizes, as train/sb3.py reads it."""
+def sb3_source(folder: Path, damage: str = "", **settings: Any) -> Path:
+    """A pre-training run folder of the tiny generator's sizes, as train/sb3.py reads it; `damage`
+    "nan" puts a NaN in its generator, "no data" leaves its data out."""
     sizes = {"vocab_size": V, "seq_len": T, "gen_embed_dim": 6, "gen_hidden_dim": 5}
-    return fake_run(folder, **{**sizes, **settings})
+    fake_run(folder, **{**sizes, **settings})
+    entry = model_entry(tiny_lstm(1))
+    if damage == "nan":
+        entry["state_dict"]["output.bias"][2] = float("nan")
+    data = {"real": torch.zeros(16, T, dtype=torch.long), "test": torch.zeros(8, T, dtype=torch.long)}
+    payload = {"generator": entry} if damage == "no data" else {"generator": entry, "data": data}
+    save_checkpoint(folder / "mle.pt", payload)
+    return folder
 
 
 SB3_SCRIPT_CASES: list[tuple[str, list[str], str]] = [
@@ -708,6 +716,10 @@ SB3_SCRIPT_CASES: list[tuple[str, list[str], str]] = [
      r"evil\.zip has a value MLP of --value-arch '64', this run '32'"),
     ("another generator", ["--pretrained", "{wide}", "--load", "{evil}"],
      r"evil\.zip holds a policy of embedding 6, LSTM 5 and start token 0; the generator has 16, 5, 0"),
+    ("a damaged source", ["--pretrained", "{nan}"],
+     r"nan/mle\.pt: tensor \['generator'\]\['state_dict'\]\['output\.bias'\] holds 1 NaN"),
+    ("a source without data", ["--pretrained", "{nodata}"],
+     r"nodata/mle\.pt is not a pre-training checkpoint \(KeyError: 'data'\)"),
     ("a text run", ["--pretrained", "{text}"],
      r"--pretrained .*text is a text run \(--data corpus\.txt\): this script trains on the synthetic"),
     ("pre-training options with --pretrained",
@@ -730,7 +742,8 @@ def test_sb3_script_sources(
     poisoned_zip(ppo_zip, tmp_path / "evil.zip", marker)
     paths = {"source": sb3_source(tmp_path / "source"), "evil": tmp_path / "evil.zip",
              "text": sb3_source(tmp_path / "text", data="corpus.txt"), "corpus": tmp_path / "corpus.txt",
-             "wide": sb3_source(tmp_path / "wide", gen_embed_dim=16)}  # fmt: skip
+             "wide": sb3_source(tmp_path / "wide", gen_embed_dim=16),
+             "nan": sb3_source(tmp_path / "nan", "nan"), "nodata": sb3_source(tmp_path / "nodata", "no data")}
     paths["corpus"].write_text("a b c\nd e f\ng h i\n")
     argv = [o.format(**paths) for o in options] + ["--out", str(tmp_path / "runs"), "--threads", "1"]
     before = snapshot(tmp_path)

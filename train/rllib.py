@@ -43,7 +43,7 @@ from train.evaluation import run_summary
 from train.rllib_config import RLlibConfig, parse_rllib_config
 from train.run_folder import RunFolder
 from train.sb3_run import make_discriminator
-from train.sources import learner_source, load_pretrained, pretrained_checkpoint
+from train.sources import learner_source, load_pretrained
 from train.stages import open_experiment, run_experiment
 
 
@@ -67,7 +67,7 @@ def open_run(cfg: RLlibConfig) -> tuple[RunFolder, dict[str, Any] | None, Any]:
         run = RunFolder(cfg.resume)
         run.lock()
         run.remove_temporaries()
-        pretrained_checkpoint(source_folder(cfg, run))  # its pre-training finished
+        load_pretrained(source_folder(cfg, run))  # its pre-training finished, and is readable
         latest = run.checkpoint("latest")
         state = load_checkpoint(latest) if latest.is_file() else None
         if state is not None:
