@@ -113,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         pre = load_pretrained(source_folder(cfg, run))
         rllib_run = RLlibRun(cfg, run, pre, pre.oracle())
         if state is not None:
-            rllib_run.resume(state)
+            try:
+                rllib_run.resume(state)
+            except ValueError as err:
+                return fail(err)
             print(f"resuming {run.path} at round {rllib_run.done}", flush=True)
         else:
             print(f"run folder: {run.path}; pre-trained generator from {pre.source}", flush=True)

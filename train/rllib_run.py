@@ -150,14 +150,19 @@ class RLlibRun:
 
     def resume(self, state: dict[str, Any]) -> None:
         """Continue from `latest.pt` (`check_run_state` first): RLlib's state (module, optimizer,
-        counters) and the driver's."""
-        restore_algorithm_state(self.algo, state["rllib"])
-        self.rollout_policy.load_state_dict(state["rollout_policy"]["state_dict"])
-        self.discriminator.load_state_dict(state["discriminator"]["state_dict"])
-        self.updater.load_state_dict(state["discriminator_updater"])
-        self.rng.set_state(state["rng"]["train"])
-        torch.set_rng_state(state["rng"]["torch"])
-        self.rows, self.done, self.elapsed = state["metrics"], state["progress"], state["elapsed_s"]
+        counters) and the driver's. A state that does not fit this run is a one-line ValueError."""
+        try:
+            restore_algorithm_state(self.algo, state["rllib"])
+            self.rollout_policy.load_state_dict(state["rollout_policy"]["state_dict"])
+            self.discriminator.load_state_dict(state["discriminator"]["state_dict"])
+            self.updater.load_state_dict(state["discriminator_updater"])
+            self.rng.set_state(state["rng"]["train"])
+            torch.set_rng_state(state["rng"]["torch"])
+            self.rows, self.done, self.elapsed = list(state["metrics"]), int(state["progress"]), state["elapsed_s"]
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError) as err:
+            reason = (str(err).strip().splitlines() or [""])[0][:150]
+            raise ValueError(f"{self.run.checkpoint('latest')} does not fit this run ({type(err).__name__}: "
+                             f"{reason})") from None  # fmt: skip
         self.learner.iterations = self.done
         self.learner.invalidate()
 
