@@ -158,7 +158,8 @@ class RLlibRun:
             self.updater.load_state_dict(state["discriminator_updater"])
             self.rng.set_state(state["rng"]["train"])
             torch.set_rng_state(state["rng"]["torch"])
-            self.rows, self.done, self.elapsed = list(state["metrics"]), int(state["progress"]), state["elapsed_s"]
+            self.rows, self.done = list(state["metrics"]), int(state["progress"])
+            self.elapsed = float(state["elapsed_s"])
         except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError) as err:
             reason = (str(err).strip().splitlines() or [""])[0][:150]
             raise ValueError(f"{self.run.checkpoint('latest')} does not fit this run ({type(err).__name__}: "
