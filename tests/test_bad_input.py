@@ -486,6 +486,8 @@ SAMPLE_CASES: list[tuple[list[str], Callable[[Path], None] | None, str]] = [
     ([], vocab_json("not json"), r"error: .*vocab\.json is not a UTF-8 JSON vocabulary file"),
     ([], vocab_json("[1, 2]"), r"error: .*not a vocabulary dict"),
     ([], vocab_json('{"format": "seqgan_env.vocabulary", "version": 1, "tokens": ["<bos>", "<eos>", "<unk>", '
+                    '"a"]}'), r"error: .*run's vocabulary has 4 tokens, its generator 8"),
+    ([], vocab_json('{"format": "seqgan_env.vocabulary", "version": 1, "tokens": ["<bos>", "<eos>", "<unk>", '
                     '3]}'),
      r"error: .*tokens must be non-empty strings, got 3"),
     ([], vocab_json('{"format": "seqgan_env.vocabulary", "version": 1, "tokens": {"__reduce__": '
