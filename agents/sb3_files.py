@@ -39,6 +39,8 @@ MAX_DATA_BYTES = 16 * 2**20  # the `data` JSON (a few kB for this project's mode
 MAX_TENSOR_BYTES = 2 * 2**30  # each .pth member
 COUNTERS = ("num_timesteps", "_n_updates", "_episode_num")  # restored, so a continued run counts on
 
+# Hyperparameters that tell Adam (PPO's) and RMSprop (A2C's) apart in an optimizer's saved state.
+_OPTIMIZER_KEYS = frozenset({"betas", "amsgrad", "alpha", "centered", "momentum"})
 # The module of each algorithm's policy class, as SB3 records it beside the pickled class.
 _POLICY_MODULES = {
     "stable_baselines3.common.policies": ("ppo", "a2c"),  # told apart by PPO's clip range in `data`
@@ -212,25 +214,43 @@ def _load_policy(policy: BasePolicy, saved: SavedModel) -> None:
     policy.load_state_dict(saved.policy)
 
 
+def _group_fits(group: Any, ours: dict[str, Any]) -> bool:
+    """A saved parameter group of an optimizer of the same kind (Adam or RMSprop) and size as `ours`."""
+    if not isinstance(group, dict) or not isinstance(group.get("params"), list):
+        return False
+    same_kind = not _OPTIMIZER_KEYS & (set(group) ^ set(ours))
+    return same_kind and len(group["params"]) == len(ours["params"]) and all(map(_is_index, group["params"]))
+
+
+def _is_index(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _load_optimizer(optimizer: torch.optim.Optimizer, saved: SavedModel) -> None:
     """The saved optimizer's per-parameter state (moments, step counts) into `optimizer`; its
     hyperparameters (learning rate, betas, ...) stay those this run built it with."""
     groups, state = saved.optimizer.get("param_groups"), saved.optimizer.get("state")
     ours = optimizer.state_dict()["param_groups"]
-    if (not isinstance(groups, list) or not isinstance(state, dict) or len(groups) != len(ours)
-            or any(not isinstance(g, dict) or set(g) != set(o) or len(g["params"]) != len(o["params"])
-                   for g, o in zip(groups, ours, strict=False))):  # fmt: skip
+    if not isinstance(groups, list) or not isinstance(state, dict) or len(groups) != len(ours) or not all(
+        map(_group_fits, groups, ours)
+    ):
         kind = type(optimizer).__name__
         raise ValueError(f"{saved.path}: the optimizer state is not that of this algorithm's {kind}")
     params = [p for group in optimizer.param_groups for p in group["params"]]
     ids = [i for group in groups for i in group["params"]]
+    kept = {}
     for index, param in zip(ids, params, strict=True):
-        for key, value in (state.get(index) or {}).items():
+        entry = state.get(index, {})
+        if not isinstance(entry, dict):
+            raise ValueError(f"{saved.path}: the optimizer's state of parameter {index} is not a dict")
+        for key, value in entry.items():
             if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != param.shape:
                 raise ValueError(f"{saved.path}: the optimizer's {key} of parameter {index} has shape "
                                  f"{tuple(value.shape)}, the parameter {tuple(param.shape)}")  # fmt: skip
-    merged = [{**o, "params": g["params"]} for g, o in zip(groups, ours, strict=True)]
-    optimizer.load_state_dict({"state": state, "param_groups": merged})
+        if entry:
+            kept[index] = entry
+    merged = [{**our, "params": group["params"]} for group, our in zip(groups, ours, strict=True)]
+    optimizer.load_state_dict({"state": kept, "param_groups": merged})
 
 
 def load_model(

@@ -5,6 +5,7 @@ without running it. Tiny sizes (V 8, T 4): the file runs in seconds."""
 from __future__ import annotations
 
 import pickle
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -79,9 +80,15 @@ def test_another_algorithms_model_is_refused(tmp_path):
     path = saved_model(tmp_path / "ppo.zip", train=False)
     with pytest.raises(ValueError, match=r"ppo\.zip was saved by ppo, not a policy of --algo a2c: pass"):
         load_model("a2c", path, tiny_env())
-    a2c = saved_model(tmp_path / "a2c.zip", "a2c", train=False)
+    a2c = saved_model(tmp_path / "a2c.zip", "a2c")
     with pytest.raises(ValueError, match=r"saved by a2c, not a policy of --algo maskable_ppo"):
         load_model("maskable_ppo", a2c, tiny_env())
+    with zipfile.ZipFile(a2c) as archive:
+        rmsprop = archive.read("policy.optimizer.pth")
+    mixed = poisoned_zip(path, tmp_path / "mixed.zip", tmp_path / "marker",
+                         lambda name, data: rmsprop if name == "policy.optimizer.pth" else data)  # fmt: skip
+    with pytest.raises(ValueError, match=r"mixed\.zip: the optimizer state is not that of this algorithm's"):
+        load_model("ppo", mixed, tiny_env(), **SMALL["ppo"])  # PPO's policy with A2C's RMSprop state
 
 
 def test_sizes_the_run_needs(tmp_path):
