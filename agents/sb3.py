@@ -23,14 +23,13 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.type_aliases import MaybeCallback
 
 from agents.learner import sync_rollout_policy
+from agents.sb3_files import check_saved_model, load_model
 from agents.sb3_policy import (
     ALGORITHMS,
     LastTokenExtractor,
     TokenPrefixExtractor,
     algorithm_class,
-    check_saved_model,
     generator_from_policy,
-    load_model,
     make_model,
     policy_kwargs,
     warm_start,

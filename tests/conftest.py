@@ -5,9 +5,15 @@ Sizes are tiny on purpose (vocabulary 8, length 4) so the whole suite runs in se
 
 from __future__ import annotations
 
+import base64
+import io
+import json
 import os
+import pickle
 import sys
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -103,6 +109,61 @@ def paper_oracle_path() -> Path:
     if not PAPER_ORACLE_PATH.is_file():
         pytest.skip(f"paper oracle file not found at {PAPER_ORACLE_PATH} (../shared, beside the repository)")
     return PAPER_ORACLE_PATH
+
+
+class OpenMarker:
+    """Unpickling this opens (creates) the file `marker`: the payload of a malicious file, whose
+    loaders must never let it run."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+class Reduced:
+    """Pickles as the reduce tuple it is given: writes what a library itself never would."""
+
+    def __init__(self, *reduce) -> None:
+        self.reduce = reduce
+
+    def __reduce__(self):
+        return self.reduce
+
+
+class SystemMarker:
+    """Unpickling this runs a shell command (`touch marker`)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def poisoned_zip(source: Path, target: Path, marker: Path, change: Any = None) -> Path:
+    """A copy of the saved SB3 model `source` whose cloudpickled `data` entries (the policy class, the
+    spaces, the schedules) and pytorch_variables.pth would each create `marker` when unpickled; each
+    member's name and bytes pass through `change` (returning new bytes, or None to leave it out)."""
+    payload = base64.b64encode(pickle.dumps(OpenMarker(marker))).decode()
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zout:
+        for name in zin.namelist():
+            data = zin.read(name)
+            if name == "data":
+                entries = json.loads(data)
+                for entry in entries.values():
+                    if isinstance(entry, dict) and ":serialized:" in entry:
+                        entry[":serialized:"] = payload
+                data = json.dumps(entries).encode()
+            elif name == "pytorch_variables.pth":
+                buffer = io.BytesIO()
+                torch.save(OpenMarker(marker), buffer)
+                data = buffer.getvalue()
+            changed = data if change is None else change(name, data)
+            if changed is not None:
+                zout.writestr(name, changed)
+    return target
 
 
 def trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:

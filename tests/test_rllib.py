@@ -6,6 +6,7 @@ Skipped where Ray RLlib is not installed (`pip install -e ".[rllib]"`); CI runs 
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -19,12 +20,13 @@ import torch
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.rllib")
 
-from conftest import HANG_GUARD, killer_command  # noqa: E402
+from conftest import HANG_GUARD, SystemMarker, killer_command  # noqa: E402
 
 from agents.rllib import RLlibLearner, algorithm_config  # noqa: E402
 from agents.rllib_env import make_vector_env, replay, runner_models  # noqa: E402
 from agents.rllib_learners import RealStepsPPOLearner  # noqa: E402
 from agents.rllib_module import TokenPrefixRLModule, module_config  # noqa: E402
+from seqgan_env.checkpoint import save_checkpoint  # noqa: E402
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig  # noqa: E402
 from seqgan_env.oracle import random_oracle  # noqa: E402
 from seqgan_env.registration import VARIANTS  # noqa: E402
@@ -222,13 +224,30 @@ def test_script_interrupted_then_resumed_completes_every_round(tmp_path):
     proc = run_script(args, tmp_path, command, env)
     out, _ = proc.communicate(timeout=HANG_GUARD)
     assert proc.returncode != 0 and (run / "latest.pt").is_file(), out
-    saved = torch.load(run / "latest.pt", weights_only=False)
-    assert 2 <= saved["progress"] < 8, out
-    assert [p.name for p in run.glob("rllib-*")] == [saved["rllib"]]
+    saved = torch.load(run / "latest.pt", weights_only=True)  # RLlib's state in it as plain tensors
+    assert 2 <= saved["progress"] < 8 and saved["progress"] % 2 == 0, out
+    assert "learner_group" in saved["rllib"] and not list(run.glob("rllib-*"))  # no folder of pickles
 
+    # A resume point of the earlier format (RLlib's state in a folder of pickles): refused before Ray starts.
+    latest = (run / "latest.pt").read_bytes()
+    save_checkpoint(run / "latest.pt", {**saved, "run_state_version": 1, "rllib": "rllib-2"})
+    out, _ = run_script(["--resume", str(run)], tmp_path).communicate(timeout=HANG_GUARD)
+    expected = (f"error: {run / 'latest.pt'} was written by another version of train/rllib.py (run state "
+                "version 1, this one reads 2): start it again")  # fmt: skip
+    assert out.strip().splitlines()[-1] == expected, out
+    (run / "latest.pt").write_bytes(latest)
+
+    # An RLlib checkpoint folder of pickles whose loading would create a marker: never read.
+    marker = tmp_path / "marker"
+    planted = run / f"rllib-{saved['progress']}"
+    for name in ("algorithm_state.pkl", "class_and_ctor_args.pkl", "learner_group/state.pkl",
+                 "learner_group/learner/rl_module/default_policy/module_state.pkl"):  # fmt: skip
+        (planted / name).parent.mkdir(parents=True, exist_ok=True)
+        (planted / name).write_bytes(pickle.dumps(SystemMarker(marker)))
     proc = run_script(["--resume", str(run), "--no-progress"], tmp_path)
     out, _ = proc.communicate(timeout=HANG_GUARD)
     assert proc.returncode == 0, out
+    assert not marker.exists()
     assert f"resuming {run} at round {saved['progress']}" in out
     final = torch.load(run / "final.pt", weights_only=False)
     steps = [r["step"] for r in final["metrics"] if r["phase"] == "adversarial"]

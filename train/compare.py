@@ -180,7 +180,7 @@ def method_run(
             argv += [*where, *own]
             sets_here(flag, vars(config_parser(SB3Config, None).parse_args(own)))
             cfg = parse_sb3_config(argv)
-            check_sb3_run(cfg, config["vocab_size"], config["seq_len"])
+            check_sb3_run(cfg, config)
             label = f"SB3 {cfg.algo}" + (f" ({' '.join(own)})" if own else "")
             return MethodRun(method, label, folder, argv, json.loads(json.dumps(cfg.settings())))
         sets_here(flag, vars(config_parser(Config, None).parse_args(own)))

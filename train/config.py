@@ -8,12 +8,12 @@ checked (`Config.validate`) before anything is written or computed.
 from __future__ import annotations
 
 import dataclasses
-import os
 import shlex
 import sys
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from seqgan_env import memory
 from seqgan_env.discriminator import DiscriminatorConfig, paper_filters
 from train.cli import check_options, check_run_options, check_seed, config_parser, default_text, option
 from train.diagnostics import DIAG_Q_SAMPLES_HELP, DIAG_REPEATS_HELP, DIAG_SAMPLES_HELP, DIAGNOSTICS_HELP
@@ -161,19 +161,7 @@ def check_memory(cfg: Config) -> None:
         "--diag-samples": 4 * cfg.diag_samples * T * (cfg.disc_embed_dim + sum(n for _, n in cfg.filters())),
         "--diag-q-samples": 4 * 4 * cfg.diag_q_samples * V * (cfg.n_rollouts + T),
     }
-    total = physical_memory()
-    if total is not None and sum(terms.values()) > 0.8 * total:
-        biggest = max(terms, key=terms.__getitem__)
-        raise ValueError(f"these sizes need about {sum(terms.values()) / 2**30:.1f} GiB, this machine has "
-                         f"{total / 2**30:.1f} GiB: lower {biggest} (about {terms[biggest] / 2**30:.1f} GiB)")
-
-
-def physical_memory() -> int | None:
-    """Bytes of RAM on this machine, where the OS says."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
+    memory.check_memory(terms)
 
 
 # The presets. "paper" is the reference code's schedule; "cpu" is what a 2-core CPU finishes in under
@@ -274,7 +262,8 @@ def parse_config(
         if ignored:
             raise ValueError(f"--resume continues {given['resume']} where it is: {' and '.join(ignored)} "
                              "cannot apply to it")  # fmt: skip
-        saved = RunFolder(given["resume"]).saved_config()
+        fields = [f.name for f in dataclasses.fields(Config)]
+        saved = RunFolder(given["resume"]).resumable_config(fields, "train/adversarial.py")
         clash = {k: (v, saved[k]) for k, v in given.items() if k in saved and saved[k] != v}
         if clash:
             raise ValueError(

@@ -20,15 +20,14 @@ prefix), warm-started from the MLE generator, and evaluated with the REINFORCE p
 A runner that fails is not restarted and a round that sampled nothing stops the script with an
 error. The run folder holds config.json, metrics.csv (its last columns the reward's signal
 diagnostics, train/diagnostics.py), tb/ (losses/*, eval/*, signal/*, rollout/ep_rew_mean), latest.pt
-with rllib-ROUND/ (the resume point, every --eval-every rounds), final.pt, curve.png, signal.png and
-samples.txt. A resumed run continues at the last checkpoint's round with the models, optimizers and
-schedule restored; it does not repeat the killed run's samples bit for bit (each runner's env and
-RLlib's own sampling draw from generators this script does not checkpoint).
+(the resume point, every --eval-every rounds: RLlib's state as plain tensors, loaded weights-only),
+final.pt, curve.png, signal.png and samples.txt. A resumed run continues at the last checkpoint's round
+with the models, optimizers and schedule restored; it does not repeat the killed run's samples bit for
+bit (each runner's env and RLlib's own sampling draw from generators this script does not checkpoint).
 """
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from datetime import datetime
@@ -44,7 +43,7 @@ from train.evaluation import run_summary
 from train.rllib_config import RLlibConfig, parse_rllib_config
 from train.run_folder import RunFolder
 from train.sb3_run import make_discriminator
-from train.sources import learner_source, load_pretrained, pretrained_checkpoint
+from train.sources import learner_source, load_pretrained
 from train.stages import open_experiment, run_experiment
 
 
@@ -68,12 +67,13 @@ def open_run(cfg: RLlibConfig) -> tuple[RunFolder, dict[str, Any] | None, Any]:
         run = RunFolder(cfg.resume)
         run.lock()
         run.remove_temporaries()
-        pretrained_checkpoint(source_folder(cfg, run))  # its pre-training finished
+        load_pretrained(source_folder(cfg, run))  # its pre-training finished, and is readable
         latest = run.checkpoint("latest")
         state = load_checkpoint(latest) if latest.is_file() else None
-        for stale in run.path.glob("rllib-*"):  # what a kill between two writes left
-            if state is None or stale.name != state["rllib"]:
-                shutil.rmtree(stale, ignore_errors=True)
+        if state is not None:
+            from train.rllib_run import check_run_state
+
+            check_run_state(state, latest)
         return run, state, None
     name = cfg.name or f"rllib_{cfg.algo}_s{cfg.seed}_{datetime.now():%Y%m%d-%H%M%S}"
     run = RunFolder(Path(cfg.out) / name)
@@ -113,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         pre = load_pretrained(source_folder(cfg, run))
         rllib_run = RLlibRun(cfg, run, pre, pre.oracle())
         if state is not None:
-            rllib_run.resume(state)
+            try:
+                rllib_run.resume(state)
+            except ValueError as err:
+                return fail(err)
             print(f"resuming {run.path} at round {rllib_run.done}", flush=True)
         else:
             print(f"run folder: {run.path}; pre-trained generator from {pre.source}", flush=True)

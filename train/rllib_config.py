@@ -138,12 +138,13 @@ def parse_rllib_config(argv: list[str] | None = None, description: str | None = 
     given = vars(config_parser(RLlibConfig, description).parse_args(argv))
     base: dict[str, Any] = {}
     if "resume" in given:
-        saved = RunFolder(given["resume"]).saved_config()
+        fields = {f.name for f in dataclasses.fields(RLlibConfig)}
+        saved = RunFolder(given["resume"]).resumable_config(fields, "train/rllib.py")
         clash = [f"--{k.replace('_', '-')} {v!r} (run has {saved.get(k)!r})" for k, v in given.items()
                  if k not in RUNTIME and saved.get(k) != v]  # fmt: skip
         if clash:
             raise ValueError(f"{given['resume']} was made with a different config: {', '.join(clash)}")
-        base = {k: v for k, v in saved.items() if k in {f.name for f in dataclasses.fields(RLlibConfig)}}
+        base = saved
     config = RLlibConfig(**{**base, **given})
     config.validate()
     if "resume" not in given:

@@ -11,10 +11,15 @@ import csv
 import json
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
+
+# A config.json key that one script alone writes: which script made a run folder (first match).
+_MADE_BY = (("num_env_runners", "train/rllib.py"), ("algo", "train/sb3.py"), ("mode", "train/adversarial.py"))
+_CONTINUE = {"train/sb3.py": "train/sb3.py has no resume; continue its model with --load {path}/model.zip"}
 
 
 class RunFolder:
@@ -75,7 +80,28 @@ class RunFolder:
         """The config a run folder was made with, or a clear error if it is not a run folder."""
         if not self.config_path.is_file():
             raise FileNotFoundError(f"{self.path} is not a run folder (no config.json)")
-        return json.loads(self.config_path.read_text())
+        try:
+            config = json.loads(self.config_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as err:
+            raise ValueError(f"{self.config_path} is not a JSON config ({str(err)[:80]})") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"{self.config_path} holds a JSON {type(config).__name__}, expected an object")
+        return config
+
+    def resumable_config(self, fields: Iterable[str], script: str) -> dict[str, Any]:
+        """`saved_config()` of a run to resume with `script`, whose options are `fields`: a clear error
+        naming the script that made the run where its config.json holds other options."""
+        saved = self.saved_config()
+        foreign = sorted(set(saved) - set(fields))
+        if foreign:
+            option = "--" + foreign[0].replace("_", "-")
+            maker = next((name for key, name in _MADE_BY if key in saved), "another script")
+            if maker == script:
+                raise ValueError(f"{self.config_path} has {option}, which this version of {script} lacks")
+            how = _CONTINUE.get(maker, "resume it with python {maker} --resume {path}")
+            raise ValueError(f"{self.path} was made by {maker}, not {script} (its config.json has {option}): "
+                             + how.format(maker=maker, path=self.path))
+        return saved
 
     def write_metrics(self, rows: list[dict[str, Any]], fields: tuple[str, ...]) -> None:
         """Rewrite metrics.csv from all rows so far (the rows also live in the checkpoint)."""

@@ -83,7 +83,11 @@ def load_generator(folder: str | Path, checkpoint: str = "final") -> tuple[Token
     if "generator" not in state:
         raise ValueError(f"{path} holds no generator")
     generator = token_lstm_from_entry(state["generator"], f"{path}, entry 'generator'").eval()
-    return generator, run_vocabulary(state, run.path)
+    vocabulary = run_vocabulary(state, run.path)
+    if vocabulary is not None and vocabulary.size != generator.config.vocab_size:
+        raise ValueError(f"{run.path}'s vocabulary has {vocabulary.size} tokens, its generator "
+                         f"{generator.config.vocab_size}")  # fmt: skip
+    return generator, vocabulary
 
 
 def generate_lines(

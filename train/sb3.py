@@ -51,8 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         cfg = parse_sb3_config(argv, __doc__)
         name = cfg.name or f"sb3_{cfg.algo}_s{cfg.seed}_{datetime.now():%Y%m%d-%H%M%S}"
         run = RunFolder(Path(cfg.out) / name)
-        vocab_size, seq_len, pre_cfg = learner_source(cfg.pretrained, cfg, run)
-        check_sb3_run(cfg, vocab_size, seq_len)
+        _, _, pre_cfg = learner_source(cfg.pretrained, cfg, run)
+        if pre_cfg is not None:
+            source = pre_cfg.run_settings()
+        else:
+            source = RunFolder(str(cfg.pretrained)).saved_config()
+        check_sb3_run(cfg, source)
         if run.path.exists():
             raise FileExistsError(f"run folder {run.path} already exists: remove it to start again, or "
                                   "choose another --name")  # fmt: skip

@@ -50,8 +50,9 @@ class SB3Config:
     oracle: str | None = option("the paper's oracle parameter file (.npz or .pkl) for the in-place "
                               "pre-training; with --pretrained, that run's oracle", default=None,
                               shown="the built-in seeded N(0,1) oracle")  # fmt: skip
-    load: str | None = option("continue this saved SB3 model (.zip, same --algo) instead of warm-starting "
-                            "from the generator", default=None)  # fmt: skip
+    load: str | None = option("continue this saved SB3 model (.zip of the same --algo: its weights, "
+                            "optimizer state and step counts; every other setting is this run's) instead of "
+                            "warm-starting from the generator", default=None)  # fmt: skip
     warm_start: bool = option("start the policy as the pre-trained generator (--no-warm-start: a fresh "
                             "policy of its shape)", default=True)  # fmt: skip
     seed: int = option("seed of SB3, the env, sampling and the evaluation", default=0)

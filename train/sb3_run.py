@@ -96,9 +96,9 @@ class SB3Run:
         self._t0 = time.monotonic()
 
     def _model(self) -> Any:
+        """The SB3 model: warm-started from the generator, or continued from --load (its weights,
+        optimizer state and counters; the hyperparameters are this run's options either way)."""
         cfg = self.cfg
-        if cfg.load is not None:
-            return load_model(cfg.algo, cfg.load, self.vec_env, device=cfg.device)
         rollout = self.n_steps * cfg.n_envs
         hyper: dict[str, Any] = dict(
             n_steps=self.n_steps, learning_rate=cfg.learning_rate, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
@@ -110,6 +110,8 @@ class SB3Run:
             hyper.update(batch_size=cfg.batch_size or max(rollout // 2, 1), n_epochs=cfg.n_epochs,
                          clip_range=cfg.clip_range)  # fmt: skip
         gen = self.pre.generator
+        if cfg.load is not None:
+            return load_model(cfg.algo, cfg.load, self.vec_env, gen.config, cfg.value_layers(), **hyper)
         return make_model(cfg.algo, self.vec_env, gen if cfg.warm_start else None, gen.config,
                           self.cfg.value_layers(), **hyper)  # fmt: skip
 

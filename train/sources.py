@@ -148,31 +148,47 @@ def pretrained_checkpoint(folder: str | Path) -> tuple[Path, dict[str, Any]]:
 
 
 def load_pretrained(folder: str | Path) -> Pretrained:
-    """A run folder's pre-trained generator, discriminator (where it has one), data and MLE curve."""
+    """A run folder's pre-trained generator, discriminator (where it has one), data and MLE curve;
+    a one-line ValueError for a checkpoint that lacks them."""
     path, settings = pretrained_checkpoint(folder)
     state = load_checkpoint(path)
     has_d = state.get("stage") in ("adversarial", "done") and settings.get("disc_pretrain_repeats", 1) > 0
-    return Pretrained(
-        source=path,
-        settings=settings,
-        generator=token_lstm_from_entry(state["generator"]).eval(),
-        discriminator=discriminator_from_entry(state["discriminator"]) if has_d else None,
-        discriminator_optimizer=state["discriminator_updater"]["optimizer"] if has_d else None,
-        real=state["data"]["real"],
-        test=state["data"]["test"],
-        mle_rows=[r for r in state.get("metrics", []) if r["phase"] == "mle"],
-    )
+    try:
+        real, test = state["data"]["real"], state["data"]["test"]
+        if not isinstance(real, torch.Tensor) or not isinstance(test, torch.Tensor):
+            raise TypeError("its data are not tensors")
+        return Pretrained(
+            source=path,
+            settings=settings,
+            generator=token_lstm_from_entry(state["generator"], f"{path}, entry 'generator'").eval(),
+            discriminator=discriminator_from_entry(state["discriminator"], f"{path}, entry 'discriminator'")
+            if has_d else None,
+            discriminator_optimizer=state["discriminator_updater"]["optimizer"] if has_d else None,
+            real=real,
+            test=test,
+            mle_rows=[r for r in state.get("metrics", []) if r["phase"] == "mle"],
+        )  # fmt: skip
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{path} is not a pre-training checkpoint ({type(err).__name__}: {err})") from None
 
 
 def learner_source(
     pretrained: str | None, options: PretrainingOptions, run: RunFolder
 ) -> tuple[int, int, Config | None]:
     """V, T and the in-place pre-training (None: from `pretrained`) of an SB3 or RLlib run: the run
-    folder `pretrained`, checked to hold a pre-training, else `options`' pre-training into RUN/pretrain,
-    its oracle file checked now. Writes nothing."""
+    folder `pretrained`, checked to hold a readable pre-training, else `options`' pre-training into
+    RUN/pretrain, its oracle file checked now. Either is a run of the synthetic benchmark (these learners are
+    evaluated against its oracle; a text run has none). Writes nothing."""
     if pretrained is not None:
         _, settings = pretrained_checkpoint(pretrained)
+        if settings.get("data") is not None:
+            raise ValueError(f"--pretrained {pretrained} is a text run (--data {settings['data']}): this "
+                             "script trains on the synthetic benchmark (an oracle's data) only")  # fmt: skip
+        load_pretrained(pretrained)  # its checkpoint readable (and finite) before anything is written
         return settings["vocab_size"], settings["seq_len"], None
     pre_cfg = pretraining_config(options, run)
+    if pre_cfg.data is not None:
+        raise ValueError(f"--pretrain-args sets --data {pre_cfg.data}: this script trains on the synthetic "
+                         "benchmark (an oracle's data) only")  # fmt: skip
     make_oracle(pre_cfg.vocab_size, pre_cfg.seq_len, pre_cfg.oracle, pre_cfg.oracle_seed)  # fails now if bad
     return pre_cfg.vocab_size, pre_cfg.seq_len, pre_cfg
