@@ -4,6 +4,7 @@ in the README."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -15,10 +16,9 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 TINY = ["--threads", "1", "--matmul-size", "128", "--matmul-repeats", "2"]
 
 
-def run_bench(script: str, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, str(BENCH / script), *args, *TINY], capture_output=True, text=True, timeout=300
-    )
+def run_bench(script: str, *args: str, save: str = "") -> str:
+    result = subprocess.run([sys.executable, str(BENCH / script), *args, *TINY, "--save", save],
+                            capture_output=True, text=True, timeout=900)  # fmt: skip
     assert result.returncode == 0, f"{script} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     return result.stdout
 
@@ -60,3 +60,14 @@ def test_bench_sb3_adapter_and_dummy_vec_env_agree():
     diff = re.search(r"adapter vs dummy, max \|difference\| ([0-9.e+-]+)", out)
     assert diff is not None, out[-3000:]
     assert float(diff.group(1)) < 1e-5
+
+
+def test_a_benchmark_names_its_machine_and_saves_it_beside_its_figures(tmp_path: Path):
+    out = run_bench("common.py", save=str(tmp_path / "common"))
+    assert re.search(r"machine: \d+ cores \(.+\), torch CPU kernels \w+, bf16 units: .+ threads", out, re.S)
+    record = json.loads((tmp_path / "common.json").read_text())
+    machine = record["machine"]
+    for key in ("cpu_model", "cpu_capability", "cpu_amx_tile", "torch", "torch_threads"):
+        assert key in machine, key
+    assert machine["torch_threads"] == 1 and record["command"].startswith("python bench/common.py")
+    assert (tmp_path / "common.txt").read_text() == out  # the figures, as printed
