@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqgan_env.devices import rng_device
+from seqgan_env.precision import autocast
 
 # (width, number of filters) of the paper's 12 parallel convolutions: 1720 features in all.
 PAPER_FILTERS: tuple[tuple[int, int], ...] = (
@@ -103,6 +104,9 @@ class Discriminator(nn.Module):
         self.highway_gate = nn.Linear(d, d)
         self.dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(d, 2)
+        # "fp32", or "bf16": the products under bf16 autocast (seqgan_env/precision.py); not saved with
+        # the weights, set by whoever runs the model.
+        self.precision = "fp32"
         self.reset_parameters(rng)
 
     def reset_parameters(self, rng: torch.Generator | None = None) -> None:
@@ -169,9 +173,12 @@ class Discriminator(nn.Module):
         return out.view(x.shape[0], -1, n)
 
     def loss(self, sequences: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy + l2_reg * (sum of squares / 2) of the output layer (reference code)."""
+        """Mean cross-entropy + l2_reg * (sum of squares / 2) of the output layer (reference code),
+        in fp32 whatever the precision of the products."""
         l2 = 0.5 * (self.output.weight.square().sum() + self.output.bias.square().sum())
-        return F.cross_entropy(self.forward(sequences), labels) + self.config.l2_reg * l2
+        with autocast(self.precision, self.device):
+            logits = self.forward(sequences)
+        return F.cross_entropy(logits.float(), labels) + self.config.l2_reg * l2
 
     def make_optimizer(self) -> torch.optim.Optimizer:
         """Adam at the configured rate; the fused kernel is several times faster per step on CPU."""
@@ -181,12 +188,19 @@ class Discriminator(nn.Module):
         self, optimizer: torch.optim.Optimizer, sequences: torch.Tensor, labels: torch.Tensor
     ) -> float:
         """One optimiser step on a minibatch (dropout on); returns the loss before the step."""
+        return self.train_step_tensor(optimizer, sequences, labels).item()
+
+    def train_step_tensor(
+        self, optimizer: torch.optim.Optimizer, sequences: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
+        """`train_step` returning the loss as a 0-d tensor on the model's device, so that a loop of
+        steps on a GPU never waits for one to finish (no host synchronisation per step)."""
         self.train()
         optimizer.zero_grad(set_to_none=True)
         loss = self.loss(sequences, labels)
         loss.backward()
         optimizer.step()
-        return loss.item()
+        return loss.detach()
 
     def fit(
         self,
@@ -198,7 +212,10 @@ class Discriminator(nn.Module):
         rng: torch.Generator | None = None,
     ) -> float:
         """Train on real (label 1) against fake (label 0) sequences for `epochs` shuffled passes,
-        as the reference code does with each fresh set of negatives; returns the mean loss."""
+        as the reference code does with each fresh set of negatives; returns the mean loss.
+
+        The data stay on the model's device, shuffled there by a permutation drawn by `rng`; the
+        losses are read back once, at the end."""
         sequences = torch.cat([real, fake]).to(self.device)
         labels = torch.cat([torch.ones(len(real)), torch.zeros(len(fake))]).long().to(self.device)
         losses = []
@@ -206,15 +223,17 @@ class Discriminator(nn.Module):
             order = torch.randperm(len(sequences), generator=rng, device=rng_device(rng))
             order = order.to(self.device)
             for batch in _chunks(order, batch_size):
-                losses.append(self.train_step(optimizer, sequences[batch], labels[batch]))
+                losses.append(self.train_step_tensor(optimizer, sequences[batch], labels[batch]))
         self.eval()
-        return sum(losses) / max(len(losses), 1)
+        values = torch.stack(losses).tolist() if losses else []  # one synchronisation
+        return sum(values) / max(len(values), 1)
 
     @torch.inference_mode()
     def score(self, sequences: torch.Tensor) -> torch.Tensor:
         """P(real) of each of `sequences` [B, T], in eval mode (no dropout): [B]."""
-        with self._eval_mode():
-            return torch.softmax(self.forward(sequences), dim=-1)[:, 1]
+        with self._eval_mode(), autocast(self.precision, self.device):
+            logits = self.forward(sequences)
+        return torch.softmax(logits.float(), dim=-1)[:, 1]
 
     @torch.inference_mode()
     def score_completions(self, prefixes: torch.Tensor, completions: torch.Tensor) -> torch.Tensor:
@@ -233,6 +252,15 @@ class Discriminator(nn.Module):
                 f"completions {tuple(completions.shape)} do not complete prefixes {tuple(prefixes.shape)} "
                 f"to length {self.config.seq_len} with the same number of rows per prefix"
             )
+        with autocast(self.precision, self.device):
+            logits = self._completion_logits(prefixes, completions, n_rollouts)
+        return torch.softmax(logits.float(), dim=-1)[:, 1]
+
+    def _completion_logits(
+        self, prefixes: torch.Tensor, completions: torch.Tensor, n_rollouts: int
+    ) -> torch.Tensor:
+        """Class logits [B*N, 2] of the completed sequences (see `score_completions`)."""
+        t = prefixes.shape[1]
         x_prefix = self.embedding(prefixes)  # [B, t, E]
         widest = max(w for w, _ in self.config.filters)
         keep = min(t, widest - 1)  # prefix positions a window reaching into the completion can cover
@@ -247,7 +275,7 @@ class Discriminator(nn.Module):
                 reaching = torch.maximum(reaching, inside)
             pooled.append(reaching)
         with self._eval_mode():  # dropout off; the convolutions above have none
-            return torch.softmax(self._head(pooled), dim=-1)[:, 1]
+            return self._head(pooled)
 
     @contextmanager
     def _eval_mode(self) -> Iterator[None]:

@@ -163,6 +163,8 @@ def open_experiment(cfg: Config) -> Experiment:
         if start is not None:
             exp.init_from(start)
         print(f"{'restarting' if cfg.resume else 'run folder:'} {run.path}", flush=True)
+    if exp.precision != "fp32":
+        print(f"precision: {exp.precision} (--precision {cfg.precision})", flush=True)
     return exp
 
 
