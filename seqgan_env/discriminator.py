@@ -6,6 +6,7 @@ environment only reads it through `score`, the probability that a sequence is re
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqgan_env.cuda_graphs import GraphedTrainStep, can_capture
 from seqgan_env.devices import rng_device
 from seqgan_env.precision import autocast
 
@@ -107,6 +109,8 @@ class Discriminator(nn.Module):
         # "fp32", or "bf16": the products under bf16 autocast (seqgan_env/precision.py); not saved with
         # the weights, set by whoever runs the model.
         self.precision = "fp32"
+        # On CUDA, `fit` replays its full-batch steps from a CUDA graph (seqgan_env/cuda_graphs.py).
+        self.cuda_graphs = True
         self.reset_parameters(rng)
 
     def reset_parameters(self, rng: torch.Generator | None = None) -> None:
@@ -181,8 +185,10 @@ class Discriminator(nn.Module):
         return F.cross_entropy(logits.float(), labels) + self.config.l2_reg * l2
 
     def make_optimizer(self) -> torch.optim.Optimizer:
-        """Adam at the configured rate; the fused kernel is several times faster per step on CPU."""
-        return torch.optim.Adam(self.parameters(), lr=self.config.lr, fused=True)
+        """Adam at the configured rate; the fused kernel is several times faster per step on CPU. On
+        CUDA its state lives on the device (`capturable`), so that `fit` can replay it in a graph."""
+        capturable = self.device.type == "cuda"
+        return torch.optim.Adam(self.parameters(), lr=self.config.lr, fused=True, capturable=capturable)
 
     def train_step(
         self, optimizer: torch.optim.Optimizer, sequences: torch.Tensor, labels: torch.Tensor
@@ -215,18 +221,37 @@ class Discriminator(nn.Module):
         as the reference code does with each fresh set of negatives; returns the mean loss.
 
         The data stay on the model's device, shuffled there by a permutation drawn by `rng`; the
-        losses are read back once, at the end."""
+        losses are read back once, at the end. On CUDA the full batches replay one captured step
+        (`GraphedTrainStep`; `cuda_graphs` False: plain steps)."""
         sequences = torch.cat([real, fake]).to(self.device)
         labels = torch.cat([torch.ones(len(real)), torch.zeros(len(fake))]).long().to(self.device)
+        graphed = self._graphed_step(optimizer, sequences, labels, batch_size)
         losses = []
         for _ in range(epochs):
             order = torch.randperm(len(sequences), generator=rng, device=rng_device(rng))
             order = order.to(self.device)
             for batch in _chunks(order, batch_size):
-                losses.append(self.train_step_tensor(optimizer, sequences[batch], labels[batch]))
+                if graphed is not None and len(batch) == batch_size:
+                    losses.append(graphed(sequences[batch], labels[batch]))
+                else:
+                    losses.append(self.train_step_tensor(optimizer, sequences[batch], labels[batch]))
         self.eval()
         values = torch.stack(losses).tolist() if losses else []  # one synchronisation
         return sum(values) / max(len(values), 1)
+
+    def _graphed_step(
+        self, optimizer: torch.optim.Optimizer, sequences: torch.Tensor, labels: torch.Tensor, batch_size: int
+    ) -> GraphedTrainStep | None:
+        """The captured training step for `fit`'s full batches, where CUDA graphs apply; else None."""
+        if not (self.cuda_graphs and len(sequences) >= batch_size and can_capture(self, optimizer)):
+            return None
+        self.train()
+        try:
+            return GraphedTrainStep(self, optimizer, self.loss, sequences[:batch_size], labels[:batch_size])
+        except RuntimeError as err:  # a CUDA build or driver that cannot capture: plain steps, said once
+            warnings.warn(f"discriminator training runs without CUDA graphs: capture failed ({err})", stacklevel=2)
+            self.cuda_graphs = False
+            return None
 
     @torch.inference_mode()
     def score(self, sequences: torch.Tensor) -> torch.Tensor:

@@ -70,4 +70,5 @@ def autocast(precision: str, device: torch.device) -> AbstractContextManager[obj
         return nullcontext()
     if precision != "bf16":
         raise ValueError(f"precision must be 'fp32' or 'bf16' here (resolve 'auto' first), got {precision!r}")
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    # No cast cache: each weight is cast once per call anyway, and CUDA graph capture forbids it.
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=False)

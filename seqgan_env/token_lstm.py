@@ -102,9 +102,16 @@ class TokenLSTM(nn.Module):
 
         Position t holds the logits of y_t given [start, y_1..y_{t-1}].
         """
-        inputs = self._shift_right(sequences)
-        hidden, _ = self.lstm(self.embedding(inputs))  # [B, T, H]
-        return self.output(hidden)
+        embedded = self.embedding(self._shift_right(sequences))
+        device = embedded.device.type
+        if torch.is_autocast_enabled(device):
+            # The recurrence stays fp32 under autocast: its products are small, and CPU autocast would
+            # run nn.LSTM through oneDNN's bf16 kernel, which needs AVX-512 and fails elsewhere.
+            with torch.autocast(device, enabled=False):
+                hidden, _ = self.lstm(embedded)  # [B, T, H]
+        else:
+            hidden, _ = self.lstm(embedded)
+        return self.output(hidden)  # under autocast: the [B, T, V] product in bf16
 
     def log_probs(
         self,

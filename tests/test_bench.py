@@ -5,6 +5,7 @@ in the README."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -71,3 +72,23 @@ def test_a_benchmark_names_its_machine_and_saves_it_beside_its_figures(tmp_path:
         assert key in machine, key
     assert machine["torch_threads"] == 1 and record["command"].startswith("python bench/common.py")
     assert (tmp_path / "common.txt").read_text() == out  # the figures, as printed
+
+
+def test_bench_gpu_runs_its_parts_at_tiny_size_on_the_cpu():
+    out = run_bench("bench_gpu.py", "--device", "cpu", "--tiny", "--d-steps", "2")
+    assert re.search(r"plain fp32 +[0-9.]+ ms/step .*% of the fp32 matmul", out), out[-3000:]
+    assert re.search(r"one paper round \(fp32\): generator step [0-9.]+ s, .* round [0-9.]+ s", out), out[-3000:]
+
+
+def test_the_gpu_check_script_runs_end_to_end_at_tiny_size_on_the_cpu(tmp_path: Path):
+    """bench/gpu_check.sh, as a GPU session runs it, with the tiny preset on the CPU: its files land
+    flat in OUT (the device machine returns at most 8, none in a subfolder)."""
+    env = {"OUT": str(tmp_path / "out"), "RUNS": str(tmp_path / "runs"), "PRESET": "tiny", "DEVICE": "cpu",
+           "ORACLE": "none", "BENCH_ARGS": "--device cpu --tiny --d-steps 2"}  # fmt: skip
+    result = subprocess.run(["bash", str(BENCH / "gpu_check.sh"), "all"], capture_output=True, text=True,
+                            env={**os.environ, **env}, timeout=1800)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert files == ["bench_gpu.json", "bench_gpu.txt", "comparison.md", "comparison.png", "machine.txt",
+                     "paper.log", "paper_runs.tar.gz", "test_gpu.log"]  # fmt: skip
+    assert "| SeqGAN | 4 |" in (tmp_path / "out" / "comparison.md").read_text()
