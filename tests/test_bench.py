@@ -92,3 +92,10 @@ def test_the_gpu_check_script_runs_end_to_end_at_tiny_size_on_the_cpu(tmp_path: 
     assert files == ["bench_gpu.json", "bench_gpu.txt", "comparison.md", "comparison.png", "machine.txt",
                      "paper.log", "paper_runs.tar.gz", "test_gpu.log"]  # fmt: skip
     assert "| SeqGAN | 4 |" in (tmp_path / "out" / "comparison.md").read_text()
+
+
+def test_bench_mle_sets_a_step_against_its_output_layer_products():
+    out = run_bench("bench_mle.py", "--batch", "4", "--vocab-size", "40", "--seq-len", "5", "--repeats", "2",
+                    "--bf16-repeats", "1")  # fmt: skip
+    for name in ("step fp32 (torch cross_entropy)", "step fp32, fused loss", "step bf16 (autocast, fused loss)"):
+        assert re.search(re.escape(f"RATIO {name} / the three products: ") + r"[0-9.]+x", out), name
