@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check, in two parts that each fit one 10-minute device command:
 #
-#   bash bench/gpu_check.sh quick   # tests/test_gpu.py, then bench/bench_gpu.py (about 4 minutes)
+#   bash bench/gpu_check.sh quick   # tests/test_gpu.py, then bench/bench_gpu.py (at most 6.5 minutes)
 #   bash bench/gpu_check.sh paper   # the paper's whole experiment: train/compare.py --preset paper
 #                                   # (SeqGAN, the constant-reward control, the temperature curve)
 #   bash bench/gpu_check.sh all     # both, one after the other
@@ -44,7 +44,9 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
 
 quick() {
     echo "== tests/test_gpu.py"
-    timeout "${TEST_S:-240}" python3 -m pytest -q -x -p no:cacheprovider tests/test_gpu.py 2>&1 \
+    local workers=()  # the tests are tiny runs in subprocesses: several share the GPU
+    if python3 -c "import xdist" 2>/dev/null; then workers=(-n 6); fi
+    timeout "${TEST_S:-240}" python3 -m pytest -q -p no:cacheprovider "${workers[@]}" tests/test_gpu.py 2>&1 \
         | tee "$OUT/test_gpu.log" | tail -25
     echo "== bench/bench_gpu.py"
     # shellcheck disable=SC2086  # BENCH_ARGS is a list of options

@@ -216,11 +216,15 @@ class TokenLSTM(nn.Module):
         n: int,
         rng: torch.Generator | None = None,
         temperature: float = 1.0,
-        batch_size: int = 1024,
+        batch_size: int | None = None,
         eos_id: int | None = None,
         pad_id: int | None = None,
     ) -> torch.Tensor:
-        """`n` sequences of length T sampled ancestrally from the start token: [n, T] long."""
+        """`n` sequences of length T sampled ancestrally from the start token: [n, T] long, in batches
+        of `batch_size` (default: 1024 on the CPU, whose caches it suits; 16,384 on a GPU, where a
+        larger batch is fewer launches, e.g. the paper's 9,984 negatives in one)."""
+        if batch_size is None:
+            batch_size = 1024 if self.device.type == "cpu" else 16384
         chunks = []
         for begin in range(0, n, batch_size):
             size = min(batch_size, n - begin)
