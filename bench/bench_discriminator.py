@@ -160,7 +160,8 @@ def main() -> None:
         bf16_mm = 2 * args.bf16_matmul_size**3 / statistics.median(bf16_times["matmul"]) / 1e9
         med_bf16, med_fp32 = statistics.median(bf16_times["bf16"]), statistics.median(bf16_times["fp32"])
         g = train_flops / med_bf16 / 1e9
-        print(f"  ours under bf16 autocast (--precision bf16) {1e3 * med_bf16:8.2f} ms/step  {g:6.1f} GFLOP/s = "
+        print(f"  ours under bf16 autocast (--precision bf16) {1e3 * med_bf16:8.2f} ms/step  {g:6.1f} "
+              f"GFLOP/s = "
               f"{100 * g / bf16_mm:5.1f}% of the bf16 matmul measured alongside ({bf16_mm:.1f} GFLOP/s, "
               f"{args.bf16_matmul_size}^3); fp32 alongside {1e3 * med_fp32:.2f} ms: RATIO bf16 / fp32 "
               f"{med_bf16 / med_fp32:.2f}x ({len(bf16_times['bf16'])} steps each)")  # fmt: skip

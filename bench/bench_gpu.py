@@ -160,7 +160,8 @@ def main() -> None:
     rounds: dict[str, dict[str, float]] = {}
     for precision in dict.fromkeys(("fp32", auto)):
         rounds[precision] = time_round(s, device, precision)
-        print(f"\none paper round ({precision}): " + ", ".join(f"{k} {v:.2f} s" for k, v in rounds[precision].items()))
+        parts = ", ".join(f"{k} {v:.2f} s" for k, v in rounds[precision].items())
+        print(f"\none paper round ({precision}): {parts}")
     r = rounds[auto]["round"]
     print(f"\nprojected paper experiment ({auto}): {ROUNDS} rounds x {r:.2f} s = {ROUNDS * r / 60:.1f} min, "
           f"plus MLE ({MLE_EPOCHS} epochs) and discriminator pre-training ({D_PRETRAIN} sets) and the "

@@ -25,7 +25,14 @@ import statistics
 import common  # noqa: F401  (puts the repository on sys.path)
 import torch
 import torch.nn.functional as F
-from common import add_common_args, alternating_times, apply_common_args, matmul_gflops, print_load, print_machine
+from common import (
+    add_common_args,
+    alternating_times,
+    apply_common_args,
+    matmul_gflops,
+    print_load,
+    print_machine,
+)
 
 from agents.mle import MLETrainer, mle_loss
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig, token_nll
@@ -81,21 +88,24 @@ def main() -> None:
     }
     print_load("before timing")
     times = alternating_times({**steps, **parts}, args.repeats, rewarm=1)
-    bf16 = alternating_times({"step bf16 (autocast, fused loss)": functools.partial(trainers["bf16"].step, sequences)},
-                             args.bf16_repeats, rewarm=1)  # fmt: skip
+    bf16_step = functools.partial(trainers["bf16"].step, sequences)
+    bf16 = alternating_times({"step bf16 (autocast, fused loss)": bf16_step}, args.bf16_repeats, rewarm=1)
     print_load("after timing")
     med = {k: statistics.median(v) for k, v in {**times, **bf16}.items()}
     products = sum(med[k] for k in list(parts)[:3])
-    print(f"\nB={B}, T={T}, V={V}, H={H}; median of {args.repeats} alternating calls ({args.bf16_repeats} for bf16):")
+    print(f"\nB={B}, T={T}, V={V}, H={H}; median of {args.repeats} alternating calls "
+          f"({args.bf16_repeats} for bf16):")
     for name, sec in med.items():
         print(f"  {name:40s} {1e3 * sec:9.2f} ms")
     flops = 3 * 2 * rows * H * V
-    print(f"  the three output-layer products: {1e3 * products:.2f} ms = {flops / products / 1e9:.1f} GFLOP/s "
-          f"({100 * flops / products / 1e9 / peak:.0f}% of the large matmul)")  # fmt: skip
+    gflops = flops / products / 1e9
+    print(f"  the three output-layer products: {1e3 * products:.2f} ms = {gflops:.1f} GFLOP/s "
+          f"({100 * gflops / peak:.0f}% of the large matmul)")
     for name in list(steps) + list(bf16):
         print(f"  RATIO {name} / the three products: {med[name] / products:.2f}x")
-    print(f"  SPEED-UP of the fused loss: step {med[list(steps)[0]] / med[list(steps)[1]]:.2f}x, loss alone "
-          f"{med['loss fwd+bwd, torch cross_entropy'] / med['loss fwd+bwd, fused token_nll']:.2f}x")  # fmt: skip
+    plain, fused = list(steps)
+    loss_ratio = med["loss fwd+bwd, torch cross_entropy"] / med["loss fwd+bwd, fused token_nll"]
+    print(f"  SPEED-UP of the fused loss: step {med[plain] / med[fused]:.2f}x, loss alone {loss_ratio:.2f}x")
 
 
 if __name__ == "__main__":

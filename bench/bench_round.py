@@ -135,7 +135,8 @@ def main() -> None:
          d_steps_round * ours_d, d_steps_round * ref_d),
     ]  # fmt: skip
     train_flops = 3 * B * count_forward_flops(d_config)
-    print(f"\none round of the paper schedule, ours in {args.precision} (seconds; discriminator step = 3 x forward = "
+    print(f"\none round of the paper schedule, ours in {args.precision} (seconds; discriminator step = "
+          f"3 x forward = "
           f"{train_flops / 1e9:.2f} GFLOP):")
     print(f"  {'part':<52} {'ours':>9} {'reference':>10} {'ratio':>7}")
     for name, ours, ref in rows:

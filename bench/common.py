@@ -66,8 +66,8 @@ class GroupedDiscriminator(Discriminator):
         for group in self.groups:
             width = max(self.config.filters[k][0] for k in group)
             windows = torch.nn.functional.pad(x, (0, 0, 0, width - 1)).unfold(1, width, 1)  # [B, T, E, W]
-            weight = torch.cat([torch.nn.functional.pad(convs[k].weight, (0, width - convs[k].weight.shape[2]))
-                                for k in group])  # fmt: skip
+            pad = torch.nn.functional.pad
+            weight = torch.cat([pad(convs[k].weight, (0, width - self.config.filters[k][0])) for k in group])
             bias = torch.cat([convs[k].bias for k in group])  # type: ignore[misc]
             out = torch.nn.functional.linear(windows.reshape(-1, e * width), weight.view(len(bias), -1), bias)
             out = out.view(batch, length, -1)
@@ -298,7 +298,7 @@ def save_output(stem: Path) -> None:
     """Copy everything printed to `stem`.txt and write the command and `machine_info()` to `stem`.json
     (at exit, so the thread count is the one the benchmark ran with)."""
     stem.parent.mkdir(parents=True, exist_ok=True)
-    text = open(stem.with_suffix(".txt"), "w", encoding="utf-8")  # noqa: SIM115 (closed at exit)
+    text = open(stem.with_suffix(".txt"), "w", encoding="utf-8")
     tee = sys.stdout = _Tee(sys.stdout, text)
     command = " ".join(["python", os.path.relpath(sys.argv[0], REPO_ROOT), *sys.argv[1:]])
     started = time.strftime("%Y-%m-%d %H:%M:%S %z")

@@ -249,7 +249,8 @@ class Discriminator(nn.Module):
         try:
             return GraphedTrainStep(self, optimizer, self.loss, sequences[:batch_size], labels[:batch_size])
         except RuntimeError as err:  # a CUDA build or driver that cannot capture: plain steps, said once
-            warnings.warn(f"discriminator training runs without CUDA graphs: capture failed ({err})", stacklevel=2)
+            warnings.warn(f"discriminator training runs without CUDA graphs: capture failed ({err})",
+                          stacklevel=2)
             self.cuda_graphs = False
             return None
 

@@ -77,7 +77,8 @@ def test_a_benchmark_names_its_machine_and_saves_it_beside_its_figures(tmp_path:
 def test_bench_gpu_runs_its_parts_at_tiny_size_on_the_cpu():
     out = run_bench("bench_gpu.py", "--device", "cpu", "--tiny", "--d-steps", "2")
     assert re.search(r"plain fp32 +[0-9.]+ ms/step .*% of the fp32 matmul", out), out[-3000:]
-    assert re.search(r"one paper round \(fp32\): generator step [0-9.]+ s, .* round [0-9.]+ s", out), out[-3000:]
+    round_line = r"one paper round \(fp32\): generator step [0-9.]+ s, .* round [0-9.]+ s"
+    assert re.search(round_line, out), out[-3000:]
 
 
 def test_the_gpu_check_script_runs_end_to_end_at_tiny_size_on_the_cpu(tmp_path: Path):
@@ -97,5 +98,6 @@ def test_the_gpu_check_script_runs_end_to_end_at_tiny_size_on_the_cpu(tmp_path: 
 def test_bench_mle_sets_a_step_against_its_output_layer_products():
     out = run_bench("bench_mle.py", "--batch", "4", "--vocab-size", "40", "--seq-len", "5", "--repeats", "2",
                     "--bf16-repeats", "1")  # fmt: skip
-    for name in ("step fp32 (torch cross_entropy)", "step fp32, fused loss", "step bf16 (autocast, fused loss)"):
+    steps = ("step fp32 (torch cross_entropy)", "step fp32, fused loss", "step bf16 (autocast, fused loss)")
+    for name in steps:
         assert re.search(re.escape(f"RATIO {name} / the three products: ") + r"[0-9.]+x", out), name

@@ -134,8 +134,9 @@ def test_graphed_discriminator_fit_follows_the_plain_fit(precision: str) -> None
 
 def test_pretrain_probe_and_the_other_sb3_algorithms_on_cuda(tmp_path: Path) -> None:
     script("pretrain", *TINY, "--out", str(tmp_path), "--name", "pre")
-    script("probe_discriminator", "--pretrained", str(tmp_path / "pre"), "--repeats", "1", "--n-negatives", "64",
-           "--eval-samples", "64", "--device", "cuda", "--out", str(tmp_path), "--name", "probe")  # fmt: skip
+    script("probe_discriminator", "--pretrained", str(tmp_path / "pre"), "--repeats", "1",
+           "--n-negatives", "64", "--eval-samples", "64", "--device", "cuda", "--out", str(tmp_path),
+           "--name", "probe")  # fmt: skip
     algos = ["a2c"]
     try:
         import sb3_contrib  # noqa: F401

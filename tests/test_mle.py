@@ -7,11 +7,10 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import trainable
 
 from agents.mle import MLEConfig, MLETrainer, mle_loss
-import torch.nn.functional as F
-
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig, token_nll
 
 V, T = 8, 4
@@ -191,7 +190,8 @@ BF16_MLE_LOSS_RTOL = 1e-2  # bf16 products: the per-token cross-entropy within 1
 
 def test_a_bf16_mle_step_follows_the_fp32_step():
     data = make_generator(7).sample(64, torch.Generator().manual_seed(0))
-    trainers = {p: MLETrainer(make_generator(), MLEConfig(batch_size=16), precision=p) for p in ("fp32", "bf16")}
+    config = MLEConfig(batch_size=16)
+    trainers = {p: MLETrainer(make_generator(), config, precision=p) for p in ("fp32", "bf16")}
     for _ in range(3):
         losses = {p: trainer.epoch(data, torch.Generator().manual_seed(1)) for p, trainer in trainers.items()}
         assert losses["bf16"] == pytest.approx(losses["fp32"], rel=BF16_MLE_LOSS_RTOL)

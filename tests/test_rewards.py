@@ -228,7 +228,8 @@ def test_bf16_monte_carlo_q_matches_the_fp32_exact_expectation_within_the_stated
     def score(sequence: list[int]) -> float:
         return disc.score(torch.tensor([sequence])).item()  # fp32
 
-    exact = {p: exact_q(policy, score, list(p)) for t in (1, 2) for p in itertools.product(range(V3), repeat=t)}
+    prefixes_1_2 = [p for t in (1, 2) for p in itertools.product(range(V3), repeat=t)]
+    exact = {p: exact_q(policy, score, list(p)) for p in prefixes_1_2}
     disc.precision = policy.precision = "bf16"
     for t in (1, 2):
         prefixes = torch.tensor(list(itertools.product(range(V3), repeat=t)))
