@@ -348,3 +348,16 @@ def test_fit_reads_no_loss_back_per_step_and_returns_the_mean_loss(monkeypatch):
     monkeypatch.undo()
     assert len(steps) == 2 * 5
     assert mean == pytest.approx(sum(x.item() for x in steps) / len(steps), rel=1e-12)
+
+
+def test_cuda_graphs_are_for_cuda_models_only():
+    """On the CPU, fit runs plain steps: Adam keeps its step count on the host (checkpoints as before)
+    and a graphed step refuses the model."""
+    from seqgan_env.cuda_graphs import GraphedTrainStep, can_capture
+
+    d = tiny_discriminator(6)
+    optimizer = d.make_optimizer()
+    assert not optimizer.defaults["capturable"] and not can_capture(d, optimizer)
+    x, y = random_sequences(4), torch.arange(4) % 2
+    with pytest.raises(ValueError, match="needs a CUDA model and an optimizer built with capturable=True"):
+        GraphedTrainStep(d, optimizer, d.loss, x, y)
