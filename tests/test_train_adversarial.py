@@ -26,7 +26,7 @@ FAST = ["--preset", "tiny", "--threads", "1", "--n-real", "128", "--n-test", "64
         "--n-negatives", "64"]  # fmt: skip
 
 
-def run_script(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_script(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
     )
