@@ -73,7 +73,9 @@ class MLETrainer:
         return loss.detach()
 
     def epoch(self, data: torch.Tensor, rng: torch.Generator | None = None) -> float:
-        """One shuffled pass over `data` [N, T]; returns the mean minibatch loss (read back once)."""
+        """One shuffled pass over `data` [N, T]; returns the mean minibatch loss (read back once). The
+        data are copied to the generator's device once, not per minibatch."""
+        data = data.to(self.generator.device)
         order = torch.randperm(len(data), generator=rng, device=rng_device(rng)).to(data.device)
         size = self.config.batch_size
         losses = [self.step_tensor(data[order[i : i + size]]) for i in range(0, len(data), size)]
