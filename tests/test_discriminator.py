@@ -361,3 +361,45 @@ def test_cuda_graphs_are_for_cuda_models_only():
     x, y = random_sequences(4), torch.arange(4) % 2
     with pytest.raises(ValueError, match="needs a CUDA model and an optimizer built with capturable=True"):
         GraphedTrainStep(d, optimizer, d.loss, x, y)
+
+
+def test_the_graph_capture_leaves_weights_optimizer_and_random_state_as_they_were(monkeypatch):
+    """GraphedTrainStep's warm-up and capture, run on the CPU with torch.cuda's graph API stood in for
+    (the capture block runs eagerly here, where CUDA would only record it): afterwards the weights,
+    Adam's state (fresh, or after real steps) and the random state are exactly as before, so the
+    training that follows is the one plain steps would run."""
+    import contextlib
+
+    from seqgan_env import cuda_graphs
+
+    class Stream:
+        def wait_stream(self, other):
+            pass
+
+    monkeypatch.setattr(cuda_graphs, "can_capture", lambda model, optimizer: True)
+    monkeypatch.setattr(torch.cuda, "Stream", lambda device=None: Stream())
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: Stream())
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda: object())
+    monkeypatch.setattr(torch.cuda, "graph", lambda g: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device=None: torch.get_rng_state())
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device=None: torch.set_rng_state(state))
+    x, y = random_sequences(8, seed=1), torch.arange(8) % 2
+    for steps_before in (0, 2):  # a fresh optimizer, and one with state
+        d = tiny_discriminator(7).train()
+        optimizer = d.make_optimizer()
+        for _ in range(steps_before):
+            d.train_step(optimizer, x, y)
+        weights = [p.detach().clone() for p in d.parameters()]
+        state = {(i, k): v.clone() for i, p in enumerate(d.parameters())
+                 for k, v in optimizer.state.get(p, {}).items()}  # fmt: skip
+        torch.manual_seed(3)
+        rng = torch.get_rng_state()
+        step = cuda_graphs.GraphedTrainStep(d, optimizer, d.loss, x, y)
+        assert all(torch.equal(p, w) for p, w in zip(d.parameters(), weights, strict=True))
+        for i, p in enumerate(d.parameters()):
+            for k, v in optimizer.state[p].items():
+                expected = state[i, k] if steps_before else torch.zeros_like(v)
+                assert torch.equal(v, expected), k
+        assert torch.equal(torch.get_rng_state(), rng)
+        assert step.loss.ndim == 0 and len(step.grads) == len(weights)
