@@ -22,6 +22,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from common import add_common_args, apply_common_args, print_machine
+
 from seqgan_env.bleu import BLEUReference, self_bleu
 
 
@@ -66,7 +68,10 @@ def main() -> None:
     p.add_argument("--self-bleu", action="store_true",
                    help="also time Self-BLEU-n of the hypotheses (ours only)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random sentences")
+    add_common_args(p)
     args = p.parse_args()
+    apply_common_args(args)
+    print_machine()
 
     rng = np.random.default_rng(args.seed)
     refs = random_sentences(rng, args.references, args.vocab, args.min_len, args.max_len,

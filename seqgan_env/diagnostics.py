@@ -210,7 +210,9 @@ def policy_gradient_split(
     `cos_centred` = cos(g, g_centred) (NaN where a part is zero, e.g. `cos_centred` for a constant Q,
     whose `g_centred` is exactly 0), `q_mean` = m, and `split_error`: the norm of the difference between
     g and the gradient of the uncentred loss computed directly (float rounding only). The parameters'
-    `.grad` are left untouched. Gradients are unclipped (the training step clips the sum at 5).
+    `.grad` are left untouched, and so is the generator's mode (the gradients are taken in train mode,
+    which computes the same numbers: see `TokenLSTM.differentiable`). Gradients are unclipped (the
+    training step clips the sum at 5).
     """
     if q.shape != sequences.shape:
         raise ValueError(f"q {tuple(q.shape)} must have the shape of sequences {tuple(sequences.shape)}")
@@ -228,7 +230,7 @@ def policy_gradient_split(
     centred = torch.where(live, q - q_mean, torch.zeros_like(q))
 
     def gradient(weights: torch.Tensor) -> torch.Tensor:
-        with torch.enable_grad():
+        with torch.enable_grad(), generator.differentiable():  # cuDNN: backward in train mode only
             log_probs = generator.log_probs(sequences, pad_id=pad_id)  # 0 at padding
             loss = -(log_probs * weights).sum()
             grads = torch.autograd.grad(loss, params, allow_unused=True)

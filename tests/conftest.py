@@ -22,6 +22,32 @@ import seqgan_env.core
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
+CUDNN_RNN_EVAL_BACKWARD = "cudnn RNN backward can only be called in training mode"
+
+
+@pytest.fixture(autouse=True)
+def lstm_backward_needs_train_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """cuDNN's rule, enforced on the CPU for every test: a backward pass through an `nn.LSTM` that ran
+    in eval mode fails as it does on a GPU, so a gradient taken through a model in eval mode is
+    caught here, not first on a GPU."""
+    forward = torch.nn.LSTM.forward
+
+    def guarded(self: torch.nn.LSTM, *args: object, **kwargs: object) -> object:
+        out = forward(self, *args, **kwargs)  # type: ignore[arg-type]
+        if not self.training and torch.is_grad_enabled():
+            output, (h, c) = out
+            for tensor in (output, h, c):
+                if tensor.requires_grad:
+                    tensor.register_hook(_refuse_eval_backward)
+        return out
+
+    monkeypatch.setattr(torch.nn.LSTM, "forward", guarded)
+
+
+def _refuse_eval_backward(grad: torch.Tensor) -> torch.Tensor:
+    raise RuntimeError(f"{CUDNN_RNN_EVAL_BACKWARD} (tests/conftest.py enforces cuDNN's rule on the CPU)")
+
+
 # The suite runs on a 2-core machine shared with other jobs: torch's intra-op threads then spin and wait
 # for each other on every small op (measured: the oracle tests 3x slower with 2 threads under load).
 torch.set_num_threads(1)

@@ -36,6 +36,10 @@ class Config:
     oracle_seed: int = option("seed of the built-in random oracle", default=0)
     device: str = option("torch device", default="cpu")
     threads: int = option("CPU threads for torch (0: torch's default, one per core)", default=0, at_least=0)
+    precision: Literal["fp32", "bf16", "auto"] = option(
+        "products of the discriminator's training and scoring, the Monte Carlo completions and MLE: fp32, "
+        "bf16 (autocast; weights, optimizer state and losses stay fp32) or auto (bf16 where the hardware "
+        "has bf16 units: CUDA tensor cores, CPU AMX tiles; else fp32)", default="fp32")
     out: str = option("folder holding run folders", default="runs")
     name: str | None = option("run folder name", default=None, shown="PRESET_MODE_sSEED_TIME")
     resume: str | None = option("continue this run folder from its last checkpoint", default=None)
@@ -167,7 +171,7 @@ def check_memory(cfg: Config) -> None:
 # The presets. "paper" is the reference code's schedule; "cpu" is what a 2-core CPU finishes in under
 # 30 minutes, and every deviation from "paper" is listed in the README.
 PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {},
+    "paper": {"precision": "auto"},
     "cpu": {
         "mle_epochs": 20, "disc_embed_dim": 32, "disc_filters": "1:32,2:32,3:32,4:32,5:32,10:32,15:32,20:32",
         "disc_pretrain_repeats": 10, "disc_epochs": 1, "n_negatives": 4992, "disc_repeats": 1,

@@ -20,6 +20,7 @@ from agents.reinforce import ReinforceAgent, ReinforceConfig
 from seqgan_env.checkpoint import load_checkpoint, model_entry, save_checkpoint
 from seqgan_env.devices import resolve_device
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig, SequenceScorer
+from seqgan_env.precision import resolve_precision
 from seqgan_env.scorers import BLEUScorer, OracleScorer
 from seqgan_env.text import Vocabulary, decode
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
@@ -65,6 +66,11 @@ class Experiment:
             cfg.vocab_size, cfg.seq_len, cfg.disc_embed_dim, cfg.filters(), cfg.disc_dropout, lr=cfg.disc_lr
         )
         self.discriminator = Discriminator(disc_config, rng=init).to(self.device)
+        # The products' precision (--precision): the discriminator's training and scoring, the rollout
+        # policy's completions and MLE; the generator's sampling, the policy gradient and the
+        # evaluation stay fp32.
+        self.precision = resolve_precision(cfg.precision, self.device)
+        self.discriminator.precision = self.rollout_policy.precision = self.precision
         # Real and held-out data: independent oracle samples (NLL-test never sees training data), or
         # the corpus's seeded split.
         if text is None:
@@ -79,7 +85,7 @@ class Experiment:
         self.evaluator = Evaluator(self.oracle, self.vocabulary, cfg.temperature, cfg.eval_samples,
                                    cfg.bleu_samples, cfg.self_bleu_samples)  # fmt: skip
         mle_config = MLEConfig(cfg.mle_lr, cfg.batch_size, cfg.grad_clip)
-        self.mle = MLETrainer(self.generator, mle_config, pad_id=self.pad_id)
+        self.mle = MLETrainer(self.generator, mle_config, pad_id=self.pad_id, precision=self.precision)
         # PG-BLEU: BLEU against the training data scores the sequences in place of the discriminator;
         # the oracle's own likelihood is the perfect discriminator (the upper bound).
         self.scorer: SequenceScorer | None = None

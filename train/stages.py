@@ -165,6 +165,8 @@ def open_experiment(cfg: Config) -> Experiment:
             exp.init_from(start)
         exp.add_yardstick()
         print(f"{'restarting' if cfg.resume else 'run folder:'} {run.path}", flush=True)
+    if exp.precision != "fp32":
+        print(f"precision: {exp.precision} (--precision {cfg.precision})", flush=True)
     return exp
 
 
