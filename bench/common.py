@@ -35,8 +35,6 @@ if REPO_ROOT not in sys.path:
 from seqgan_env.discriminator import Discriminator  # noqa: E402
 from seqgan_env.precision import cpu_bf16_units, resolve_precision  # noqa: E402
 
-RESULTS = Path(REPO_ROOT) / "bench" / "results"
-
 
 class Conv1dDiscriminator(Discriminator):
     """The same model computing each convolution with its `nn.Conv1d` layer (oneDNN's kernels): the
@@ -253,9 +251,9 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
                         help="torch intra-op threads (none: torch's choice, one per core)")
     parser.add_argument("--matmul-size", type=int, default=2048, help="n of the reference n x n matmul")
     parser.add_argument("--matmul-repeats", type=int, default=5, help="timed reference matmuls (median)")
-    parser.add_argument("--save", default=None,
-                        help="save the output to SAVE.txt and the machine to SAVE.json (default: "
-                             "bench/results/<script name>; '' saves nothing)")  # fmt: skip
+    parser.add_argument("--save", default=f"bench/results/{Path(sys.argv[0]).stem}",
+                        help="save the output to SAVE.txt and the machine to SAVE.json, a path relative to "
+                             "the repository ('' saves nothing)")  # fmt: skip
 
 
 def add_size_args(parser: argparse.ArgumentParser, n_rollouts: bool = True) -> None:
@@ -271,9 +269,8 @@ def apply_common_args(args: argparse.Namespace) -> None:
     """Set torch's threads, then save everything printed from here on (see `save_output`)."""
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    save = args.save if args.save is not None else str(RESULTS / Path(sys.argv[0]).stem)
-    if save:
-        save_output(Path(save))
+    if args.save:
+        save_output(Path(REPO_ROOT) / args.save)
 
 
 class _Tee:
