@@ -25,6 +25,7 @@ import torch
 
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
 from seqgan_env.files import write_atomically
+from seqgan_env.finite import check_finite
 from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
@@ -41,8 +42,10 @@ def model_entry(model: TokenLSTM | Discriminator) -> dict[str, Any]:
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
-    """Write `payload` (plus format and version) atomically: a crash leaves the old file intact."""
+    """Write `payload` (plus format and version) atomically: a crash leaves the old file intact. A
+    payload holding a NaN or infinite tensor is refused (`NonFiniteError`) and nothing is written."""
     path = Path(path)
+    check_finite(f"before writing {path.name}", checkpoint=payload)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, lambda f: torch.save({"format": FORMAT, "version": VERSION, **payload}, f))
 

@@ -5,7 +5,10 @@ Sizes are tiny on purpose (vocabulary 8, length 4) so the whole suite runs in se
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -130,3 +133,70 @@ def count_searched_rows(monkeypatch) -> list[int]:
 
     monkeypatch.setattr(seqgan_env.core, "monte_carlo_q", counting)
     return rows
+
+
+# --- a script run in a child process that something happens to at the N-th call of one function -----------
+ROOT = Path(__file__).resolve().parents[1]
+HANG_GUARD = 900  # seconds: a child's time limit only catches a hang, it never times a run
+
+# The child runs train/SCRIPT.py's main(args) with "module:Class.method" (or "module:function") wrapped so
+# that its N-th call, a state the run reaches on any machine, does ACTION:
+#   SIGTERM, SIGINT, SIGKILL  the process sends itself the signal, before the call runs;
+#   nan:ATTR                  after the call, a weight of the model at args[0].ATTR ('': args[0]) is NaN;
+#   nanloss                   the call's result (a loss) becomes NaN;
+#   enospc                    the call's result (a file) fails its writes as a full disk does.
+INJECTOR = """
+import errno, importlib, os, signal, sys
+sys.path[:0] = [{train!r}, {root!r}]
+script, target, n, action, *args = sys.argv[1:]
+module_name, _, attr = target.partition(":")
+owner = importlib.import_module(module_name)
+*path, name = attr.split(".")
+for part in path:
+    owner = getattr(owner, part)
+original, calls = getattr(owner, name), [0]
+
+class FullDisk:
+    def __init__(self, file):
+        self.file = file
+    def write(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    def __getattr__(self, key):
+        return getattr(self.file, key)
+    def __enter__(self):
+        return self
+    def __exit__(self, *exc):
+        self.file.close()
+
+def injected(*a, **kw):
+    calls[0] += 1
+    if calls[0] != int(n):
+        return original(*a, **kw)
+    if action.startswith("SIG"):
+        os.kill(os.getpid(), getattr(signal, action))
+    result = original(*a, **kw)
+    if action.startswith("nan:"):
+        model = a[0]
+        for part in filter(None, action[4:].split(".")):
+            model = getattr(model, part)
+        next(model.parameters()).data.view(-1)[0] = float("nan")
+    elif action == "nanloss":
+        return float("nan")
+    elif action == "enospc":
+        return FullDisk(result)
+    return result
+
+setattr(owner, name, injected)
+sys.exit(importlib.import_module(script).main(args))
+"""
+
+
+def run_injected(
+    tmp_path: Path, script: str, where: str, call: int, action: str, args: list[str], **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run train/`script`.py with `args` in a child process that `action`s at the `call`-th call of
+    `where` (see INJECTOR); its exit code and output."""
+    child = tmp_path / "injector.py"
+    child.write_text(INJECTOR.format(train=str(ROOT / "train"), root=str(ROOT)))
+    command = [sys.executable, str(child), script, where, str(call), action, *args]
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=HANG_GUARD, **kwargs)

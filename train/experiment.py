@@ -32,6 +32,7 @@ from train.plots import plot_learning_curve, plot_signal
 from train.rng import derive_seed, seeded_rng
 from train.run_folder import RunFolder
 from train.sources import TextData
+from train.stopping import signals_held
 
 RUN_STATE_VERSION = 2  # what a checkpoint of this script holds beyond the env's models (see Experiment.state)
 
@@ -112,6 +113,7 @@ class Experiment:
             rng=self.rng,
         )
         self.stage, self.progress = "mle", 0
+        self.saved_at: str | None = None  # `position()` of the last checkpoint (None: none yet)
         self.generator_updates = 0
         self.metrics: list[dict[str, Any]] = []
         self.elapsed = 0.0
@@ -142,14 +144,29 @@ class Experiment:
                     "env": self.vector_env._torch_rng.get_state(), "torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state(self.device) if cuda else None},
             "data": {"real": self.real, "test": self.test},
-            "metrics": self.metrics, "elapsed_s": self.elapsed_s(),
+            "metrics": self.metrics, "elapsed_s": self.elapsed_s(), "machine": machine(),
             **({} if self.vocabulary is None else {"vocabulary": self.vocabulary.to_dict()}),
         }  # fmt: skip
 
     def save(self, *names: str) -> None:
+        """Checkpoint `names` (e.g. "mle", "latest"), written whole even when a signal arrives meanwhile
+        (train.stopping); never with a non-finite tensor (`save_checkpoint` refuses it)."""
         state = self.state()
-        for name in names:
-            save_checkpoint(self.run.checkpoint(name), state)
+        with signals_held():
+            for name in names:
+                save_checkpoint(self.run.checkpoint(name), state)
+        self.saved_at = self.position()
+
+    def position(self) -> str:
+        """How far the run is, e.g. "4 of 6 adversarial rounds" (for messages)."""
+        cfg = self.cfg
+        counts = {"mle": (cfg.mle_epochs, "MLE epochs"),
+                  "discriminator": (cfg.disc_pretrain_repeats, "discriminator pre-training sets"),
+                  "adversarial": (cfg.rounds, "adversarial rounds")}  # fmt: skip
+        if self.stage not in counts:
+            return f"all {cfg.rounds} adversarial rounds"
+        total, what = counts[self.stage]
+        return f"{self.progress} of {total} {what}"
 
     def resume(self, state: dict[str, Any]) -> None:
         """Continue from this run's own checkpoint (`latest.pt`), exactly where it stood."""
@@ -173,6 +190,7 @@ class Experiment:
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         self.metrics = state["metrics"]
         self.stage, self.progress = state["stage"], state["progress"]
+        self.saved_at = self.position()
         self.elapsed = state["elapsed_s"]
 
     def init_from(self, state: dict[str, Any]) -> None:
@@ -255,6 +273,22 @@ class Experiment:
         self.run.write_samples(samples, None if vocab is None else lambda row: decode(row.tolist(), vocab))
         self.run.close()
 
+
+
+def machine() -> dict[str, str]:
+    """What besides the thread count changes a CPU run's floats in their last digits: the vector
+    instructions torch uses and torch's version (a checkpoint records them)."""
+    return {"cpu_capability": str(torch.backends.cpu.get_cpu_capability()), "torch": str(torch.__version__)}
+
+
+def machine_note(state: dict[str, Any]) -> str:
+    """The resume line's words on a checkpoint written on another kind of machine (empty if none)."""
+    recorded = state.get("machine")
+    if recorded is None or recorded == machine():
+        return ""
+    here = ", ".join(f"{k} {v}" for k, v in machine().items())
+    there = ", ".join(f"{k} {v}" for k, v in recorded.items())
+    return f"; it ran on {there}, this machine has {here}: its numbers may differ in the last digits"
 
 
 def init_from_checkpoint(cfg: Config, vocabulary: Vocabulary | None) -> dict[str, Any]:

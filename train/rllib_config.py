@@ -21,7 +21,7 @@ _SB3 = {f.name: f for f in dataclasses.fields(SB3Config)}
 def as_sb3(name: str, note: str = "") -> Any:
     """A field with train/sb3.py's help, range and default for the option of the same name."""
     field = _SB3[name]
-    bounds = {k: field.metadata.get(k) for k in ("at_least", "above", "below")}
+    bounds = {k: field.metadata.get(k) for k in ("at_least", "above", "below", "at_most")}
     return option(field.metadata["help"] + note, default=field.default, **bounds)
 
 

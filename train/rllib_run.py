@@ -20,6 +20,7 @@ from agents.rllib import RLlibLearner, algorithm_config
 from agents.rllib_module import module_config
 from seqgan_env.checkpoint import model_entry, save_checkpoint
 from seqgan_env.discriminator import SequenceScorer
+from seqgan_env.finite import check_finite
 from seqgan_env.scorers import OracleScorer
 from seqgan_env.token_lstm import TokenLSTM
 from seqgan_env.vector_env import SeqGANVectorEnv
@@ -32,7 +33,8 @@ from train.rng import derive_seed, seeded_rng
 from train.run_folder import RunFolder
 from train.sb3_run import make_discriminator
 from train.sources import Pretrained
-from train.stages import run_rounds
+from train.stages import pretrain_discriminator_set, run_rounds
+from train.stopping import signals_held
 
 RUN_STATE_VERSION = 1
 
@@ -80,7 +82,8 @@ class RLlibRun:
         self.learner = RLlibLearner(self.algo, self.rollout_policy, self.updater, cfg.rollout_update,
                                     cfg.rollout_rate)  # fmt: skip
         self.rows: list[dict[str, Any]] = list(pre.mle_rows)
-        self.done = 0
+        self.done = 0  # rounds finished
+        self.saved: int | None = None  # the round of the last checkpoint (latest.pt)
         self.elapsed = 0.0
         self._t0 = time.monotonic()
 
@@ -94,8 +97,8 @@ class RLlibRun:
         """Where the source had no pre-trained discriminator: --disc-pretrain-repeats sets of fresh
         negatives from the (warm-started) policy."""
         if not self.d_pretrained and self.cfg.reward == "discriminator":  # a fixed D (--disc-repeats 0) too
-            for _ in range(self.cfg.disc_pretrain_repeats):
-                self.updater.train(repeats=1)
+            for set_ in range(1, self.cfg.disc_pretrain_repeats + 1):
+                pretrain_discriminator_set(self.updater, set_)
 
     def evaluate(self, round_: int, losses: dict[str, float]) -> dict[str, str]:
         """The policy's evaluation (train.evaluation.evaluate_policy_round)."""
@@ -129,14 +132,19 @@ class RLlibRun:
                    f"rllib {cfg.algo} rounds", cfg.progress)  # fmt: skip
 
     def save(self) -> None:
-        """RLlib's checkpoint into rllib-ROUND/, then latest.pt (atomic) naming it; older ones go."""
+        """RLlib's checkpoint into rllib-ROUND/, then latest.pt (atomic) naming it; older ones go. The
+        learner's weights are checked finite first (`NonFiniteError`), and a signal waits for the end."""
+        check_finite(f"adversarial round {self.done}, before writing its checkpoint",
+                     learner=self.algo.learner_group.get_weights())  # fmt: skip
         folder = self.run.path / f"rllib-{self.done}"
-        shutil.rmtree(folder, ignore_errors=True)
-        self.algo.save_to_path(str(folder.resolve()))
-        save_checkpoint(self.run.checkpoint("latest"), self.state(folder.name))
-        for old in self.run.path.glob("rllib-*"):
-            if old.name != folder.name:
-                shutil.rmtree(old, ignore_errors=True)
+        with signals_held():
+            shutil.rmtree(folder, ignore_errors=True)
+            self.algo.save_to_path(str(folder.resolve()))
+            save_checkpoint(self.run.checkpoint("latest"), self.state(folder.name))
+            for old in self.run.path.glob("rllib-*"):
+                if old.name != folder.name:
+                    shutil.rmtree(old, ignore_errors=True)
+        self.saved = self.done
 
     def state(self, rllib_folder: str) -> dict[str, Any]:
         return {
@@ -163,6 +171,7 @@ class RLlibRun:
         self.rng.set_state(state["rng"]["train"])
         torch.set_rng_state(state["rng"]["torch"])
         self.rows, self.done, self.elapsed = state["metrics"], state["progress"], state["elapsed_s"]
+        self.saved = self.done
         self.learner.iterations = self.done
         self.learner.invalidate()
 

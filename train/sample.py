@@ -22,13 +22,12 @@ from seqgan_env.checkpoint import load_checkpoint, token_lstm_from_entry
 from seqgan_env.devices import resolve_device
 from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM
+from train.cli import MIN_TEMPERATURE  # below it, logits / temperature can overflow float32
 from train.run_folder import RunFolder
 from train.sources import decode_lines
 
 CHECKPOINTS = ("final", "latest", "mle")
 CHUNK = 1024  # sequences generated (and printed) at a time: memory stays bounded for any -n
-# Below this, logits / temperature can overflow float32 and the softmax turns to NaN.
-MIN_TEMPERATURE = 1e-6
 SEED_LIMIT = 2**64  # torch.Generator.manual_seed takes seeds in [0, 2**64)
 
 
