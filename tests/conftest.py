@@ -144,7 +144,8 @@ HANG_GUARD = 900  # seconds: a child's time limit only catches a hang, it never 
 #   SIGTERM, SIGINT, SIGKILL  the process sends itself the signal, before the call runs;
 #   nan:ATTR                  after the call, a weight of the model at args[0].ATTR ('': args[0]) is NaN;
 #   nanloss                   the call's result (a loss) becomes NaN;
-#   enospc                    the call's result (a file) fails its writes as a full disk does.
+#   enospc                    the call writes to a file (its second argument, as torch.save's) that fails
+#                             every write as a full disk does.
 INJECTOR = """
 import errno, importlib, os, signal, sys
 sys.path[:0] = [{train!r}, {root!r}]
@@ -163,10 +164,6 @@ class FullDisk:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     def __getattr__(self, key):
         return getattr(self.file, key)
-    def __enter__(self):
-        return self
-    def __exit__(self, *exc):
-        self.file.close()
 
 def injected(*a, **kw):
     calls[0] += 1
@@ -174,6 +171,8 @@ def injected(*a, **kw):
         return original(*a, **kw)
     if action.startswith("SIG"):
         os.kill(os.getpid(), getattr(signal, action))
+    if action == "enospc":
+        return original(a[0], FullDisk(a[1]), *a[2:], **kw)
     result = original(*a, **kw)
     if action.startswith("nan:"):
         model = a[0]
@@ -182,8 +181,6 @@ def injected(*a, **kw):
         next(model.parameters()).data.view(-1)[0] = float("nan")
     elif action == "nanloss":
         return float("nan")
-    elif action == "enospc":
-        return FullDisk(result)
     return result
 
 setattr(owner, name, injected)

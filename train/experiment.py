@@ -155,7 +155,7 @@ class Experiment:
         with signals_held():
             for name in names:
                 save_checkpoint(self.run.checkpoint(name), state)
-        self.saved_at = self.position()
+            self.saved_at = self.position()
 
     def position(self) -> str:
         """How far the run is, e.g. "4 of 6 adversarial rounds" (for messages)."""

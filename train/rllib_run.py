@@ -144,7 +144,7 @@ class RLlibRun:
             for old in self.run.path.glob("rllib-*"):
                 if old.name != folder.name:
                     shutil.rmtree(old, ignore_errors=True)
-        self.saved = self.done
+            self.saved = self.done
 
     def state(self, rllib_folder: str) -> dict[str, Any]:
         return {

@@ -137,17 +137,17 @@ class SB3Run:
         summary = evaluate_policy_round(self.cfg, round_, learner.generator, self.rollout_policy, self.scorer,
                                         self.pre, self.oracle, learner.n_updates, losses, self.elapsed_s(),
                                         self.rows, self.run)  # fmt: skip
-        self.save_model(f"round {round_}")
-        self.saved = round_
+        self.save_model(round_)
         return summary
 
-    def save_model(self, where: str) -> None:
+    def save_model(self, round_: int) -> None:
         """model.zip, written whole (atomically, a signal held meanwhile), never with a non-finite weight."""
         policy = self.model.policy
-        check_finite(f"{where}, before writing model.zip", policy=policy,
+        check_finite(f"round {round_}, before writing model.zip", policy=policy,
                      optimizer=policy.optimizer.state_dict())  # fmt: skip
         with signals_held():
             write_atomically(self.run.path / "model.zip", lambda f: self.model.save(f))
+            self.saved = round_
 
     def learn(self) -> None:
         """The adversarial rounds, with the SB3 model as the learner (train.stages.run_rounds)."""
@@ -175,7 +175,7 @@ class SB3Run:
     def finish(self) -> TokenLSTM:
         """model.zip, final.pt, metrics.csv, curve.png, samples.txt; returns the final generator."""
         generator = generator_from_policy(self.model.policy)
-        self.save_model("the end")
+        self.save_model(self.cfg.rounds)
         save_checkpoint(self.run.checkpoint("final"), {
             "config": self.cfg.settings(), "stage": "done", "algo": self.cfg.algo,
             "pretrained_from": str(self.pre.source), "generator": model_entry(generator),
