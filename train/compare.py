@@ -42,7 +42,7 @@ import torch
 from seqgan_env.checkpoint import load_checkpoint, token_lstm_from_entry
 from seqgan_env.finite import NonFiniteError
 from seqgan_env.text import CorpusError
-from train.cli import check_seed, config_parser
+from train.cli import as_flags, check_seed, config_parser
 from train.comparison import (
     CURVE,
     MethodRun,
@@ -61,7 +61,7 @@ from train.run_folder import RunFolder
 from train.sb3_config import SB3Config, parse_sb3_config
 from train.sb3_job import check_sb3_run, train_sb3
 from train.sources import make_oracle
-from train.stages import open_experiment, run_experiment
+from train.stages import open_experiment, position, run_experiment
 from train.stopping import cause, command, run_stoppable
 
 METHODS = ("seqgan", "constant", "mle", "oracle", "best", "ppo")
@@ -208,7 +208,7 @@ def sets_here(flag: str, given: dict[str, Any]) -> None:
 
 def make_run(run: MethodRun, started: Callable[[Any], None]) -> None:
     """A method's run, in this process (train/adversarial.py's stages, or train/sb3.py's for ppo);
-    `started` receives its Experiment (or SB3Run) once it is built, to report how far it got."""
+    `started` receives its Experiment (or SB3Run) once built."""
     script = "train/sb3.py" if run.method == "ppo" else "train/adversarial.py"
     try:
         if run.method == "ppo":
@@ -246,9 +246,8 @@ def temperature_curve(
 def main(argv: list[str] | None = None) -> int:
     args, runs = parse_args(argv)
     current: list[tuple[MethodRun, Any]] = []  # the run being made, and its Experiment or SB3Run
-    stopped = run_stoppable(lambda: compare(args, runs, current),
-                            lambda err: stop_message(err, args, runs, current))  # fmt: skip
-    return 0 if stopped is None else stopped
+    return run_stoppable(lambda: compare(args, runs, current),
+                         lambda err: stop_message(err, args, runs, current)) or 0  # fmt: skip
 
 
 def compare(args: argparse.Namespace, runs: list[MethodRun], current: list[tuple[MethodRun, Any]]) -> None:
@@ -280,21 +279,18 @@ def stop_message(
 ) -> str:
     """The one line of a comparison that stopped early (train.stopping): why, in which run, and the
     commands that finish it (the run, then this script on the SeqGAN run, reusing the finished ones)."""
-    again = [*(["--methods", args.methods] if args.methods != DEFAULT_METHODS else []),
-             *(["--best-args", args.best_args] if args.best_args is not None else []),
-             *(["--ppo-args", args.ppo_args] if args.ppo_args is not None else []),
-             *(["--temperatures", args.temperatures] if args.temperatures != TEMPERATURES else []),
-             *(["--extra", *args.extra] if args.extra else [])]  # fmt: skip
-    then = command("compare.py", "--seqgan-run", str(runs[0].folder), *again)
+    defaults = {"methods": DEFAULT_METHODS, "temperatures": TEMPERATURES, "best_args": None, "ppo_args": None}
+    given = {key: getattr(args, key) for key, default in defaults.items() if getattr(args, key) != default}
+    extra = ["--extra", *args.extra] if args.extra else []
+    then = command("compare.py", "--seqgan-run", str(runs[0].folder), *as_flags(given), *extra)
     where, first = "", ""
     if current:
         run, made = current[-1]
-        if run.method == "ppo":
-            where = f" in the ppo run {run.folder} (after {made.done} of its {made.cfg.rounds} rounds)"
-            first = f"remove the unfinished {run.folder} (train/sb3.py runs do not resume), then "
-        else:
-            where = f" in the {run.method} run {run.folder} (after {made.position()})"
-            first = f"finish that run with {command('adversarial.py', '--resume', str(run.folder))}, then "
+        sb3 = run.method == "ppo"  # an SB3 run does not resume
+        where = f" in the {run.method} run {run.folder} (after " + (
+            f"{made.done} of its {made.cfg.rounds} rounds)" if sb3 else f"{position(made)})")
+        first = f"remove the unfinished {run.folder} (train/sb3.py runs do not resume), then " if sb3 else (
+            f"finish that run with {command('adversarial.py', '--resume', str(run.folder))}, then ")
     if isinstance(err, NonFiniteError):
         return f"{cause(err)}{where}; nothing non-finite was saved"
     return f"{cause(err)}{where}; to go on, {first}run {then}"

@@ -29,6 +29,7 @@ from train.config import Config
 from train.diagnostics import has_signal, measure_signal, signal_scalars
 from train.evaluation import Evaluator
 from train.plots import plot_learning_curve, plot_signal
+from train.reproducibility import machine
 from train.rng import derive_seed, seeded_rng
 from train.run_folder import RunFolder
 from train.sources import TextData
@@ -113,7 +114,7 @@ class Experiment:
             rng=self.rng,
         )
         self.stage, self.progress = "mle", 0
-        self.saved_at: str | None = None  # `position()` of the last checkpoint (None: none yet)
+        self.saved_at: tuple[str, int] | None = None  # (stage, progress) of the last checkpoint
         self.generator_updates = 0
         self.metrics: list[dict[str, Any]] = []
         self.elapsed = 0.0
@@ -155,18 +156,7 @@ class Experiment:
         with signals_held():
             for name in names:
                 save_checkpoint(self.run.checkpoint(name), state)
-            self.saved_at = self.position()
-
-    def position(self) -> str:
-        """How far the run is, e.g. "4 of 6 adversarial rounds" (for messages)."""
-        cfg = self.cfg
-        counts = {"mle": (cfg.mle_epochs, "MLE epochs"),
-                  "discriminator": (cfg.disc_pretrain_repeats, "discriminator pre-training sets"),
-                  "adversarial": (cfg.rounds, "adversarial rounds")}  # fmt: skip
-        if self.stage not in counts:
-            return f"all {cfg.rounds} adversarial rounds"
-        total, what = counts[self.stage]
-        return f"{self.progress} of {total} {what}"
+            self.saved_at = (self.stage, self.progress)
 
     def resume(self, state: dict[str, Any]) -> None:
         """Continue from this run's own checkpoint (`latest.pt`), exactly where it stood."""
@@ -190,7 +180,7 @@ class Experiment:
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         self.metrics = state["metrics"]
         self.stage, self.progress = state["stage"], state["progress"]
-        self.saved_at = self.position()
+        self.saved_at = (self.stage, self.progress)
         self.elapsed = state["elapsed_s"]
 
     def init_from(self, state: dict[str, Any]) -> None:
@@ -273,22 +263,6 @@ class Experiment:
         self.run.write_samples(samples, None if vocab is None else lambda row: decode(row.tolist(), vocab))
         self.run.close()
 
-
-
-def machine() -> dict[str, str]:
-    """What besides the thread count changes a CPU run's floats in their last digits: the vector
-    instructions torch uses and torch's version (a checkpoint records them)."""
-    return {"cpu_capability": str(torch.backends.cpu.get_cpu_capability()), "torch": str(torch.__version__)}
-
-
-def machine_note(state: dict[str, Any]) -> str:
-    """The resume line's words on a checkpoint written on another kind of machine (empty if none)."""
-    recorded = state.get("machine")
-    if recorded is None or recorded == machine():
-        return ""
-    here = ", ".join(f"{k} {v}" for k, v in machine().items())
-    there = ", ".join(f"{k} {v}" for k, v in recorded.items())
-    return f"; it ran on {there}, this machine has {here}: its numbers may differ in the last digits"
 
 
 def init_from_checkpoint(cfg: Config, vocabulary: Vocabulary | None) -> dict[str, Any]:

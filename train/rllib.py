@@ -44,11 +44,12 @@ from seqgan_env.text import CorpusError
 from train.cli import fail
 from train.evaluation import run_summary
 from train.experiment import Experiment
+from train.reproducibility import thread_note
 from train.rllib_config import RLlibConfig, parse_rllib_config
 from train.run_folder import RunFolder
 from train.sb3_run import make_discriminator
 from train.sources import learner_source, load_pretrained, pretrained_checkpoint
-from train.stages import open_experiment, run_experiment
+from train.stages import open_experiment, position, run_experiment
 from train.stopping import cause, command, restore_signal_handlers, run_stoppable
 
 
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(RLlibRun(cfg, run, pre, pre.oracle()))
             if state is not None:
                 runs[0].resume(state)
-                note = run.thread_note(cfg.threads)
+                note = thread_note(run.saved_config().get("threads"), cfg.threads)
                 print(f"resuming {run.path} at round {runs[0].done}{note}", flush=True)
             else:
                 print(f"run folder: {run.path}; pre-trained generator from {pre.source}", flush=True)
@@ -167,7 +168,7 @@ def stop_message(err: BaseException, run: RunFolder, pretrain: Experiment | None
     resume = command("rllib.py", "--resume", str(run.path))
     if rllib_run is None and pretrain is not None and pretrain.stage not in ("adversarial", "done"):
         finish = command("pretrain.py", "--resume", str(pretrain.run.path))
-        return (f"{cause(err)} after {pretrain.position()} of the pre-training in {pretrain.run.path}; "
+        return (f"{cause(err)} after {position(pretrain)} of the pre-training in {pretrain.run.path}; "
                 f"finish it with {finish}, then continue the run with {resume}")  # fmt: skip
     where = "" if rllib_run is None else f" after {rllib_run.done} of {rllib_run.cfg.rounds} rounds"
     kept = "no checkpoint yet, it starts again" if saved is None else f"it resumes from round {saved}"

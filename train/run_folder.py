@@ -94,17 +94,6 @@ class RunFolder:
             raise FileNotFoundError(f"{self.path} is not a run folder (no config.json)")
         return json.loads(self.config_path.read_text())
 
-    def thread_note(self, threads: int) -> str:
-        """The resume line's words on the thread count, which changes the floats' rounding: the one
-        config.json records, or another (empty for a run that records none)."""
-        recorded = self.saved_config().get("threads")
-        if recorded is None:
-            return ""
-        if recorded == threads:
-            return f", on {threads} threads as recorded"
-        return (f", on {threads} threads as --threads asks (the run recorded {recorded}: its numbers will "
-                "differ from an uninterrupted run's)")  # fmt: skip
-
     def write_metrics(self, rows: list[dict[str, Any]], fields: tuple[str, ...]) -> None:
         """Rewrite metrics.csv from all rows so far (the rows also live in the checkpoint), atomically."""
         text = io.StringIO(newline="")

@@ -46,7 +46,7 @@ from train.sb3_config import SB3Config, parse_sb3_config
 from train.sb3_job import check_sb3_run, train_sb3
 from train.sb3_run import SB3Run
 from train.sources import learner_source
-from train.stages import open_experiment, run_experiment
+from train.stages import open_experiment, position, run_experiment
 from train.stopping import cause, command, run_stoppable
 
 
@@ -104,7 +104,7 @@ def stop_message(
                     "--name", f"{run.path.name}_again")  # fmt: skip
     if not runs and pretrain is not None and pretrain.stage not in ("adversarial", "done"):
         finish = command("pretrain.py", "--resume", str(pretrain.run.path))
-        return (f"{cause(err)} after {pretrain.position()} of the pre-training in {pretrain.run.path}; "
+        return (f"{cause(err)} after {position(pretrain)} of the pre-training in {pretrain.run.path}; "
                 f"train/sb3.py does not resume a run: finish the pre-training with {finish}, then start the "
                 f"SB3 phase from it with {again}")  # fmt: skip
     where = f" after {runs[0].done} of {cfg.rounds} rounds" if runs else ""

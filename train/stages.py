@@ -28,7 +28,8 @@ from seqgan_env.finite import NonFiniteError, check_finite
 from seqgan_env.vector_env import SeqGANVectorEnv
 from seqgan_env.wrappers import DiscriminatorUpdater
 from train.config import Config
-from train.experiment import Experiment, check_compatible, init_from_checkpoint, machine_note
+from train.experiment import Experiment, check_compatible, init_from_checkpoint
+from train.reproducibility import machine_note, thread_note
 from train.rng import derive_seed
 from train.run_folder import RunFolder
 from train.sources import load_text_data, make_oracle
@@ -211,8 +212,9 @@ def _start(
     if resuming:
         assert start is not None
         exp.resume(start)
-        print(f"resuming {run.path} at stage {exp.stage}, {exp.progress} done{run.thread_note(cfg.threads)}"
-              f"{machine_note(start)}", flush=True)  # fmt: skip
+        threads = thread_note(run.saved_config().get("threads"), cfg.threads)
+        print(f"resuming {run.path} at stage {exp.stage}, {exp.progress} done{threads}{machine_note(start)}",
+              flush=True)  # fmt: skip
         run.tensorboard(purge_step=exp.generator_updates + 1)
     else:
         if start is not None:
@@ -236,14 +238,27 @@ def run_experiment(exp: Experiment, until: str = "done") -> None:
         raise
 
 
+def position(exp: Experiment, at: tuple[str, int] | None = None) -> str:
+    """How far the run is (or was `at` a (stage, progress)), e.g. "4 of 6 adversarial rounds"."""
+    stage, progress = (exp.stage, exp.progress) if at is None else at
+    cfg = exp.cfg
+    counts = {"mle": (cfg.mle_epochs, "MLE epochs"),
+              "discriminator": (cfg.disc_pretrain_repeats, "discriminator pre-training sets"),
+              "adversarial": (cfg.rounds, "adversarial rounds")}  # fmt: skip
+    if stage not in counts:
+        return f"all {cfg.rounds} adversarial rounds"
+    total, what = counts[stage]
+    return f"{progress} of {total} {what}"
+
+
 def stop_message(exp: Experiment, err: BaseException, script: str) -> str:
     """The one line of a run of `script` (e.g. "adversarial.py") that stopped early
     (train.stopping): why, how far it got, and the command that continues it."""
-    where = f"{cause(err)} after {exp.position()}"
+    saved = None if exp.saved_at is None else position(exp, exp.saved_at)
     if isinstance(err, NonFiniteError):
-        kept = f"its last checkpoint is at {exp.saved_at}" if exp.saved_at else "it has no checkpoint"
+        kept = "it has no checkpoint" if saved is None else f"its last checkpoint is at {saved}"
         return f"{cause(err)}; nothing non-finite was saved ({kept})"
-    resume = command(script, "--resume", str(exp.run.path))
-    if exp.saved_at is None:
+    where, resume = f"{cause(err)} after {position(exp)}", command(script, "--resume", str(exp.run.path))
+    if saved is None:
         return f"{where}; no checkpoint yet, it starts again with: {resume}"
-    return f"{where}; it resumes from its checkpoint at {exp.saved_at} with: {resume}"
+    return f"{where}; it resumes from its checkpoint at {saved} with: {resume}"
