@@ -25,7 +25,7 @@ import torch
 
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
 from seqgan_env.files import write_atomically
-from seqgan_env.finite import check_finite
+from seqgan_env.finite import require_finite
 from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
@@ -45,7 +45,7 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> No
     """Write `payload` (plus format and version) atomically: a crash leaves the old file intact. A
     payload holding a NaN or infinite tensor is refused (`NonFiniteError`) and nothing is written."""
     path = Path(path)
-    check_finite(f"before writing {path.name}", checkpoint=payload)
+    require_finite(f"before writing {path.name}", checkpoint=payload)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, lambda f: torch.save({"format": FORMAT, "version": VERSION, **payload}, f))
 

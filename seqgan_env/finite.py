@@ -58,7 +58,7 @@ def nonfinite_names(payload: Any, name: str = "") -> list[str]:
     return bad
 
 
-def check_finite(where: str, losses: Mapping[str, float] | None = None, **weights: Any) -> None:
+def require_finite(where: str, losses: Mapping[str, float] | None = None, **weights: Any) -> None:
     """Raise `NonFiniteError` ("`where`: ...", one line) if a loss of `losses` (by name) is NaN or
     infinite, or a tensor of a keyword argument (a model, a state dict, a checkpoint payload) is."""
     for label, value in (losses or {}).items():

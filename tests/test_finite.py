@@ -11,7 +11,7 @@ import torch
 from conftest import tiny_lstm
 
 from seqgan_env.bleu import BLEUReference
-from seqgan_env.finite import NonFiniteError, check_finite, nonfinite_names
+from seqgan_env.finite import NonFiniteError, nonfinite_names, require_finite
 from seqgan_env.oracle import random_oracle
 from train.evaluation import evaluate, evaluate_text
 
@@ -31,15 +31,15 @@ def test_nonfinite_names_finds_each_kind_by_its_path() -> None:
 
 
 def test_check_finite_names_where_and_what() -> None:
-    check_finite("round 1", {"loss": 0.5}, generator=tiny_lstm())
+    require_finite("round 1", {"loss": 0.5}, generator=tiny_lstm())
     with pytest.raises(NonFiniteError, match=r"^round 2: the policy loss is inf$"):
-        check_finite("round 2", {"policy loss": math.inf})
+        require_finite("round 2", {"policy loss": math.inf})
     model = tiny_lstm()
     with torch.no_grad():
         model.embedding.weight[0, 0] = math.nan
         model.output.weight[0, 0] = math.nan
     with pytest.raises(NonFiniteError) as caught:
-        check_finite("epoch 3", {"loss": 1.0}, rollout_policy=model)
+        require_finite("epoch 3", {"loss": 1.0}, rollout_policy=model)
     assert str(caught.value) == ("epoch 3: the rollout policy holds NaN or infinite values (embedding.weight "
                                  "and 1 more)")  # fmt: skip
 

@@ -12,7 +12,7 @@ import torch
 
 from seqgan_env.bleu import BLEUReference, self_bleu
 from seqgan_env.discriminator import SequenceScorer
-from seqgan_env.finite import check_finite
+from seqgan_env.finite import require_finite
 from seqgan_env.metrics import nll_oracle, nll_test
 from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM
@@ -54,7 +54,7 @@ def evaluate(
     """NLL-oracle of `n_samples` fresh samples and NLL-test on held-out data, both at `temperature`.
     A generator with a NaN or infinite weight gets no score: `NonFiniteError` (its samples, all one
     token, would score a fake-good NLL-oracle)."""
-    check_finite("evaluation", generator=generator)
+    require_finite("evaluation", generator=generator)
     generator.eval()
     quality = nll_oracle(oracle, generator, n_samples, rng, temperature)
     diversity = nll_test(generator, test_data, temperature=temperature)
@@ -136,7 +136,7 @@ def evaluate_text(
     samples at `temperature`: each against the whole `reference` (the held-out sentences), resp. the
     other samples, `self_bleu_samples` of them (seeded subset; None: all) scored as hypotheses. A
     generator with a NaN or infinite weight gets no score: `NonFiniteError`."""
-    check_finite("evaluation", generator=generator)
+    require_finite("evaluation", generator=generator)
     generator.eval()
     nll = nll_test(generator, test_data, pad_id=pad_id, temperature=temperature)
     samples = strip_sequences(generator.sample(n_samples, rng, temperature, eos_id=eos_id, pad_id=pad_id),

@@ -30,7 +30,7 @@ import torch
 from seqgan_env.devices import resolve_device
 from seqgan_env.diagnostics import discriminator_accuracy_auc, reward_quality_correlation
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
-from seqgan_env.finite import NonFiniteError, check_finite
+from seqgan_env.finite import NonFiniteError, require_finite
 from seqgan_env.token_lstm import TokenLSTM
 from train.cli import (
     MAX_LR,
@@ -161,7 +161,7 @@ def probe(
         with torch.no_grad():
             negatives = generator.sample(cfg.n_negatives, rng)
         loss = discriminator.fit(optimizer, real, negatives, cfg.epochs, cfg.batch_size, rng)
-        check_finite(f"repeat {repeat}", {"discriminator loss": loss}, discriminator=discriminator)
+        require_finite(f"repeat {repeat}", {"discriminator loss": loss}, discriminator=discriminator)
         _, heldout_auc = discriminator_accuracy_auc(discriminator, heldout, fresh)
         _, train_auc = discriminator_accuracy_auc(discriminator, real[:n], fresh)
         rho = reward_quality_correlation(discriminator, oracle, fresh)

@@ -20,7 +20,7 @@ from agents.rllib import RLlibLearner, algorithm_config
 from agents.rllib_module import module_config
 from seqgan_env.checkpoint import model_entry, save_checkpoint
 from seqgan_env.discriminator import SequenceScorer
-from seqgan_env.finite import check_finite
+from seqgan_env.finite import require_finite
 from seqgan_env.scorers import OracleScorer
 from seqgan_env.token_lstm import TokenLSTM
 from seqgan_env.vector_env import SeqGANVectorEnv
@@ -134,7 +134,7 @@ class RLlibRun:
     def save(self) -> None:
         """RLlib's checkpoint into rllib-ROUND/, then latest.pt (atomic) naming it; older ones go. The
         learner's weights are checked finite first (`NonFiniteError`), and a signal waits for the end."""
-        check_finite(f"adversarial round {self.done}, before writing its checkpoint",
+        require_finite(f"adversarial round {self.done}, before writing its checkpoint",
                      learner=self.algo.learner_group.get_weights())  # fmt: skip
         folder = self.run.path / f"rllib-{self.done}"
         with signals_held():

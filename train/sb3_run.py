@@ -18,7 +18,7 @@ from seqgan_env.checkpoint import model_entry, save_checkpoint
 from seqgan_env.devices import resolve_device
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig, SequenceScorer
 from seqgan_env.files import write_atomically
-from seqgan_env.finite import check_finite
+from seqgan_env.finite import require_finite
 from seqgan_env.scorers import OracleScorer
 from seqgan_env.token_lstm import TokenLSTM
 from seqgan_env.vector_env import SeqGANVectorEnv
@@ -143,7 +143,7 @@ class SB3Run:
     def save_model(self, round_: int) -> None:
         """model.zip, written whole (atomically, a signal held meanwhile), never with a non-finite weight."""
         policy = self.model.policy
-        check_finite(f"round {round_}, before writing model.zip", policy=policy,
+        require_finite(f"round {round_}, before writing model.zip", policy=policy,
                      optimizer=policy.optimizer.state_dict())  # fmt: skip
         with signals_held():
             write_atomically(self.run.path / "model.zip", lambda f: self.model.save(f))

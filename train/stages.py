@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from agents.learner import Learner
 from seqgan_env.checkpoint import load_checkpoint
-from seqgan_env.finite import NonFiniteError, check_finite
+from seqgan_env.finite import NonFiniteError, require_finite
 from seqgan_env.vector_env import SeqGANVectorEnv
 from seqgan_env.wrappers import DiscriminatorUpdater
 from train.config import Config
@@ -67,7 +67,7 @@ def run_rounds(
             losses = {} if math.isnan(pg_loss) else {"policy loss": pg_loss}
             if train_discriminator is not None:
                 d_loss = losses["discriminator loss"] = train_discriminator()
-            check_finite(f"adversarial round {round_}", losses, policy=learner.weights,
+            require_finite(f"adversarial round {round_}", losses, policy=learner.weights,
                          rollout_policy=env.rollout_policy, discriminator=env.discriminator)  # fmt: skip
             summary = on_round(round_, {"pg_loss": pg_loss, "d_loss": d_loss})
             if summary:
@@ -81,7 +81,7 @@ def run_mle(exp: Experiment) -> None:
     with tqdm(total=cfg.mle_epochs, initial=exp.progress, desc="MLE pre-training", unit="epoch") as bar:
         while exp.progress < cfg.mle_epochs:
             loss = exp.mle.epoch(exp.real, exp.rng)
-            check_finite(f"MLE pre-training, epoch {exp.progress + 1}", {"MLE loss": loss},
+            require_finite(f"MLE pre-training, epoch {exp.progress + 1}", {"MLE loss": loss},
                          generator=exp.generator)  # fmt: skip
             exp.agent.start_rollout_policy()  # every checkpoint records the rollout policy beta = theta
             exp.progress += 1
@@ -119,7 +119,7 @@ def pretrain_discriminator_set(updater: DiscriminatorUpdater, set_: int) -> floa
     """Set `set_` of discriminator pre-training (fresh negatives, the schedule's epochs): its loss,
     checked finite with the discriminator's weights (`NonFiniteError`)."""
     loss = updater.train(repeats=1)
-    check_finite(f"discriminator pre-training, set {set_}", {"discriminator loss": loss},
+    require_finite(f"discriminator pre-training, set {set_}", {"discriminator loss": loss},
                  discriminator=updater.discriminator)  # fmt: skip
     return loss
 
