@@ -486,10 +486,11 @@ def existing_compare_run(folder: Path) -> None:
 
 COMPARE_CASES: list[tuple[list[str], str]] = [
     (["--temperatures", "abc"], r"--temperatures must be comma-separated numbers > 0, got 'abc'"),
-    (["--temperatures", "nan"], r"--temperatures must be finite numbers > 0, got nan"),
-    (["--temperatures", "inf"], r"--temperatures must be finite numbers > 0, got inf"),
-    (["--temperatures", "0"], r"--temperatures must be finite numbers > 0, got 0\.0"),
-    (["--temperatures", "-0.5"], r"--temperatures must be finite numbers > 0, got -0\.5"),
+    (["--temperatures", "nan"], r"--temperatures must be finite, >= 1e-06, got nan"),
+    (["--temperatures", "inf"], r"--temperatures must be finite, >= 1e-06, got inf"),
+    (["--temperatures", "0"], r"--temperatures must be finite, >= 1e-06, got 0\.0"),
+    (["--temperatures", "-0.5"], r"--temperatures must be finite, >= 1e-06, got -0\.5"),
+    (["--temperatures", "1.0,1e-300"], r"--temperatures must be finite, >= 1e-06, got 1e-300"),
     (["--temperatures", ""], r"--temperatures must be comma-separated numbers > 0, got ''"),
     (["--temperatures", "0.8,,1.0"], r"got '' in '0\.8,,1\.0'"),
     (["--temperatures", "0.8,1e999"], r"got inf in '0\.8,1e999'"),

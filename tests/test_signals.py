@@ -198,3 +198,11 @@ def test_rllib_stops_with_one_line_and_resumes(tmp_path: Path) -> None:
     run_commands(line)
     steps = [r["step"] for r in metrics_without_time(folder / "metrics.csv") if r["phase"] == "adversarial"]
     assert steps == ["0", "2", "4"]
+
+
+def test_sample_stops_with_one_line(tmp_path: Path, whole: Path) -> None:
+    """SIGINT while train/sample.py prints its second chunk: the first 1024 lines are out, then the line."""
+    result = run_injected(tmp_path, "sample", "seqgan_env.token_lstm:TokenLSTM.sample", 2, "SIGINT",
+                          [str(whole / "run"), "-n", "2100", "--seed", "0"])  # fmt: skip
+    assert stopped_line(result, "SIGINT") == "stopped by SIGINT after 1024 of 2100 sequences"
+    assert len(result.stdout.splitlines()) == 1024

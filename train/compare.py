@@ -42,7 +42,7 @@ import torch
 from seqgan_env.checkpoint import load_checkpoint, token_lstm_from_entry
 from seqgan_env.finite import NonFiniteError
 from seqgan_env.text import CorpusError
-from train.cli import as_flags, check_seed, config_parser
+from train.cli import MIN_TEMPERATURE, as_flags, check_seed, config_parser
 from train.comparison import (
     CURVE,
     MethodRun,
@@ -99,7 +99,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[MethodR
 
 
 def parse_temperatures(text: str) -> list[float]:
-    """The comma-separated --temperatures: finite numbers > 0, at least one."""
+    """The comma-separated --temperatures: finite numbers >= MIN_TEMPERATURE, at least one."""
     values = []
     for item in text.split(","):
         try:
@@ -107,8 +107,8 @@ def parse_temperatures(text: str) -> list[float]:
         except ValueError:
             raise ValueError(f"--temperatures must be comma-separated numbers > 0, got {item.strip()!r} "
                              f"in {text!r}") from None  # fmt: skip
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"--temperatures must be finite numbers > 0, got {value} in {text!r}")
+        if not math.isfinite(value) or value < MIN_TEMPERATURE:
+            raise ValueError(f"--temperatures must be finite, >= {MIN_TEMPERATURE}, got {value} in {text!r}")
         values.append(value)
     return values
 
