@@ -135,7 +135,7 @@ class RLlibRun:
         """RLlib's checkpoint into rllib-ROUND/, then latest.pt (atomic) naming it; older ones go. The
         learner's weights are checked finite first (`NonFiniteError`), and a signal waits for the end."""
         require_finite(f"adversarial round {self.done}, before writing its checkpoint",
-                     learner=self.algo.learner_group.get_weights())  # fmt: skip
+                       learner=self.algo.learner_group.get_weights())  # fmt: skip
         folder = self.run.path / f"rllib-{self.done}"
         with signals_held():
             shutil.rmtree(folder, ignore_errors=True)

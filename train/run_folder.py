@@ -4,8 +4,7 @@ checkpoints (written atomically), `curve.png`, `samples.txt` and, for a text run
 The metrics rows live in the checkpoint too, so a resumed run rewrites `metrics.csv` from its last
 checkpoint and every evaluation appears exactly once. A process holds the folder's lock (an advisory
 lock on the folder itself, no lock file) while it runs; the operating system releases it when the
-process ends, however it ends. A `.lock` file in a run folder is a leftover of older versions: its
-presence means nothing and it may be deleted.
+process ends, however it ends. A `.lock` file in a run folder plays no part in it and may be deleted.
 """
 
 from __future__ import annotations

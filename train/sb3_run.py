@@ -144,7 +144,7 @@ class SB3Run:
         """model.zip, written whole (atomically, a signal held meanwhile), never with a non-finite weight."""
         policy = self.model.policy
         require_finite(f"round {round_}, before writing model.zip", policy=policy,
-                     optimizer=policy.optimizer.state_dict())  # fmt: skip
+                       optimizer=policy.optimizer.state_dict())  # fmt: skip
         with signals_held():
             write_atomically(self.run.path / "model.zip", lambda f: self.model.save(f))
             self.saved = round_

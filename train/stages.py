@@ -68,7 +68,7 @@ def run_rounds(
             if train_discriminator is not None:
                 d_loss = losses["discriminator loss"] = train_discriminator()
             require_finite(f"adversarial round {round_}", losses, policy=learner.weights,
-                         rollout_policy=env.rollout_policy, discriminator=env.discriminator)  # fmt: skip
+                           rollout_policy=env.rollout_policy, discriminator=env.discriminator)  # fmt: skip
             summary = on_round(round_, {"pg_loss": pg_loss, "d_loss": d_loss})
             if summary:
                 bar.set_postfix(summary)
@@ -82,7 +82,7 @@ def run_mle(exp: Experiment) -> None:
         while exp.progress < cfg.mle_epochs:
             loss = exp.mle.epoch(exp.real, exp.rng)
             require_finite(f"MLE pre-training, epoch {exp.progress + 1}", {"MLE loss": loss},
-                         generator=exp.generator)  # fmt: skip
+                           generator=exp.generator)  # fmt: skip
             exp.agent.start_rollout_policy()  # every checkpoint records the rollout policy beta = theta
             exp.progress += 1
             exp.generator_updates += steps_per_epoch
@@ -120,7 +120,7 @@ def pretrain_discriminator_set(updater: DiscriminatorUpdater, set_: int) -> floa
     checked finite with the discriminator's weights (`NonFiniteError`)."""
     loss = updater.train(repeats=1)
     require_finite(f"discriminator pre-training, set {set_}", {"discriminator loss": loss},
-                 discriminator=updater.discriminator)  # fmt: skip
+                   discriminator=updater.discriminator)  # fmt: skip
     return loss
 
 
