@@ -100,6 +100,10 @@ class ContinuedMLE:
     def generator(self) -> TokenLSTM:
         return self.trainer.generator
 
+    @property
+    def weights(self) -> TokenLSTM:
+        return self.trainer.generator
+
     def start_rollout_policy(self) -> None:
         """beta = theta (the rollout policy is never consulted by this control, but checkpoints hold it)."""
         if self.rollout_policy is not None:

@@ -254,6 +254,11 @@ class ReinforceAgent:
             self.value_loss = self.value.fit(hidden, q_values, live)
         return advantage_weights(q_values, live, baseline, cfg.normalize)
 
+    @property
+    def weights(self) -> dict[str, torch.nn.Module | None]:
+        """The generator and the value baseline (None without one)."""
+        return {"generator": self.generator, "value_baseline": self.value}
+
     def start_rollout_policy(self) -> None:
         """Set the rollout policy equal to the generator (beta = theta), whatever the update rule: where
         the adversarial phase starts, and what every checkpoint before it records."""

@@ -136,6 +136,11 @@ class RLlibLearner:
             self._module_version = self.iterations
         return self._module.generator().to(self.rollout_policy.device)
 
+    @property
+    def weights(self) -> dict[str, Any]:
+        """The learner's module weights (the value head included), as RLlib reports them."""
+        return dict(self.algo.learner_group.get_weights())
+
     def invalidate(self) -> None:
         """Read the learner's weights afresh at the next `generator` (after a restore)."""
         self._module_version = -1

@@ -25,6 +25,7 @@ import torch
 
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
 from seqgan_env.files import write_atomically
+from seqgan_env.finite import Index, nonfinite_tensors, require_finite
 from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
@@ -41,8 +42,10 @@ def model_entry(model: TokenLSTM | Discriminator) -> dict[str, Any]:
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
-    """Write `payload` (plus format and version) atomically: a crash leaves the old file intact."""
+    """Write `payload` (plus format and version) atomically: a crash leaves the old file intact. A
+    payload holding a NaN or infinite tensor is refused (`NonFiniteError`) and nothing is written."""
     path = Path(path)
+    require_finite(f"before writing {path.name}", checkpoint=payload)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, lambda f: torch.save({"format": FORMAT, "version": VERSION, **payload}, f))
 
@@ -84,19 +87,14 @@ def check_finite(payload: Any, source: str) -> None:
     """Every floating-point tensor in `payload` (nested dicts, lists and tuples) holds finite numbers;
     else a one-line ValueError naming `source` and the tensor. Weights that are NaN or infinite come
     from a damaged file or a diverged run, and every number computed from them would be too."""
-    stack: list[tuple[str, Any]] = [("", payload)]
-    while stack:
-        name, value = stack.pop()
-        if isinstance(value, dict):
-            stack.extend((f"{name}[{key!r}]", item) for key, item in value.items())
-        elif isinstance(value, (list, tuple)):
-            stack.extend((f"{name}[{i}]", item) for i, item in enumerate(value))
-        elif isinstance(value, torch.Tensor) and (value.is_floating_point() or value.is_complex()):
-            finite = torch.isfinite(value)
-            if not bool(finite.all()):
-                n_nan, n_bad = int(torch.isnan(value).sum()), int((~finite).sum())
-                raise ValueError(f"{source}: tensor {name} holds {n_nan} NaN and {n_bad - n_nan} infinite "
-                                 "values, expected finite numbers")  # fmt: skip
+    bad = nonfinite_tensors(payload)
+    if bad:
+        path, value = bad[0]
+        tensor = torch.as_tensor(value)
+        n_nan, n_bad = int(torch.isnan(tensor).sum()), int((~torch.isfinite(tensor)).sum())
+        name = "".join(f"[{key}]" if isinstance(key, Index) else f"[{key!r}]" for key in path)
+        raise ValueError(f"{source}: tensor {name} holds {n_nan} NaN and {n_bad - n_nan} infinite "
+                         "values, expected finite numbers")  # fmt: skip
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

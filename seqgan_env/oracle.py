@@ -86,13 +86,22 @@ def read_oracle_arrays(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"oracle parameter file not found: {path}")
-    with path.open("rb") as f:
-        head = f.read(6)
+    head = _read(path, 6)
     if head.startswith(b"PK") or head.startswith(b"\x93NUMPY"):
         arrays = _read_npz(path)
     else:
         arrays = _read_pickle(path, is_pickle=head.startswith(b"\x80"))
     return _check_arrays(arrays, path)
+
+
+def _read(path: Path, size: int = -1) -> bytes:
+    """The first `size` bytes of the file (-1: all); ValueError where the system refuses to read it
+    (no permission, a device or /proc file that fails reads)."""
+    try:
+        with path.open("rb") as f:
+            return f.read(size)
+    except OSError as err:
+        raise ValueError(f"oracle parameter file {path} cannot be read ({err.strerror or err})") from None
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -299,7 +308,7 @@ class _UnsupportedArray:
 
 def _read_pickle(path: Path, is_pickle: bool) -> dict[str, Any]:
     """The arrays of a pickled list/tuple of 15 arrays (reference order) or dict of them by name."""
-    data = path.read_bytes()
+    data = _read(path)
     try:
         # latin1: a Python 2 pickle's numpy data are byte strings (numpy's recommended setting).
         obj = OracleUnpickler(io.BytesIO(data), encoding="latin1").load()

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import pickle
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -56,52 +57,8 @@ V = 8  # vocabulary of the tiny models
 T = 4  # sequence length of the tiny models
 PAD = V  # the environment's padding id
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = ROOT = Path(__file__).resolve().parents[1]  # the repository
 HANG_GUARD = 900  # seconds: a subprocess's limit only catches a hang, it never times a run
-
-# Runs the script in a child process that SIGKILLs itself on the N-th call of one function: the
-# process dies as a real kill would, with no cleanup, no `finally` and no flush. The kill lands at a
-# state the run reaches, never after a delay, so it is the same on a fast machine and a slow one.
-# KILLER_SCRIPT (a script of train/, default adversarial) and KILLER_SIGNAL (default SIGKILL) in the
-# child's environment choose another script or signal (see `killer_command`).
-KILLER = """
-import importlib, os, signal, sys
-sys.path[:0] = [{train!r}, {root!r}]
-target, n = sys.argv[1], int(sys.argv[2])
-script = os.environ.get("KILLER_SCRIPT", "adversarial")
-signum = getattr(signal, os.environ.get("KILLER_SIGNAL", "SIGKILL"))
-module_name, _, attr = target.partition(":")
-owner = importlib.import_module(module_name)
-*path, name = attr.split(".")
-for part in path:
-    owner = getattr(owner, part)
-original, calls = getattr(owner, name), [0]
-
-def killing(*args, **kwargs):
-    calls[0] += 1
-    if calls[0] == n:
-        if target == "torch:save":  # inside a checkpoint write: half a file on disk, then the kill
-            args[1].write(b"half a checkpoint")
-            args[1].flush()
-        os.kill(os.getpid(), signum)
-    return original(*args, **kwargs)
-
-setattr(owner, name, killing)
-sys.exit(importlib.import_module(script).main(sys.argv[3:]))
-"""
-
-
-def killer_command(
-    tmp_path: Path, where: str, call: int, args: list[str], script: str = "adversarial",
-    signal_name: str = "SIGKILL",
-) -> tuple[list[str], dict[str, str]]:
-    """The command line and environment of a child that runs train/`script`.py with `args` and sends
-    itself `signal_name` at the `call`-th call of `where` ("module:Class.method")."""
-    killer = tmp_path / "killer.py"
-    killer.write_text(KILLER.format(train=str(REPO / "train"), root=str(REPO)))
-    env = {**os.environ, "KILLER_SCRIPT": script, "KILLER_SIGNAL": signal_name}
-    return [sys.executable, str(killer), where, str(call), *args], env
-
 
 # The paper's oracle parameters live in ../shared next to the repository root (SPEC 2.1).
 PAPER_ORACLE_PATH = Path(__file__).resolve().parents[2] / "shared/benchmarks/paper_oracle/target_params.npz"
@@ -266,3 +223,89 @@ def count_searched_rows(monkeypatch) -> list[int]:
 
     monkeypatch.setattr(seqgan_env.core, "monte_carlo_q", counting)
     return rows
+
+
+# --- a script run in a child process that something happens to at the N-th call of one function -----------
+HANG_GUARD = 900  # seconds: a child's time limit only catches a hang, it never times a run
+
+# The child runs train/SCRIPT.py's main(args) with "module:Class.method" (or "module:function") wrapped so
+# that its N-th call, a state the run reaches on any machine, does ACTION:
+#   SIGTERM, SIGINT, SIGKILL  the process sends itself the signal, before the call runs (SIGKILL inside
+#                             torch.save: after writing half a file), so it dies as a real kill would, with
+#                             no cleanup, no `finally` and no flush;
+#   nan:ATTR                  after the call, a weight of the model at args[0].ATTR ('': args[0]) is NaN;
+#   nanloss                   the call's result (a loss) becomes NaN;
+#   enospc                    the call writes to a file (its second argument, as torch.save's) that fails
+#                             every write as a full disk does.
+INJECTOR = """
+import errno, importlib, os, signal, sys
+sys.path[:0] = [{train!r}, {root!r}]
+script, target, n, action, *args = sys.argv[1:]
+module_name, _, attr = target.partition(":")
+owner = importlib.import_module(module_name)
+*path, name = attr.split(".")
+for part in path:
+    owner = getattr(owner, part)
+original, calls = getattr(owner, name), [0]
+
+class FullDisk:
+    def __init__(self, file):
+        self.file = file
+    def write(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    def __getattr__(self, key):
+        return getattr(self.file, key)
+
+def injected(*a, **kw):
+    calls[0] += 1
+    if calls[0] != int(n):
+        return original(*a, **kw)
+    if action.startswith("SIG"):
+        if target == "torch:save" and action == "SIGKILL":  # inside a write: half a file, then the kill
+            a[1].write(b"half a checkpoint")
+            a[1].flush()
+        os.kill(os.getpid(), getattr(signal, action))
+    if action == "enospc":
+        return original(a[0], FullDisk(a[1]), *a[2:], **kw)
+    result = original(*a, **kw)
+    if action.startswith("nan:"):
+        model = a[0]
+        for part in filter(None, action[4:].split(".")):
+            model = getattr(model, part)
+        next(model.parameters()).data.view(-1)[0] = float("nan")
+    elif action == "nanloss":
+        return float("nan")
+    return result
+
+setattr(owner, name, injected)
+sys.exit(importlib.import_module(script).main(args))
+"""
+
+
+def injector_command(
+    tmp_path: Path, script: str, where: str, call: int, action: str, args: list[str]
+) -> list[str]:
+    """The command line of a child that runs train/`script`.py with `args` and `action`s at the
+    `call`-th call of `where` (see INJECTOR)."""
+    child = tmp_path / "injector.py"
+    child.write_text(INJECTOR.format(train=str(ROOT / "train"), root=str(ROOT)))
+    return [sys.executable, str(child), script, where, str(call), action, *args]
+
+
+def killer_command(
+    tmp_path: Path, where: str, call: int, args: list[str], script: str = "adversarial",
+    signal_name: str = "SIGKILL",
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of a child that runs train/`script`.py with `args` and sends
+    itself `signal_name` at the `call`-th call of `where` ("module:Class.method"): the signal lands at a
+    state the run reaches, never after a delay, so it is the same on a fast machine and a slow one."""
+    return injector_command(tmp_path, script, where, call, signal_name, args), dict(os.environ)
+
+
+def run_injected(
+    tmp_path: Path, script: str, where: str, call: int, action: str, args: list[str], **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run train/`script`.py with `args` in a child process that `action`s at the `call`-th call of
+    `where` (see INJECTOR); its exit code and output."""
+    command = injector_command(tmp_path, script, where, call, action, args)
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=HANG_GUARD, **kwargs)

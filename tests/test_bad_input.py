@@ -534,10 +534,11 @@ def existing_compare_run(folder: Path) -> None:
 
 COMPARE_CASES: list[tuple[list[str], str]] = [
     (["--temperatures", "abc"], r"--temperatures must be comma-separated numbers > 0, got 'abc'"),
-    (["--temperatures", "nan"], r"--temperatures must be finite numbers > 0, got nan"),
-    (["--temperatures", "inf"], r"--temperatures must be finite numbers > 0, got inf"),
-    (["--temperatures", "0"], r"--temperatures must be finite numbers > 0, got 0\.0"),
-    (["--temperatures", "-0.5"], r"--temperatures must be finite numbers > 0, got -0\.5"),
+    (["--temperatures", "nan"], r"--temperatures must be finite, >= 1e-06, got nan"),
+    (["--temperatures", "inf"], r"--temperatures must be finite, >= 1e-06, got inf"),
+    (["--temperatures", "0"], r"--temperatures must be finite, >= 1e-06, got 0\.0"),
+    (["--temperatures", "-0.5"], r"--temperatures must be finite, >= 1e-06, got -0\.5"),
+    (["--temperatures", "1.0,1e-300"], r"--temperatures must be finite, >= 1e-06, got 1e-300"),
     (["--temperatures", ""], r"--temperatures must be comma-separated numbers > 0, got ''"),
     (["--temperatures", "0.8,,1.0"], r"got '' in '0\.8,,1\.0'"),
     (["--temperatures", "0.8,1e999"], r"got inf in '0\.8,1e999'"),
@@ -859,3 +860,116 @@ def test_crafted_oracle_pickles(
     with pytest.raises(ValueError) as caught:
         make_env(maker, oracle_path=str(tmp_path / "oracle.pkl"))
     check_message(str(caught.value), pattern, tmp_path)
+
+
+# --- places the scripts write to and files they read, refused before anything is written ------------------
+def a_file(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path.write_text("not a folder")
+
+
+def refused_open(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An oracle file open() refuses (tests run as root, so chmod 000 would not stop them)."""
+    path.write_bytes(b"PK")
+    real_open = Path.open
+
+    def refuse(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refuse)
+
+
+def read_only_out(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--out in a folder where making folders is refused, as on a read-only file system."""
+    real_mkdir = Path.mkdir
+
+    def refuse(self: Path, *args: Any, **kwargs: Any) -> None:
+        if str(self).startswith(str(path)):
+            raise PermissionError(13, "Permission denied", str(self))
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+
+
+SCRIPT_TINY = {
+    "adversarial": ["--preset", "tiny", "--threads", "1"],
+    "sb3": ["--pretrain-preset", "tiny", "--threads", "1", "--no-progress"],
+    "probe_discriminator": ["--pretrained", "{tmp}/none", "--threads", "1"],
+}
+PLACE_CASES: list[tuple[str, str, list[str], Callable[[Path, pytest.MonkeyPatch], None] | None, str]] = [
+    ("out is a file", "adversarial", ["--out", "{tmp}/x"], a_file, r"--out .*x is a file, expected a folder"),
+    ("out is a file", "sb3", ["--out", "{tmp}/x"], a_file, r"--out .*x is a file, expected a folder"),
+    ("out is a file", "probe_discriminator", ["--out", "{tmp}/x"], a_file,
+     r"--out .*x is a file, expected a folder"),
+    ("read-only out", "adversarial", ["--out", "{tmp}/x/runs"], read_only_out,
+     r"^error: cannot create run folder .*x/runs/.*: Permission denied$"),
+    ("read-only out", "sb3", ["--out", "{tmp}/x/runs"], read_only_out,
+     r"^error: cannot create run folder .*x/runs/.*: Permission denied$"),
+    ("long name", "sb3", ["--name", "n" * 300], None, r"--name must be at most 255 bytes"),
+    ("long name", "probe_discriminator", ["--name", "n" * 300], None, r"--name must be at most 255 bytes"),
+    ("huge threads", "sb3", ["--threads", "100000"], None, r"--threads must be in \[0, \d+\] \(4 per CPU"),
+    ("huge threads", "probe_discriminator", ["--threads", "100000"], None,
+     r"--threads must be in \[0, \d+\]"),
+    ("unreadable oracle", "adversarial", ["--oracle", "{tmp}/x"], refused_open,
+     r"oracle parameter file .*x cannot be read \(Permission denied\)"),
+    ("unreadable oracle", "sb3", ["--oracle", "{tmp}/x"], refused_open,
+     r"oracle parameter file .*x cannot be read \(Permission denied\)"),
+    ("oracle /proc/self/mem", "adversarial", ["--oracle", "/proc/self/mem"], None,
+     r"oracle parameter file /proc/self/mem cannot be read \(Input/output error\)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "script", "options", "prepare", "pattern"), PLACE_CASES,
+                         ids=[f"{c[1]}: {c[0]}" for c in PLACE_CASES])  # fmt: skip
+def test_places_and_files_the_scripts_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, name: str,
+    script: str, options: list[str], prepare: Callable[[Path, pytest.MonkeyPatch], None] | None, pattern: str,
+) -> None:  # fmt: skip
+    """One `error:` line and exit code 2 before anything is written: nothing new under the test's folder."""
+    if name == "oracle /proc/self/mem" and not Path("/proc/self/mem").exists():
+        pytest.skip("no /proc/self/mem here")
+    module = load_script(script)  # before any monkeypatching
+    if prepare is not None:
+        prepare(tmp_path / "x", monkeypatch)
+    before = snapshot(tmp_path)
+    argv = [*SCRIPT_TINY[script], "--out", "{tmp}/runs", *options]
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    code, out, err = run_main(module, argv, capsys)
+    assert code == 2, (code, out, err)
+    check_message(err.strip().splitlines()[-1], pattern, tmp_path)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only folders: an injected case covers it")
+def test_a_read_only_out_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro").chmod(0o555)
+    try:
+        argv = [*SCRIPT_TINY["adversarial"], "--out", str(tmp_path / "ro" / "runs")]
+        code, _, err = run_main(load_script("adversarial"), argv, capsys)
+        assert code == 2
+        pattern = r"cannot create run folder .*: Permission denied"
+        check_message(err.strip().splitlines()[-1], pattern, tmp_path)
+        assert list((tmp_path / "ro").iterdir()) == []
+    finally:
+        (tmp_path / "ro").chmod(0o755)
+
+
+def test_a_failed_resume_leaves_the_run_folder_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A resume refused after the folder was locked (here: a damaged latest.pt) leaves no lock file (the
+    lock is the operating system's, on the folder itself) and no other trace."""
+    from train.config import parse_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    settings = parse_config(SCRIPT_TINY["adversarial"]).recorded_settings()
+    (run / "config.json").write_text(json.dumps(settings))
+    (run / "latest.pt").write_bytes(b"damaged")
+    before = snapshot(tmp_path)
+    code, _, err = run_main(load_script("adversarial"), ["--resume", str(run)], capsys)
+    assert code == 2
+    check_message(err.strip().splitlines()[-1], r"latest\.pt is not a seqgan-env checkpoint", tmp_path)
+    assert snapshot(tmp_path) == before and not (run / ".lock").exists()

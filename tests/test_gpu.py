@@ -68,14 +68,13 @@ def test_adversarial_on_cuda(tmp_path: Path, extra: list[str]) -> None:
 
 def test_adversarial_resume_on_cuda_is_exact(tmp_path: Path) -> None:
     """Killed mid-round (after a discriminator training) and resumed on the GPU: the same metrics."""
-    from test_train_resume import KILLER, metrics_without_time
+    from conftest import killer_command
+    from test_train_resume import metrics_without_time
 
     script("adversarial", *TINY, "--out", str(tmp_path), "--name", "whole")
-    killer = tmp_path / "killer.py"
-    killer.write_text(KILLER.format(train=str(ROOT / "train"), root=str(ROOT)))
-    killed = subprocess.run([sys.executable, str(killer), "agents.reinforce:ReinforceAgent.collect", "4",
-                             *TINY, "--out", str(tmp_path), "--name", "killed"],
-                            capture_output=True, cwd=ROOT)  # fmt: skip
+    command, env = killer_command(tmp_path, "agents.reinforce:ReinforceAgent.collect", 4,
+                                  [*TINY, "--out", str(tmp_path), "--name", "killed"])  # fmt: skip
+    killed = subprocess.run(command, capture_output=True, cwd=ROOT, env=env)
     assert killed.returncode == -9
     script("adversarial", "--resume", str(tmp_path / "killed"), "--device", "cuda")
     assert metrics_without_time(tmp_path / "killed") == metrics_without_time(tmp_path / "whole")

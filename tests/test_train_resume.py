@@ -9,12 +9,13 @@ from __future__ import annotations
 import csv
 import gc
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import HANG_GUARD, KILLER, killer_command  # noqa: F401 (KILLER: for other tests)
+from conftest import HANG_GUARD, killer_command
 
 from train.run_folder import RunFolder
 
@@ -151,3 +152,32 @@ def test_a_run_folder_is_held_by_one_process(tmp_path: Path, capsys: pytest.Capt
     finally:
         holder.close()
     assert run_in_process(capsys, "--resume", str(tmp_path / "run")) == 0
+
+
+def test_a_resumed_run_keeps_the_thread_count_it_recorded(tmp_path: Path) -> None:
+    """The thread count changes how float sums split (here the diagnostics' gradient norms differ
+    between 1 and 2 threads), so config.json records it and --resume continues on it, whatever the
+    resuming process's default (OMP_NUM_THREADS=1 here): the same numbers as the uninterrupted run. An
+    explicit --threads overrides it, and the resume line says so."""
+    from conftest import HANG_GUARD, run_injected
+
+    args = [*FAST[:2], "--threads", "2", *FAST[4:-4], "--disc-pretrain-repeats", "1", "--rounds", "4"]
+    whole = subprocess.run([sys.executable, str(SCRIPT), *args, "--out", str(tmp_path), "--name", "whole"],
+                           capture_output=True, text=True, cwd=ROOT, timeout=HANG_GUARD)  # fmt: skip
+    assert whole.returncode == 0, whole.stderr
+    one_thread = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for name, more, said in [
+        ("kept", [], "on 2 threads as recorded"),
+        ("overridden", ["--threads", "1"], "on 1 threads as --threads asks (the run recorded 2: its numbers "
+                                           "will differ from an uninterrupted run's)"),
+    ]:  # fmt: skip
+        killed = run_injected(tmp_path, "adversarial", "agents.reinforce:ReinforceAgent.collect", 3,
+                              "SIGKILL", [*args, "--out", str(tmp_path), "--name", name])  # fmt: skip
+        assert killed.returncode == -9, killed.stderr
+        resumed = subprocess.run([sys.executable, str(SCRIPT), "--resume", str(tmp_path / name), *more],
+                                 capture_output=True, text=True, cwd=ROOT, env=one_thread,
+                                 timeout=HANG_GUARD)  # fmt: skip
+        assert resumed.returncode == 0, resumed.stderr
+        assert f"resuming {tmp_path / name} at stage adversarial, 2 done, {said}" in resumed.stdout
+    assert metrics_without_time(tmp_path / "kept") == metrics_without_time(tmp_path / "whole")
+    assert metrics_without_time(tmp_path / "overridden") != metrics_without_time(tmp_path / "whole")

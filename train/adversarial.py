@@ -30,7 +30,8 @@ import sys
 from seqgan_env.text import CorpusError
 from train.cli import fail
 from train.config import parse_config
-from train.stages import open_experiment, run_experiment
+from train.stages import open_experiment, run_experiment, stop_message
+from train.stopping import run_stoppable
 
 LABELS = {"nll_oracle": "NLL-oracle", "nll_test": "NLL-test", "bleu4": "BLEU-4", "self_bleu4": "Self-BLEU-4"}
 
@@ -39,9 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     try:  # every check of the user's input happens before anything is written
         cfg = parse_config(argv, __doc__)
         exp = open_experiment(cfg)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, CorpusError, RuntimeError) as err:
+    except (ValueError, TypeError, OSError, CorpusError, RuntimeError) as err:
         return fail(err)
-    run_experiment(exp)
+    stopped = run_stoppable(lambda: run_experiment(exp), lambda err: stop_message(exp, err, "adversarial.py"))
+    if stopped is not None:
+        return stopped
     rows = exp.metrics
     start = next((r for r in rows if r["phase"] == "adversarial" and r["step"] == 0), None)
     if start is not None:

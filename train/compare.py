@@ -33,14 +33,16 @@ import json
 import math
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from seqgan_env.checkpoint import load_checkpoint, token_lstm_from_entry
+from seqgan_env.finite import NonFiniteError
 from seqgan_env.text import CorpusError
-from train.cli import check_seed, config_parser
+from train.cli import MIN_TEMPERATURE, as_flags, check_seed, config_parser
 from train.comparison import (
     CURVE,
     MethodRun,
@@ -59,10 +61,12 @@ from train.run_folder import RunFolder
 from train.sb3_config import SB3Config, parse_sb3_config
 from train.sb3_job import check_sb3_run, train_sb3
 from train.sources import make_oracle
-from train.stages import open_experiment, run_experiment
+from train.stages import open_experiment, position, run_experiment
+from train.stopping import cause, command, run_stoppable
 
 METHODS = ("seqgan", "constant", "mle", "oracle", "best", "ppo")
 DEFAULT_METHODS = "seqgan,constant,mle,oracle"
+TEMPERATURES = "0.7,0.8,0.9,1.0,1.1,1.2,1.3"
 SET_HERE = ("out", "name", "init_from", "resume", "pretrained")  # what --best-args/--ppo-args cannot set
 
 
@@ -81,7 +85,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[MethodR
     parser.add_argument("--oracle", help="oracle parameter file (.npz) for the SeqGAN run to make")
     parser.add_argument("--seed", type=int, default=0, help="seed of the runs (default: 0)")
     parser.add_argument("--out", default="runs", help="folder holding run folders (default: runs)")
-    parser.add_argument("--temperatures", default="0.7,0.8,0.9,1.0,1.1,1.2,1.3",
+    parser.add_argument("--temperatures", default=TEMPERATURES,
                         help="sampling temperatures of the MLE generator (default: 0.7..1.3)")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                         help="further train/adversarial.py options for every run (put last); its "
@@ -95,7 +99,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[MethodR
 
 
 def parse_temperatures(text: str) -> list[float]:
-    """The comma-separated --temperatures: finite numbers > 0, at least one."""
+    """The comma-separated --temperatures: finite numbers >= MIN_TEMPERATURE, at least one."""
     values = []
     for item in text.split(","):
         try:
@@ -103,8 +107,8 @@ def parse_temperatures(text: str) -> list[float]:
         except ValueError:
             raise ValueError(f"--temperatures must be comma-separated numbers > 0, got {item.strip()!r} "
                              f"in {text!r}") from None  # fmt: skip
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"--temperatures must be finite numbers > 0, got {value} in {text!r}")
+        if not math.isfinite(value) or value < MIN_TEMPERATURE:
+            raise ValueError(f"--temperatures must be finite, >= {MIN_TEMPERATURE}, got {value} in {text!r}")
         values.append(value)
     return values
 
@@ -202,20 +206,24 @@ def sets_here(flag: str, given: dict[str, Any]) -> None:
         raise ValueError(f"{' '.join(clash)} cannot be set here: compare.py sets it")
 
 
-def make_run(run: MethodRun) -> None:
-    """A method's run, in this process (train/adversarial.py's stages, or train/sb3.py's for ppo)."""
+def make_run(run: MethodRun, started: Callable[[Any], None]) -> None:
+    """A method's run, in this process (train/adversarial.py's stages, or train/sb3.py's for ppo);
+    `started` receives its Experiment (or SB3Run) once built."""
     script = "train/sb3.py" if run.method == "ppo" else "train/adversarial.py"
     try:
         if run.method == "ppo":
             cfg = parse_sb3_config(run.argv)
             folder = RunFolder(run.folder)
             folder.create(cfg.settings())
-            train_sb3(cfg, folder, run.argv[run.argv.index("--pretrained") + 1])
-            return
-        exp = open_experiment(parse_config(run.argv))
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, CorpusError, RuntimeError) as err:
+        else:
+            exp = open_experiment(parse_config(run.argv))
+    except (ValueError, TypeError, OSError, CorpusError, RuntimeError) as err:
         raise SystemExit(f"error: {script} {' '.join(run.argv)}: {err}") from None
-    run_experiment(exp)
+    if run.method == "ppo":
+        train_sb3(cfg, folder, run.argv[run.argv.index("--pretrained") + 1], started=started)
+    else:
+        started(exp)
+        run_experiment(exp)
 
 
 def temperature_curve(
@@ -237,11 +245,19 @@ def temperature_curve(
 
 def main(argv: list[str] | None = None) -> int:
     args, runs = parse_args(argv)
+    current: list[tuple[MethodRun, Any]] = []  # the run being made, and its Experiment or SB3Run
+    return run_stoppable(lambda: compare(args, runs, current),
+                         lambda err: stop_message(err, args, runs, current)) or 0  # fmt: skip
+
+
+def compare(args: argparse.Namespace, runs: list[MethodRun], current: list[tuple[MethodRun, Any]]) -> None:
+    """Make the runs not made yet (recording each in `current` as it starts), then the comparison."""
     rows: list[dict[str, Any]] = []
     for run in runs:  # the SeqGAN run first: every other starts from its pre-training
         if run.argv and not (run.folder / "final.pt").is_file():
-            make_run(run)
+            make_run(run, lambda made, run=run: current.append((run, made)))  # type: ignore[misc]
         rows += trajectory(run.folder, run.label)
+    current.clear()
     seqgan = RunFolder(runs[0].folder)
     config = seqgan.saved_config()
     rows += temperature_curve(seqgan, config, parse_temperatures(args.temperatures))
@@ -256,7 +272,28 @@ def main(argv: list[str] | None = None) -> int:
     plot_quality_diversity(rows, folder / "comparison.png",
                            f"quality vs diversity, {config['preset']} preset, {config['rounds']} rounds")
     print(f"wrote {folder / 'comparison.png'}, comparison.md, comparison.csv")
-    return 0
+
+
+def stop_message(
+    err: BaseException, args: argparse.Namespace, runs: list[MethodRun], current: list[tuple[MethodRun, Any]]
+) -> str:
+    """The one line of a comparison that stopped early (train.stopping): why, in which run, and the
+    commands that finish it (the run, then this script on the SeqGAN run, reusing the finished ones)."""
+    defaults = {"methods": DEFAULT_METHODS, "temperatures": TEMPERATURES, "best_args": None, "ppo_args": None}
+    given = {key: getattr(args, key) for key, default in defaults.items() if getattr(args, key) != default}
+    extra = ["--extra", *args.extra] if args.extra else []
+    then = command("compare.py", "--seqgan-run", str(runs[0].folder), *as_flags(given), *extra)
+    where, first = "", ""
+    if current:
+        run, made = current[-1]
+        sb3 = run.method == "ppo"  # an SB3 run does not resume
+        where = f" in the {run.method} run {run.folder} (after " + (
+            f"{made.done} of its {made.cfg.rounds} rounds)" if sb3 else f"{position(made)})")
+        first = f"remove the unfinished {run.folder} (train/sb3.py runs do not resume), then " if sb3 else (
+            f"finish that run with {command('adversarial.py', '--resume', str(run.folder))}, then ")
+    if isinstance(err, NonFiniteError):
+        return f"{cause(err)}{where}; nothing non-finite was saved"
+    return f"{cause(err)}{where}; to go on, {first}run {then}"
 
 
 if __name__ == "__main__":

@@ -15,7 +15,17 @@ from typing import Any, Literal, Protocol
 
 from seqgan_env import memory
 from seqgan_env.discriminator import DiscriminatorConfig, paper_filters
-from train.cli import check_options, check_run_options, check_seed, config_parser, default_text, option
+from train.cli import (
+    MAX_LR,
+    MAX_SCALE,
+    MIN_TEMPERATURE,
+    check_options,
+    check_run_options,
+    check_seed,
+    config_parser,
+    default_text,
+    option,
+)
 from train.diagnostics import DIAG_Q_SAMPLES_HELP, DIAG_REPEATS_HELP, DIAG_SAMPLES_HELP, DIAGNOSTICS_HELP
 from train.lineage import source_base
 from train.run_folder import RunFolder
@@ -55,25 +65,26 @@ class Config:
     batch_size: int = option(
         "MLE minibatch, discriminator minibatch, and sequences per PG step", default=64, at_least=1)
     mle_epochs: int = option("MLE pre-training epochs", default=120, at_least=0)
-    mle_lr: float = option("MLE Adam learning rate", default=0.01, above=0)
+    mle_lr: float = option("MLE Adam learning rate", default=0.01, above=0, at_most=MAX_LR)
     grad_clip: float = option("global gradient-norm clip of the generator", default=5.0, above=0)
     mle_eval_every: int = option("evaluate every this many MLE epochs", default=10, at_least=1)
     disc_embed_dim: int = option("discriminator embedding size", default=64, at_least=1)
     disc_filters: str = option("'paper' or width:filters pairs, e.g. 1:50,2:50,5:50", default="paper")
     disc_dropout: float = option("discriminator dropout while training", default=0.25, at_least=0, below=1)
-    disc_lr: float = option("discriminator Adam learning rate", default=1e-4, above=0)
+    disc_lr: float = option("discriminator Adam learning rate", default=1e-4, above=0, at_most=MAX_LR)
     disc_pretrain_repeats: int = option(
         "discriminator pre-training: times {fresh negatives, epochs}", default=50, at_least=0)
     disc_epochs: int = option("epochs over each set of real + negatives", default=3, at_least=1)
     n_negatives: int = option("negatives per discriminator training set", default=9984, at_least=1)
     rounds: int = option("adversarial rounds (one generator update each)", default=200, at_least=0)
     n_rollouts: int = option("Monte Carlo completions per prefix (N)", default=16, at_least=1)
-    pg_lr: float = option("policy-gradient Adam learning rate", default=0.01, above=0)
+    pg_lr: float = option("policy-gradient Adam learning rate", default=0.01, above=0, at_most=MAX_LR)
     disc_repeats: int = option("discriminator trainings {negatives, epochs} per round", default=5, at_least=0)
     rollout_update: Literal["copy", "ema"] = option("copy (the reference code) or ema", default="copy")
     rollout_rate: float = option(
         "ema rate: beta <- rate*beta + (1-rate)*theta", default=0.8, at_least=0, below=1)
-    constant_reward: float = option("the reward of --mode constant", default=1.0)
+    constant_reward: float = option("the reward of --mode constant", default=1.0, at_least=-MAX_SCALE,
+                                    at_most=MAX_SCALE)
     baseline: Literal["none", "mean", "loo", "value"] = option(
         "REINFORCE baseline subtracted from Q_t: none (the paper), mean (the batch's at each step), loo "
         "(leave-one-out) or value (a learned value of the prefix)", default="none")
@@ -81,7 +92,8 @@ class Config:
     eval_every: int = option("evaluate and checkpoint every this many rounds (and checkpoint discriminator "
                              "pre-training every this many sets)", default=5, at_least=1)  # fmt: skip
     eval_samples: int = option("generator samples for NLL-oracle", default=9984, at_least=1)
-    temperature: float = option("sampling temperature of the evaluation", default=1.0, above=0)
+    temperature: float = option("sampling temperature of the evaluation", default=1.0,
+                                at_least=MIN_TEMPERATURE)
     diagnostics: bool = option(DIAGNOSTICS_HELP, default=True)
     diag_samples: int = option(DIAG_SAMPLES_HELP, default=1000, at_least=2)
     diag_q_samples: int = option(DIAG_Q_SAMPLES_HELP, default=64, at_least=2)
@@ -150,6 +162,11 @@ class Config:
         """What defines the experiment (everything but where it runs and how it is named)."""
         skip = {"device", "threads", "out", "name", "resume", "progress"}
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+
+    def recorded_settings(self) -> dict[str, Any]:
+        """config.json: the run settings, and where the run computes: its device and its thread count
+        (which changes the floats' rounding). A resumed run keeps them unless told otherwise."""
+        return {**self.run_settings(), "device": self.device, "threads": self.threads}
 
 
 def check_memory(cfg: Config) -> None:
@@ -250,6 +267,9 @@ def pretraining_config(options: PretrainingOptions, run: RunFolder) -> Config:
         raise ValueError(f"--pretrain-args {options.pretrain_args!r}: {err}") from None
 
 
+RUNTIME = ("device", "threads")  # recorded in config.json; a resumed run may change them
+
+
 def parse_config(
     argv: list[str] | None = None, description: str | None = None, pretraining: bool = False
 ) -> Config:
@@ -268,7 +288,8 @@ def parse_config(
                              "cannot apply to it")  # fmt: skip
         fields = [f.name for f in dataclasses.fields(Config)]
         saved = RunFolder(given["resume"]).resumable_config(fields, "train/adversarial.py")
-        clash = {k: (v, saved[k]) for k, v in given.items() if k in saved and saved[k] != v}
+        clash = {k: (v, saved[k]) for k, v in given.items()
+                 if k in saved and saved[k] != v and k not in RUNTIME}  # fmt: skip
         if clash:
             raise ValueError(
                 f"{given['resume']} was made with a different config: "

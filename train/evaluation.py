@@ -14,6 +14,7 @@ import torch
 
 from seqgan_env.bleu import BLEUReference, self_bleu
 from seqgan_env.discriminator import SequenceScorer
+from seqgan_env.finite import require_finite
 from seqgan_env.metrics import nll_oracle, nll_test
 from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM
@@ -52,7 +53,10 @@ def evaluate(
     rng: torch.Generator,
     temperature: float = 1.0,
 ) -> Evaluation:
-    """NLL-oracle of `n_samples` fresh samples and NLL-test on held-out data, both at `temperature`."""
+    """NLL-oracle of `n_samples` fresh samples and NLL-test on held-out data, both at `temperature`.
+    A generator with a NaN or infinite weight gets no score: `NonFiniteError` (its samples, all one
+    token, would score a fake-good NLL-oracle)."""
+    require_finite("evaluation", generator=generator)
     generator.eval()
     quality = nll_oracle(oracle, generator, n_samples, rng, temperature)
     diversity = nll_test(generator, test_data, temperature=temperature)
@@ -132,7 +136,9 @@ def evaluate_text(
 ) -> TextEvaluation:
     """NLL-test of `test_data` (padding excluded), and BLEU-2..5 / Self-BLEU-2..5 of `n_samples` fresh
     samples at `temperature`: each against the whole `reference` (the held-out sentences), resp. the
-    other samples, `self_bleu_samples` of them (seeded subset; None: all) scored as hypotheses."""
+    other samples, `self_bleu_samples` of them (seeded subset; None: all) scored as hypotheses. A
+    generator with a NaN or infinite weight gets no score: `NonFiniteError`."""
+    require_finite("evaluation", generator=generator)
     generator.eval()
     nll = nll_test(generator, test_data, pad_id=pad_id, temperature=temperature)
     samples = strip_sequences(generator.sample(n_samples, rng, temperature, eos_id=eos_id, pad_id=pad_id),

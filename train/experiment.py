@@ -30,9 +30,11 @@ from train.config import Config
 from train.diagnostics import has_signal, measure_signal, signal_scalars
 from train.evaluation import Evaluator
 from train.plots import plot_learning_curve, plot_signal
+from train.reproducibility import machine
 from train.rng import derive_seed, seeded_rng
 from train.run_folder import RunFolder
 from train.sources import TextData
+from train.stopping import signals_held
 
 RUN_STATE_VERSION = 2  # what a checkpoint of this script holds beyond the env's models (see Experiment.state)
 
@@ -118,6 +120,7 @@ class Experiment:
             rng=self.rng,
         )
         self.stage, self.progress = "mle", 0
+        self.saved_at: tuple[str, int] | None = None  # (stage, progress) of the last checkpoint
         self.generator_updates = 0
         self.metrics: list[dict[str, Any]] = []
         self.elapsed = 0.0
@@ -148,14 +151,18 @@ class Experiment:
                     "env": self.vector_env._torch_rng.get_state(), "torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state(self.device) if cuda else None},
             "data": {"real": self.real, "test": self.test},
-            "metrics": self.metrics, "elapsed_s": self.elapsed_s(),
+            "metrics": self.metrics, "elapsed_s": self.elapsed_s(), "machine": machine(),
             **({} if self.vocabulary is None else {"vocabulary": self.vocabulary.to_dict()}),
         }  # fmt: skip
 
     def save(self, *names: str) -> None:
+        """Checkpoint `names` (e.g. "mle", "latest"), written whole even when a signal arrives meanwhile
+        (train.stopping); never with a non-finite tensor (`save_checkpoint` refuses it)."""
         state = self.state()
-        for name in names:
-            save_checkpoint(self.run.checkpoint(name), state)
+        with signals_held():
+            for name in names:
+                save_checkpoint(self.run.checkpoint(name), state)
+            self.saved_at = (self.stage, self.progress)
 
     def resume(self, state: dict[str, Any]) -> None:
         """Continue from this run's own checkpoint (`latest.pt`), exactly where it stood."""
@@ -179,6 +186,7 @@ class Experiment:
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         self.metrics = state["metrics"]
         self.stage, self.progress = state["stage"], state["progress"]
+        self.saved_at = (self.stage, self.progress)
         self.elapsed = state["elapsed_s"]
 
     def init_from(self, state: dict[str, Any]) -> None:

@@ -17,15 +17,19 @@ import sys
 from seqgan_env.text import CorpusError
 from train.cli import fail
 from train.config import parse_config
-from train.stages import open_experiment, run_experiment
+from train.stages import open_experiment, run_experiment, stop_message
+from train.stopping import run_stoppable
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         exp = open_experiment(parse_config(argv, __doc__, pretraining=True))
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, CorpusError, RuntimeError) as err:
+    except (ValueError, TypeError, OSError, CorpusError, RuntimeError) as err:
         return fail(err)
-    run_experiment(exp, until="adversarial")
+    stopped = run_stoppable(lambda: run_experiment(exp, until="adversarial"),
+                            lambda err: stop_message(exp, err, "pretrain.py"))  # fmt: skip
+    if stopped is not None:
+        return stopped
     print(f"pre-trained in {exp.elapsed_s() / 60:.1f} min: {exp.run.checkpoint('pretrained')}")
     return 0
 

@@ -30,11 +30,23 @@ import torch
 from seqgan_env.devices import resolve_device
 from seqgan_env.diagnostics import discriminator_accuracy_auc, reward_quality_correlation
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
-from train.cli import check_options, check_run_options, config_parser, fail, option
+from seqgan_env.finite import NonFiniteError, require_finite
+from seqgan_env.token_lstm import TokenLSTM
+from train.cli import (
+    MAX_LR,
+    MAX_SCALE,
+    as_flags,
+    check_options,
+    check_run_options,
+    config_parser,
+    fail,
+    option,
+)
 from train.config import Config
 from train.rng import derive_seed, seeded_rng
 from train.run_folder import RunFolder
-from train.sources import load_pretrained
+from train.sources import Pretrained, load_pretrained
+from train.stopping import cause, command, run_stoppable
 
 FIELDS = ("repeat", "d_loss", "heldout_auc", "train_auc", "reward_oracle_spearman", "elapsed_s")
 
@@ -45,12 +57,14 @@ class ProbeConfig:
 
     pretrained: str | None = option("a train/adversarial.py or train/pretrain.py run folder (required)",
                                     default=None)  # fmt: skip
-    disc_lr: float = option("the discriminator's Adam learning rate", default=1e-4, above=0)
+    disc_lr: float = option("the discriminator's Adam learning rate", default=1e-4, above=0,
+                            at_most=MAX_LR)
     disc_embed_dim: int = option("embedding size (0: the run's discriminator's)", default=0, at_least=0)
     disc_filters: str = option("filters: 'run' (the run's discriminator's), 'paper', or width:filters pairs",
                                default="run")  # fmt: skip
     disc_dropout: float = option("dropout before the output layer", default=0.25, at_least=0, below=1)
-    l2_reg: float = option("L2 weight on the output layer (the reference's 0.2)", default=0.2, at_least=0)
+    l2_reg: float = option("L2 weight on the output layer (the reference's 0.2)", default=0.2, at_least=0,
+                           at_most=MAX_SCALE)
     repeats: int = option("sets of fresh negatives, each trained on for --epochs", default=10, at_least=1)
     epochs: int = option("epochs over each set of real + negatives", default=1, at_least=1)
     n_negatives: int = option("generated negatives per set", default=4992, at_least=1)
@@ -99,8 +113,36 @@ def main(argv: list[str] | None = None) -> int:
         if run.path.exists():
             raise FileExistsError(f"run folder {run.path} already exists: choose another --name")
         run.create({**dataclasses.asdict(cfg), "discriminator": d_config.to_dict()})
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, TypeError, OSError) as err:
         return fail(err)
+    rows: list[dict[str, float]] = []
+    stopped = run_stoppable(lambda: probe(cfg, pre, d_config, oracle, run, rows),
+                            lambda err: stop_message(err, cfg, run, len(rows)))  # fmt: skip
+    run.close()
+    if stopped is not None:
+        return stopped
+    print(f"wrote {run.path / 'metrics.csv'}")
+    return 0
+
+
+def stop_message(err: BaseException, cfg: ProbeConfig, run: RunFolder, done: int) -> str:
+    """The one line of a probe that stopped early (train.stopping): why, how far it got, and the
+    command that starts it again (a probe does not resume)."""
+    if isinstance(err, NonFiniteError):
+        return f"{cause(err)}; metrics.csv holds the {done} repeats before it"
+    changed = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+               if f.name != "name" and getattr(cfg, f.name) != f.default}  # fmt: skip
+    again = command("probe_discriminator.py", *as_flags(changed), "--name", f"{run.path.name}_again")
+    return (f"{cause(err)} after {done} of {cfg.repeats} repeats (metrics.csv holds them); a probe does not "
+            f"resume: run it again with {again}")  # fmt: skip
+
+
+def probe(
+    cfg: ProbeConfig, pre: Pretrained, d_config: DiscriminatorConfig, oracle: TokenLSTM, run: RunFolder,
+    rows: list[dict[str, float]],
+) -> None:  # fmt: skip
+    """The probe's repeats into `rows` and RUN/metrics.csv; each repeat's loss and discriminator are
+    checked finite before its row is written (`NonFiniteError`)."""
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(derive_seed(cfg.seed, "torch"))  # dropout's generator
@@ -114,12 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     real, heldout = pre.real.to(device), pre.test[:n].to(device)
     with torch.no_grad():
         fresh = generator.sample(n, eval_rng)  # the same probe set after every repeat
-    rows: list[dict[str, float]] = []
     start = time.monotonic()
     for repeat in range(1, cfg.repeats + 1):
         with torch.no_grad():
             negatives = generator.sample(cfg.n_negatives, rng)
         loss = discriminator.fit(optimizer, real, negatives, cfg.epochs, cfg.batch_size, rng)
+        require_finite(f"repeat {repeat}", {"discriminator loss": loss}, discriminator=discriminator)
         _, heldout_auc = discriminator_accuracy_auc(discriminator, heldout, fresh)
         _, train_auc = discriminator_accuracy_auc(discriminator, real[:n], fresh)
         rho = reward_quality_correlation(discriminator, oracle, fresh)
@@ -129,8 +171,6 @@ def main(argv: list[str] | None = None) -> int:
         run.write_metrics(rows, FIELDS)
         print(" ".join(f"{k} {v:.4g}" for k, v in rows[-1].items()), flush=True)
     run.close()
-    print(f"wrote {run.path / 'metrics.csv'}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ def as_sb3(name: str, help_text: str | None = None) -> Any:
     """A field with train/sb3.py's range and default for the option of the same name, and its help
     (or `help_text`, where SB3's would name SB3)."""
     field = _SB3[name]
-    bounds = {k: field.metadata.get(k) for k in ("at_least", "above", "below", "shown")}
+    bounds = {k: field.metadata.get(k) for k in ("at_least", "above", "below", "at_most", "shown")}
     return option(help_text or field.metadata["help"], default=field.default, **bounds)
 
 

@@ -21,6 +21,7 @@ from agents.rllib import RLlibLearner, algorithm_config, algorithm_state, restor
 from agents.rllib_module import module_config
 from seqgan_env.checkpoint import model_entry, save_checkpoint
 from seqgan_env.discriminator import SequenceScorer
+from seqgan_env.finite import require_finite
 from seqgan_env.scorers import OracleScorer
 from seqgan_env.token_lstm import TokenLSTM
 from seqgan_env.vector_env import SeqGANVectorEnv
@@ -33,7 +34,8 @@ from train.rng import derive_seed, seeded_rng
 from train.run_folder import RunFolder
 from train.sb3_run import make_discriminator
 from train.sources import Pretrained
-from train.stages import run_rounds
+from train.stages import pretrain_discriminator_set, run_rounds
+from train.stopping import signals_held
 
 RUN_STATE_VERSION = 2  # 1: RLlib's state in a checkpoint folder of pickles beside latest.pt
 
@@ -81,7 +83,8 @@ class RLlibRun:
         self.learner = RLlibLearner(self.algo, self.rollout_policy, self.updater, cfg.rollout_update,
                                     cfg.rollout_rate)  # fmt: skip
         self.rows: list[dict[str, Any]] = list(pre.mle_rows)
-        self.done = 0
+        self.done = 0  # rounds finished
+        self.saved: int | None = None  # the round of the last checkpoint (latest.pt)
         self.elapsed = 0.0
         self._t0 = time.monotonic()
 
@@ -95,8 +98,8 @@ class RLlibRun:
         """Where the source had no pre-trained discriminator: --disc-pretrain-repeats sets of fresh
         negatives from the (warm-started) policy."""
         if not self.d_pretrained and self.cfg.reward == "discriminator":  # a fixed D (--disc-repeats 0) too
-            for _ in range(self.cfg.disc_pretrain_repeats):
-                self.updater.train(repeats=1)
+            for set_ in range(1, self.cfg.disc_pretrain_repeats + 1):
+                pretrain_discriminator_set(self.updater, set_)
 
     def evaluate(self, round_: int, losses: dict[str, float]) -> dict[str, str]:
         """The policy's evaluation (train.evaluation.evaluate_policy_round)."""
@@ -130,8 +133,13 @@ class RLlibRun:
                    f"rllib {cfg.algo} rounds", cfg.progress)  # fmt: skip
 
     def save(self) -> None:
-        """latest.pt, atomically: the resume point."""
-        save_checkpoint(self.run.checkpoint("latest"), self.state())
+        """latest.pt, atomically: the resume point. The learner's weights are checked finite first
+        (`NonFiniteError`), and a signal waits for the end of the write."""
+        require_finite(f"adversarial round {self.done}, before writing its checkpoint",
+                       learner=self.algo.learner_group.get_weights())  # fmt: skip
+        with signals_held():
+            save_checkpoint(self.run.checkpoint("latest"), self.state())
+            self.saved = self.done
 
     def state(self) -> dict[str, Any]:
         """Everything a resumed run needs, as plain types and tensors (loadable weights-only)."""
@@ -160,6 +168,7 @@ class RLlibRun:
             torch.set_rng_state(state["rng"]["torch"])
             self.rows, self.done = list(state["metrics"]), int(state["progress"])
             self.elapsed = float(state["elapsed_s"])
+            self.saved = self.done
         except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError) as err:
             reason = (str(err).strip().splitlines() or [""])[0][:150]
             raise ValueError(f"{self.run.checkpoint('latest')} does not fit this run ({type(err).__name__}: "

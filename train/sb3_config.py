@@ -8,7 +8,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from train.cli import check_options, check_run_options, config_parser, option
+from train.cli import (
+    MAX_LR,
+    MAX_SCALE,
+    MIN_TEMPERATURE,
+    check_options,
+    check_run_options,
+    config_parser,
+    option,
+)
 from train.config import PRESETS
 from train.diagnostics import DIAG_Q_SAMPLES_HELP, DIAG_REPEATS_HELP, DIAG_SAMPLES_HELP, DIAGNOSTICS_HELP
 from train.lineage import check_source, source_settings
@@ -68,12 +76,13 @@ class SB3Config:
                           default=0, at_least=0)  # fmt: skip
     batch_size: int = option("PPO minibatch (0: half the rollout); ignored by A2C", default=0, at_least=0)
     n_epochs: int = option("PPO epochs over each rollout; ignored by A2C", default=4, at_least=1)
-    learning_rate: float = option("the policy's learning rate (Adam; A2C: RMSprop)", default=1e-3, above=0)
+    learning_rate: float = option("the policy's learning rate (Adam; A2C: RMSprop)", default=1e-3, above=0,
+                                  at_most=MAX_LR)
     gamma: float = option("discount; 1 with shaped rewards (the return is D(y))", default=1.0)
     gae_lambda: float = option("GAE lambda", default=0.95)
     clip_range: float = option("PPO clip range; ignored by A2C", default=0.2, above=0)
-    ent_coef: float = option("entropy bonus coefficient", default=0.0, at_least=0)
-    vf_coef: float = option("value loss coefficient", default=0.5, at_least=0)
+    ent_coef: float = option("entropy bonus coefficient", default=0.0, at_least=0, at_most=MAX_SCALE)
+    vf_coef: float = option("value loss coefficient", default=0.5, at_least=0, at_most=MAX_SCALE)
     max_grad_norm: float = option("gradient-norm clip of the policy", default=0.5, above=0)
     value_arch: str = option("hidden sizes of the value MLP, comma-separated ('' for none)", default="64")
     reward_mode: Literal["shaped", "mc", "terminal"] = option(
@@ -102,7 +111,8 @@ class SB3Config:
                              f"{CPU_FILTERS}), 'paper', or width:filters pairs", default="auto")  # fmt: skip
     eval_every: int = option("evaluate (and save model.zip) every this many rounds", default=10, at_least=1)
     eval_samples: int = option("generator samples for NLL-oracle", default=9984, at_least=1)
-    temperature: float = option("sampling temperature of the evaluation", default=1.0, above=0)
+    temperature: float = option("sampling temperature of the evaluation", default=1.0,
+                                at_least=MIN_TEMPERATURE)
     diagnostics: bool = option(DIAGNOSTICS_HELP, default=True)
     diag_samples: int = option(DIAG_SAMPLES_HELP, default=1000, at_least=2)
     diag_q_samples: int = option(DIAG_Q_SAMPLES_HELP, default=64, at_least=2)

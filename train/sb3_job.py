@@ -3,6 +3,8 @@ its options against the source's sizes (before anything is written), then the ru
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +39,27 @@ def check_sb3_run(cfg: SB3Config, source: dict[str, Any]) -> None:
     make_discriminator(cfg, vocab_size, seq_len, torch.Generator(device="cpu"))  # --disc-filters fit T
 
 
-def train_sb3(cfg: SB3Config, run: RunFolder, source: str | Path) -> SB3Run:
+def train_sb3(
+    cfg: SB3Config, run: RunFolder, source: str | Path, started: Callable[[SB3Run], None] | None = None
+) -> SB3Run:
     """The SB3 run into `run` (already created) from the pre-training of the run folder `source`:
-    discriminator pre-training where the source has none, the rounds, the final outputs."""
+    discriminator pre-training where the source has none, the rounds, the final outputs. `started`
+    receives the run once it is built (to report how far it got, should it stop early); the run
+    folder is released however the run ends."""
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     pre = load_pretrained(source)
     print(f"pre-trained generator from {pre.source}" + ("" if pre.discriminator is not None else
           "; no pre-trained discriminator there: pre-training one here"), flush=True)  # fmt: skip
-    sb3_run = SB3Run(cfg, run, pre, pre.oracle())
-    sb3_run.pretrain_discriminator()
-    sb3_run.learn()
-    sb3_run.finish()
+    try:
+        sb3_run = SB3Run(cfg, run, pre, pre.oracle())
+        if started is not None:
+            started(sb3_run)
+        sb3_run.pretrain_discriminator()
+        sb3_run.learn()
+        sb3_run.finish()
+    except BaseException:
+        with contextlib.suppress(OSError):
+            run.close()
+        raise
     return sb3_run
