@@ -194,13 +194,19 @@ def without_weight(name: str) -> Callable[[Path], None]:
     return write
 
 
+def write_damaged(path: Path, payload: dict[str, Any]) -> None:
+    """A checkpoint as a damaged file or another program could hold it: `save_checkpoint` refuses to
+    write non-finite tensors, so this writes the same format without its checks."""
+    torch.save({"format": FORMAT, "version": VERSION, **payload}, path)
+
+
 def with_weight(key: str, name: str, value: float) -> Callable[[Path], None]:
     """A writer of a checkpoint whose `key` entry's weight `name` holds `value` in one place."""
 
     def write(path: Path) -> None:
         payload = entries()
         payload[key]["state_dict"][name].view(-1)[-1] = value
-        save_checkpoint(path, payload)
+        write_damaged(path, payload)
 
     return write
 
@@ -447,7 +453,7 @@ def corrupt_final(folder: Path) -> None:
 def nan_final(folder: Path) -> None:
     entry = model_entry(tiny_lstm(1))
     entry["state_dict"]["output.weight"][0, 0] = float("nan")
-    save_checkpoint(folder / "final.pt", {"generator": entry})
+    write_damaged(folder / "final.pt", {"generator": entry})
 
 
 def vocab_json(text: str) -> Callable[[Path], None]:
@@ -708,7 +714,7 @@ def sb3_source(folder: Path, damage: str = "", **settings: Any) -> Path:
         entry["state_dict"]["output.bias"][2] = float("nan")
     data = {"real": torch.zeros(16, T, dtype=torch.long), "test": torch.zeros(8, T, dtype=torch.long)}
     payload = {"generator": entry} if damage == "no data" else {"generator": entry, "data": data}
-    save_checkpoint(folder / "mle.pt", payload)
+    write_damaged(folder / "mle.pt", payload)
     return folder
 
 

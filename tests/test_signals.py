@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from conftest import HANG_GUARD, ROOT, run_injected
 
-FAST = ["--preset", "tiny", "--threads", "1", "--n-real", "128", "--n-test", "64", "--eval-samples", "128",
-        "--n-negatives", "64", "--disc-pretrain-repeats", "3", "--rounds", "6"]  # fmt: skip
+PRE_FAST = ["--preset", "tiny", "--threads", "1", "--n-real", "128", "--n-test", "64",
+            "--eval-samples", "128", "--n-negatives", "64", "--disc-pretrain-repeats", "3"]  # fmt: skip
+FAST = [*PRE_FAST, "--rounds", "6"]  # train/pretrain.py takes only the pre-training's options
 
 
 def metrics_without_time(path: Path) -> list[dict[str, str]]:
@@ -60,7 +61,7 @@ def whole(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An uninterrupted train/adversarial.py run (FAST) and, beside it, a train/pretrain.py one."""
     out = tmp_path_factory.mktemp("whole")
     assert run_script("adversarial", [*FAST, "--out", str(out), "--name", "run"]).returncode == 0
-    assert run_script("pretrain", [*FAST, "--out", str(out), "--name", "pre"]).returncode == 0
+    assert run_script("pretrain", [*PRE_FAST, "--out", str(out), "--name", "pre"]).returncode == 0
     return out
 
 
@@ -95,7 +96,7 @@ def test_adversarial_stops_with_one_line_and_resumes_exactly(
 def test_pretrain_stops_with_one_line_and_resumes_exactly(tmp_path: Path, whole: Path) -> None:
     folder = tmp_path / "pre"
     result = run_injected(tmp_path, "pretrain", "seqgan_env.wrappers:DiscriminatorUpdater.train", 3,
-                          "SIGTERM", [*FAST, "--out", str(tmp_path), "--name", "pre"])  # fmt: skip
+                          "SIGTERM", [*PRE_FAST, "--out", str(tmp_path), "--name", "pre"])  # fmt: skip
     line = stopped_line(result, "SIGTERM")
     assert line.endswith(f"it resumes from its checkpoint at 2 of 3 discriminator pre-training sets with: "
                          f"python train/pretrain.py --resume {folder}")  # fmt: skip
