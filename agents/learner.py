@@ -27,6 +27,12 @@ class Learner(Protocol):
         """The current policy as a token LSTM: what is evaluated and what samples negatives."""
         ...
 
+    @property
+    def weights(self) -> Any:
+        """What the learner trains (modules, state dicts or arrays), read without side effects: what
+        the rounds check for NaN and infinity after each update."""
+        ...
+
     def start_rollout_policy(self) -> None:
         """The adversarial phase begins: the env's rollout policy becomes the policy (beta = theta)."""
         ...

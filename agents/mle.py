@@ -1,4 +1,4 @@
-"""Maximum-likelihood pre-training of the generator (SPEC 2.2): teacher forcing, Adam, clipped."""
+"""Maximum-likelihood pre-training of the generator, as the reference code: teacher forcing, Adam, clipped."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import torch
 
 from agents.learner import sync_rollout_policy
 from seqgan_env.devices import rng_device
+from seqgan_env.precision import autocast
 from seqgan_env.token_lstm import TokenLSTM
 
 
@@ -24,38 +25,62 @@ class MLEConfig:
             raise ValueError(f"MLEConfig needs lr > 0, batch_size >= 1, grad_clip > 0; got {self}")
 
 
-def mle_loss(generator: TokenLSTM, sequences: torch.Tensor, pad_id: int | None = None) -> torch.Tensor:
-    """Mean per-token cross-entropy of `sequences` [B, T] (padding excluded)."""
-    logp = generator.log_probs(sequences, pad_id=pad_id)
+def mle_loss(
+    generator: TokenLSTM, sequences: torch.Tensor, pad_id: int | None = None, fused: bool = False
+) -> torch.Tensor:
+    """Mean per-token cross-entropy of `sequences` [B, T] (padding excluded); `fused`: its gradient
+    through the log-softmax in one pass (`seqgan_env.token_lstm.token_nll`)."""
+    logp = generator.log_probs(sequences, pad_id=pad_id, fused=fused)
     n_tokens = sequences.numel() if pad_id is None else (sequences != pad_id).sum().clamp(min=1)
     return -logp.sum() / n_tokens
 
 
 class MLETrainer:
-    """Epochs of MLE over a fixed data set, with its own Adam (kept across epochs, and in checkpoints)."""
+    """Epochs of MLE over a fixed data set, with its own Adam (kept across epochs, and in checkpoints).
 
-    def __init__(self, generator: TokenLSTM, config: MLEConfig = MLEConfig(), pad_id: int | None = None):
+    `precision` "bf16" runs the generator's products under bf16 autocast and takes the output layer's
+    gradient in one fused pass; the loss, its reduction, the weights and Adam's state stay fp32.
+    "fp32" is the plain path (torch's cross-entropy), bit for bit."""
+
+    def __init__(
+        self,
+        generator: TokenLSTM,
+        config: MLEConfig = MLEConfig(),
+        pad_id: int | None = None,
+        precision: str = "fp32",
+    ) -> None:
         self.generator = generator
         self.config = config
         self.pad_id = pad_id
+        self.precision = precision
         self.optimizer = torch.optim.Adam(generator.parameters(), lr=config.lr, fused=True)
 
     def step(self, sequences: torch.Tensor) -> float:
         """One clipped Adam step on a minibatch; returns its loss."""
+        return self.step_tensor(sequences).item()
+
+    def step_tensor(self, sequences: torch.Tensor) -> torch.Tensor:
+        """`step` returning the loss as a 0-d tensor on the generator's device (no host
+        synchronisation: a GPU runs the next step's launches without waiting)."""
         self.generator.train()
         self.optimizer.zero_grad(set_to_none=True)
-        loss = mle_loss(self.generator, sequences.to(self.generator.device), self.pad_id)
+        sequences = sequences.to(self.generator.device)
+        with autocast(self.precision, self.generator.device):
+            loss = mle_loss(self.generator, sequences, self.pad_id, fused=self.precision != "fp32")
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.generator.parameters(), self.config.grad_clip)
         self.optimizer.step()
-        return loss.item()
+        return loss.detach()
 
     def epoch(self, data: torch.Tensor, rng: torch.Generator | None = None) -> float:
-        """One shuffled pass over `data` [N, T]; returns the mean minibatch loss."""
+        """One shuffled pass over `data` [N, T]; returns the mean minibatch loss (read back once). The
+        data are copied to the generator's device once, not per minibatch."""
+        data = data.to(self.generator.device)
         order = torch.randperm(len(data), generator=rng, device=rng_device(rng)).to(data.device)
         size = self.config.batch_size
-        losses = [self.step(data[order[i : i + size]]) for i in range(0, len(data), size)]
-        return sum(losses) / max(len(losses), 1)
+        losses = [self.step_tensor(data[order[i : i + size]]) for i in range(0, len(data), size)]
+        values = torch.stack(losses).tolist() if losses else []
+        return sum(values) / max(len(values), 1)
 
 
 class ContinuedMLE:
@@ -73,6 +98,10 @@ class ContinuedMLE:
 
     @property
     def generator(self) -> TokenLSTM:
+        return self.trainer.generator
+
+    @property
+    def weights(self) -> TokenLSTM:
         return self.trainer.generator
 
     def start_rollout_policy(self) -> None:

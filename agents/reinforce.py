@@ -1,4 +1,4 @@
-"""SeqGAN's REINFORCE agent: the generator as a policy on SeqGAN-v0 (SPEC 2.2).
+"""SeqGAN's REINFORCE agent: the generator as a policy on SeqGAN-v0, as the reference code trains it.
 
 Each adversarial round samples a batch of sequences (one vector-env episode per sequence), takes
 the environment's per-step rewards Q_t, and makes one policy-gradient step on
@@ -300,6 +300,11 @@ class ReinforceAgent:
                 baseline = self.value(hidden)
             self.value_loss = self.value.fit(hidden, q_values, live)
         return advantage_weights(q_values, live, baseline, cfg.normalize)
+
+    @property
+    def weights(self) -> dict[str, torch.nn.Module | None]:
+        """The generator and the value baseline (None without one)."""
+        return {"generator": self.generator, "value_baseline": self.value}
 
     def start_rollout_policy(self) -> None:
         """Set the rollout policy equal to the generator (beta = theta), whatever the update rule: where

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
@@ -138,6 +139,11 @@ class RLlibLearner:
             self._module_version = self.iterations
         return self._module.generator().to(self.rollout_policy.device)
 
+    @property
+    def weights(self) -> dict[str, Any]:
+        """The learner's module weights (the value head included), as RLlib reports them."""
+        return dict(self.algo.learner_group.get_weights())
+
     def invalidate(self) -> None:
         """Read the learner's weights afresh at the next `generator` (after a restore)."""
         self._module_version = -1
@@ -196,3 +202,41 @@ class RLlibLearner:
             raise RuntimeError(f"the models reached {reached} of {expected} env runners: a runner failed "
                                "(see the Ray worker logs)")  # fmt: skip
         return reached
+
+
+# --- the algorithm's state as plain data ---------------------------------------------------------------
+def algorithm_state(algo: Algorithm) -> dict[str, Any]:
+    """RLlib's state of `algo` (`Algorithm.get_state`: the RLModule's weights, the optimizer, the
+    connectors, the counters and metrics) as plain types and tensors, which a checkpoint loads
+    weights-only; RLlib's own checkpoint folder is pickles, which loading would run."""
+    return _plain(algo.get_state(), "state")
+
+
+def restore_algorithm_state(algo: Algorithm, state: dict[str, Any]) -> None:
+    """`algorithm_state` back into `algo` (its tensors as the numpy arrays RLlib gave)."""
+    algo.set_state(_numpy(state))
+
+
+def _plain(value: Any, where: str) -> Any:
+    """`value` with numpy arrays as tensors and numpy scalars as Python numbers; a TypeError names any
+    other object (it would need pickling)."""
+    if isinstance(value, dict):
+        return {key: _plain(item, f"{where}/{key}") for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(item, f"{where}[{i}]") for i, item in enumerate(value))
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return torch.from_numpy(value.copy())
+    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return value
+    raise TypeError(f"RLlib's {where} is a {type(value).__name__}: a weights-only checkpoint cannot hold it")
+
+
+def _numpy(value: Any) -> Any:
+    """`_plain` undone: tensors back to numpy arrays."""
+    if isinstance(value, dict):
+        return {key: _numpy(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_numpy(item) for item in value)
+    return value.numpy() if isinstance(value, torch.Tensor) else value

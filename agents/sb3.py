@@ -20,17 +20,17 @@ from typing import Any
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import MaybeCallback
 
 from agents.learner import sync_rollout_policy
+from agents.sb3_files import check_saved_model, load_model
 from agents.sb3_policy import (
     ALGORITHMS,
     LastTokenExtractor,
     TokenPrefixExtractor,
     algorithm_class,
-    check_saved_model,
     generator_from_policy,
-    load_model,
     make_model,
     policy_kwargs,
     warm_start,
@@ -111,6 +111,11 @@ class SB3Learner:
     @property
     def generator(self) -> TokenLSTM:
         return generator_from_policy(self.model.policy)
+
+    @property
+    def weights(self) -> BasePolicy:
+        """The SB3 policy (its value network included)."""
+        return self.model.policy
 
     @property
     def n_updates(self) -> int:

@@ -17,15 +17,12 @@ generator's LSTM goes into `lstm_actor`: the same recurrence, one token per step
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, MlpExtractor
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
@@ -35,7 +32,7 @@ from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 ALGORITHMS = ("ppo", "a2c", "maskable_ppo", "recurrent_ppo")
 
 
-def _vocab_and_length(observation_space: spaces.Space) -> tuple[int, int]:
+def vocab_and_length(observation_space: spaces.Space) -> tuple[int, int]:
     """V and T of a SeqGAN observation space: Box(0, V, shape=(T,)), V being the padding id."""
     if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
         raise ValueError(f"expected SeqGAN's Box(0, V, shape=(T,)) observations, got {observation_space}")
@@ -57,7 +54,7 @@ class TokenPrefixExtractor(BaseFeaturesExtractor):
         self, observation_space: spaces.Box, embed_dim: int = 32, hidden_dim: int = 32, start_token: int = 0
     ) -> None:
         super().__init__(observation_space, features_dim=hidden_dim)
-        self.vocab_size, self.seq_len = _vocab_and_length(observation_space)
+        self.vocab_size, self.seq_len = vocab_and_length(observation_space)
         self.start_token = start_token
         self.embedding = nn.Embedding(self.vocab_size + 1, embed_dim, padding_idx=self.vocab_size)
         self.lstm = nn.LSTM(embed_dim, hidden_dim, batch_first=True)
@@ -75,7 +72,7 @@ class LastTokenExtractor(BaseFeaturesExtractor):
 
     def __init__(self, observation_space: spaces.Box, embed_dim: int = 32, start_token: int = 0) -> None:
         super().__init__(observation_space, features_dim=embed_dim)
-        self.vocab_size, self.seq_len = _vocab_and_length(observation_space)
+        self.vocab_size, self.seq_len = vocab_and_length(observation_space)
         self.start_token = start_token
         self.embedding = nn.Embedding(self.vocab_size + 1, embed_dim, padding_idx=self.vocab_size)
 
@@ -255,7 +252,7 @@ def make_model(
         config = generator.config
     elif config is None:
         raise ValueError("make_model needs a generator to warm-start from, or a TokenLSTMConfig (sizes)")
-    V, T = _vocab_and_length(env.observation_space)
+    V, T = vocab_and_length(env.observation_space)
     if (config.vocab_size, config.seq_len) != (V, T):
         raise ValueError(f"the generator has V={config.vocab_size}, T={config.seq_len}; the env V={V}, T={T}")
     policy = "MlpLstmPolicy" if algo == "recurrent_ppo" else "MlpPolicy"
@@ -271,39 +268,3 @@ def freeze_recurrent_bias(policy: BasePolicy) -> None:
     bias stays where the warm start put it (zero) and out of training."""
     _, lstm, _, _ = _policy_parts(policy)
     lstm.bias_hh_l0.requires_grad_(False)
-
-
-def check_saved_model(algo: str, path: str | Path, observation_space: spaces.Space) -> None:
-    """Refuse a saved SB3 model with a clear error when it was trained on another vocabulary or
-    sequence length than `observation_space` describes, or saved by another algorithm."""
-    cls = algorithm_class(algo)
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"SB3 model not found: {path}")
-    try:
-        data, _, _ = load_from_zip_file(path, device="cpu", print_system_info=False)
-    except Exception as err:  # anything SB3 cannot read
-        raise ValueError(f"{path} is not a saved Stable-Baselines3 model ({err})") from err
-    if data is None or "observation_space" not in data or "action_space" not in data:
-        raise ValueError(f"{path} is not a saved Stable-Baselines3 model (no spaces recorded)")
-    saved_v = getattr(data["action_space"], "n", None)
-    saved_shape = getattr(data["observation_space"], "shape", None)
-    V, T = _vocab_and_length(observation_space)
-    if saved_v != V or saved_shape != (T,):
-        saved_t = saved_shape[0] if saved_shape else None
-        raise ValueError(
-            f"{path} was trained with vocabulary {saved_v} and sequence length {saved_t}; "
-            f"this environment has vocabulary {V} and sequence length {T}"
-        )
-    expected = cls.policy_aliases["MlpLstmPolicy" if algo == "recurrent_ppo" else "MlpPolicy"]
-    saved_policy = data.get("policy_class")
-    if isinstance(saved_policy, type) and not issubclass(saved_policy, expected):
-        raise ValueError(f"{path} holds a {saved_policy.__name__}, not a policy of --algo {algo}")
-
-
-def load_model(algo: str, path: str | Path, env: VecEnv | gym.Env, device: str = "auto") -> BaseAlgorithm:
-    """A saved SB3 model on `env`, after `check_saved_model`."""
-    check_saved_model(algo, path, env.observation_space)
-    model = algorithm_class(algo).load(path, env=env, device=device)
-    freeze_recurrent_bias(model.policy)
-    return model

@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+from common import add_common_args, apply_common_args, print_machine
 
 from seqgan_env.bleu import BLEUReference, self_bleu
 
@@ -44,6 +44,8 @@ def random_sentences(rng: np.random.Generator, count: int, vocab: int, min_len: 
 
 def nltk_mean_bleu(hypotheses: list[list[str]], references: list[list[str]], n: int) -> float:
     """The Texygen loop: nltk sentence_bleu of each hypothesis vs all references, mean."""
+    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu  # the [test] extra
+
     weights = (1 / n,) * n
     smooth = SmoothingFunction().method1
     scores = [sentence_bleu(references, h, weights, smoothing_function=smooth)
@@ -58,15 +60,18 @@ def main() -> None:
     p.add_argument("--references", type=int, default=10000, help="reference sentences")
     p.add_argument("--n", type=int, default=4, help="BLEU order")
     p.add_argument("--vocab", type=int, default=5000, help="vocabulary size")
-    p.add_argument("--min-len", type=int, default=10)
-    p.add_argument("--max-len", type=int, default=30)
+    p.add_argument("--min-len", type=int, default=10, help="shortest sentence, in words")
+    p.add_argument("--max-len", type=int, default=30, help="longest sentence, in words")
     p.add_argument("--zipf", type=float, default=1.1, help="Zipf exponent of word frequencies")
     p.add_argument("--nltk-hypotheses", type=int, default=40,
                    help="time nltk on this many hypotheses and extrapolate; 0 = all")
     p.add_argument("--self-bleu", action="store_true",
                    help="also time Self-BLEU-n of the hypotheses (ours only)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random sentences")
+    add_common_args(p)
     args = p.parse_args()
+    apply_common_args(args)
+    print_machine()
 
     rng = np.random.default_rng(args.seed)
     refs = random_sentences(rng, args.references, args.vocab, args.min_len, args.max_len,

@@ -31,6 +31,7 @@ from common import (
     alternating_times,
     apply_common_args,
     fmt_times,
+    grouped_copy,
     matmul_gflops,
     median_time,
     plain_copy,
@@ -59,7 +60,10 @@ def main() -> None:
     p.add_argument("--score-repeats", type=int, default=10, help="timed inference calls")
     p.add_argument("--warmup", type=int, default=3, help="untimed calls before timing")
     add_common_args(p)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the models, the data and the sampling")
+    p.add_argument("--bf16-repeats", type=int, default=3,
+                   help="timed bf16 training steps (0: none); slow on a CPU without bf16 units")
+    p.add_argument("--bf16-matmul-size", type=int, default=512, help="n of the bf16 reference matmul")
     args = p.parse_args()
     apply_common_args(args)
 
@@ -97,6 +101,12 @@ def main() -> None:
     m = copy.deepcopy(disc)
     foreach = torch.optim.Adam(m.parameters(), lr=config.lr, foreach=True)
     variants["unfolded, Adam(foreach=True)"] = (m, foreach)
+    for ratio, fuse, name in ((1.0, True, "highway's two products as one"),
+                              (2.0, False, "filters grouped, widest <= 2x narrowest"),
+                              (5.0, True, "grouped <= 5x, highway as one"),
+                              (20.0, True, "all filters one product, highway one")):  # fmt: skip
+        m = grouped_copy(disc, ratio, fuse)
+        variants[f"{name} ({len(m.groups)} conv products)"] = (m, m.make_optimizer())
     defaults = opt.defaults
     print(f"torch.optim.Adam() defaults here: fused={defaults['fused']}, foreach={defaults['foreach']} "
           f"(None = chosen per device at the first step: for CPU tensors, the single-tensor for-loop)")
@@ -139,6 +149,22 @@ def main() -> None:
         opt_ratio = statistics.median(opt_times[name]) / statistics.median(opt_times[ours_name])
         print(f"  RATIO {name} / ours: {statistics.median(times[name]) / ours_med:.2f}x per training step, "
               f"{opt_ratio:.2f}x per optimizer.step()")
+    if args.bf16_repeats > 0:  # ours under bf16 autocast, against a bf16 matmul measured alongside
+        m = copy.deepcopy(disc)
+        m.precision = "bf16"
+        bf16_opt = m.make_optimizer()
+        a = torch.randn(args.bf16_matmul_size, args.bf16_matmul_size, dtype=torch.bfloat16)
+        bf16_times = alternating_times({"bf16": functools.partial(m.train_step, bf16_opt, x, y),
+                                        "fp32": steps[ours_name], "matmul": lambda: a @ a},
+                                       args.bf16_repeats, rewarm=1)  # fmt: skip
+        bf16_mm = 2 * args.bf16_matmul_size**3 / statistics.median(bf16_times["matmul"]) / 1e9
+        med_bf16, med_fp32 = statistics.median(bf16_times["bf16"]), statistics.median(bf16_times["fp32"])
+        g = train_flops / med_bf16 / 1e9
+        print(f"  ours under bf16 autocast (--precision bf16) {1e3 * med_bf16:8.2f} ms/step  {g:6.1f} "
+              f"GFLOP/s = "
+              f"{100 * g / bf16_mm:5.1f}% of the bf16 matmul measured alongside ({bf16_mm:.1f} GFLOP/s, "
+              f"{args.bf16_matmul_size}^3); fp32 alongside {1e3 * med_fp32:.2f} ms: RATIO bf16 / fp32 "
+              f"{med_bf16 / med_fp32:.2f}x ({len(bf16_times['bf16'])} steps each)")  # fmt: skip
     g = train_flops / ours_med / 1e9
     print(f"  OURS: {g:.1f} GFLOP/s = {100 * g / gflops_mm_paired:.1f}% of the matmul measured alongside "
           f"({gflops_mm_paired:.1f} GFLOP/s), {100 * g / gflops_mm:.1f}% of the one measured before "

@@ -100,11 +100,11 @@ def main() -> None:
     p.add_argument("--sync-episodes", type=int, default=1, help="timed sync episodes (0: skip sync)")
     p.add_argument(
         "--sync-steps", type=int, default=None,
-        help="time the sync env on the first K steps of each episode only (default: all T)",
+        help="time the sync env on the first K steps of each episode only (none: all T)",
     )
     p.add_argument("--warmup-steps", type=int, default=1, help="untimed steps of each env before timing")
     add_common_args(p)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the models, the data and the sampling")
     args = p.parse_args()
     apply_common_args(args)
 

@@ -26,13 +26,9 @@ from pathlib import Path
 
 import common  # noqa: F401  (puts the repository on sys.path)
 import numpy as np
-import ray
 import torch
 from common import add_common_args, apply_common_args, print_load, print_machine
 
-from agents.rllib import algorithm_config
-from agents.rllib_env import broadcast
-from agents.rllib_module import module_config
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 from seqgan_env.vector_env import SeqGANVectorEnv
@@ -52,6 +48,12 @@ def main() -> None:
     add_common_args(p)
     args = p.parse_args()
     apply_common_args(args)
+    import ray  # the [rllib] extra: imported after the options, so --help works without it
+
+    from agents.rllib import algorithm_config
+    from agents.rllib_env import broadcast
+    from agents.rllib_module import module_config
+
     V, T, B = args.vocab_size, args.seq_len, args.num_envs
     runner_counts = [int(k) for k in args.runners.split(",")]
     gen = TokenLSTM(TokenLSTMConfig(V, T), rng=torch.Generator().manual_seed(0))

@@ -1,6 +1,6 @@
 """One adversarial round of the paper schedule, split into its parts, and the projected paper run.
 
-A round (SPEC 2.2): the generator step (64 sequences, Monte Carlo rewards with N=16, one policy-gradient
+A paper round: the generator step (64 sequences, Monte Carlo rewards with N=16, one policy-gradient
 step), then 5 times {9,984 fresh negatives, 3 epochs of discriminator training over real + negatives}.
 Ours (the project's code: cached prefix states, batched completions, inverse-CDF sampling, convolutions
 as matrix products of unfolded windows, fused Adam) is timed side by side with the reference code's
@@ -41,7 +41,7 @@ from seqgan_env.oracle import random_oracle
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 from seqgan_env.vector_env import SeqGANVectorEnv
 
-# The paper schedule (SPEC 2.2).
+# The paper schedule (the reference code's).
 B, N, N_REAL, D_REPEATS, D_EPOCHS, ROUNDS, MLE_EPOCHS, D_PRETRAIN = 64, 16, 9984, 5, 3, 200, 120, 50
 
 
@@ -78,6 +78,8 @@ def main() -> None:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
     p.add_argument("--d-steps", type=int, default=20, help="timed discriminator steps of each kind")
     p.add_argument("--mle-steps", type=int, default=10, help="timed MLE steps (for the projection)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="ours: the discriminator's training and scoring and the completions in fp32 or bf16")
     add_common_args(p)
     args = p.parse_args()
     apply_common_args(args)
@@ -100,6 +102,7 @@ def main() -> None:
                            rollout_policy=TokenLSTM(generator.config),
                            discriminator=Discriminator(d_config, rng=rng))  # fmt: skip
     envs.reset(seed=0)
+    envs.discriminator.precision = envs.rollout_policy.precision = args.precision  # ours only
     agent = ReinforceAgent(generator, envs.rollout_policy, rng=rng)
     print_load("before timing")
     t0 = time.perf_counter()
@@ -111,7 +114,7 @@ def main() -> None:
 
     # The reference code's structure, on the same models.
     t0 = time.perf_counter()
-    ref_disc = plain_copy(disc)
+    ref_disc = plain_copy(disc)  # fp32, as the reference code
     q, _ = reference_q(generator, ref_disc, episodes.sequences, N, rng)
     agent.update(Episodes(episodes.sequences, q))
     ref_gen = time.perf_counter() - t0
@@ -132,7 +135,8 @@ def main() -> None:
          d_steps_round * ours_d, d_steps_round * ref_d),
     ]  # fmt: skip
     train_flops = 3 * B * count_forward_flops(d_config)
-    print(f"\none round of the paper schedule (seconds; discriminator step = 3 x forward = "
+    print(f"\none round of the paper schedule, ours in {args.precision} (seconds; discriminator step = "
+          f"3 x forward = "
           f"{train_flops / 1e9:.2f} GFLOP):")
     print(f"  {'part':<52} {'ours':>9} {'reference':>10} {'ratio':>7}")
     for name, ours, ref in rows:

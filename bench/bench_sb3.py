@@ -64,9 +64,10 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=2, help="timed episodes of the adapter and the bare env")
     p.add_argument("--dummy-episodes", type=int, default=1, help="timed episodes of the DummyVecEnv")
     p.add_argument("--dummy-steps", type=int, default=None,
-                   help="time the DummyVecEnv on the first K steps of each episode only (default: all T)")
-    p.add_argument("--no-bare", dest="bare", action="store_false", help="skip the bare native vector env")
-    p.add_argument("--seed", type=int, default=0)
+                   help="time the DummyVecEnv on the first K steps of each episode only (none: all T)")
+    p.add_argument("--bare", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time the bare native vector env (--no-bare: skip it)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the models, the data and the sampling")
     add_common_args(p)
     args = p.parse_args()
     apply_common_args(args)

@@ -1,8 +1,11 @@
 """Shared helpers of the benchmarks: timing, the machine's matmul throughput, and a machine banner.
 
-Every benchmark prints `machine_banner()` and the 1-minute load average before it times anything:
-the project's machines have 2 cores and are shared, and torch's OpenMP threads slow down badly
-when another process holds a core, so a reader needs to know whether the machine was busy.
+Every benchmark prints `machine_banner()` (CPU model, the vector instruction set torch's kernels use,
+the CPU's bf16 units, torch version and threads, the GPU if one is used) and the 1-minute load average
+before it times anything: the project's machines have 2 cores and are shared, and torch's OpenMP
+threads slow down badly when another process holds a core, so a reader needs to know whether the
+machine was busy. Everything a benchmark prints is also saved (`--save`, by default
+bench/results/NAME.txt), with the machine's description as JSON beside it (NAME.json).
 
     python bench/common.py            # the banner and the large-matmul GFLOP/s of this machine
 """
@@ -10,13 +13,16 @@ when another process holds a core, so a reader needs to know whether the machine
 from __future__ import annotations
 
 import argparse
+import atexit
+import json
 import os
 import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 import torch
 
@@ -27,6 +33,7 @@ if REPO_ROOT not in sys.path:
 
 
 from seqgan_env.discriminator import Discriminator  # noqa: E402
+from seqgan_env.precision import cpu_bf16_units, resolve_precision  # noqa: E402
 
 
 class Conv1dDiscriminator(Discriminator):
@@ -36,6 +43,69 @@ class Conv1dDiscriminator(Discriminator):
     @staticmethod
     def _windows(x: torch.Tensor, conv: torch.nn.Conv1d) -> torch.Tensor:
         return conv(x.transpose(1, 2)).transpose(1, 2)  # [B, T-w+1, n], as Discriminator._windows
+
+
+class GroupedDiscriminator(Discriminator):
+    """The same model with its convolutions grouped into fewer, larger products: each group's filters
+    zero-padded to the group's widest width W and applied to the windows of width W at every position
+    (the sequence padded with W-1 zero positions at its end), one matrix product per group, then each
+    filter's max over its own T-w+1 valid positions. The same values up to float rounding, at more
+    FLOPs (the padding) and fewer calls. `fuse_highway`: the highway's transform and gate as one
+    [d, 2d] product."""
+
+    groups: tuple[tuple[int, ...], ...] = ()
+    fuse_highway = False
+
+    def forward(self, sequences: torch.Tensor) -> torch.Tensor:
+        x = self.embedding(sequences)  # [B, T, E]
+        batch, length, e = x.shape
+        pooled: list[torch.Tensor] = [x] * len(self.config.filters)
+        convs = self._conv_layers
+        for group in self.groups:
+            width = max(self.config.filters[k][0] for k in group)
+            windows = torch.nn.functional.pad(x, (0, 0, 0, width - 1)).unfold(1, width, 1)  # [B, T, E, W]
+            pad = torch.nn.functional.pad
+            weight = torch.cat([pad(convs[k].weight, (0, width - self.config.filters[k][0])) for k in group])
+            bias = torch.cat([convs[k].bias for k in group])  # type: ignore[misc]
+            out = torch.nn.functional.linear(windows.reshape(-1, e * width), weight.view(len(bias), -1), bias)
+            out = out.view(batch, length, -1)
+            start = 0
+            for k in group:
+                w, n = self.config.filters[k]
+                pooled[k] = out[:, : length - w + 1, start : start + n].amax(dim=1)
+                start += n
+        return self._head(pooled)
+
+    def _head(self, pooled: list[torch.Tensor]) -> torch.Tensor:
+        if not self.fuse_highway:
+            return super()._head(pooled)
+        h = torch.relu(torch.cat(pooled, dim=1))
+        weight = torch.cat([self.highway_transform.weight, self.highway_gate.weight])
+        bias = torch.cat([self.highway_transform.bias, self.highway_gate.bias])
+        transform, gate = torch.nn.functional.linear(h, weight, bias).chunk(2, dim=1)
+        gate = torch.sigmoid(gate)
+        h = gate * torch.relu(transform) + (1.0 - gate) * h
+        return self.output(self.dropout(h))
+
+
+def grouped_copy(
+    disc: Discriminator, max_width_ratio: float, fuse_highway: bool = False
+) -> GroupedDiscriminator:
+    """A `GroupedDiscriminator` with the weights of `disc`, grouping consecutive filters (by width) as
+    long as the group's widest is at most `max_width_ratio` times its narrowest (1: no grouping)."""
+    grouped = GroupedDiscriminator(disc.config)
+    grouped.load_state_dict(disc.state_dict())
+    order = sorted(range(len(disc.config.filters)), key=lambda k: disc.config.filters[k][0])
+    groups: list[list[int]] = []
+    for k in order:
+        w = disc.config.filters[k][0]
+        if groups and w <= max_width_ratio * disc.config.filters[groups[-1][0]][0]:
+            groups[-1].append(k)
+        else:
+            groups.append([k])
+    grouped.groups = tuple(tuple(g) for g in groups)
+    grouped.fuse_highway = fuse_highway
+    return grouped.train(disc.training)
 
 
 def plain_copy(disc: Discriminator) -> Conv1dDiscriminator:
@@ -65,11 +135,38 @@ def load_average() -> float:
         return float("nan")
 
 
+def machine_info() -> dict[str, Any]:
+    """The machine a figure was measured on: CPU model and cores, the vector ISA torch's CPU kernels
+    dispatch to (`torch.backends.cpu.get_cpu_capability()`), the CPU's bf16 units (AMX tiles, AVX-512
+    bf16, oneDNN bf16), what `--precision auto` picks on the CPU, torch/python versions, torch threads,
+    and the CUDA device where one is present."""
+    info: dict[str, Any] = {
+        "cpu_model": cpu_model(),
+        "cores": os.cpu_count(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        **{f"cpu_{k}": v for k, v in cpu_bf16_units().items()},
+        "auto_precision_cpu": resolve_precision("auto", "cpu"),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "cuda_device": None,
+    }
+    if torch.cuda.is_available():
+        info["cuda_device"] = torch.cuda.get_device_name(0)
+        info["cuda_capability"] = ".".join(map(str, torch.cuda.get_device_capability(0)))
+        info["auto_precision_cuda"] = resolve_precision("auto", "cuda")
+    return info
+
+
 def machine_banner() -> str:
-    """Cores, torch threads, torch/python versions and the CPU model, in one line."""
+    """The machine in two lines: cores, CPU model and its vector ISA and bf16 units; torch, threads."""
+    m = machine_info()
+    units = ", ".join(k for k in ("amx_tile", "avx512_bf16", "onednn_bf16") if m[f"cpu_{k}"]) or "none"
+    gpu = "" if m["cuda_device"] is None else f"; GPU {m['cuda_device']} (sm {m['cuda_capability']})"
     return (
-        f"machine: {os.cpu_count()} cores ({cpu_model()}), torch {torch.__version__} with "
-        f"{torch.get_num_threads()} intra-op threads, python {platform.python_version()}"
+        f"machine: {m['cores']} cores ({m['cpu_model']}), torch CPU kernels {m['cpu_capability']}, bf16 "
+        f"units: {units} (--precision auto on CPU: {m['auto_precision_cpu']}){gpu}\n"
+        f"torch {m['torch']} with {m['torch_threads']} intra-op threads, python {m['python']}"
     )
 
 
@@ -151,9 +248,12 @@ def matmul_gflops(n: int = 2048, repeats: int = 5, warmup: int = 1, verbose: boo
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     """Options every benchmark takes: torch threads and the size of the reference matmul."""
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads (default: torch's choice, one per core)")
+                        help="torch intra-op threads (none: torch's choice, one per core)")
     parser.add_argument("--matmul-size", type=int, default=2048, help="n of the reference n x n matmul")
     parser.add_argument("--matmul-repeats", type=int, default=5, help="timed reference matmuls (median)")
+    parser.add_argument("--save", default=f"bench/results/{Path(sys.argv[0]).stem}",
+                        help="save the output to SAVE.txt and the machine to SAVE.json, a path relative to "
+                             "the repository ('' saves nothing)")  # fmt: skip
 
 
 def add_size_args(parser: argparse.ArgumentParser, n_rollouts: bool = True) -> None:
@@ -166,8 +266,49 @@ def add_size_args(parser: argparse.ArgumentParser, n_rollouts: bool = True) -> N
 
 
 def apply_common_args(args: argparse.Namespace) -> None:
+    """Set torch's threads, then save everything printed from here on (see `save_output`)."""
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.save:
+        save_output(Path(REPO_ROOT) / args.save)
+
+
+class _Tee:
+    """stdout that also writes to a file."""
+
+    def __init__(self, stream: TextIO, file: TextIO) -> None:
+        self.stream, self.file = stream, file
+
+    def write(self, text: str) -> int:
+        self.file.write(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.file.flush()
+        self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def save_output(stem: Path) -> None:
+    """Copy everything printed to `stem`.txt and write the command and `machine_info()` to `stem`.json
+    (at exit, so the thread count is the one the benchmark ran with)."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    text = open(stem.with_suffix(".txt"), "w", encoding="utf-8")
+    tee = sys.stdout = _Tee(sys.stdout, text)
+    command = " ".join(["python", os.path.relpath(sys.argv[0], REPO_ROOT), *sys.argv[1:]])
+    started = time.strftime("%Y-%m-%d %H:%M:%S %z")
+
+    def finish() -> None:
+        record = {"command": command, "started": started, "machine": machine_info(),
+                  "output": str(stem.with_suffix(".txt"))}  # fmt: skip
+        stem.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+        tee.flush()
+        sys.stdout = tee.stream
+        text.close()
+
+    atexit.register(finish)
 
 
 def fmt_times(times: list[float], unit: str = "s") -> str:

@@ -21,12 +21,13 @@ import os
 import pickle
 import re
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import torch
 
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
 from seqgan_env.files import write_atomically
+from seqgan_env.finite import Index, nonfinite_tensors, require_finite
 from seqgan_env.prefix_discriminator import AnyDiscriminator, PrefixDiscriminator, PrefixDiscriminatorConfig
 from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
@@ -48,8 +49,10 @@ def model_entry(model: TokenLSTM | AnyDiscriminator) -> dict[str, Any]:
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
-    """Write `payload` (plus format and version) atomically: a crash leaves the old file intact."""
+    """Write `payload` (plus format and version) atomically: a crash leaves the old file intact. A
+    payload holding a NaN or infinite tensor is refused (`NonFiniteError`) and nothing is written."""
     path = Path(path)
+    require_finite(f"before writing {path.name}", checkpoint=payload)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, lambda f: torch.save({"format": FORMAT, "version": VERSION, **payload}, f))
 
@@ -73,8 +76,37 @@ def _cause(err: BaseException) -> str:
     return line if len(line) <= 120 else line[:117] + "..."
 
 
+# Arbitrary bytes make torch's legacy reader fail in many ways (KeyError and IndexError included).
+_LOAD_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError,
+                AttributeError, TypeError, UnicodeDecodeError)  # fmt: skip
+
+
+def load_weights_only(source: str | os.PathLike[str] | IO[bytes], what: str) -> Any:
+    """`torch.load` of plain types and tensors only (`weights_only=True`, onto the CPU), so a file a
+    user hands us never runs code; a ValueError "`what` (torch.load failed: the gist)" otherwise."""
+    try:
+        return torch.load(source, map_location="cpu", weights_only=True)
+    except _LOAD_ERRORS as err:
+        raise ValueError(f"{what} (torch.load failed: {_cause(err)})") from None
+
+
+def check_finite(payload: Any, source: str) -> None:
+    """Every floating-point tensor in `payload` (nested dicts, lists and tuples) holds finite numbers;
+    else a one-line ValueError naming `source` and the tensor. Weights that are NaN or infinite come
+    from a damaged file or a diverged run, and every number computed from them would be too."""
+    bad = nonfinite_tensors(payload)
+    if bad:
+        path, value = bad[0]
+        tensor = torch.as_tensor(value)
+        n_nan, n_bad = int(torch.isnan(tensor).sum()), int((~torch.isfinite(tensor)).sum())
+        name = "".join(f"[{key}]" if isinstance(key, Index) else f"[{key!r}]" for key in path)
+        raise ValueError(f"{source}: tensor {name} holds {n_nan} NaN and {n_bad - n_nan} infinite "
+                         "values, expected finite numbers")  # fmt: skip
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a checkpoint written by `save_checkpoint`, with clear one-line errors for anything else."""
+    """Read a checkpoint written by `save_checkpoint`, with clear one-line errors for anything else
+    (a non-finite tensor included)."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"checkpoint path must be a str or os.PathLike, got {type(path).__name__}")
     path = Path(path)
@@ -84,17 +116,12 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ValueError(f"checkpoint path {path} is a directory, expected a .pt file")
     if not path.is_file():  # a FIFO or a device: torch.load would block reading it, or never finish
         raise ValueError(f"checkpoint path {path} is not a regular file, expected a .pt file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    # Arbitrary bytes make torch's legacy reader fail in many ways (KeyError and IndexError included).
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError,
-            AttributeError, TypeError, UnicodeDecodeError) as err:  # fmt: skip
-        message = f"{path} is not a seqgan-env checkpoint (torch.load failed: {_cause(err)})"
-        raise ValueError(message) from None
+    payload = load_weights_only(path, f"{path} is not a seqgan-env checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a seqgan-env checkpoint (no format tag {FORMAT!r})")
     if payload.get("version") != VERSION:
         raise ValueError(f"{path} has checkpoint version {payload.get('version')!r}, expected {VERSION}")
+    check_finite(payload, str(path))
     return payload
 
 

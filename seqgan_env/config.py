@@ -22,7 +22,8 @@ from seqgan_env.arguments import ArgumentTypeError
 from seqgan_env.checkpoint import load_env_models
 from seqgan_env.core import REWARD_MODES
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig, SequenceScorer, paper_filters
-from seqgan_env.oracle import PAPER_SEQ_LEN, PAPER_VOCAB_SIZE, load_oracle, random_oracle
+from seqgan_env.memory import check_memory
+from seqgan_env.oracle import PAPER_EMBED, PAPER_SEQ_LEN, PAPER_VOCAB_SIZE, load_oracle, random_oracle
 from seqgan_env.prefix_discriminator import (
     AnyDiscriminator,
     IncrementalScorer,
@@ -111,8 +112,9 @@ class SeqGANConfig:
             raise ArgumentTypeError(f"unknown argument {unknown[0]!r} for SeqGAN-v0 ({hint})")
         return cls(**kwargs)
 
-    def build(self) -> SeqGANModels:
-        """Make (or load) the models the arguments describe, checking that they fit together."""
+    def build(self, num_envs: int = 1) -> SeqGANModels:
+        """Make (or load) the models the arguments describe for `num_envs` parallel prefixes, checking
+        that they fit together and, before anything is allocated, in this machine's memory."""
         device = torch.device(self.device)
         policy, discriminator = self.rollout_policy, self.discriminator
         vocabulary, eos_id = self.vocabulary, self.eos_id
@@ -124,6 +126,9 @@ class SeqGANConfig:
                 vocabulary = text_vocabulary.tokens if vocabulary is None else vocabulary
                 eos_id = text_vocabulary.eos_id if eos_id is None else eos_id
         V, T = self._sizes(policy, discriminator)
+        made = {"policy": policy is None, "discriminator": discriminator is None,
+                "oracle": self.oracle_path is None and self.oracle_seed is not None and vocabulary is None}
+        check_memory(self._memory_terms(V, T, num_envs, **made))
 
         # One CPU generator draws the fresh models, the rollout policy first: the same weights on any device.
         init_rng = None
@@ -172,6 +177,24 @@ class SeqGANConfig:
             vocabulary=None if vocabulary is None else list(vocabulary),
             eos_id=eos_id,
         )
+
+    def _memory_terms(
+        self, V: int, T: int, num_envs: int, policy: bool, discriminator: bool, oracle: bool
+    ) -> dict[str, float]:
+        """Bytes of the largest buffers, by the argument that sets them: the models made here (the
+        rollout policy, the discriminator, the random oracle, where each is made), the cached logits
+        and the Monte Carlo search's [num_envs * n_rollouts, V] sampling buffers."""
+        filters = paper_filters(T) if self.discriminator_filters is None else self.discriminator_filters
+        n_filters = sum(int(n) for _, n in filters)
+        per_token = (self.embed_dim + self.hidden_dim + 1) * policy + (2 * PAPER_EMBED + 1) * oracle
+        per_token += self.discriminator_embed_dim * discriminator
+        convolutions = sum(int(n) * int(w) for w, n in filters) * self.discriminator_embed_dim
+        convolutions += 2 * n_filters**2  # the highway layer
+        return {
+            "vocab_size": 4 * V * per_token,
+            "discriminator_filters": 4 * convolutions * discriminator,
+            "num_envs * n_rollouts": 4 * V * num_envs * (4 * self.n_rollouts + 1),
+        }
 
     def _sizes(self, policy: TokenLSTM | None, discriminator: AnyDiscriminator | None) -> tuple[int, int]:
         """V and T: those of the given (or loaded) models, which must agree with each other and with

@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     """Convert SOURCE to TARGET; 0 on success, 2 with a one-line error on bad input."""
     parser = argparse.ArgumentParser(
         prog="python -m seqgan_env.convert_oracle",
-        description="Read the 15 oracle arrays of SPEC 2.1 from SOURCE (the reference repository's "
+        description="Read the paper oracle's 15 arrays from SOURCE (the reference repository's "
         "save/target_params_py3.pkl, read by a restricted unpickler that admits numpy arrays only, or an "
         ".npz), check them and write them to TARGET (.npz).",
     )

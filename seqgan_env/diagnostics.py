@@ -1,7 +1,7 @@
 """Diagnostics of the adversarial signal: does the discriminator's reward carry usable information?
 
 SeqGAN's claim rests on the reward D(y) (and its Monte Carlo estimates Q_t) telling the generator
-something a constant reward would not (SPEC 2.2: REINFORCE with reward 1 already lowers NLL-oracle by
+something a constant reward would not (REINFORCE with reward 1 already lowers NLL-oracle by
 sharpening the generator). These pure functions measure that, over tensors and the project's models:
 
 - `discriminator_accuracy_auc`: can D separate held-out real sequences from fresh generated ones?
@@ -231,7 +231,7 @@ def policy_gradient_split(
     (positions holding `pad_id` left out). With m = the mean of Q over the live positions:
 
     - `g_const`: the gradient with Q replaced by m, i.e. what a constant reward would give: it only
-      raises the likelihood of whatever was sampled (sharpening, SPEC 2.2's control);
+      raises the likelihood of whatever was sampled (sharpening, the constant-reward control);
     - `g_centred`: the gradient with Q replaced by Q - m: the part that comes from the reward telling
       tokens apart, the only part that can carry the discriminator's information.
 
@@ -240,7 +240,9 @@ def policy_gradient_split(
     `cos_centred` = cos(g, g_centred) (NaN where a part is zero, e.g. `cos_centred` for a constant Q,
     whose `g_centred` is exactly 0), `q_mean` = m, and `split_error`: the norm of the difference between
     g and the gradient of the uncentred loss computed directly (float rounding only). The parameters'
-    `.grad` are left untouched. Gradients are unclipped (the training step clips the sum at 5).
+    `.grad` are left untouched, and so is the generator's mode (the gradients are taken in train mode,
+    which computes the same numbers: see `TokenLSTM.differentiable`). Gradients are unclipped (the
+    training step clips the sum at 5).
     """
     if q.shape != sequences.shape:
         raise ValueError(f"q {tuple(q.shape)} must have the shape of sequences {tuple(sequences.shape)}")
@@ -258,7 +260,7 @@ def policy_gradient_split(
     centred = torch.where(live, q - q_mean, torch.zeros_like(q))
 
     def gradient(weights: torch.Tensor) -> torch.Tensor:
-        with torch.enable_grad():
+        with torch.enable_grad(), generator.differentiable():  # cuDNN: backward in train mode only
             log_probs = generator.log_probs(sequences, pad_id=pad_id)  # 0 at padding
             loss = -(log_probs * weights).sum()
             grads = torch.autograd.grad(loss, params, allow_unused=True)

@@ -1,4 +1,4 @@
-"""The SeqGAN discriminator: a CNN with max-over-time pooling and a highway layer (SPEC 2.2).
+"""The SeqGAN discriminator: a CNN with max-over-time pooling and a highway layer, as the reference code's.
 
 It owns its loss (cross-entropy + l2_reg * L2 of the output layer) and its training step; the
 environment only reads it through `score`, the probability that a sequence is real.
@@ -6,6 +6,7 @@ environment only reads it through `score`, the probability that a sequence is re
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -15,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqgan_env.cuda_graphs import GraphedTrainStep, can_capture
 from seqgan_env.devices import rng_device
+from seqgan_env.precision import autocast
 
 # (width, number of filters) of the paper's 12 parallel convolutions: 1720 features in all.
 PAPER_FILTERS: tuple[tuple[int, int], ...] = (
@@ -103,10 +106,15 @@ class Discriminator(nn.Module):
         self.highway_gate = nn.Linear(d, d)
         self.dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(d, 2)
+        # "fp32", or "bf16": the products under bf16 autocast (seqgan_env/precision.py); not saved with
+        # the weights, set by whoever runs the model.
+        self.precision = "fp32"
+        # On CUDA, `fit` replays its full-batch steps from a CUDA graph (seqgan_env/cuda_graphs.py).
+        self.cuda_graphs = True
         self.reset_parameters(rng)
 
     def reset_parameters(self, rng: torch.Generator | None = None) -> None:
-        """The reference code's initialisation (SPEC 2.2): uniform(-1, 1) embeddings; truncated
+        """The reference code's initialisation: uniform(-1, 1) embeddings; truncated
         N(0, 0.1^2) convolution and output weights with biases 0.1; the highway's transform and gate
         as TF's default Glorot uniform (limit sqrt(6 / (fan_in + fan_out)) for the [d, d] matrices,
         sqrt(3 / d) for the [d] biases, whose fans are both d); no offset on the gate's bias (the
@@ -169,24 +177,36 @@ class Discriminator(nn.Module):
         return out.view(x.shape[0], -1, n)
 
     def loss(self, sequences: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy + l2_reg * (sum of squares / 2) of the output layer (reference code)."""
+        """Mean cross-entropy + l2_reg * (sum of squares / 2) of the output layer (reference code),
+        in fp32 whatever the precision of the products."""
         l2 = 0.5 * (self.output.weight.square().sum() + self.output.bias.square().sum())
-        return F.cross_entropy(self.forward(sequences), labels) + self.config.l2_reg * l2
+        with autocast(self.precision, self.device):
+            logits = self.forward(sequences)
+        return F.cross_entropy(logits.float(), labels) + self.config.l2_reg * l2
 
     def make_optimizer(self) -> torch.optim.Optimizer:
-        """Adam at the configured rate; the fused kernel is several times faster per step on CPU."""
-        return torch.optim.Adam(self.parameters(), lr=self.config.lr, fused=True)
+        """Adam at the configured rate; the fused kernel is several times faster per step on CPU. On
+        CUDA its state lives on the device (`capturable`), so that `fit` can replay it in a graph."""
+        capturable = self.device.type == "cuda"
+        return torch.optim.Adam(self.parameters(), lr=self.config.lr, fused=True, capturable=capturable)
 
     def train_step(
         self, optimizer: torch.optim.Optimizer, sequences: torch.Tensor, labels: torch.Tensor
     ) -> float:
         """One optimiser step on a minibatch (dropout on); returns the loss before the step."""
+        return self.train_step_tensor(optimizer, sequences, labels).item()
+
+    def train_step_tensor(
+        self, optimizer: torch.optim.Optimizer, sequences: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
+        """`train_step` returning the loss as a 0-d tensor on the model's device, so that a loop of
+        steps on a GPU never waits for one to finish (no host synchronisation per step)."""
         self.train()
         optimizer.zero_grad(set_to_none=True)
         loss = self.loss(sequences, labels)
         loss.backward()
         optimizer.step()
-        return loss.item()
+        return loss.detach()
 
     def fit(
         self,
@@ -198,23 +218,48 @@ class Discriminator(nn.Module):
         rng: torch.Generator | None = None,
     ) -> float:
         """Train on real (label 1) against fake (label 0) sequences for `epochs` shuffled passes,
-        as the reference code does with each fresh set of negatives; returns the mean loss."""
+        as the reference code does with each fresh set of negatives; returns the mean loss.
+
+        The data stay on the model's device, shuffled there by a permutation drawn by `rng`; the
+        losses are read back once, at the end. On CUDA the full batches replay one captured step
+        (`GraphedTrainStep`; `cuda_graphs` False: plain steps)."""
         sequences = torch.cat([real, fake]).to(self.device)
         labels = torch.cat([torch.ones(len(real)), torch.zeros(len(fake))]).long().to(self.device)
+        graphed = self._graphed_step(optimizer, sequences, labels, batch_size)
         losses = []
         for _ in range(epochs):
             order = torch.randperm(len(sequences), generator=rng, device=rng_device(rng))
             order = order.to(self.device)
             for batch in _chunks(order, batch_size):
-                losses.append(self.train_step(optimizer, sequences[batch], labels[batch]))
+                if graphed is not None and len(batch) == batch_size:
+                    losses.append(graphed(sequences[batch], labels[batch]))
+                else:
+                    losses.append(self.train_step_tensor(optimizer, sequences[batch], labels[batch]))
         self.eval()
-        return sum(losses) / max(len(losses), 1)
+        values = torch.stack(losses).tolist() if losses else []  # one synchronisation
+        return sum(values) / max(len(values), 1)
+
+    def _graphed_step(
+        self, optimizer: torch.optim.Optimizer, sequences: torch.Tensor, labels: torch.Tensor, batch_size: int
+    ) -> GraphedTrainStep | None:
+        """The captured training step for `fit`'s full batches, where CUDA graphs apply; else None."""
+        if not (self.cuda_graphs and len(sequences) >= batch_size and can_capture(self, optimizer)):
+            return None
+        self.train()
+        try:
+            return GraphedTrainStep(self, optimizer, self.loss, sequences[:batch_size], labels[:batch_size])
+        except RuntimeError as err:  # a CUDA build or driver that cannot capture: plain steps, said once
+            warnings.warn(f"discriminator training runs without CUDA graphs: capture failed ({err})",
+                          stacklevel=2)
+            self.cuda_graphs = False
+            return None
 
     @torch.inference_mode()
     def score(self, sequences: torch.Tensor) -> torch.Tensor:
         """P(real) of each of `sequences` [B, T], in eval mode (no dropout): [B]."""
-        with self._eval_mode():
-            return torch.softmax(self.forward(sequences), dim=-1)[:, 1]
+        with self._eval_mode(), autocast(self.precision, self.device):
+            logits = self.forward(sequences)
+        return torch.softmax(logits.float(), dim=-1)[:, 1]
 
     @torch.inference_mode()
     def score_completions(self, prefixes: torch.Tensor, completions: torch.Tensor) -> torch.Tensor:
@@ -233,6 +278,15 @@ class Discriminator(nn.Module):
                 f"completions {tuple(completions.shape)} do not complete prefixes {tuple(prefixes.shape)} "
                 f"to length {self.config.seq_len} with the same number of rows per prefix"
             )
+        with autocast(self.precision, self.device):
+            logits = self._completion_logits(prefixes, completions, n_rollouts)
+        return torch.softmax(logits.float(), dim=-1)[:, 1]
+
+    def _completion_logits(
+        self, prefixes: torch.Tensor, completions: torch.Tensor, n_rollouts: int
+    ) -> torch.Tensor:
+        """Class logits [B*N, 2] of the completed sequences (see `score_completions`)."""
+        t = prefixes.shape[1]
         x_prefix = self.embedding(prefixes)  # [B, t, E]
         widest = max(w for w, _ in self.config.filters)
         keep = min(t, widest - 1)  # prefix positions a window reaching into the completion can cover
@@ -247,7 +301,7 @@ class Discriminator(nn.Module):
                 reaching = torch.maximum(reaching, inside)
             pooled.append(reaching)
         with self._eval_mode():  # dropout off; the convolutions above have none
-            return torch.softmax(self._head(pooled), dim=-1)[:, 1]
+            return self._head(pooled)
 
     @contextmanager
     def _eval_mode(self) -> Iterator[None]:

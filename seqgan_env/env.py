@@ -20,7 +20,7 @@ class SeqGANBase:
 
     def _build(self, num_envs: int, kwargs: dict[str, Any]) -> None:
         config = SeqGANConfig.from_kwargs(kwargs)
-        models = config.build()
+        models = config.build(num_envs)
         self.rollout_policy = models.rollout_policy
         self.discriminator = models.discriminator
         self.oracle = models.oracle

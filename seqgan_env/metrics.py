@@ -1,7 +1,7 @@
 """Likelihood metrics of the synthetic benchmark: NLL-oracle (quality) and NLL-test (diversity).
 
 NLL-oracle rewards mode collapse (one likely sequence scores very low), so it is always reported
-beside NLL-test, the generator's NLL on held-out real data (SPEC 2.1).
+beside NLL-test, the generator's NLL on held-out real data.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The oracle of the synthetic benchmark: a token LSTM whose parameters are drawn from N(0, 1).
 
-Real data are the oracle's samples; NLL-oracle scores a generator's samples under it (SPEC 2.1). The
+Real data are the oracle's samples; NLL-oracle scores a generator's samples under it. The
 built-in default is a seeded random oracle (the paper's protocol, no file needed); the paper's own
 oracle parameters load from an `.npz` file or straight from the reference repository's pickle
 (`save/target_params_py3.pkl`), read by a restricted unpickler that admits numpy arrays only.
@@ -11,6 +11,7 @@ Convert the pickle once: `python -m seqgan_env.convert_oracle target_params_py3.
 from __future__ import annotations
 
 import io
+import math
 import pickle
 import zipfile
 from pathlib import Path
@@ -50,7 +51,7 @@ def random_oracle(
 
 
 def load_oracle(path: str | Path, seq_len: int = PAPER_SEQ_LEN) -> TokenLSTM:
-    """Load an oracle from a parameter file: an `.npz` or the reference code's pickle (SPEC 2.1's layout).
+    """Load an oracle from a parameter file: an `.npz` or the reference code's pickle (its 15 arrays).
 
     Either holds the 15 arrays `embedding Wi Ui bi Wf Uf bf Wog Uog bog Wc Uc bc Wo bo` of consistent
     shapes (see `read_oracle_arrays`); the sizes are read from the arrays.
@@ -85,13 +86,22 @@ def read_oracle_arrays(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"oracle parameter file not found: {path}")
-    with path.open("rb") as f:
-        head = f.read(6)
+    head = _read(path, 6)
     if head.startswith(b"PK") or head.startswith(b"\x93NUMPY"):
         arrays = _read_npz(path)
     else:
         arrays = _read_pickle(path, is_pickle=head.startswith(b"\x80"))
     return _check_arrays(arrays, path)
+
+
+def _read(path: Path, size: int = -1) -> bytes:
+    """The first `size` bytes of the file (-1: all); ValueError where the system refuses to read it
+    (no permission, a device or /proc file that fails reads)."""
+    try:
+        with path.open("rb") as f:
+            return f.read(size)
+    except OSError as err:
+        raise ValueError(f"oracle parameter file {path} cannot be read ({err.strerror or err})") from None
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -107,11 +117,131 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 class _ForbiddenPickleContent(ValueError):
-    """A pickle asked for a global other than the few numpy arrays need."""
+    """A pickle asked for a global other than the few numpy arrays need, or its arrays are malformed."""
 
 
-# ndarray.__reduce__ names numpy's array reconstructor; taking it from there fits numpy 1.x and 2.x.
-_RECONSTRUCT = np.ndarray.__reduce__(np.zeros(0))[0]
+# Plain numeric numpy type strings, the only dtypes an oracle pickle may name: float, signed and
+# unsigned int of each width. A dtype is built from its name alone (and a byte order), never from the
+# pickle's dtype state: numpy's `dtype.__setstate__` and `ndarray.__setstate__` trust what they are
+# given, and a crafted state makes them read raw bytes as object pointers.
+_NUMERIC_TYPES = frozenset({"f2", "f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8"})
+_BYTE_ORDERS = frozenset({"<", ">", "|", "="})
+
+
+def _text(value: Any) -> Any:
+    """A Python 2 pickle's byte strings come as latin-1 text: both forms as text."""
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class _DtypeSpec:
+    """What a pickle's `numpy.dtype(name, align, copy)` call and its state say: a type name and a byte
+    order. `dtype()` is numpy's dtype of the two when the name is a plain numeric type, else None."""
+
+    __slots__ = ("name", "order", "structured")
+
+    def __init__(self, name: Any, align: Any = False, copy: Any = True) -> None:
+        name = _text(name)
+        if not isinstance(name, str) or len(name) > 16:
+            raise _ForbiddenPickleContent(f"numpy.dtype of {type(name).__name__} in the pickle, expected a "
+                                          "type name such as 'f4'")  # fmt: skip
+        self.name, self.order, self.structured = name, "=", False
+
+    def __setstate__(self, state: Any) -> None:
+        """The byte order of numpy's dtype state (3 or 4, order, subarray, names, fields, ...); a dtype
+        with fields or a subarray is not a plain numeric type."""
+        if not isinstance(state, tuple) or len(state) < 5 or _text(state[1]) not in _BYTE_ORDERS:
+            raise _ForbiddenPickleContent(f"malformed numpy.dtype state for {self.name!r} in the pickle")
+        self.structured = any(part is not None for part in state[2:5])  # subarray, names, fields
+        self.order = _text(state[1])
+
+    def dtype(self) -> np.dtype | None:
+        plain = self.name in _NUMERIC_TYPES and not self.structured
+        return np.dtype(self.order + self.name) if plain else None
+
+    def describe(self) -> str:
+        """The type's name for an error message, as numpy spells it where numpy reads it."""
+        if self.structured:
+            return "structured (fields or a subarray)"
+        try:
+            return str(np.dtype(self.name))
+        except (TypeError, ValueError):
+            return repr(self.name)
+
+
+class _ArraySpec:
+    """A pickled numpy array, rebuilt from (dtype, shape, raw bytes) by this module, never by numpy's
+    `ndarray.__setstate__`: its state is checked (a plain numeric dtype, a byte count that matches
+    the shape) and copied into a fresh array. An array whose dtype is not plain numeric keeps only
+    that dtype's name, for the error message."""
+
+    __slots__ = ("array", "dtype_name")
+
+    def __init__(self) -> None:
+        self.array: np.ndarray | None = None
+        self.dtype_name: str | None = None
+
+    def __setstate__(self, state: Any) -> None:
+        """numpy's array state: ([version,] shape, dtype, is_fortran, raw bytes)."""
+        if self.array is not None or self.dtype_name is not None:
+            raise _ForbiddenPickleContent("an array's state is set twice in the pickle")
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise _ForbiddenPickleContent("malformed array state in the pickle")
+        shape, spec, fortran, raw = state[-4:]
+        if not isinstance(shape, tuple) or not all(_is_int(n) and n >= 0 for n in shape):
+            raise _ForbiddenPickleContent(f"malformed array shape {shape!r} in the pickle")
+        if not isinstance(spec, _DtypeSpec):
+            raise _ForbiddenPickleContent("an array without a numpy.dtype in the pickle")
+        dtype = spec.dtype()
+        if dtype is None:
+            self.dtype_name = spec.describe()
+            return
+        raw = _text(raw)
+        if isinstance(raw, str):
+            try:
+                raw = raw.encode("latin-1")
+            except UnicodeEncodeError:
+                raise _ForbiddenPickleContent("an array's data is text beyond latin-1") from None
+        if not isinstance(raw, (bytes, bytearray)):
+            raise _ForbiddenPickleContent(f"an array's data is a {type(raw).__name__}, expected bytes")
+        needed = math.prod(shape) * dtype.itemsize
+        if len(raw) != needed:
+            raise _ForbiddenPickleContent(f"an array of shape {shape} and dtype {dtype} needs {needed} "
+                                          f"bytes, the pickle holds {len(raw)}")  # fmt: skip
+        flat = np.frombuffer(bytes(raw), dtype=dtype)
+        self.array = np.array(flat.reshape(shape, order="F" if fortran else "C"), order="C")  # a copy
+
+
+class _Admitted:
+    """A global the pickle may name, as this module's stand-in: calling it runs this module's code;
+    it holds no state a pickle could set."""
+
+    __slots__ = ("call", "name")
+
+    def __init__(self, name: str, call: Any = None) -> None:
+        self.name, self.call = name, call
+
+    def __call__(self, *args: Any) -> Any:
+        if self.call is None:
+            raise _ForbiddenPickleContent(f"the pickle calls {self.name}, which only names an array's type")
+        return self.call(*args)
+
+    def __setstate__(self, state: Any) -> None:
+        raise _ForbiddenPickleContent(f"the pickle sets state on {self.name}")
+
+
+_NDARRAY = _Admitted("numpy.ndarray")
+
+
+def _new_array(subtype: Any, shape: Any = (0,), dtype: Any = b"b") -> _ArraySpec:
+    """numpy's `_reconstruct(ndarray, (0,), b'b')`, the start of every pickled array: an empty spec
+    that the pickle's next step fills (`_ArraySpec.__setstate__`)."""
+    if subtype is not _NDARRAY:
+        raise _ForbiddenPickleContent("numpy's _reconstruct of something other than numpy.ndarray")
+    return _ArraySpec()
 
 
 def _latin1_encode(text: Any, encoding: Any) -> bytes:
@@ -124,24 +254,27 @@ def _latin1_encode(text: Any, encoding: Any) -> bytes:
 
 
 class OracleUnpickler(pickle.Unpickler):
-    """An unpickler that builds numpy arrays and plain containers, and refuses every other global.
+    """An unpickler that builds numpy arrays of plain numeric dtypes and plain containers, and
+    refuses every other global.
 
-    Admitted: numpy's `_reconstruct` (from `numpy.core.multiarray` or `numpy._core.multiarray`),
-    `numpy.ndarray`, `numpy.dtype`, and `_codecs.encode` restricted to latin-1 (which Python 3 writes
-    for bytes in protocol-2 pickles). Anything else raises ValueError naming the global, before it is
+    The globals a numpy array's pickle names (numpy's `_reconstruct` from `numpy.core.multiarray` or
+    `numpy._core.multiarray`, `numpy.ndarray`, `numpy.dtype`, and `_codecs.encode` restricted to
+    latin-1, which Python 3 writes for bytes in protocol-2 pickles) resolve to this module's
+    stand-ins, so nothing of numpy's runs on the file's content: arrays are rebuilt from checked
+    (dtype name, shape, raw bytes). Any other global raises ValueError naming it, before it is
     imported or called, so a malicious `__reduce__` never runs.
     """
 
-    _ALLOWED: ClassVar[dict[tuple[str, str], Any]] = {
-        ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
-        ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-        ("_codecs", "encode"): _latin1_encode,
+    _ALLOWED: ClassVar[dict[tuple[str, str], _Admitted]] = {
+        ("numpy.core.multiarray", "_reconstruct"): _Admitted("numpy's _reconstruct", _new_array),
+        ("numpy._core.multiarray", "_reconstruct"): _Admitted("numpy's _reconstruct", _new_array),
+        ("numpy", "ndarray"): _NDARRAY,
+        ("numpy", "dtype"): _Admitted("numpy.dtype", _DtypeSpec),
+        ("_codecs", "encode"): _Admitted("_codecs.encode", _latin1_encode),
     }
 
     def find_class(self, module: str, name: str) -> Any:
-        """The admitted object for `module.name`; ValueError for any other global."""
+        """The admitted stand-in for `module.name`; ValueError for any other global."""
         try:
             return self._ALLOWED[(module, name)]
         except KeyError:
@@ -154,17 +287,40 @@ class OracleUnpickler(pickle.Unpickler):
         raise _ForbiddenPickleContent(f"forbidden persistent id {pid!r} in the pickle")
 
 
+def _resolve(value: Any) -> Any:
+    """A pickled item as the checks see it: a rebuilt array as that array; an array of another dtype
+    as its dtype's name (`_UnsupportedArray`); anything else as it is."""
+    if isinstance(value, _ArraySpec):
+        if value.dtype_name is not None:
+            return _UnsupportedArray(value.dtype_name)
+        if value.array is None:
+            raise _ForbiddenPickleContent("an array without data in the pickle")
+        return value.array
+    return value
+
+
+class _UnsupportedArray:
+    """A pickled array of a dtype other than a plain numeric one (object, complex, structured, ...)."""
+
+    def __init__(self, dtype_name: str) -> None:
+        self.dtype_name = dtype_name
+
+
 def _read_pickle(path: Path, is_pickle: bool) -> dict[str, Any]:
     """The arrays of a pickled list/tuple of 15 arrays (reference order) or dict of them by name."""
-    data = path.read_bytes()
+    data = _read(path)
     try:
         # latin1: a Python 2 pickle's numpy data are byte strings (numpy's recommended setting).
         obj = OracleUnpickler(io.BytesIO(data), encoding="latin1").load()
+        if isinstance(obj, (list, tuple)):
+            obj = type(obj)(_resolve(item) for item in obj)
+        elif isinstance(obj, dict):
+            obj = {str(k): _resolve(v) for k, v in obj.items()}
     except _ForbiddenPickleContent as err:
         raise ValueError(f"{path}: {err}") from None
     except Exception as err:
         what = "not a readable pickle" if is_pickle else "neither an .npz archive nor a readable pickle"
-        reason = f"{type(err).__name__}: {err}".splitlines()[0]
+        reason = f"{type(err).__name__}: {err}".splitlines()[0][:200]
         raise ValueError(f"{path} is {what} of oracle parameters ({reason})") from None
     if isinstance(obj, (list, tuple)):
         if len(obj) != len(ORACLE_ARRAYS):
@@ -174,9 +330,10 @@ def _read_pickle(path: Path, is_pickle: bool) -> dict[str, Any]:
             )
         return dict(zip(ORACLE_ARRAYS, obj, strict=True))
     if isinstance(obj, dict):
-        return {str(k): v for k, v in obj.items()}
+        return obj
+    what = "numpy array" if isinstance(obj, _ArraySpec) else type(obj).__name__
     raise ValueError(
-        f"{path}: the pickle holds a {type(obj).__name__}, expected a list of the {len(ORACLE_ARRAYS)} "
+        f"{path}: the pickle holds a {what}, expected a list of the {len(ORACLE_ARRAYS)} "
         "oracle arrays (or a dict of them by name)"
     )
 
@@ -188,6 +345,8 @@ def _check_arrays(arrays: dict[str, Any], path: Path) -> dict[str, np.ndarray]:
         raise ValueError(f"{path} lacks oracle arrays {missing}; expected {sorted(ORACLE_ARRAYS)}")
     for name in ORACLE_ARRAYS:
         a = arrays[name]
+        if isinstance(a, _UnsupportedArray):
+            raise ValueError(f"{path}: oracle array {name!r} has dtype {a.dtype_name}, expected float32")
         if not isinstance(a, np.ndarray):
             raise ValueError(f"{path}: oracle array {name!r} is a {type(a).__name__}, expected a numpy array")
         if a.dtype.kind not in "fiu":

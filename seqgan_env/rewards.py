@@ -1,4 +1,4 @@
-"""Monte Carlo search rewards: Q of an unfinished prefix is the mean score of N completions (SPEC 2.2).
+"""Monte Carlo search rewards: Q of an unfinished prefix is the mean score of N completions.
 
 Q_t = 1/N sum_n D(y_1..y_t + completion_n) for t < T, where each completion is sampled by the rollout
 policy continuing from its state after [start, y_1..y_t]; Q_T = D(y_1..y_T). The rollout policy's

@@ -359,6 +359,9 @@ def load_corpus(
     _check_max_size(max_size)  # before the file is read
     token_lists = [tokenize(line, level)[:seq_len] for line in _read_lines(path)]
     vocab = _vocabulary_from_tokens(token_lists, level, max_size)
+    if vocab.size == len(SPECIAL_TOKENS):
+        raise CorpusError(f"{path} has no ordinary tokens: every token spells one of the reserved "
+                          f"{' '.join(sorted(_RESERVED))}, which all read as <unk>")  # fmt: skip
     if model_vocab_size is not None:
         check_fits(vocab, model_vocab_size)
     ids = np.array([_encode_tokens(t, vocab, seq_len) for t in token_lists], dtype=np.int64)

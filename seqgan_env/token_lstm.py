@@ -1,12 +1,14 @@
 """The token LSTM language model: the oracle, the environment's rollout policy and the generator.
 
-embedding -> one LSTM layer -> linear to vocabulary logits (SPEC 2.1/2.2). The start token is an
+embedding -> one LSTM layer -> linear to vocabulary logits. The start token is an
 ordinary vocabulary id fed as the first input, so the distribution of y_1 is the output after the
 start token, and the state "after the prefix y_1..y_t" is the state after reading [start, y_1..y_t].
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -14,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqgan_env.precision import autocast
 from seqgan_env.sampling import sample_categorical
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [B, H]
@@ -21,7 +24,7 @@ LSTMState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [B, H]
 
 @dataclass(frozen=True)
 class TokenLSTMConfig:
-    """Sizes and initialisation of a token LSTM. The defaults are the paper's generator (SPEC 2.2)."""
+    """Sizes and initialisation of a token LSTM. The defaults are the paper's generator."""
 
     vocab_size: int = 5000
     seq_len: int = 20
@@ -57,6 +60,9 @@ class TokenLSTM(nn.Module):
         # (trained, it would get exactly bias_ih's gradient, move at twice the rate under Adam and count
         # twice in the clip-5 norm).
         self.lstm.bias_hh_l0.requires_grad_(False)
+        # "fp32", or "bf16": `complete` (the Monte Carlo search's completions) reads tokens under bf16
+        # autocast (seqgan_env/precision.py); not saved with the weights, set by whoever runs the model.
+        self.precision = "fp32"
         self.reset_parameters(rng)
 
     def reset_parameters(self, rng: torch.Generator | None = None) -> None:
@@ -77,21 +83,47 @@ class TokenLSTM(nn.Module):
     def device(self) -> torch.device:
         return self.output.weight.device
 
+    @contextmanager
+    def differentiable(self) -> Iterator[None]:
+        """Train mode inside the block (the caller's mode restored after), for gradients taken outside
+        a training step: cuDNN keeps what an LSTM's backward needs only in train mode, and refuses
+        the backward otherwise. The model has no dropout or normalisation (one LSTM layer, whose
+        `dropout` acts between layers only), so train and eval mode compute the same numbers."""
+        was_training = self.training
+        self.train()
+        try:
+            yield
+        finally:
+            self.train(was_training)
+
     # --- teacher forcing -------------------------------------------------------------------------
     def forward(self, sequences: torch.Tensor) -> torch.Tensor:
         """Next-token logits for every position of `sequences` [B, T] (ids < V): [B, T, V].
 
         Position t holds the logits of y_t given [start, y_1..y_{t-1}].
         """
-        inputs = self._shift_right(sequences)
-        hidden, _ = self.lstm(self.embedding(inputs))  # [B, T, H]
-        return self.output(hidden)
+        embedded = self.embedding(self._shift_right(sequences))
+        device = embedded.device.type
+        if torch.is_autocast_enabled(device):
+            # The recurrence stays fp32 under autocast: its products are small, and CPU autocast would
+            # run nn.LSTM through oneDNN's bf16 kernel, which needs AVX-512 and fails elsewhere.
+            with torch.autocast(device, enabled=False):
+                hidden, _ = self.lstm(embedded)  # [B, T, H]
+        else:
+            hidden, _ = self.lstm(embedded)
+        return self.output(hidden)  # under autocast: the [B, T, V] product in bf16
 
     def log_probs(
-        self, sequences: torch.Tensor, pad_id: int | None = None, temperature: float = 1.0
+        self,
+        sequences: torch.Tensor,
+        pad_id: int | None = None,
+        temperature: float = 1.0,
+        fused: bool = False,
     ) -> torch.Tensor:
         """log G(y_t | y_<t) for each position of `sequences` [B, T] under softmax(logits /
-        temperature): [B, T]; 0 at padding positions (`pad_id`)."""
+        temperature): [B, T]; 0 at padding positions (`pad_id`). In fp32 whatever the precision of
+        the products. `fused`: the gradient through the log-softmax as one pass (`token_nll`), equal
+        to cross_entropy's up to float rounding."""
         mask = None
         if pad_id is not None:
             mask = sequences != pad_id
@@ -99,8 +131,11 @@ class TokenLSTM(nn.Module):
         logits = self.forward(sequences)
         if temperature != 1.0:
             logits = logits / temperature
-        # cross_entropy fuses log-softmax and the gather: the cheapest way through [B, T, V] on CPU.
-        flat = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), sequences.reshape(-1), reduction="none")
+        flat_logits, targets = logits.reshape(-1, logits.shape[-1]).float(), sequences.reshape(-1)
+        if fused:
+            flat = token_nll(flat_logits, targets)
+        else:  # cross_entropy fuses log-softmax and the gather
+            flat = F.cross_entropy(flat_logits, targets, reduction="none")
         token_logp = -flat.view(sequences.shape)
         return token_logp if mask is None else token_logp * mask
 
@@ -163,7 +198,7 @@ class TokenLSTM(nn.Module):
             fill = eos_id if pad_id is None else pad_id
         for t in range(n_tokens):
             if t > 0:
-                token = sample_categorical(logits, rng, temperature)
+                token = sample_categorical(logits, rng, temperature)  # in fp32 whatever the logits
             if ended is not None:
                 token = token.masked_fill(ended, fill)
                 ended = ended | (token == eos_id)
@@ -171,7 +206,8 @@ class TokenLSTM(nn.Module):
             if t + 1 < n_tokens:
                 # Ended rows read a harmless id; their later samples are overwritten with padding.
                 read = token if ended is None else token.masked_fill(ended, 0)
-                logits, state = self.step(read, state)
+                with autocast(self.precision, logits.device):
+                    logits, state = self.step(read, state)
         return out
 
     @torch.no_grad()  # not inference_mode: samples are training data (MLE, discriminator)
@@ -180,11 +216,15 @@ class TokenLSTM(nn.Module):
         n: int,
         rng: torch.Generator | None = None,
         temperature: float = 1.0,
-        batch_size: int = 1024,
+        batch_size: int | None = None,
         eos_id: int | None = None,
         pad_id: int | None = None,
     ) -> torch.Tensor:
-        """`n` sequences of length T sampled ancestrally from the start token: [n, T] long."""
+        """`n` sequences of length T sampled ancestrally from the start token: [n, T] long, in batches
+        of `batch_size` (default: 1024 on the CPU, whose caches it suits; 16,384 on a GPU, where a
+        larger batch is fewer launches, e.g. the paper's 9,984 negatives in one)."""
+        if batch_size is None:
+            batch_size = 1024 if self.device.type == "cpu" else 16384
         chunks = []
         for begin in range(0, n, batch_size):
             size = min(batch_size, n - begin)
@@ -208,3 +248,29 @@ class TokenLSTM(nn.Module):
             hs.append(state[0])
             cs.append(state[1])
         return torch.stack(all_logits), (torch.stack(hs), torch.stack(cs))
+
+
+class _TokenNLL(torch.autograd.Function):
+    """-log softmax(logits)[target] per row, whose backward is one pass over the [rows, V] gradient:
+    softmax - one-hot, scaled per row, written over the saved log-softmax (no zero-filled gradient,
+    no new [rows, V] buffer)."""
+
+    @staticmethod
+    def forward(ctx: Any, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        log_softmax = torch.log_softmax(logits, dim=-1)
+        ctx.save_for_backward(log_softmax, targets)
+        return -log_softmax.gather(1, targets[:, None]).squeeze(1)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        log_softmax, targets = ctx.saved_tensors
+        scale = grad[:, None]
+        out = log_softmax.exp_().mul_(scale)  # the saved buffer is not read again
+        return out.scatter_add_(1, targets[:, None], -scale), None
+
+
+def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """`F.cross_entropy(logits, targets, reduction="none")` for logits [rows, V] and targets [rows],
+    equal up to float rounding, with a backward pass that touches the [rows, V] gradient once."""
+    result: torch.Tensor = _TokenNLL.apply(logits, targets)
+    return result

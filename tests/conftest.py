@@ -5,7 +5,16 @@ Sizes are tiny on purpose (vocabulary 8, length 4) so the whole suite runs in se
 
 from __future__ import annotations
 
+import base64
+import io
+import json
+import os
+import pickle
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -14,6 +23,32 @@ import seqgan_env.core
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
+CUDNN_RNN_EVAL_BACKWARD = "cudnn RNN backward can only be called in training mode"
+
+
+@pytest.fixture(autouse=True)
+def lstm_backward_needs_train_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """cuDNN's rule, enforced on the CPU for every test: a backward pass through an `nn.LSTM` that ran
+    in eval mode fails as it does on a GPU, so a gradient taken through a model in eval mode is
+    caught here, not first on a GPU."""
+    forward = torch.nn.LSTM.forward
+
+    def guarded(self: torch.nn.LSTM, *args: object, **kwargs: object) -> object:
+        out = forward(self, *args, **kwargs)  # type: ignore[arg-type]
+        if not self.training and torch.is_grad_enabled():
+            output, (h, c) = out
+            for tensor in (output, h, c):
+                if tensor.requires_grad:
+                    tensor.register_hook(_refuse_eval_backward)
+        return out
+
+    monkeypatch.setattr(torch.nn.LSTM, "forward", guarded)
+
+
+def _refuse_eval_backward(grad: torch.Tensor) -> torch.Tensor:
+    raise RuntimeError(f"{CUDNN_RNN_EVAL_BACKWARD} (tests/conftest.py enforces cuDNN's rule on the CPU)")
+
+
 # The suite runs on a 2-core machine shared with other jobs: torch's intra-op threads then spin and wait
 # for each other on every small op (measured: the oracle tests 3x slower with 2 threads under load).
 torch.set_num_threads(1)
@@ -21,6 +56,9 @@ torch.set_num_threads(1)
 V = 8  # vocabulary of the tiny models
 T = 4  # sequence length of the tiny models
 PAD = V  # the environment's padding id
+
+REPO = ROOT = Path(__file__).resolve().parents[1]  # the repository
+HANG_GUARD = 900  # seconds: a subprocess's limit only catches a hang, it never times a run
 
 # The paper's oracle parameters live in ../shared next to the repository root (SPEC 2.1).
 PAPER_ORACLE_PATH = Path(__file__).resolve().parents[2] / "shared/benchmarks/paper_oracle/target_params.npz"
@@ -54,6 +92,61 @@ def paper_oracle_path() -> Path:
     if not PAPER_ORACLE_PATH.is_file():
         pytest.skip(f"paper oracle file not found at {PAPER_ORACLE_PATH} (../shared, beside the repository)")
     return PAPER_ORACLE_PATH
+
+
+class OpenMarker:
+    """Unpickling this opens (creates) the file `marker`: the payload of a malicious file, whose
+    loaders must never let it run."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+class Reduced:
+    """Pickles as the reduce tuple it is given: writes what a library itself never would."""
+
+    def __init__(self, *reduce) -> None:
+        self.reduce = reduce
+
+    def __reduce__(self):
+        return self.reduce
+
+
+class SystemMarker:
+    """Unpickling this runs a shell command (`touch marker`)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def poisoned_zip(source: Path, target: Path, marker: Path, change: Any = None) -> Path:
+    """A copy of the saved SB3 model `source` whose cloudpickled `data` entries (the policy class, the
+    spaces, the schedules) and pytorch_variables.pth would each create `marker` when unpickled; each
+    member's name and bytes pass through `change` (returning new bytes, or None to leave it out)."""
+    payload = base64.b64encode(pickle.dumps(OpenMarker(marker))).decode()
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zout:
+        for name in zin.namelist():
+            data = zin.read(name)
+            if name == "data":
+                entries = json.loads(data)
+                for entry in entries.values():
+                    if isinstance(entry, dict) and ":serialized:" in entry:
+                        entry[":serialized:"] = payload
+                data = json.dumps(entries).encode()
+            elif name == "pytorch_variables.pth":
+                buffer = io.BytesIO()
+                torch.save(OpenMarker(marker), buffer)
+                data = buffer.getvalue()
+            changed = data if change is None else change(name, data)
+            if changed is not None:
+                zout.writestr(name, changed)
+    return target
 
 
 def trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:
@@ -130,3 +223,89 @@ def count_searched_rows(monkeypatch) -> list[int]:
 
     monkeypatch.setattr(seqgan_env.core, "monte_carlo_q", counting)
     return rows
+
+
+# --- a script run in a child process that something happens to at the N-th call of one function -----------
+HANG_GUARD = 900  # seconds: a child's time limit only catches a hang, it never times a run
+
+# The child runs train/SCRIPT.py's main(args) with "module:Class.method" (or "module:function") wrapped so
+# that its N-th call, a state the run reaches on any machine, does ACTION:
+#   SIGTERM, SIGINT, SIGKILL  the process sends itself the signal, before the call runs (SIGKILL inside
+#                             torch.save: after writing half a file), so it dies as a real kill would, with
+#                             no cleanup, no `finally` and no flush;
+#   nan:ATTR                  after the call, a weight of the model at args[0].ATTR ('': args[0]) is NaN;
+#   nanloss                   the call's result (a loss) becomes NaN;
+#   enospc                    the call writes to a file (its second argument, as torch.save's) that fails
+#                             every write as a full disk does.
+INJECTOR = """
+import errno, importlib, os, signal, sys
+sys.path[:0] = [{train!r}, {root!r}]
+script, target, n, action, *args = sys.argv[1:]
+module_name, _, attr = target.partition(":")
+owner = importlib.import_module(module_name)
+*path, name = attr.split(".")
+for part in path:
+    owner = getattr(owner, part)
+original, calls = getattr(owner, name), [0]
+
+class FullDisk:
+    def __init__(self, file):
+        self.file = file
+    def write(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    def __getattr__(self, key):
+        return getattr(self.file, key)
+
+def injected(*a, **kw):
+    calls[0] += 1
+    if calls[0] != int(n):
+        return original(*a, **kw)
+    if action.startswith("SIG"):
+        if target == "torch:save" and action == "SIGKILL":  # inside a write: half a file, then the kill
+            a[1].write(b"half a checkpoint")
+            a[1].flush()
+        os.kill(os.getpid(), getattr(signal, action))
+    if action == "enospc":
+        return original(a[0], FullDisk(a[1]), *a[2:], **kw)
+    result = original(*a, **kw)
+    if action.startswith("nan:"):
+        model = a[0]
+        for part in filter(None, action[4:].split(".")):
+            model = getattr(model, part)
+        next(model.parameters()).data.view(-1)[0] = float("nan")
+    elif action == "nanloss":
+        return float("nan")
+    return result
+
+setattr(owner, name, injected)
+sys.exit(importlib.import_module(script).main(args))
+"""
+
+
+def injector_command(
+    tmp_path: Path, script: str, where: str, call: int, action: str, args: list[str]
+) -> list[str]:
+    """The command line of a child that runs train/`script`.py with `args` and `action`s at the
+    `call`-th call of `where` (see INJECTOR)."""
+    child = tmp_path / "injector.py"
+    child.write_text(INJECTOR.format(train=str(ROOT / "train"), root=str(ROOT)))
+    return [sys.executable, str(child), script, where, str(call), action, *args]
+
+
+def killer_command(
+    tmp_path: Path, where: str, call: int, args: list[str], script: str = "adversarial",
+    signal_name: str = "SIGKILL",
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of a child that runs train/`script`.py with `args` and sends
+    itself `signal_name` at the `call`-th call of `where` ("module:Class.method"): the signal lands at a
+    state the run reaches, never after a delay, so it is the same on a fast machine and a slow one."""
+    return injector_command(tmp_path, script, where, call, signal_name, args), dict(os.environ)
+
+
+def run_injected(
+    tmp_path: Path, script: str, where: str, call: int, action: str, args: list[str], **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run train/`script`.py with `args` in a child process that `action`s at the `call`-th call of
+    `where` (see INJECTOR); its exit code and output."""
+    command = injector_command(tmp_path, script, where, call, action, args)
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=HANG_GUARD, **kwargs)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import builtins
 import csv
 import importlib.util
+import io
 import json
 import os
+import pickle
 import re
 import signal
 import sys
@@ -26,7 +28,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import T, V, tiny_discriminator, tiny_lstm
+from conftest import OpenMarker, Reduced, T, V, poisoned_zip, tiny_discriminator, tiny_lstm
 
 import seqgan_env.text as text_module
 from seqgan_env.checkpoint import FORMAT, VERSION, load_checkpoint, model_entry, save_checkpoint
@@ -124,6 +126,9 @@ ENV_CASES: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"scorer": 3}, TypeError, r"scorer must be an object with a callable score"),
     ({"scorer": NotCallableScore()}, TypeError, r"scorer must be an object with a callable score"),
     ({"vocab_sise": 8}, TypeError, r"unknown argument 'vocab_sise' .*did you mean vocab_size\?"),
+    ({"vocab_size": 10**10}, ValueError, r"these sizes need about \d+\.\d GiB, this .*: lower vocab_size"),
+    ({"n_rollouts": 10**9}, ValueError, r"need about .* GiB: lower num_envs \* n_rollouts \(about"),
+    ({"discriminator_filters": ((1, 10**7),)}, ValueError, r"GiB: lower discriminator_filters"),
     ({"rollouts": 4}, TypeError, r"unknown argument 'rollouts'"),
 ]
 if not CUDA:
@@ -189,6 +194,23 @@ def without_weight(name: str) -> Callable[[Path], None]:
     return write
 
 
+def write_damaged(path: Path, payload: dict[str, Any]) -> None:
+    """A checkpoint as a damaged file or another program could hold it: `save_checkpoint` refuses to
+    write non-finite tensors, so this writes the same format without its checks."""
+    torch.save({"format": FORMAT, "version": VERSION, **payload}, path)
+
+
+def with_weight(key: str, name: str, value: float) -> Callable[[Path], None]:
+    """A writer of a checkpoint whose `key` entry's weight `name` holds `value` in one place."""
+
+    def write(path: Path) -> None:
+        payload = entries()
+        payload[key]["state_dict"][name].view(-1)[-1] = value
+        write_damaged(path, payload)
+
+    return write
+
+
 def truncated(path: Path) -> None:
     save_checkpoint(path, entries())
     data = path.read_bytes()
@@ -230,6 +252,11 @@ CHECKPOINT_CASES: list[tuple[str, Callable[[Path], None], dict[str, Any], type[E
      r"config init_std must be a finite number, got nan"),
     ("bad config value", with_config("discriminator", dropout=1.5), {}, ValueError,
      r"entry 'discriminator': bad config \(dropout must be in \[0, 1\), got 1\.5\)"),
+    ("nan weight", with_weight("generator", "lstm.weight_hh_l0", float("nan")), {}, ValueError,
+     r"run\.pt: tensor \['generator'\]\['state_dict'\]\['lstm\.weight_hh_l0'\] holds 1 NaN and 0 infinite "
+     r"values, expected finite numbers"),
+    ("inf weight", with_weight("discriminator", "output.bias", float("-inf")), {}, ValueError,
+     r"tensor \['discriminator'\]\['state_dict'\]\['output\.bias'\] holds 0 NaN and 1 infinite values"),
     ("missing weight", without_weight("output.bias"), {}, ValueError,
      r"entry 'generator': weights do not match its config .*missing \['output\.bias'\]"),
     ("entry not a dict", lambda p: save_checkpoint(p, {**entries(), "generator": [1, 2]}), {}, ValueError,
@@ -314,6 +341,8 @@ CORPUS_CASES: list[tuple[str, Callable[[Path, pytest.MonkeyPatch], Any], type[Ex
      r"is not valid UTF-8 \(byte offset 3"),
     ("unreadable", unreadable, CorpusError,
      r"corpus file is not readable \(permission denied\): .*corpus\.txt"),
+    ("special tokens only", write_bytes(b"<bos> <eos>\n<unk> <pad>\n<eos> <eos>\n"), CorpusError,
+     r"corpus\.txt has no ordinary tokens: every token spells one of the reserved <bos> <eos> <pad> <unk>"),
 ]
 
 
@@ -394,11 +423,13 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 def fake_run(folder: Path, rounds: int = 2, last_round: int | None = None,
-             files: tuple[str, ...] = ("mle", "final"), metrics: bool = True) -> Path:  # fmt: skip
-    """A train/adversarial.py run folder as the scripts read it: config.json, metrics.csv (adversarial
-    rounds 0..last_round) and checkpoints holding a tiny generator; nothing trained."""
+             files: tuple[str, ...] = ("mle", "final"), metrics: bool = True,
+             **settings: Any) -> Path:  # fmt: skip
+    """A train/adversarial.py run folder as the scripts read it: config.json (with `settings`),
+    metrics.csv (adversarial rounds 0..last_round) and checkpoints holding a tiny generator; nothing
+    trained."""
     folder.mkdir(parents=True)
-    config = {"preset": "tiny", "mode": "seqgan", "rounds": rounds, "seed": 0, "eval_samples": 16}
+    config = {"preset": "tiny", "mode": "seqgan", "rounds": rounds, "seed": 0, "eval_samples": 16, **settings}
     (folder / "config.json").write_text(json.dumps(config))
     if metrics:
         last = rounds if last_round is None else last_round
@@ -417,6 +448,17 @@ def fake_run(folder: Path, rounds: int = 2, last_round: int | None = None,
 
 def corrupt_final(folder: Path) -> None:
     (folder / "final.pt").write_bytes(b"not a checkpoint")
+
+
+def nan_final(folder: Path) -> None:
+    entry = model_entry(tiny_lstm(1))
+    entry["state_dict"]["output.weight"][0, 0] = float("nan")
+    write_damaged(folder / "final.pt", {"generator": entry})
+
+
+def vocab_json(text: str) -> Callable[[Path], None]:
+    """A text run's vocab.json holding `text` (the checkpoint has no vocabulary of its own)."""
+    return lambda folder: (folder / "vocab.json").write_text(text)
 
 
 def mismatched_final(folder: Path) -> None:
@@ -445,6 +487,18 @@ SAMPLE_CASES: list[tuple[list[str], Callable[[Path], None] | None, str]] = [
     ([], corrupt_final, r"error: .*final\.pt is not a seqgan-env checkpoint \(torch\.load failed"),
     ([], mismatched_final, r"error: .*final\.pt, entry 'generator': embedding\.weight has shape \(8, 6\) .*"
                            r"needs \(8, 7\)"),
+    ([], nan_final, r"error: .*final\.pt: tensor \['generator'\]\['state_dict'\]\['output\.weight'\] "
+                    r"holds 1 NaN"),
+    ([], vocab_json("not json"), r"error: .*vocab\.json is not a UTF-8 JSON vocabulary file"),
+    ([], vocab_json("[1, 2]"), r"error: .*not a vocabulary dict"),
+    ([], vocab_json('{"format": "seqgan_env.vocabulary", "version": 1, "tokens": ["<bos>", "<eos>", "<unk>", '
+                    '"a"]}'), r"error: .*run's vocabulary has 4 tokens, its generator 8"),
+    ([], vocab_json('{"format": "seqgan_env.vocabulary", "version": 1, "tokens": ["<bos>", "<eos>", "<unk>", '
+                    '3]}'),
+     r"error: .*tokens must be non-empty strings, got 3"),
+    ([], vocab_json('{"format": "seqgan_env.vocabulary", "version": 1, "tokens": {"__reduce__": '
+                    '"os.system"}}'),
+     r"error: .*vocabulary dict needs a 'tokens' list"),
 ]
 
 
@@ -486,10 +540,11 @@ def existing_compare_run(folder: Path) -> None:
 
 COMPARE_CASES: list[tuple[list[str], str]] = [
     (["--temperatures", "abc"], r"--temperatures must be comma-separated numbers > 0, got 'abc'"),
-    (["--temperatures", "nan"], r"--temperatures must be finite numbers > 0, got nan"),
-    (["--temperatures", "inf"], r"--temperatures must be finite numbers > 0, got inf"),
-    (["--temperatures", "0"], r"--temperatures must be finite numbers > 0, got 0\.0"),
-    (["--temperatures", "-0.5"], r"--temperatures must be finite numbers > 0, got -0\.5"),
+    (["--temperatures", "nan"], r"--temperatures must be finite, >= 1e-06, got nan"),
+    (["--temperatures", "inf"], r"--temperatures must be finite, >= 1e-06, got inf"),
+    (["--temperatures", "0"], r"--temperatures must be finite, >= 1e-06, got 0\.0"),
+    (["--temperatures", "-0.5"], r"--temperatures must be finite, >= 1e-06, got -0\.5"),
+    (["--temperatures", "1.0,1e-300"], r"--temperatures must be finite, >= 1e-06, got 1e-300"),
     (["--temperatures", ""], r"--temperatures must be comma-separated numbers > 0, got ''"),
     (["--temperatures", "0.8,,1.0"], r"got '' in '0\.8,,1\.0'"),
     (["--temperatures", "0.8,1e999"], r"got inf in '0\.8,1e999'"),
@@ -566,3 +621,361 @@ def test_compare_setup(
     assert code == 2, (code, out, err)
     check_message(err.strip().splitlines()[-1], pattern, tmp_path)
     assert snapshot(tmp_path) == before
+
+
+# --- files a user hands us: SB3 models, run folders of other scripts, oracle pickles ------------------------
+@pytest.fixture(scope="module")
+def ppo_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A PPO model of the tiny generator's shape (V 8, T 4, embedding 6, LSTM 5), saved by SB3."""
+    from agents.sb3 import SB3VecEnv, make_model
+    from seqgan_env import VARIANTS, SeqGANVectorEnv
+
+    env = SB3VecEnv(SeqGANVectorEnv(2, **{**VARIANTS[TINY], "reward_mode": "shaped"}))
+    path = tmp_path_factory.mktemp("sb3") / "ppo.zip"
+    make_model("ppo", env, tiny_lstm(1), n_steps=4, batch_size=8, n_epochs=1).save(path)
+    return path
+
+
+Change = Callable[[str, bytes], bytes | None]  # a zip member's name and bytes -> new bytes (None: drop it)
+
+
+def nan_policy(name: str, data: bytes) -> bytes:
+    if name != "policy.pth":
+        return data
+    state = torch.load(io.BytesIO(data), weights_only=True)
+    state["action_net.weight"][0, 0] = float("nan")
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def pickled_policy(name: str, data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(OpenMarker(Path("/nonexistent/marker")), buffer)
+    return buffer.getvalue() if name == "policy.pth" else data
+
+
+def foreign_policy(name: str, data: bytes) -> bytes:
+    if name != "data":
+        return data
+    entries = json.loads(data)
+    entries["policy_class"]["__module__"] = "somebody.policies"
+    return json.dumps(entries).encode()
+
+
+SB3_ZIP_CASES: list[tuple[str, Change | bytes, str]] = [
+    ("not a zip", b"PK\x03\x04 not a zip", r"evil\.zip is not a saved Stable-Baselines3 model"),
+    ("no data", lambda name, data: None if name == "data" else data,
+     r"evil\.zip is not a saved Stable-Baselines3 model \(it has no 'data'\)"),
+    ("no policy", lambda name, data: None if name == "policy.pth" else data, r"it has no 'policy\.pth'"),
+    ("data not JSON", lambda name, data: b"\x80\x04junk" if name == "data" else data,
+     r"evil\.zip: its 'data' is not JSON"),
+    ("data a list", lambda name, data: b"[1, 2]" if name == "data" else data,
+     r"its 'data' is a JSON list, expected an object"),
+    ("data too large", lambda name, data: b" " * (16 * 2**20 + 1) if name == "data" else data,
+     r"'data' is larger than 16777216 bytes"),
+    ("pickled policy", pickled_policy,
+     r"policy\.pth is not a weights-only state dict \(torch\.load failed: it holds pickled objects"),
+    ("nan weight", nan_policy, r"evil\.zip, policy\.pth: tensor \['action_net\.weight'\] holds 1 NaN"),
+    ("foreign policy", foreign_policy, r"holds a policy from 'somebody\.policies', not one of --algo ppo"),
+    ("another algorithm", lambda name, data: data,
+     r"evil\.zip was saved by ppo, not a policy of --algo a2c: pass --algo ppo to continue it"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "change", "pattern"), SB3_ZIP_CASES, ids=[c[0] for c in SB3_ZIP_CASES])
+def test_sb3_model_files(
+    tmp_path: Path, ppo_zip: Path, name: str, change: Change | bytes, pattern: str
+) -> None:
+    """Every SB3 zip is read without unpickling: its cloudpickled entries, made payloads that would
+    create a marker, never run, and what is wrong is one line."""
+    from agents.sb3 import SB3VecEnv, load_model
+    from seqgan_env import VARIANTS, SeqGANVectorEnv
+
+    path, marker = tmp_path / "evil.zip", tmp_path / "marker"
+    if isinstance(change, bytes):
+        path.write_bytes(change)
+    else:
+        poisoned_zip(ppo_zip, path, marker, change)
+    env = SB3VecEnv(SeqGANVectorEnv(2, **{**VARIANTS[TINY], "reward_mode": "shaped"}))
+    with pytest.raises(ValueError) as caught:
+        load_model("a2c" if name == "another algorithm" else "ppo", path, env)
+    check_message(str(caught.value), pattern, tmp_path)
+    assert not marker.exists()
+
+
+def sb3_source(folder: Path, damage: str = "", **settings: Any) -> Path:
+    """A pre-training run folder of the tiny generator's sizes, as train/sb3.py reads it; `damage`
+    "nan" puts a NaN in its generator, "no data" leaves its data out."""
+    sizes = {"vocab_size": V, "seq_len": T, "gen_embed_dim": 6, "gen_hidden_dim": 5}
+    fake_run(folder, **{**sizes, **settings})
+    entry = model_entry(tiny_lstm(1))
+    if damage == "nan":
+        entry["state_dict"]["output.bias"][2] = float("nan")
+    data = {"real": torch.zeros(16, T, dtype=torch.long), "test": torch.zeros(8, T, dtype=torch.long)}
+    payload = {"generator": entry} if damage == "no data" else {"generator": entry, "data": data}
+    write_damaged(folder / "mle.pt", payload)
+    return folder
+
+
+SB3_SCRIPT_CASES: list[tuple[str, list[str], str]] = [
+    ("another algorithm's model", ["--pretrained", "{source}", "--algo", "a2c", "--load", "{evil}"],
+     r"evil\.zip was saved by ppo, not a policy of --algo a2c: pass --algo ppo to continue it"),
+    ("another value MLP", ["--pretrained", "{source}", "--load", "{evil}", "--value-arch", "32"],
+     r"evil\.zip has a value MLP of --value-arch '64', this run '32'"),
+    ("another generator", ["--pretrained", "{wide}", "--load", "{evil}"],
+     r"evil\.zip holds a policy of embedding 6, LSTM 5 and start token 0; the generator has 16, 5, 0"),
+    ("a damaged source", ["--pretrained", "{nan}"],
+     r"nan/mle\.pt: tensor \['generator'\]\['state_dict'\]\['output\.bias'\] holds 1 NaN"),
+    ("a source without data", ["--pretrained", "{nodata}"],
+     r"nodata/mle\.pt is not a pre-training checkpoint \(KeyError: 'data'\)"),
+    ("a text run", ["--pretrained", "{text}"],
+     r"--pretrained .*text is a text run \(--data corpus\.txt\): this script trains on the synthetic"),
+    ("pre-training options with --pretrained",
+     ["--pretrained", "{source}", "--pretrain-args", "--mle-epochs 2"],
+     r"--pretrain-args applies to the in-place pre-training: --pretrained .*source brings its own"),
+    ("a text pre-training", ["--pretrain-preset", "tiny", "--pretrain-args", "--data {corpus}"],
+     r"--pretrain-args sets --data .*corpus\.txt: this script trains on the synthetic benchmark"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "options", "pattern"), SB3_SCRIPT_CASES,
+                         ids=[c[0] for c in SB3_SCRIPT_CASES])  # fmt: skip
+def test_sb3_script_sources(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], ppo_zip: Path, name: str, options: list[str],
+    pattern: str,
+) -> None:  # fmt: skip
+    """train/sb3.py refuses a source or model that does not fit the run, in one line, before writing;
+    the model's cloudpickled entries never run."""
+    marker = tmp_path / "marker"
+    poisoned_zip(ppo_zip, tmp_path / "evil.zip", marker)
+    paths = {"source": sb3_source(tmp_path / "source"), "evil": tmp_path / "evil.zip",
+             "text": sb3_source(tmp_path / "text", data="corpus.txt"), "corpus": tmp_path / "corpus.txt",
+             "wide": sb3_source(tmp_path / "wide", gen_embed_dim=16),
+             "nan": sb3_source(tmp_path / "nan", "nan"), "nodata": sb3_source(tmp_path / "nodata", "no data")}
+    paths["corpus"].write_text("a b c\nd e f\ng h i\n")
+    argv = [o.format(**paths) for o in options] + ["--out", str(tmp_path / "runs"), "--threads", "1"]
+    before = snapshot(tmp_path)
+    code, out, err = run_main(load_script("sb3"), argv, capsys)
+    assert code == 2, (code, out, err)
+    check_message(err.strip().splitlines()[-1], pattern, tmp_path)
+    assert snapshot(tmp_path) == before and not marker.exists()
+
+
+def test_compare_checks_the_ppo_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], ppo_zip: Path
+) -> None:
+    marker = tmp_path / "marker"
+    poisoned_zip(ppo_zip, tmp_path / "evil.zip", marker)
+    run = sb3_source(tmp_path / "run", temperature=1.0, eval_every=1)
+    before = snapshot(tmp_path)
+    argv = ["--seqgan-run", str(run), "--methods", "seqgan,ppo",
+            "--ppo-args", f"--algo a2c --load {tmp_path}/evil.zip"]  # fmt: skip
+    code, out, err = run_main(load_script("compare"), argv, capsys)
+    assert code == 2, (code, out, err)
+    pattern = r"--ppo-args: .*evil\.zip was saved by ppo, not a policy of --algo a2c"
+    check_message(err.strip().splitlines()[-1], pattern, tmp_path)
+    assert snapshot(tmp_path) == before and not marker.exists()
+
+
+def other_script_run(folder: Path, script: str) -> Path:
+    """A run folder as `script` writes its config.json (no checkpoint needed: the config is read first)."""
+    folder.mkdir()
+    if script == "sb3":
+        from train.sb3_config import SB3Config
+
+        settings = SB3Config().settings()
+    elif script == "rllib":
+        from train.rllib_config import RLlibConfig
+
+        settings = RLlibConfig().settings()
+    else:
+        from train.config import Config
+
+        settings = Config().run_settings()
+    (folder / "config.json").write_text(json.dumps(settings))
+    return folder
+
+
+RESUME_CASES: list[tuple[str, str, str]] = [
+    ("adversarial", "sb3", r"run was made by train/sb3\.py, not train/adversarial\.py \(its config\.json "
+                           r"has --algo\): train/sb3\.py has no resume; continue its model with --load "
+                           r".*run/model\.zip"),
+    ("adversarial", "rllib", r"run was made by train/rllib\.py, not train/adversarial\.py \(its config\.json "
+                             r"has --algo\): resume it with python train/rllib\.py --resume .*run"),
+    ("pretrain", "sb3", r"run was made by train/sb3\.py, not train/adversarial\.py"),
+    ("rllib", "adversarial", r"run was made by train/adversarial\.py, not train/rllib\.py \(its config\.json "
+                             r"has --baseline\): resume it with python train/adversarial\.py --resume .*run"),
+    ("rllib", "sb3", r"run was made by train/sb3\.py, not train/rllib\.py \(its config\.json has --load\)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("script", "maker", "pattern"), RESUME_CASES,
+                         ids=[f"{c[0]}-{c[1]}" for c in RESUME_CASES])  # fmt: skip
+def test_resume_names_the_script_that_made_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], script: str, maker: str, pattern: str
+) -> None:
+    run = other_script_run(tmp_path / "run", maker)
+    before = snapshot(tmp_path)
+    code, out, err = run_main(load_script(script), ["--resume", str(run)], capsys)
+    assert code == 2, (code, out, err)
+    check_message(err.strip().splitlines()[-1], pattern, tmp_path)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"[1, 2]", b"\xff\xfe"], ids=["not json", "list", "latin"])
+def test_resume_of_a_damaged_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_bytes(content)
+    code, out, err = run_main(load_script("adversarial"), ["--resume", str(run)], capsys)
+    assert code == 2, (code, out, err)
+    pattern = r"run/config\.json (is not a JSON config|holds a JSON list, expected an object)"
+    check_message(err.strip().splitlines()[-1], pattern, tmp_path)
+
+
+def no_data_oracle(path: Path) -> None:
+    """15 arrays of the oracle's shapes that the pickle never fills (numpy would hand out uninitialised
+    memory)."""
+    reconstruct = np.ndarray.__reduce__(np.zeros(0))[0]
+    shapes = [(V, 3)] + [(3, 4), (4, 4), (4,)] * 4 + [(4, V), (V,)]
+    path.write_bytes(pickle.dumps([Reduced(reconstruct, (np.ndarray, shape, b"b")) for shape in shapes]))
+
+
+def short_data_oracle(path: Path) -> None:
+    """An array whose bytes are fewer than its shape needs."""
+    reconstruct = np.ndarray.__reduce__(np.zeros(0))[0]
+    dtype = Reduced(np.dtype, ("f4", False, True), (3, "<", None, None, None, -1, -1, 0))
+    array = Reduced(reconstruct, (np.ndarray, (0,), b"b"), (1, (V, 3), dtype, False, b"x"))
+    path.write_bytes(pickle.dumps([array]))
+
+
+@pytest.mark.parametrize("maker", ["make", "make_vec"])
+@pytest.mark.parametrize(("write", "pattern"), [
+    (no_data_oracle, r"oracle\.pkl: an array without data in the pickle"),
+    (short_data_oracle, r"an array of shape \(8, 3\) and dtype float32 needs 96 bytes, the pickle holds 1"),
+], ids=["no data", "short data"])  # fmt: skip
+def test_crafted_oracle_pickles(
+    tmp_path: Path, maker: str, write: Callable[[Path], None], pattern: str
+) -> None:
+    """Crafted oracle pickles (the one that crashes numpy's own unpickling runs in tests/test_oracle.py, in
+    a process of its own)."""
+    write(tmp_path / "oracle.pkl")
+    with pytest.raises(ValueError) as caught:
+        make_env(maker, oracle_path=str(tmp_path / "oracle.pkl"))
+    check_message(str(caught.value), pattern, tmp_path)
+
+
+# --- places the scripts write to and files they read, refused before anything is written ------------------
+def a_file(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path.write_text("not a folder")
+
+
+def refused_open(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An oracle file open() refuses (tests run as root, so chmod 000 would not stop them)."""
+    path.write_bytes(b"PK")
+    real_open = Path.open
+
+    def refuse(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refuse)
+
+
+def read_only_out(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--out in a folder where making folders is refused, as on a read-only file system."""
+    real_mkdir = Path.mkdir
+
+    def refuse(self: Path, *args: Any, **kwargs: Any) -> None:
+        if str(self).startswith(str(path)):
+            raise PermissionError(13, "Permission denied", str(self))
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+
+
+SCRIPT_TINY = {
+    "adversarial": ["--preset", "tiny", "--threads", "1"],
+    "sb3": ["--pretrain-preset", "tiny", "--threads", "1", "--no-progress"],
+    "probe_discriminator": ["--pretrained", "{tmp}/none", "--threads", "1"],
+}
+PLACE_CASES: list[tuple[str, str, list[str], Callable[[Path, pytest.MonkeyPatch], None] | None, str]] = [
+    ("out is a file", "adversarial", ["--out", "{tmp}/x"], a_file, r"--out .*x is a file, expected a folder"),
+    ("out is a file", "sb3", ["--out", "{tmp}/x"], a_file, r"--out .*x is a file, expected a folder"),
+    ("out is a file", "probe_discriminator", ["--out", "{tmp}/x"], a_file,
+     r"--out .*x is a file, expected a folder"),
+    ("read-only out", "adversarial", ["--out", "{tmp}/x/runs"], read_only_out,
+     r"^error: cannot create run folder .*x/runs/.*: Permission denied$"),
+    ("read-only out", "sb3", ["--out", "{tmp}/x/runs"], read_only_out,
+     r"^error: cannot create run folder .*x/runs/.*: Permission denied$"),
+    ("long name", "sb3", ["--name", "n" * 300], None, r"--name must be at most 255 bytes"),
+    ("long name", "probe_discriminator", ["--name", "n" * 300], None, r"--name must be at most 255 bytes"),
+    ("huge threads", "sb3", ["--threads", "100000"], None, r"--threads must be in \[0, \d+\] \(4 per CPU"),
+    ("huge threads", "probe_discriminator", ["--threads", "100000"], None,
+     r"--threads must be in \[0, \d+\]"),
+    ("unreadable oracle", "adversarial", ["--oracle", "{tmp}/x"], refused_open,
+     r"oracle parameter file .*x cannot be read \(Permission denied\)"),
+    ("unreadable oracle", "sb3", ["--oracle", "{tmp}/x"], refused_open,
+     r"oracle parameter file .*x cannot be read \(Permission denied\)"),
+    ("oracle /proc/self/mem", "adversarial", ["--oracle", "/proc/self/mem"], None,
+     r"oracle parameter file /proc/self/mem cannot be read \(Input/output error\)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "script", "options", "prepare", "pattern"), PLACE_CASES,
+                         ids=[f"{c[1]}: {c[0]}" for c in PLACE_CASES])  # fmt: skip
+def test_places_and_files_the_scripts_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, name: str,
+    script: str, options: list[str], prepare: Callable[[Path, pytest.MonkeyPatch], None] | None, pattern: str,
+) -> None:  # fmt: skip
+    """One `error:` line and exit code 2 before anything is written: nothing new under the test's folder."""
+    if name == "oracle /proc/self/mem" and not Path("/proc/self/mem").exists():
+        pytest.skip("no /proc/self/mem here")
+    module = load_script(script)  # before any monkeypatching
+    if prepare is not None:
+        prepare(tmp_path / "x", monkeypatch)
+    before = snapshot(tmp_path)
+    argv = [*SCRIPT_TINY[script], "--out", "{tmp}/runs", *options]
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    code, out, err = run_main(module, argv, capsys)
+    assert code == 2, (code, out, err)
+    check_message(err.strip().splitlines()[-1], pattern, tmp_path)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only folders: an injected case covers it")
+def test_a_read_only_out_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro").chmod(0o555)
+    try:
+        argv = [*SCRIPT_TINY["adversarial"], "--out", str(tmp_path / "ro" / "runs")]
+        code, _, err = run_main(load_script("adversarial"), argv, capsys)
+        assert code == 2
+        pattern = r"cannot create run folder .*: Permission denied"
+        check_message(err.strip().splitlines()[-1], pattern, tmp_path)
+        assert list((tmp_path / "ro").iterdir()) == []
+    finally:
+        (tmp_path / "ro").chmod(0o755)
+
+
+def test_a_failed_resume_leaves_the_run_folder_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A resume refused after the folder was locked (here: a damaged latest.pt) leaves no lock file (the
+    lock is the operating system's, on the folder itself) and no other trace."""
+    from train.config import parse_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    settings = parse_config(SCRIPT_TINY["adversarial"]).recorded_settings()
+    (run / "config.json").write_text(json.dumps(settings))
+    (run / "latest.pt").write_bytes(b"damaged")
+    before = snapshot(tmp_path)
+    code, _, err = run_main(load_script("adversarial"), ["--resume", str(run)], capsys)
+    assert code == 2
+    check_message(err.strip().splitlines()[-1], r"latest\.pt is not a seqgan-env checkpoint", tmp_path)
+    assert snapshot(tmp_path) == before and not (run / ".lock").exists()

@@ -4,21 +4,23 @@ in the README."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import HANG_GUARD
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 TINY = ["--threads", "1", "--matmul-size", "128", "--matmul-repeats", "2"]
 
 
-def run_bench(script: str, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, str(BENCH / script), *args, *TINY], capture_output=True, text=True, timeout=300
-    )
+def run_bench(script: str, *args: str, save: str = "") -> str:
+    result = subprocess.run([sys.executable, str(BENCH / script), *args, *TINY, "--save", save],
+                            capture_output=True, text=True, timeout=HANG_GUARD)  # fmt: skip
     assert result.returncode == 0, f"{script} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     return result.stdout
 
@@ -60,3 +62,43 @@ def test_bench_sb3_adapter_and_dummy_vec_env_agree():
     diff = re.search(r"adapter vs dummy, max \|difference\| ([0-9.e+-]+)", out)
     assert diff is not None, out[-3000:]
     assert float(diff.group(1)) < 1e-5
+
+
+def test_a_benchmark_names_its_machine_and_saves_it_beside_its_figures(tmp_path: Path):
+    out = run_bench("common.py", save=str(tmp_path / "common"))
+    assert re.search(r"machine: \d+ cores \(.+\), torch CPU kernels \w+, bf16 units: .+ threads", out, re.S)
+    record = json.loads((tmp_path / "common.json").read_text())
+    machine = record["machine"]
+    for key in ("cpu_model", "cpu_capability", "cpu_amx_tile", "torch", "torch_threads"):
+        assert key in machine, key
+    assert machine["torch_threads"] == 1 and record["command"].startswith("python bench/common.py")
+    assert (tmp_path / "common.txt").read_text() == out  # the figures, as printed
+
+
+def test_bench_gpu_runs_its_parts_at_tiny_size_on_the_cpu():
+    out = run_bench("bench_gpu.py", "--device", "cpu", "--tiny", "--d-steps", "2")
+    assert re.search(r"plain fp32 +[0-9.]+ ms/step .*% of the fp32 matmul", out), out[-3000:]
+    round_line = r"one paper round \(fp32\): generator step [0-9.]+ s, .* round [0-9.]+ s"
+    assert re.search(round_line, out), out[-3000:]
+
+
+def test_the_gpu_check_script_runs_end_to_end_at_tiny_size_on_the_cpu(tmp_path: Path):
+    """bench/gpu_check.sh, as a GPU session runs it, with the tiny preset on the CPU: its files land
+    flat in OUT (the device machine returns at most 8, none in a subfolder)."""
+    env = {"OUT": str(tmp_path / "out"), "RUNS": str(tmp_path / "runs"), "PRESET": "tiny", "DEVICE": "cpu",
+           "ORACLE": "none", "BENCH_ARGS": "--device cpu --tiny --d-steps 2"}  # fmt: skip
+    result = subprocess.run(["bash", str(BENCH / "gpu_check.sh"), "all"], capture_output=True, text=True,
+                            env={**os.environ, **env}, timeout=1800)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert files == ["bench_gpu.json", "bench_gpu.txt", "comparison.md", "comparison.png", "machine.txt",
+                     "paper.log", "paper_runs.tar.gz", "test_gpu.log"]  # fmt: skip
+    assert "| SeqGAN | 4 |" in (tmp_path / "out" / "comparison.md").read_text()
+
+
+def test_bench_mle_sets_a_step_against_its_output_layer_products():
+    out = run_bench("bench_mle.py", "--batch", "4", "--vocab-size", "40", "--seq-len", "5", "--repeats", "2",
+                    "--bf16-repeats", "1")  # fmt: skip
+    steps = ("step fp32 (torch cross_entropy)", "step fp32, fused loss", "step bf16 (autocast, fused loss)")
+    for name in steps:
+        assert re.search(re.escape(f"RATIO {name} / the three products: ") + r"[0-9.]+x", out), name

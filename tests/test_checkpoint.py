@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import io
+import os
 import pickle
 import warnings
 from fractions import Fraction
@@ -22,6 +25,7 @@ from seqgan_env.checkpoint import (
     save_checkpoint,
     token_lstm_from_entry,
 )
+from seqgan_env.finite import NonFiniteError
 
 
 def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
@@ -191,3 +195,46 @@ def test_garbage_bytes(tmp_path, content):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"nope\.pt"):
         load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_a_full_disk_is_one_oserror_naming_the_file(checkpoint, models, monkeypatch):
+    """torch.save reports a refused write as "unexpected pos"; save_checkpoint raises the system's
+    OSError instead, naming the checkpoint, and leaves the old file whole and no temporary file."""
+    import seqgan_env.files
+
+    real_fdopen = os.fdopen
+
+    class FullDisk(io.RawIOBase):
+        def __init__(self, fd: int) -> None:
+            self.file = real_fdopen(fd, "wb")
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def close(self) -> None:
+            self.file.close()
+            super().close()
+
+        def fileno(self) -> int:
+            return self.file.fileno()
+
+    monkeypatch.setattr(seqgan_env.files.os, "fdopen", lambda fd, mode: FullDisk(fd))
+    with pytest.raises(OSError) as caught:
+        save_checkpoint(checkpoint, {"generator": model_entry(models["rollout_policy"])})
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(checkpoint)
+    monkeypatch.undo()
+    assert [p.name for p in checkpoint.parent.iterdir()] == ["run.pt"]
+    assert load_checkpoint(checkpoint)["round"] == 3
+
+
+def test_a_non_finite_tensor_is_never_saved(checkpoint, models):
+    entry = model_entry(models["generator"])
+    entry["state_dict"]["lstm.weight_hh_l0"][0, 0] = float("inf")
+    message = r"before writing run\.pt: the checkpoint holds NaN or infinite values \(generator\.state_dict"
+    with pytest.raises(NonFiniteError, match=message):
+        save_checkpoint(checkpoint, {"generator": entry})
+    assert [p.name for p in checkpoint.parent.iterdir()] == ["run.pt"]
+    assert load_checkpoint(checkpoint)["round"] == 3

@@ -187,7 +187,8 @@ def test_q_signal_noise_needs_two_repeats():
 def direct_gradient(generator, sequences, q, pad_id=None) -> torch.Tensor:
     """The gradient of the paper's loss by plain backward, for comparison."""
     generator.zero_grad(set_to_none=True)
-    (-(generator.log_probs(sequences, pad_id=pad_id) * q).sum()).backward()
+    with generator.differentiable():
+        (-(generator.log_probs(sequences, pad_id=pad_id) * q).sum()).backward()
     params = [p for p in generator.parameters() if p.requires_grad]
     grad = torch.cat([p.grad.reshape(-1) for p in params]).double()
     generator.zero_grad(set_to_none=True)
@@ -231,3 +232,23 @@ def test_the_split_leaves_padding_out():
     assert result["q_mean"] == 0.5
     assert torch.count_nonzero(result["g_centred"]) == 0
     assert torch.allclose(result["g"], direct_gradient(generator, seqs, q, pad_id=PAD), atol=1e-5)
+
+
+def test_an_lstm_backward_in_eval_mode_fails_in_the_suite_as_on_cudnn():
+    """The suite's guard (tests/conftest.py) refuses what cuDNN refuses, so the test below can fail."""
+    lstm = torch.nn.LSTM(3, 4, batch_first=True).eval()
+    out, _ = lstm(torch.randn(2, 5, 3))
+    with pytest.raises(RuntimeError, match="cudnn RNN backward can only be called in training mode"):
+        out.sum().backward()
+
+
+def test_the_split_of_a_generator_in_eval_mode_is_taken_in_train_mode_with_the_same_numbers():
+    generator = tiny_lstm(0)
+    seqs = samples(generator, 16, 11)
+    q = torch.rand(seqs.shape, generator=torch.Generator().manual_seed(1))
+    generator.train()
+    trained = policy_gradient_split(generator, seqs, q)
+    generator.eval()  # as the evaluation leaves it
+    evaluated = policy_gradient_split(generator, seqs, q)
+    assert not generator.training  # the caller's mode restored
+    assert torch.equal(trained["g"], evaluated["g"])

@@ -269,3 +269,137 @@ def test_count_completion_flops_matches_torchs_counter(t):
     assert count_completion_flops(d.config, t, 3) * 2 == counter.get_total_flops()
     # Fewer FLOPs than scoring the 2*3 whole sequences, the more so the longer the prefix.
     assert count_completion_flops(d.config, t, 3) < 3 * count_forward_flops(d.config)
+
+
+# --- bf16 (seqgan_env/precision.py) -----------------------------------------------------------------
+# bf16 keeps 8 significant bits (relative rounding 2^-9 ~ 0.2% per product input): these tolerances are
+# a few times what the products of these sizes accumulate, and far below what a wrong computation
+# would give (the logits spread over about +-1).
+BF16_LOGITS_ATOL = 3e-2
+BF16_GRAD_COSINE = 0.99  # cos(bf16 gradient, fp32 gradient) per parameter
+BF16_LOSS_RTOL = 2e-2
+
+
+def test_bf16_loss_and_gradients_are_conv1d_s_within_the_stated_tolerance():
+    d = tiny_discriminator(3, dropout=0.0)
+    seqs = random_sequences(32, seed=5, high=V + 1)
+    labels = torch.arange(32) % 2
+    reference_loss = F.cross_entropy(conv1d_logits(d, seqs), labels)  # fp32, the Conv1d modules
+    expected = torch.autograd.grad(reference_loss, list(d.parameters()))
+    d.precision = "bf16"
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = d(seqs)
+    assert logits.dtype == torch.bfloat16  # the products really ran in bf16
+    torch.testing.assert_close(logits.float(), conv1d_logits(d, seqs), rtol=0, atol=BF16_LOGITS_ATOL)
+    loss = d.loss(seqs, labels) - d.config.l2_reg * 0.5 * (d.output.weight.square().sum()
+                                                           + d.output.bias.square().sum())  # fmt: skip
+    assert loss.dtype == torch.float32  # the loss and its reduction in fp32
+    assert loss.item() == pytest.approx(reference_loss.item(), rel=BF16_LOSS_RTOL)
+    grads = torch.autograd.grad(loss, list(d.parameters()))
+    for (name, p), g, e in zip(d.named_parameters(), grads, expected, strict=True):
+        assert g.dtype == p.dtype == torch.float32, name  # master weights and their gradients fp32
+        assert F.cosine_similarity(g.flatten(), e.flatten(), dim=0) > BF16_GRAD_COSINE, name
+
+
+def test_bf16_scores_and_completion_scores_are_fp32_s_within_the_stated_tolerance():
+    d = long_discriminator()
+    g = torch.Generator().manual_seed(0)
+    B, N, t = 4, 3, 3
+    prefixes = torch.randint(0, V, (B, t), generator=g)
+    completions = torch.randint(0, V + 1, (B * N, 8 - t), generator=g)
+    full = torch.cat([prefixes.repeat_interleave(N, dim=0), completions], dim=1)
+    exact = d.score(full)
+    d.precision = "bf16"
+    for scores in (d.score(full), d.score_completions(prefixes, completions)):
+        assert scores.dtype == torch.float32
+        torch.testing.assert_close(scores, exact, rtol=0, atol=BF16_LOGITS_ATOL / 4)  # |dsoftmax| <= |dz|/4
+
+
+def test_bf16_training_loss_follows_fp32_s():
+    """The same data, seed and initial weights: the mean loss of 3 epochs in bf16 within the tolerance."""
+    real, fake = random_sequences(48, seed=1), random_sequences(48, seed=2)
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        d = tiny_discriminator(4)
+        d.precision = precision
+        torch.manual_seed(0)  # dropout
+        losses[precision] = d.fit(d.make_optimizer(), real, fake, 3, 16, torch.Generator().manual_seed(3))
+        assert all(p.dtype == torch.float32 for p in d.parameters())
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=BF16_LOSS_RTOL)
+
+
+def test_fit_reads_no_loss_back_per_step_and_returns_the_mean_loss(monkeypatch):
+    """fit's steps hand back tensors (a GPU never waits for a step to finish); the mean is read once."""
+    d = tiny_discriminator(5)
+    steps: list[torch.Tensor] = []
+    step = Discriminator.train_step_tensor
+
+    def recording(self, *args):
+        steps.append(step(self, *args))
+        return steps[-1]
+
+    def no_item(self):
+        raise AssertionError("a per-step host synchronisation: Tensor.item() inside fit")
+
+    real, fake = random_sequences(20, seed=1), random_sequences(20, seed=2)
+    monkeypatch.setattr(Discriminator, "train_step_tensor", recording)
+    monkeypatch.setattr(torch.Tensor, "item", no_item)
+    mean = d.fit(d.make_optimizer(), real, fake, 2, 8, torch.Generator().manual_seed(0))
+    monkeypatch.undo()
+    assert len(steps) == 2 * 5
+    assert mean == pytest.approx(sum(x.item() for x in steps) / len(steps), rel=1e-12)
+
+
+def test_cuda_graphs_are_for_cuda_models_only():
+    """On the CPU, fit runs plain steps: Adam keeps its step count on the host (checkpoints as before)
+    and a graphed step refuses the model."""
+    from seqgan_env.cuda_graphs import GraphedTrainStep, can_capture
+
+    d = tiny_discriminator(6)
+    optimizer = d.make_optimizer()
+    assert not optimizer.defaults["capturable"] and not can_capture(d, optimizer)
+    x, y = random_sequences(4), torch.arange(4) % 2
+    with pytest.raises(ValueError, match="needs a CUDA model and an optimizer built with capturable=True"):
+        GraphedTrainStep(d, optimizer, d.loss, x, y)
+
+
+def test_the_graph_capture_leaves_weights_optimizer_and_random_state_as_they_were(monkeypatch):
+    """GraphedTrainStep's warm-up and capture, run on the CPU with torch.cuda's graph API stood in for
+    (the capture block runs eagerly here, where CUDA would only record it): afterwards the weights,
+    Adam's state (fresh, or after real steps) and the random state are exactly as before, so the
+    training that follows is the one plain steps would run."""
+    import contextlib
+
+    from seqgan_env import cuda_graphs
+
+    class Stream:
+        def wait_stream(self, other):
+            pass
+
+    monkeypatch.setattr(cuda_graphs, "can_capture", lambda model, optimizer: True)
+    monkeypatch.setattr(torch.cuda, "Stream", lambda device=None: Stream())
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: Stream())
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda: object())
+    monkeypatch.setattr(torch.cuda, "graph", lambda g: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device=None: torch.get_rng_state())
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device=None: torch.set_rng_state(state))
+    x, y = random_sequences(8, seed=1), torch.arange(8) % 2
+    for steps_before in (0, 2):  # a fresh optimizer, and one with state
+        d = tiny_discriminator(7).train()
+        optimizer = d.make_optimizer()
+        for _ in range(steps_before):
+            d.train_step(optimizer, x, y)
+        weights = [p.detach().clone() for p in d.parameters()]
+        state = {(i, k): v.clone() for i, p in enumerate(d.parameters())
+                 for k, v in optimizer.state.get(p, {}).items()}  # fmt: skip
+        torch.manual_seed(3)
+        rng = torch.get_rng_state()
+        step = cuda_graphs.GraphedTrainStep(d, optimizer, d.loss, x, y)
+        assert all(torch.equal(p, w) for p, w in zip(d.parameters(), weights, strict=True))
+        for i, p in enumerate(d.parameters()):
+            for k, v in optimizer.state[p].items():
+                expected = state[i, k] if steps_before else torch.zeros_like(v)
+                assert torch.equal(v, expected), k
+        assert torch.equal(torch.get_rng_state(), rng)
+        assert step.loss.ndim == 0 and len(step.grads) == len(weights)

@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import FunctionScorer, TableScorer, tiny_discriminator, tiny_lstm
+from conftest import HANG_GUARD, FunctionScorer, TableScorer, tiny_discriminator, tiny_lstm
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
@@ -135,7 +135,7 @@ def test_make_with_module_prefix_in_a_fresh_process():
     pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, env={**os.environ, "PYTHONPATH": pythonpath},
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=HANG_GUARD,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["SeqGANEnv", "5000", "(20,)", "1", "True"]

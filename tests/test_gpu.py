@@ -1,6 +1,10 @@
-"""Every script and the environment on a CUDA device, at tiny sizes. Skipped without a GPU; run it
-where there is one (`python -m pytest tests/test_gpu.py`). The CPU suite checks the same rules without
-one (tests/test_devices.py)."""
+"""Every script and the environment on a CUDA device, at tiny sizes, the signal diagnostics on (the
+default): train/adversarial.py in every mode, reward, baseline and precision, resume, the text run and
+sample, pretrain and the discriminator probe, compare, SB3 (each algorithm; train/rllib.py runs on
+the CPU only); and the CUDA-only code: the diagnostics' gradient through cuDNN's LSTM, the discriminator's
+steps replayed from a CUDA graph. Skipped without a GPU; run it where there is one (`python -m pytest
+tests/test_gpu.py`, or bench/gpu_check.sh). The CPU suite checks the same rules without one
+(tests/test_devices.py; tests/conftest.py refuses an LSTM backward in eval mode as cuDNN does)."""
 
 from __future__ import annotations
 
@@ -12,9 +16,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import HANG_GUARD
 from gymnasium.utils.env_checker import check_env
 
 import seqgan_env  # noqa: F401  (registers the ids)
+from seqgan_env.diagnostics import policy_gradient_split
+from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
+from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -25,7 +33,7 @@ TINY = ["--preset", "tiny", "--threads", "1", "--n-real", "128", "--n-test", "64
 
 def script(name: str, *args: str) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, str(ROOT / "train" / f"{name}.py"), *args], capture_output=True,
-                            text=True, cwd=ROOT, timeout=600)  # fmt: skip
+                            text=True, cwd=ROOT, timeout=HANG_GUARD)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -46,8 +54,11 @@ def test_env_on_cuda() -> None:
 
 
 @pytest.mark.parametrize(
-    "extra", [[], ["--rollout-update", "ema"], ["--mode", "constant"], ["--mode", "mle"]]
-)
+    "extra",
+    [[], ["--rollout-update", "ema"], ["--mode", "constant"], ["--mode", "mle"], ["--reward", "oracle"],
+     ["--reward", "bleu"], ["--baseline", "value"], ["--baseline", "mean", "--normalize"],
+     ["--precision", "bf16"], ["--precision", "auto"]],
+)  # fmt: skip
 def test_adversarial_on_cuda(tmp_path: Path, extra: list[str]) -> None:
     script("adversarial", *TINY, *extra, "--out", str(tmp_path), "--name", "run")
     env = gym.make("SeqGAN-v0", checkpoint=str(tmp_path / "run" / "final.pt"), device="cuda")
@@ -57,14 +68,13 @@ def test_adversarial_on_cuda(tmp_path: Path, extra: list[str]) -> None:
 
 def test_adversarial_resume_on_cuda_is_exact(tmp_path: Path) -> None:
     """Killed mid-round (after a discriminator training) and resumed on the GPU: the same metrics."""
-    from test_train_resume import KILLER, metrics_without_time
+    from conftest import killer_command
+    from test_train_resume import metrics_without_time
 
     script("adversarial", *TINY, "--out", str(tmp_path), "--name", "whole")
-    killer = tmp_path / "killer.py"
-    killer.write_text(KILLER.format(train=str(ROOT / "train"), root=str(ROOT)))
-    killed = subprocess.run([sys.executable, str(killer), "agents.reinforce:ReinforceAgent.collect", "4",
-                             *TINY, "--out", str(tmp_path), "--name", "killed"],
-                            capture_output=True, cwd=ROOT)  # fmt: skip
+    command, env = killer_command(tmp_path, "agents.reinforce:ReinforceAgent.collect", 4,
+                                  [*TINY, "--out", str(tmp_path), "--name", "killed"])  # fmt: skip
+    killed = subprocess.run(command, capture_output=True, cwd=ROOT, env=env)
     assert killed.returncode == -9
     script("adversarial", "--resume", str(tmp_path / "killed"), "--device", "cuda")
     assert metrics_without_time(tmp_path / "killed") == metrics_without_time(tmp_path / "whole")
@@ -87,3 +97,62 @@ def test_compare_and_sb3_on_cuda(tmp_path: Path) -> None:
            "--rounds", "2", "--n-envs", "8", "--eval-every", "1", "--eval-samples", "64",
            "--n-negatives", "32", "--device", "cuda", "--rollout-update", "ema", "--out", str(tmp_path),
            "--name", "sb3")  # fmt: skip
+
+
+def test_the_policy_gradient_split_of_a_generator_in_eval_mode_on_cudnn() -> None:
+    """cuDNN refuses an LSTM backward in eval mode: the split takes its gradients in train mode."""
+    generator = TokenLSTM(TokenLSTMConfig(12, 5), rng=torch.Generator().manual_seed(0)).cuda().eval()
+    sequences = generator.sample(16, torch.Generator(device="cuda").manual_seed(1))
+    q = torch.rand(16, 5, generator=torch.Generator().manual_seed(2))
+    split = policy_gradient_split(generator, sequences, q.cuda())
+    assert not generator.training and split["split_error"] < 1e-4
+    on_cpu = policy_gradient_split(generator.cpu(), sequences.cpu(), q)  # the same numbers as on the CPU
+    torch.testing.assert_close(split["g"].cpu(), on_cpu["g"], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_graphed_discriminator_fit_follows_the_plain_fit(precision: str) -> None:
+    """The full batches replayed from a CUDA graph train as plain steps do: the same losses (the same
+    dropout stream: the warm-up's random numbers are given back) and weights, up to kernel rounding."""
+    config = DiscriminatorConfig(30, 10, 16, ((1, 8), (3, 8), (10, 8)))
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randint(30, (100, 10), generator=g), torch.randint(30, (100, 10), generator=g)
+    results = []
+    for graphs in (False, True):
+        disc = Discriminator(config, rng=torch.Generator().manual_seed(1)).cuda()
+        disc.precision, disc.cuda_graphs = precision, graphs
+        opt = disc.make_optimizer()
+        torch.cuda.manual_seed(2)
+        loss = disc.fit(opt, real, fake, 2, 16, torch.Generator(device="cuda").manual_seed(3))
+        assert disc.cuda_graphs == graphs  # the capture worked (no fallback to plain steps)
+        results.append((loss, [p.detach().clone() for p in disc.parameters()]))
+    (plain_loss, plain_weights), (graphed_loss, graphed_weights) = results
+    assert graphed_loss == pytest.approx(plain_loss, rel=1e-3 if precision == "bf16" else 1e-5)
+    for a, b in zip(plain_weights, graphed_weights, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_pretrain_probe_and_the_other_sb3_algorithms_on_cuda(tmp_path: Path) -> None:
+    script("pretrain", *TINY, "--out", str(tmp_path), "--name", "pre")
+    script("probe_discriminator", "--pretrained", str(tmp_path / "pre"), "--repeats", "1",
+           "--n-negatives", "64", "--eval-samples", "64", "--device", "cuda", "--out", str(tmp_path),
+           "--name", "probe")  # fmt: skip
+    algos = ["a2c"]
+    try:
+        import sb3_contrib  # noqa: F401
+
+        algos += ["maskable_ppo", "recurrent_ppo"]
+    except ImportError:
+        pass
+    for algo in algos:
+        script("sb3", "--algo", algo, "--pretrained", str(tmp_path / "pre"), "--rounds", "1", "--n-envs", "8",
+               "--eval-samples", "64", "--n-negatives", "32", "--device", "cuda", "--no-progress",
+               "--out", str(tmp_path), "--name", algo)  # fmt: skip
+
+
+def test_the_gpu_benchmark_runs_at_tiny_size_on_cuda(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_gpu.py"), "--tiny", "--d-steps", "4",
+                             "--matmul-size", "512", "--save", str(tmp_path / "b")],
+                            capture_output=True, text=True, cwd=ROOT, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "graphed bf16" in result.stdout and "one paper round" in result.stdout

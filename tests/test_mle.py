@@ -7,10 +7,11 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import trainable
 
 from agents.mle import MLEConfig, MLETrainer, mle_loss
-from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
+from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig, token_nll
 
 V, T = 8, 4
 PAD = V
@@ -169,3 +170,31 @@ def test_one_bias_per_gate_stays_out_of_training():
     torch.testing.assert_close(norms[0], expected, rtol=1e-5, atol=1e-7)
     # Adam's first step moves each gate bias by lr = 0.01 at most (a doubled bias would move 0.02 in all).
     assert (gen.lstm.bias_ih_l0 - before).abs().max() <= 0.01 + 1e-6
+
+
+def test_the_fused_token_nll_is_cross_entropy_in_value_and_gradient():
+    g = torch.Generator().manual_seed(0)
+    logits = (3 * torch.randn(50, 40, generator=g)).requires_grad_()
+    targets = torch.randint(0, 40, (50,), generator=g)
+    weights = torch.rand(50, generator=g)
+    fused = token_nll(logits, targets)
+    expected = F.cross_entropy(logits, targets, reduction="none")
+    assert torch.equal(fused, expected)  # the same log-softmax kernel forward
+    (grad,) = torch.autograd.grad((fused * weights).sum(), logits)
+    (reference,) = torch.autograd.grad((expected * weights).sum(), logits)
+    torch.testing.assert_close(grad, reference, rtol=1e-5, atol=1e-7)  # (softmax - one-hot) * weight
+
+
+BF16_MLE_LOSS_RTOL = 1e-2  # bf16 products: the per-token cross-entropy within 1% of fp32's
+
+
+def test_a_bf16_mle_step_follows_the_fp32_step():
+    data = make_generator(7).sample(64, torch.Generator().manual_seed(0))
+    config = MLEConfig(batch_size=16)
+    trainers = {p: MLETrainer(make_generator(), config, precision=p) for p in ("fp32", "bf16")}
+    for _ in range(3):
+        losses = {p: trainer.epoch(data, torch.Generator().manual_seed(1)) for p, trainer in trainers.items()}
+        assert losses["bf16"] == pytest.approx(losses["fp32"], rel=BF16_MLE_LOSS_RTOL)
+    assert all(p.dtype == torch.float32 for p in trainers["bf16"].generator.parameters())
+    assert all(s.dtype == torch.float32 for state in trainers["bf16"].optimizer.state.values()
+               for s in state.values() if s.is_floating_point())  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fractions
 import os
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import OpenMarker, Reduced, SystemMarker
 
 from seqgan_env.convert_oracle import main
 from seqgan_env.oracle import ORACLE_ARRAYS, load_oracle, random_oracle, read_oracle_arrays
@@ -256,6 +258,116 @@ def test_reference_pickle_loads_like_the_npz(tmp_path, protocol):
     np.testing.assert_allclose(torch_log_probs(oracle, seqs), expected, rtol=1e-5, atol=1e-5)
 
 
+def python2_pickle(arrays: list[np.ndarray]) -> bytes:
+    """A list of float32 arrays as Python 2's numpy pickled it in protocol 0, the format of the
+    reference's older save/target_params.pkl: text opcodes, the array data a latin-1 byte string."""
+    items = []
+    for a in arrays:
+        shape = "".join(f"I{n}\n" for n in a.shape)
+        data = repr(a.astype("<f4").tobytes())[1:]  # b'..' less the b: the S opcode's quoted string
+        items.append("cnumpy.core.multiarray\n_reconstruct\n(cnumpy\nndarray\n(I0\ntS'b'\ntR"
+                     f"(I1\n({shape}tcnumpy\ndtype\n(S'f4'\nI0\nI1\ntR(I3\nS'<'\nNNNI-1\nI-1\nI0\ntbI00\n"
+                     f"S{data}\ntba")  # fmt: skip
+    return ("(lp0\n" + "".join(items) + ".").encode("latin-1")
+
+
+def test_python2_protocol_0_pickle_loads_like_the_npz(tmp_path):
+    params = tiny_params()
+    np.savez(tmp_path / "oracle.npz", **params)
+    (tmp_path / "target_params.pkl").write_bytes(python2_pickle([params[k] for k in ORACLE_ARRAYS]))
+    assert_same_oracle(load_oracle(tmp_path / "target_params.pkl"), load_oracle(tmp_path / "oracle.npz"))
+
+
+# --- crafted pickles: numpy's own array and dtype state would trust them ------------------------------
+_RECONSTRUCT = np.ndarray.__reduce__(np.zeros(0))[0]  # what every pickled array starts with
+
+
+def crafted_array(shape, dtype_name: str, dtype_state: tuple, data: bytes, fortran: bool = False) -> Reduced:
+    dtype = Reduced(np.dtype, (dtype_name, False, True), dtype_state)
+    return Reduced(_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, shape, dtype, fortran, data))
+
+
+PLAIN = (3, "<", None, None, None, -1, -1, 0)  # a float32 dtype's state
+FIELDS = (3, "<", None, ("x",), {"x": (np.dtype("O"), 0)}, 4, 4, 63)  # ... claiming an object field
+# An object dtype with its list-pickle flag off: numpy's ndarray.__setstate__ then takes the raw bytes
+# for object pointers, and the process dies (segmentation fault) when they are touched or freed.
+OBJECT_POINTERS = crafted_array((4,), "O8", (3, "|", None, None, None, -1, -1, 61), b"A" * 32)
+# Crafted dtype states, each run in a process of its own (numpy's own unpickling of the first crashes it).
+CRASHING = {
+    "object pointers": (OBJECT_POINTERS, r"array 'embedding' has dtype object, expected float32"),
+    "fields on a float": (crafted_array((8, 3), "f4", FIELDS, b"A" * 96), r"has dtype structured"),
+    "structured": (crafted_array((8, 3), "V8", (3, "|", None, None, None, 8, 1, 0), b"A" * 192),
+                   r"array 'embedding' has dtype \|?V8"),
+}
+CRAFTED = {
+    "short data": (crafted_array((8, 3), "f4", PLAIN, b"A" * 95),
+                   r"an array of shape \(8, 3\) and dtype float32 needs 96 bytes, the pickle holds 95"),
+    "long data": (crafted_array((8, 3), "f4", PLAIN, b"A" * 97), r"needs 96 bytes, the pickle holds 97"),
+    "negative shape": (crafted_array((-8, 3), "f4", PLAIN, b"A"), r"malformed array shape \(-8, 3\)"),
+    "no data": (Reduced(_RECONSTRUCT, (np.ndarray, (8, 3), b"b")), r"an array without data"),
+    "bad byte order": (crafted_array((8, 3), "f4", (3, "!", None, None, None, -1, -1, 0), b"A" * 96),
+                       r"malformed numpy.dtype state"),
+}
+
+
+def crafted_oracle(path: Path, crafted: Reduced) -> Path:
+    """The tiny oracle's 15 arrays with `crafted` in place of the first, pickled."""
+    params = [tiny_params()[name] for name in ORACLE_ARRAYS]
+    path.write_bytes(pickle.dumps([crafted, *params[1:]], protocol=2))
+    return path
+
+
+@pytest.mark.parametrize("case", CRAFTED, ids=list(CRAFTED))
+def test_crafted_arrays_are_refused(tmp_path, case):
+    """Every array is rebuilt from a plain numeric dtype name and a byte count that matches its
+    shape: a data size that disagrees, or an array without data, is refused in one line."""
+    crafted, match = CRAFTED[case]
+    path = crafted_oracle(tmp_path / "crafted.pkl", crafted)
+    with pytest.raises(ValueError) as err:
+        load_oracle(path)
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message
+    assert re.search(match, message), message
+
+
+def test_an_oracle_of_arrays_without_data_is_refused(tmp_path):
+    """15 arrays of the right shapes that the pickle never fills (numpy would hand out uninitialised
+    memory): refused, whatever sizes they claim."""
+    shapes = {name: a.shape for name, a in tiny_params(vocab_size=2_000_000).items()}
+    empty = [Reduced(_RECONSTRUCT, (np.ndarray, shapes[name], b"b")) for name in ORACLE_ARRAYS]
+    path = tmp_path / "empty.pkl"
+    path.write_bytes(pickle.dumps(empty, protocol=2))
+    assert len(path.read_bytes()) < 2000
+    with pytest.raises(ValueError, match=r"empty\.pkl: an array without data in the pickle"):
+        load_oracle(path)
+
+
+ORACLE_READERS = {
+    "convert_oracle": [sys.executable, "-m", "seqgan_env.convert_oracle", "{path}", "{out}"],
+    "adversarial.py": [sys.executable, "train/adversarial.py", "--oracle", "{path}", "--preset", "tiny",
+                       "--vocab-size", "8", "--out", "{out}"],
+    "SeqGAN-v0": [sys.executable, "-c", "import gymnasium as gym, seqgan_env, sys\n"
+                  "try:\n    gym.make('SeqGAN-v0', oracle_path='{path}', vocab_size=8)\n"
+                  "except ValueError as err:\n    sys.exit(f'error: {{err}}')"],
+}
+
+
+@pytest.mark.parametrize(("case", "reader"), [(case, reader) for case in CRASHING for reader in ORACLE_READERS
+                                              if case == "object pointers" or reader == "convert_oracle"])
+def test_crafted_dtype_states_are_refused_without_a_crash(tmp_path, case, reader):
+    """A crafted dtype state (a few hundred bytes make the object-pointer pickle), read in a process of
+    its own so that a regression shows as that process's crash: one error line and an ordinary exit."""
+    crafted, match = CRASHING[case]
+    path = crafted_oracle(tmp_path / "evil.pkl", crafted)
+    out = tmp_path / "out"
+    argv = [part.format(path=path, out=out) for part in ORACLE_READERS[reader]]
+    result = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode in (1, 2), (result.returncode, result.stderr)  # not -11 (SIGSEGV)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.search(match, lines[0]), result.stderr
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("container", [tuple, "dict"])
 def test_pickled_tuple_or_dict_by_name(tmp_path, container):
     params = tiny_params()
@@ -266,27 +378,7 @@ def test_pickled_tuple_or_dict_by_name(tmp_path, container):
     assert all(np.array_equal(arrays[k], params[k]) and arrays[k].dtype == np.float32 for k in ORACLE_ARRAYS)
 
 
-class _OpenMarker:
-    """Unpickling this opens (creates) a marker file."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return open, (str(self.marker), "w")
-
-
-class _SystemMarker:
-    """Unpickling this runs a shell command that creates a marker file."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
-
-
-@pytest.mark.parametrize(("payload", "forbidden"), [(_OpenMarker, "open"), (_SystemMarker, "system")])
+@pytest.mark.parametrize(("payload", "forbidden"), [(OpenMarker, "open"), (SystemMarker, "system")])
 @pytest.mark.parametrize("protocol", [0, 2, pickle.DEFAULT_PROTOCOL])
 def test_code_running_pickle_is_refused_and_not_run(tmp_path, payload, forbidden, protocol):
     marker = tmp_path / "marker"
@@ -304,7 +396,7 @@ def test_code_running_pickle_is_refused_and_not_run(tmp_path, payload, forbidden
 def test_code_running_pickle_would_run_without_the_guard(tmp_path):
     """The test above has power: a plain pickle.loads of the payload does create the marker."""
     marker = tmp_path / "marker"
-    pickle.loads(pickle.dumps(_OpenMarker(marker))).close()
+    pickle.loads(pickle.dumps(OpenMarker(marker))).close()
     assert marker.exists()
 
 
@@ -312,7 +404,7 @@ def test_code_running_pickle_would_run_without_the_guard(tmp_path):
     ("obj", "match"),
     [
         (dict(tiny_params(), bo=fractions.Fraction(1, 3)), "forbidden global fractions.Fraction"),
-        ({"a": _OpenMarker(Path("/nonexistent-dir/marker"))}, "forbidden global .*open"),
+        ({"a": OpenMarker(Path("/nonexistent-dir/marker"))}, "forbidden global .*open"),
         (np.save, "forbidden global numpy.save"),
         ([os.getcwd] * 15, "forbidden global (os|posix).getcwd"),
         (torch.zeros(3), "forbidden global torch"),
@@ -431,7 +523,7 @@ def test_convert_bad_input(tmp_path, capsys, bad):
     if bad == "garbage":
         source.write_bytes(b"\x80\x04nonsense")
     elif bad == "evil":
-        source.write_bytes(pickle.dumps(_OpenMarker(tmp_path / "marker")))
+        source.write_bytes(pickle.dumps(OpenMarker(tmp_path / "marker")))
     else:
         write_reference_pickle(source, tiny_params())
     if bad == "missing":

@@ -212,3 +212,29 @@ def test_vector_env_rewards_are_the_exact_q_out_of_lockstep(policy, scorer):
     for b, prefix in enumerate(prefixes):
         assert rewards[b] == infos["q"][b]
         assert_q_close(rewards[b], *exact_q(policy, scorer.value, prefix))
+
+
+BF16_Q_BIAS = 0.01  # what bf16 products may move an exact Q (scores spread over [0, 1])
+
+
+def test_bf16_monte_carlo_q_matches_the_fp32_exact_expectation_within_the_stated_tolerance(policy):
+    """The discriminator's scoring and the rollout policy's completions in bf16: Q within N_SE standard
+    errors plus BF16_Q_BIAS of the exact fp32 expectation."""
+    from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
+
+    config = DiscriminatorConfig(V3, T3, embed_dim=4, filters=((1, 3), (2, 3), (3, 3)), dropout=0.0)
+    disc = Discriminator(config, rng=torch.Generator().manual_seed(2)).eval()
+
+    def score(sequence: list[int]) -> float:
+        return disc.score(torch.tensor([sequence])).item()  # fp32
+
+    prefixes_1_2 = [p for t in (1, 2) for p in itertools.product(range(V3), repeat=t)]
+    exact = {p: exact_q(policy, score, list(p)) for p in prefixes_1_2}
+    disc.precision = policy.precision = "bf16"
+    for t in (1, 2):
+        prefixes = torch.tensor(list(itertools.product(range(V3), repeat=t)))
+        logits, state = rollout_inputs(policy, prefixes)
+        q = monte_carlo_q(policy, disc, prefixes, logits, state, N, torch.Generator().manual_seed(t))
+        for b, prefix in enumerate(prefixes.tolist()):
+            mean, sd = exact[tuple(prefix)]
+            assert abs(q[b].item() - mean) <= N_SE * sd / N**0.5 + BF16_Q_BIAS, (prefix, q[b].item(), mean)

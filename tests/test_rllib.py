@@ -6,11 +6,10 @@ Skipped where Ray RLlib is not installed (`pip install -e ".[rllib]"`); CI runs 
 from __future__ import annotations
 
 import os
+import pickle
 import re
-import signal
 import subprocess
 import sys
-import time
 from functools import partial
 from pathlib import Path
 
@@ -21,10 +20,13 @@ import torch
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.rllib")
 
+from conftest import HANG_GUARD, SystemMarker, killer_command  # noqa: E402
+
 from agents.rllib import RLlibLearner, algorithm_config  # noqa: E402
 from agents.rllib_env import make_vector_env, replay, runner_models  # noqa: E402
 from agents.rllib_learners import RealStepsPPOLearner  # noqa: E402
 from agents.rllib_module import TokenPrefixRLModule, module_config  # noqa: E402
+from seqgan_env.checkpoint import save_checkpoint  # noqa: E402
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig  # noqa: E402
 from seqgan_env.oracle import random_oracle  # noqa: E402
 from seqgan_env.registration import VARIANTS  # noqa: E402
@@ -195,11 +197,15 @@ def test_the_asynchronous_algorithms_run_rounds(local_ray, algo):
         learner.algo.stop()
 
 
-def run_script(args: list[str], tmp_path: Path, **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    script = str(REPO / "train" / "rllib.py")
-    return subprocess.Popen([sys.executable, script, *args], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **kwargs)  # fmt: skip
+
+
+def run_script(args: list[str], tmp_path: Path, command: list[str] | None = None,
+               env: dict[str, str] | None = None) -> subprocess.Popen:
+    """train/rllib.py with `args` (or `command`, a wrapper of it), output merged into stdout."""
+    env = {**(env or os.environ), "PYTHONPATH": str(REPO)}
+    command = command or [sys.executable, str(REPO / "train" / "rllib.py"), *args]
+    return subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)  # fmt: skip
 
 
 TINY_RUN = ["--pretrain-preset", "tiny", "--n-envs", "8", "--n-negatives", "64", "--eval-samples", "128",
@@ -208,23 +214,40 @@ TINY_RUN = ["--pretrain-preset", "tiny", "--n-envs", "8", "--n-negatives", "64",
 
 def test_script_interrupted_then_resumed_completes_every_round(tmp_path):
     """Ctrl-C after a checkpoint, then --resume: the run ends at --rounds with each evaluation once,
-    continuing from the checkpoint's round with its models restored."""
+    continuing from the checkpoint's round with its models restored. The interrupt reaches the script
+    in round 3 (the child sends itself SIGINT as round 3's `algo.train()` starts, after round 2's
+    checkpoint), whatever the machine's speed."""
     run = tmp_path / "runs" / "r"
     args = [*TINY_RUN, "--rounds", "8", "--eval-every", "2", "--out", str(tmp_path / "runs"), "--name", "r"]
-    proc = run_script(args, tmp_path)
-    deadline = time.monotonic() + 300
-    while not (run / "latest.pt").is_file() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
+    command, env = killer_command(tmp_path, "agents.rllib:RLlibLearner.collect", 3, args, script="rllib",
+                                  signal_name="SIGINT")  # fmt: skip
+    proc = run_script(args, tmp_path, command, env)
+    out, _ = proc.communicate(timeout=HANG_GUARD)
     assert proc.returncode != 0 and (run / "latest.pt").is_file(), out
-    saved = torch.load(run / "latest.pt", weights_only=False)
-    assert saved["progress"] % 2 == 0 and 0 < saved["progress"] < 8
-    assert [p.name for p in run.glob("rllib-*")] == [saved["rllib"]]
+    saved = torch.load(run / "latest.pt", weights_only=True)  # RLlib's state in it as plain tensors
+    assert 2 <= saved["progress"] < 8 and saved["progress"] % 2 == 0, out
+    assert "learner_group" in saved["rllib"] and not list(run.glob("rllib-*"))  # no folder of pickles
 
+    # A resume point of the earlier format (RLlib's state in a folder of pickles): refused before Ray starts.
+    latest = (run / "latest.pt").read_bytes()
+    save_checkpoint(run / "latest.pt", {**saved, "run_state_version": 1, "rllib": "rllib-2"})
+    out, _ = run_script(["--resume", str(run)], tmp_path).communicate(timeout=HANG_GUARD)
+    expected = (f"error: {run / 'latest.pt'} was written by another version of train/rllib.py (run state "
+                "version 1, this one reads 2): start it again")  # fmt: skip
+    assert out.strip().splitlines()[-1] == expected, out
+    (run / "latest.pt").write_bytes(latest)
+
+    # An RLlib checkpoint folder of pickles whose loading would create a marker: never read.
+    marker = tmp_path / "marker"
+    planted = run / f"rllib-{saved['progress']}"
+    for name in ("algorithm_state.pkl", "class_and_ctor_args.pkl", "learner_group/state.pkl",
+                 "learner_group/learner/rl_module/default_policy/module_state.pkl"):  # fmt: skip
+        (planted / name).parent.mkdir(parents=True, exist_ok=True)
+        (planted / name).write_bytes(pickle.dumps(SystemMarker(marker)))
     proc = run_script(["--resume", str(run), "--no-progress"], tmp_path)
-    out, _ = proc.communicate(timeout=600)
+    out, _ = proc.communicate(timeout=HANG_GUARD)
     assert proc.returncode == 0, out
+    assert not marker.exists()
     assert f"resuming {run} at round {saved['progress']}" in out
     final = torch.load(run / "final.pt", weights_only=False)
     steps = [r["step"] for r in final["metrics"] if r["phase"] == "adversarial"]
@@ -239,7 +262,7 @@ def test_script_oracle_reward_scores_on_every_runner_and_trains_no_discriminator
     env's scorer, rank sequences exactly as the oracle does), and the discriminator never trains."""
     args = [*TINY_RUN, "--reward", "oracle", "--rounds", "2", "--eval-every", "1",
             "--out", str(tmp_path / "runs"), "--name", "o"]  # fmt: skip
-    out, _ = run_script(args, tmp_path).communicate(timeout=600)
+    out, _ = run_script(args, tmp_path).communicate(timeout=HANG_GUARD)
     final = torch.load(tmp_path / "runs" / "o" / "final.pt", weights_only=False)
     assert final["config"]["reward"] == "oracle", out
     pretrained = torch.load(tmp_path / "runs" / "o" / "pretrain" / "pretrained.pt", weights_only=False)
@@ -292,41 +315,43 @@ def test_runners_score_with_the_oracle_given_in_the_env_config(local_ray):
         algo.stop()
 
 
-def descendants(pid: int) -> list[tuple[int, str]]:
-    """(pid, command line) of every process below `pid`, from Linux's /proc."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue  # the process ended meanwhile
-        children.setdefault(ppid, []).append(int(stat.parent.name))
-    found, todo = [], list(children.get(pid, []))
-    while todo:
-        child = todo.pop()
-        try:
-            found.append((child, (Path("/proc") / str(child) / "cmdline").read_text().replace("\0", " ")))
-        except OSError:
-            continue
-        todo += children.get(child, [])
-    return found
+# Runs train/rllib.py in a child that SIGKILLs one of its env runners as round 2 starts (the second
+# `RLlibLearner.collect`), once that runner's process is gone: a node lost mid-run, at a state the run
+# reaches rather than after a delay.
+RUNNER_KILLER = """
+import os, signal, sys, time
+sys.path[:0] = [{train!r}, {root!r}]
+from pathlib import Path
+from agents.rllib import RLlibLearner
+
+original, calls = RLlibLearner.collect, [0]
+
+def killing(self, *args, **kwargs):
+    calls[0] += 1
+    if calls[0] == 2:
+        pids = self.algo.env_runner_group.foreach_env_runner(os.getpid, local_env_runner=False)
+        assert len(pids) == 2, pids
+        os.kill(pids[0], signal.SIGKILL)
+        stat = Path(f"/proc/{{pids[0]}}/stat")
+        while stat.is_file() and stat.read_text().rsplit(")", 1)[-1].split()[0] not in ("Z", "X"):
+            time.sleep(0.01)  # until the kernel has ended it (a state, not a delay)
+    return original(self, *args, **kwargs)
+
+RLlibLearner.collect = killing
+import rllib
+sys.exit(rllib.main(sys.argv[1:]))
+"""
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="finds Ray's runner processes in /proc")
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="waits on the runner's end in /proc")
 def test_script_fails_when_a_runner_dies(tmp_path):
     """A runner process killed mid-run (a node lost) stops the script with an error, not an idle run."""
     run = tmp_path / "runs" / "k"
-    proc = run_script([*TINY_RUN, "--rounds", "500", "--eval-every", "250", "--out", str(tmp_path / "runs"),
-                       "--name", "k"], tmp_path)  # fmt: skip
-    deadline = time.monotonic() + 300
-    while proc.poll() is None and time.monotonic() < deadline and not (
-        (run / "metrics.csv").is_file() and "adversarial,0," in (run / "metrics.csv").read_text()
-    ):
-        time.sleep(0.5)  # round 0's evaluation is written after the runners received the models
-    runners = [pid for pid, cmdline in descendants(proc.pid) if "SingleAgentEnvRunner" in cmdline]
-    assert len(runners) == 2, descendants(proc.pid)
-    os.kill(runners[0], signal.SIGKILL)
-    out, _ = proc.communicate(timeout=300)
+    killer = tmp_path / "runner_killer.py"
+    killer.write_text(RUNNER_KILLER.format(train=str(REPO / "train"), root=str(REPO)))
+    args = [*TINY_RUN, "--rounds", "4", "--eval-every", "2", "--out", str(tmp_path / "runs"), "--name", "k"]
+    proc = run_script(args, tmp_path, [sys.executable, str(killer), *args])
+    out, _ = proc.communicate(timeout=HANG_GUARD)
     assert proc.returncode == 1, out[-3000:]
     errors = [line for line in out.splitlines() if line.startswith("error: ")]  # Ray's worker logs interleave
     assert len(errors) == 1 and errors[0].endswith("(the run folder keeps its last checkpoint)"), out[-3000:]
@@ -336,7 +361,7 @@ def test_script_fails_when_a_runner_dies(tmp_path):
 def test_script_rejects_bad_options_before_writing(tmp_path):
     for bad in (["--num-env-runners", "3"], ["--learning-rate", "nan"], ["--algo", "dqn"]):
         proc = run_script([*TINY_RUN, *bad, "--out", str(tmp_path / "runs")], tmp_path)
-        out, _ = proc.communicate(timeout=120)
+        out, _ = proc.communicate(timeout=HANG_GUARD)
         assert proc.returncode == 2 and out.startswith("error: ") and len(out.strip().splitlines()) == 1, out
     assert not (tmp_path / "runs").exists()
 
@@ -347,8 +372,8 @@ def test_bench_rllib_times_every_setup():
     bench = REPO / "bench" / "bench_rllib.py"
     args = ["--vocab-size", "8", "--seq-len", "4", "--n-rollouts", "2", "--num-envs", "4", "--runners", "0,2",
             "--repeats", "1", "--threads", "1", "--matmul-size", "64", "--matmul-repeats", "1"]  # fmt: skip
-    out = subprocess.run([sys.executable, str(bench), *args], capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    out = subprocess.run([sys.executable, str(bench), *args], capture_output=True, text=True,
+                         timeout=HANG_GUARD, env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     for setup in ("native vector env", "rllib, 0 env runners", "rllib, 2 env runners"):
         rate = re.search(re.escape(setup) + r"\s+([0-9.]+) steps/s", out.stdout)

@@ -79,3 +79,16 @@ def test_the_script_says_how_to_install_ray_where_it_is_missing(tmp_path):
     assert out.stderr.strip().splitlines() == [out.stderr.strip()]
     assert 'pip install -e ".[rllib]"' in out.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_pretrained_source_brings_its_own_pretraining_and_oracle(tmp_path: Path):
+    """As train/sb3.py: with --pretrained the in-place pre-training's options are errors, and so is an
+    --oracle other than the source's."""
+    with pytest.raises(ValueError, match="--pretrain-preset applies to the in-place pre-training"):
+        parse_rllib_config(["--pretrained", "runs/pre", "--pretrain-preset", "tiny"])
+    source = tmp_path / "pre"
+    source.mkdir()
+    (source / "config.json").write_text('{"oracle": null, "vocab_size": 50, "seq_len": 8}')
+    with pytest.raises(ValueError, match=r"--oracle o\.npz contradicts --pretrained"):
+        parse_rllib_config(["--pretrained", str(source), "--oracle", "o.npz"])
+    assert parse_rllib_config(["--pretrained", str(source)]).oracle is None

@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import FunctionScorer, tiny_discriminator, tiny_lstm
+from conftest import HANG_GUARD, FunctionScorer, poisoned_zip, tiny_discriminator, tiny_lstm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
@@ -347,7 +347,7 @@ def e2e_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--algo", "ppo", "--pretrain-preset", "tiny",
          "--pretrain-args", PRETRAIN_ARGS, *FAST, "--out", str(out), "--name", "run"],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        capture_output=True, text=True, timeout=HANG_GUARD, cwd=ROOT,
     )  # fmt: skip
     return out / "run", result
 
@@ -382,13 +382,21 @@ def test_script_end_to_end_writes_the_run_folder(e2e_run):
 
 
 def test_script_continues_a_saved_model_from_a_pretrained_folder(e2e_run, tmp_path, capsys, monkeypatch):
+    """--load continues the model's weights and counters (its first evaluation counts on from the saved
+    run's last); its cloudpickled entries, made payloads that would create a marker, never run."""
     folder, result = e2e_run
     assert result.returncode == 0, result.stderr
+    marker = tmp_path / "marker"
+    evil = poisoned_zip(folder / "model.zip", tmp_path / "evil.zip", marker)
     done = run_in_process(capsys, monkeypatch, "--pretrained", str(folder / "pretrain"),
-                          "--load", str(folder / "model.zip"), *FAST, "--rounds", "1",
+                          "--load", str(evil), *FAST, "--rounds", "1",
                           "--out", str(tmp_path), "--name", "more")  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "more" / "model.zip").is_file()
+    assert (tmp_path / "more" / "model.zip").is_file() and not marker.exists()
+    with (folder / "metrics.csv").open() as before, (tmp_path / "more" / "metrics.csv").open() as after:
+        last = list(csv.DictReader(before))[-1]
+        first = next(r for r in csv.DictReader(after) if r["phase"] == "adversarial")
+    assert int(first["generator_updates"]) == int(last["generator_updates"]) > 0
 
 
 def test_script_oracle_reward_trains_no_discriminator(e2e_run, tmp_path, capsys, monkeypatch):
@@ -435,7 +443,10 @@ def test_script_bad_input(e2e_run, tmp_path, capsys, monkeypatch):
         (["--learning-rate", "nan"], "--learning-rate must be a finite number, got nan"),
         (["--gamma", "inf"], "--gamma must be a finite number"),
         (["--clip-range", "nan"], "--clip-range must be a finite number"),
-        (["--ent-coef=-1"], "--ent-coef must be >= 0"),
+        (["--ent-coef=-1"], "--ent-coef must be in [0, 1e+06], got -1"),
+        (["--vf-coef", "1e38"], "--vf-coef must be in [0, 1e+06], got 1e+38"),
+        (["--learning-rate", "1e30"], "--learning-rate must be in (0, 1], got 1e+30"),
+        (["--temperature", "1e-300"], "--temperature must be >= 1e-06, got 1e-300"),
         (["--rollout-rate", "1.5"], "--rollout-rate must be in [0, 1)"),
         (["--seed", "-1"], "--seed must be in [0, 2**63 - 1]"),
         (["--threads", "-3"], "--threads must be >= 0"),

@@ -9,7 +9,9 @@ import csv
 import dataclasses
 import importlib.util
 import json
+import math
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +19,10 @@ from types import ModuleType
 
 import pytest
 import torch
+from conftest import HANG_GUARD
 
 from agents.reinforce import ReinforceAgent
-from seqgan_env.bleu import BLEUReference
+from seqgan_env.bleu import BLEUReference, bleu, self_bleu
 from seqgan_env.checkpoint import load_checkpoint
 from seqgan_env.env import SeqGANEnv
 from seqgan_env.scorers import BLEUScorer, strip_ids
@@ -28,8 +31,9 @@ from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 from seqgan_env.vector_env import SeqGANVectorEnv
 from train.config import parse_config
 from train.diagnostics import SIGNAL_FIELDS
-from train.evaluation import TEXT_METRIC_FIELDS
+from train.evaluation import TEXT_METRIC_FIELDS, real_text_scores
 from train.experiment import Experiment
+from train.plots import signal_panels
 from train.run_folder import RunFolder
 from train.sources import load_text_data, strip_sequences
 from train.stages import run_adversarial
@@ -254,7 +258,8 @@ def test_bleu_reward_run_never_trains_the_discriminator(
     _, rows = read_metrics(folder)
     adversarial = [r for r in rows if r["phase"] == "adversarial"]
     assert [int(r["step"]) for r in adversarial] == [0, 2]
-    assert all(r["d_loss"] == "nan" for r in rows) and float(adversarial[-1]["pg_loss"]) > 0
+    assert all(r["d_loss"] == "nan" for r in rows if r["phase"] != "real")
+    assert float(adversarial[-1]["pg_loss"]) > 0
     assert json.loads((folder / "config.json").read_text())["reward"] == "bleu"
 
 
@@ -262,9 +267,10 @@ def test_bleu_reward_run_never_trains_the_discriminator(
 def test_text_run_end_to_end_and_sampling(tmp_path: Path, corpus: Path):
     command = [sys.executable, str(TRAIN), *FAST, "--data", str(corpus), "--out", str(tmp_path),
                "--name", "run"]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=HANG_GUARD, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "BLEU-4" in result.stdout and "NLL-oracle" not in result.stdout
+    assert re.search(r"the real held-out lines: BLEU-4 [0-9.]+, Self-BLEU-4 [0-9.]+", result.stdout)
     folder = tmp_path / "run"
     vocab = Vocabulary.load(folder / "vocab.json")
     words = set(corpus.read_text().split())
@@ -275,7 +281,11 @@ def test_text_run_end_to_end_and_sampling(tmp_path: Path, corpus: Path):
     fields, rows = read_metrics(folder)
     assert fields == list(TEXT_METRIC_FIELDS) and "nll_oracle" not in fields
     steps = [(r["phase"], int(r["step"])) for r in rows]
-    assert steps == [("mle", 2), ("mle", 3), ("adversarial", 0), ("adversarial", 2), ("adversarial", 4)]
+    assert steps == [("real", 0), ("mle", 2), ("mle", 3), ("adversarial", 0), ("adversarial", 2),
+                     ("adversarial", 4)]  # fmt: skip
+    real, rows = rows[0], rows[1:]  # the held-out lines' own BLEU and Self-BLEU: the yardstick, once
+    assert real["nll_test"] == "" and all(0 < float(real[f"{k}{n}"]) <= 1
+                                          for k in ("bleu", "self_bleu") for n in (2, 3, 4, 5))  # fmt: skip
     for r in rows:
         assert float(r["nll_test"]) > 0 and float(r["nll_test_se"]) > 0
         for n in (2, 3, 4, 5):
@@ -305,7 +315,7 @@ def test_text_run_end_to_end_and_sampling(tmp_path: Path, corpus: Path):
     assert terminated and info["sequence"][:2].tolist() == [vocab.id_of("cat"), vocab.eos_id]
 
     sampled = subprocess.run([sys.executable, str(SAMPLE), str(folder), "-n", "7", "--seed", "1"],
-                             capture_output=True, text=True, timeout=60, cwd=ROOT)  # fmt: skip
+                             capture_output=True, text=True, timeout=HANG_GUARD, cwd=ROOT)  # fmt: skip
     assert sampled.returncode == 0, sampled.stderr
     lines = sampled.stdout.split("\n")[:-1]
     assert len(lines) == 7 and all(set(line.split()) <= set(vocab.tokens) for line in lines)
@@ -330,7 +340,7 @@ def test_sample_options_and_oracle_runs(tmp_path: Path, corpus: Path, capsys: py
     code, _, err = run_main(capsys, str(tmp_path / "oracle"), script=SAMPLE)
     assert code == 2 and "no final.pt" in err and "--checkpoint" in err
     help_text = subprocess.run([sys.executable, str(SAMPLE), "--help"], capture_output=True, text=True,
-                               timeout=60, cwd=ROOT).stdout  # fmt: skip
+                               timeout=HANG_GUARD, cwd=ROOT).stdout  # fmt: skip
     for option in ("RUN_DIR", "-n", "--temperature", "--checkpoint", "final", "latest", "mle"):
         assert option in help_text
 
@@ -398,8 +408,44 @@ def test_missing_corpus_file(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 def test_help_lists_the_text_options():
     help_text = subprocess.run([sys.executable, str(TRAIN), "--help"], capture_output=True, text=True,
-                               timeout=60, cwd=ROOT).stdout  # fmt: skip
+                               timeout=HANG_GUARD, cwd=ROOT).stdout  # fmt: skip
     options = ("--data", "--level", "--max-vocab", "--test-fraction", "--reward", "--bleu-n",
                "--bleu-samples", "--self-bleu-samples")
     for option in options:
         assert option in help_text
+
+
+# --- the yardstick: the real held-out lines' own BLEU and Self-BLEU --------------------------------------
+def test_real_lines_are_scored_as_the_samples_are():
+    """BLEU-n of the real lines: each held-out line against all the others (leave-one-out); Self-BLEU-n
+    of a subset of them against each other; both as the generator's samples are scored."""
+    lines = [[5, 6, 7, 8], [5, 6, 7, 9], [3, 4], [5, 6, 7, 8], [9, 9, 9]]
+    pad = 10
+    test = torch.tensor([row + [1] + [pad] * (5 - len(row)) for row in lines])  # <eos> 1, then padding
+    scores = real_text_scores(test, n_sentences=100, self_bleu_samples=None, eos_id=1, pad_id=pad)
+    for n in (2, 3, 4, 5):
+        leave_one_out = [bleu([line], lines[:i] + lines[i + 1:], n) for i, line in enumerate(lines)]
+        assert scores[f"bleu{n}"] == pytest.approx(sum(leave_one_out) / len(lines), abs=1e-12)
+        assert scores[f"self_bleu{n}"] == pytest.approx(self_bleu(lines, n), abs=1e-12)
+    subset = real_text_scores(test, n_sentences=2, self_bleu_samples=None, eos_id=1, pad_id=pad, seed=3)
+    chosen = sorted(random.Random(3).sample(range(5), 2))
+    assert subset["self_bleu4"] == pytest.approx(self_bleu([lines[i] for i in chosen], 4), abs=1e-12)
+    one = real_text_scores(test[:1], n_sentences=100, self_bleu_samples=None, eos_id=1, pad_id=pad)
+    assert all(math.isnan(v) for v in one.values())  # no other line to compare with
+
+
+def test_signal_png_draws_only_panels_with_data():
+    """A text run measures only the discriminator's accuracy and AUC: one panel, not four empty ones."""
+    nan = float("nan")
+    text_rows = [{"phase": "adversarial", "step": s, "d_accuracy": 0.5, "d_auc": 0.6,
+                  **{k: nan for k in SIGNAL_FIELDS if not k.startswith("d_")}} for s in (0, 2)]  # fmt: skip
+    assert [title for title, *_ in signal_panels(text_rows)] == ["real vs generated (0.5: chance)"]
+    oracle_rows = [{**r, **{k: 0.3 for k in SIGNAL_FIELDS}} for r in text_rows]
+    assert len(signal_panels(oracle_rows)) == 4
+    terminal = [{**r, "q_oracle_spearman": nan, "q_signal_share": nan, "pg_constant_norm": nan,
+                 "pg_centred_norm": nan, "pg_centred_cos": nan} for r in oracle_rows]  # fmt: skip
+    panels = signal_panels(terminal)  # no Monte Carlo search: no Q_t curve, no Q_t or gradient panel
+    assert [(title, [name for name, _ in curves]) for title, curves, *_ in panels] == [
+        ("real vs generated (0.5: chance)", ["accuracy", "AUC"]),
+        ("Spearman with the oracle's log-likelihood", ["reward D(y)"]),
+    ]

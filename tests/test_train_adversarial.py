@@ -5,16 +5,15 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import HANG_GUARD, killer_command
 
 from seqgan_env.checkpoint import load_checkpoint
 from seqgan_env.env import SeqGANEnv
@@ -26,9 +25,9 @@ FAST = ["--preset", "tiny", "--threads", "1", "--n-real", "128", "--n-test", "64
         "--n-negatives", "64"]  # fmt: skip
 
 
-def run_script(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_script(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=HANG_GUARD, cwd=ROOT
     )
 
 
@@ -98,23 +97,16 @@ def test_final_checkpoint_loads_into_the_env(tmp_path: Path) -> None:
 def test_kill_and_resume_keeps_every_evaluation_once(tmp_path: Path) -> None:
     folder = tmp_path / "run"
     args = [*FAST, "--rounds", "12", "--eval-every", "2", "--out", str(tmp_path), "--name", "run"]
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), *args], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 120
-    try:  # kill it once it has checkpointed a few adversarial rounds
-        while time.monotonic() < deadline and proc.poll() is None:
-            if (folder / "metrics.csv").is_file() and any(
-                r["phase"] == "adversarial" and int(r["step"]) >= 4 for r in read_metrics(folder)
-            ):
-                break
-            time.sleep(0.05)
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+    # Killed between the round-6 evaluation and its checkpoint (the 8th checkpoint write: MLE epochs 2
+    # and 3, mle.pt, discriminator set 2, pretrained.pt, rounds 2 and 4, then round 6): metrics.csv
+    # already holds a round-6 row that the checkpoint, at round 4, does not, and the resumed run must
+    # not write it twice.
+    command, env = killer_command(tmp_path, "train.experiment:Experiment.save", 8, args)
+    killed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=HANG_GUARD)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     killed_at = load_checkpoint(folder / "latest.pt")
-    # The kill may land between the round-4 evaluation and its checkpoint: then the checkpoint is at
-    # round 2 and metrics.csv already has a round-4 row that the resumed run must not duplicate.
-    assert killed_at["stage"] == "adversarial" and 2 <= killed_at["progress"] < 12
+    assert killed_at["stage"] == "adversarial" and killed_at["progress"] == 4
+    assert ("adversarial", "6") in [(r["phase"], r["step"]) for r in read_metrics(folder)]
 
     result = run_script("--resume", str(folder))
     assert result.returncode == 0, result.stderr
@@ -164,11 +156,16 @@ BAD_OPTIONS = [
     (["--rollout-rate", "5"], "--rollout-rate must be in [0, 1), got 5.0"),
     (["--pg-lr", "nan"], "--pg-lr must be a finite number, got nan"),
     (["--mle-lr", "inf"], "--mle-lr must be a finite number, got inf"),
-    (["--mle-lr", "0"], "--mle-lr must be > 0"),
-    (["--disc-lr=-1e-4"], "--disc-lr must be > 0"),
+    (["--mle-lr", "0"], "--mle-lr must be in (0, 1], got 0"),
+    (["--disc-lr=-1e-4"], "--disc-lr must be in (0, 1], got -0.0001"),
+    (["--pg-lr", "1e30"], "--pg-lr must be in (0, 1], got 1e+30"),
+    (["--mode", "constant", "--constant-reward", "1e38"],
+     "--constant-reward must be in [-1e+06, 1e+06], got 1e+38"),
+    (["--constant-reward=-1e7"], "--constant-reward must be in [-1e+06, 1e+06], got -1e+07"),
     (["--temperature", "nan"], "--temperature must be a finite number"),
     (["--temperature=-inf"], "--temperature must be a finite number"),
-    (["--temperature", "0"], "--temperature must be > 0"),
+    (["--temperature", "0"], "--temperature must be >= 1e-06, got 0.0"),
+    (["--temperature", "1e-40"], "--temperature must be >= 1e-06, got 1e-40"),
     (["--grad-clip", "inf"], "--grad-clip must be a finite number"),
     (["--constant-reward", "nan"], "--constant-reward must be a finite number"),
     (["--test-fraction", "nan"], "--test-fraction must be a finite number"),
@@ -176,6 +173,7 @@ BAD_OPTIONS = [
     (["--seed", "99999999999999999999"], "--seed must be in [0, 2**63 - 1]"),
     (["--oracle-seed", "-5"], "--oracle-seed must be in [0, 2**63 - 1]"),
     (["--threads", "-3"], "--threads must be >= 0, got -3"),
+    (["--threads", "100000"], "--threads must be in [0, "),
     (["--device", "foo"], "device 'foo' is not a torch device name"),
     (["--device", "cuda:0x"], "is not a torch device name"),
     (["--device", "meta"], "device 'meta' is not supported"),
@@ -184,6 +182,8 @@ BAD_OPTIONS = [
     (["--name", "a/b/c"], "--name must be a plain folder name"),
     (["--name", ".."], "--name must be a plain folder name"),
     (["--name", ""], "--name must not be empty"),
+    (["--name", "n" * 300], "--name must be at most 255 bytes (a file system's longest name), got 300"),
+    (["--name", "é" * 128], "--name must be at most 255 bytes (a file system's longest name), got 256"),
     (["--init-from", "/nonexistent/run"], "--init-from /nonexistent/run: no such run folder"),
     (["--batch-size", "100000000"], "GiB: lower --batch-size"),
     (["--n-real", "100000000000"], "GiB: lower --n-real/--n-test/--n-negatives"),

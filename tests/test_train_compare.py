@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import HANG_GUARD
 
 from train.comparison import MethodRun, below_curve, check_reusable, frontier
 
@@ -99,10 +100,10 @@ def compared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("compare")
     made = subprocess.run([sys.executable, str(ROOT / "train" / "adversarial.py"), *TINY,
                            "--out", str(folder), "--name", "cmp_seqgan"],
-                          capture_output=True, text=True, timeout=180, cwd=ROOT)  # fmt: skip
+                          capture_output=True, text=True, timeout=HANG_GUARD, cwd=ROOT)  # fmt: skip
     assert made.returncode == 0, made.stderr
     result = subprocess.run([sys.executable, str(ROOT / "train" / "compare.py"), *compare_argv(folder)],
-                            capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
+                            capture_output=True, text=True, timeout=HANG_GUARD, cwd=ROOT)  # fmt: skip
     assert result.returncode == 0, result.stderr
     return folder
 
@@ -141,7 +142,7 @@ def test_finished_runs_are_reused(compared: Path) -> None:
     stamps = [f.stat().st_mtime_ns for f in finals]
     script = [sys.executable, str(ROOT / "train" / "compare.py")]
     again = subprocess.run([*script, *compare_argv(compared, "0.9")], capture_output=True, text=True,
-                           timeout=180, cwd=ROOT)  # fmt: skip
+                           timeout=HANG_GUARD, cwd=ROOT)  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert [f.stat().st_mtime_ns for f in finals] == stamps
     rows = list(csv.DictReader((compared / "cmp_seqgan" / "comparison.csv").open()))
@@ -155,6 +156,17 @@ def load_compare() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_the_runs_to_make_are_checked_before_their_source_exists(tmp_path: Path) -> None:
+    """Without --seqgan-run every method's run starts from a SeqGAN run that does not exist yet: its
+    options parse (each as its script's) and the runs take the preset's settings, before anything is made."""
+    _, runs = load_compare().parse_args(["--preset", "tiny", "--out", str(tmp_path), "--methods",
+                                         "seqgan,constant,ppo", "--extra", "--threads", "1"])  # fmt: skip
+    assert [r.method for r in runs] == ["seqgan", "constant", "ppo"] and not any(tmp_path.iterdir())
+    constant = runs[1].settings
+    assert constant["mode"] == "constant" and constant["preset"] == "tiny" and constant["vocab_size"] == 50
+    assert constant["init_from"] == str(tmp_path / "compare_tiny_s0_seqgan")
 
 
 BAD_OPTIONS: list[tuple[list[str], str]] = [

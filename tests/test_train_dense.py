@@ -17,8 +17,9 @@ from test_train_resume import kill_and_resume, metrics_without_time, run_in_proc
 from seqgan_env.checkpoint import load_checkpoint
 from seqgan_env.env import SeqGANEnv
 from seqgan_env.prefix_discriminator import PrefixDiscriminator
-from train.config import PRESETS, parse_config
+from train.config import parse_config
 from train.diagnostics import DENSE_SIGNAL_FIELDS, SIGNAL_FIELDS
+from train.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--preset", "tiny", "--threads", "1", "--n-real", "128", "--n-test", "64", "--eval-samples", "128",

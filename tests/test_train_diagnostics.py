@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import HANG_GUARD
 
 from seqgan_env.scorers import OracleScorer
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
@@ -26,7 +27,7 @@ FAST = ["--preset", "tiny", "--threads", "1", "--n-real", "128", "--n-test", "64
 
 def run(out: Path, name: str, *args: str) -> list[dict[str, str]]:
     result = subprocess.run([sys.executable, str(SCRIPT), *FAST, *args, "--out", str(out), "--name", name],
-                            capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
+                            capture_output=True, text=True, timeout=HANG_GUARD, cwd=ROOT)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     with (out / name / "metrics.csv").open() as f:
         reader = csv.DictReader(f)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import HANG_GUARD
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--preset", "tiny", "--threads", "1", "--n-real", "128", "--n-test", "64", "--eval-samples", "128",
@@ -19,7 +20,7 @@ PROBE = ["--repeats", "3", "--n-negatives", "64", "--eval-samples", "64", "--thr
 
 def script(name: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "train" / f"{name}.py"), *args], capture_output=True,
-                          text=True, cwd=ROOT, timeout=300)  # fmt: skip
+                          text=True, cwd=ROOT, timeout=HANG_GUARD)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,9 @@ def test_probe_sizes_from_the_options(pretrained: Path, tmp_path: Path) -> None:
     ([], "--pretrained RUN is required"),
     (["--pretrained", "nowhere"], "no such folder"),
     (["--disc-lr", "nan"], "--disc-lr must be a finite number"),
-    (["--disc-lr", "0"], "--disc-lr must be > 0"),
+    (["--disc-lr", "0"], "--disc-lr must be in (0, 1], got 0"),
+    (["--disc-lr", "1e30"], "--disc-lr must be in (0, 1], got 1e+30"),
+    (["--l2-reg", "1e38"], "--l2-reg must be in [0, 1e+06], got 1e+38"),
     (["--repeats", "0"], "--repeats must be >= 1"),
     (["--disc-dropout", "1"], "--disc-dropout must be in [0, 1)"),
     (["--eval-samples", "1"], "--eval-samples must be >= 2"),

@@ -9,11 +9,13 @@ from __future__ import annotations
 import csv
 import gc
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import HANG_GUARD, killer_command
 
 from train.run_folder import RunFolder
 
@@ -21,33 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "train" / "adversarial.py"
 FAST = ["--preset", "tiny", "--threads", "1", "--n-real", "128", "--n-test", "64", "--eval-samples", "128",
         "--n-negatives", "64", "--disc-pretrain-repeats", "3", "--rounds", "6"]  # fmt: skip
-
-# Runs the script in a child process that SIGKILLs itself on the N-th call of one function: the
-# process dies as a real kill would, with no cleanup, no `finally` and no flush.
-KILLER = """
-import importlib, os, signal, sys
-sys.path[:0] = [{train!r}, {root!r}]
-target, n = sys.argv[1], int(sys.argv[2])
-module_name, _, attr = target.partition(":")
-owner = importlib.import_module(module_name)
-*path, name = attr.split(".")
-for part in path:
-    owner = getattr(owner, part)
-original, calls = getattr(owner, name), [0]
-
-def killing(*args, **kwargs):
-    calls[0] += 1
-    if calls[0] == n:
-        if name == "save":  # inside a checkpoint write: half a file on disk, then the kill
-            args[1].write(b"half a checkpoint")
-            args[1].flush()
-        os.kill(os.getpid(), signal.SIGKILL)
-    return original(*args, **kwargs)
-
-setattr(owner, name, killing)
-import adversarial
-sys.exit(adversarial.main(sys.argv[3:]))
-"""
 
 
 def run_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> int:
@@ -71,7 +46,7 @@ def metrics_without_time(folder: Path) -> list[dict[str, str]]:
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, str]]:
     out = tmp_path_factory.mktemp("whole")
     code = subprocess.run([sys.executable, str(SCRIPT), *FAST, "--out", str(out), "--name", "run"],
-                          capture_output=True, text=True, cwd=ROOT).returncode  # fmt: skip
+                          capture_output=True, text=True, cwd=ROOT, timeout=HANG_GUARD).returncode
     assert code == 0
     return metrics_without_time(out / "run")
 
@@ -101,10 +76,8 @@ def kill_and_resume(
 ) -> Path:
     """Run the script with `args` into tmp_path/run, SIGKILLed at the `call`-th call of `where`, then
     resume it in this process; the run folder."""
-    killer = tmp_path / "killer.py"
-    killer.write_text(KILLER.format(train=str(ROOT / "train"), root=str(ROOT)))
-    command = [sys.executable, str(killer), where, str(call), *args, "--out", str(tmp_path), "--name", "run"]
-    killed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    command, env = killer_command(tmp_path, where, call, [*args, "--out", str(tmp_path), "--name", "run"])
+    killed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=HANG_GUARD)
     assert killed.returncode == -9, killed.stderr  # SIGKILL
     folder = tmp_path / "run"
     if where == "torch:save":
@@ -179,3 +152,32 @@ def test_a_run_folder_is_held_by_one_process(tmp_path: Path, capsys: pytest.Capt
     finally:
         holder.close()
     assert run_in_process(capsys, "--resume", str(tmp_path / "run")) == 0
+
+
+def test_a_resumed_run_keeps_the_thread_count_it_recorded(tmp_path: Path) -> None:
+    """The thread count changes how float sums split (here the diagnostics' gradient norms differ
+    between 1 and 2 threads), so config.json records it and --resume continues on it, whatever the
+    resuming process's default (OMP_NUM_THREADS=1 here): the same numbers as the uninterrupted run. An
+    explicit --threads overrides it, and the resume line says so."""
+    from conftest import HANG_GUARD, run_injected
+
+    args = [*FAST[:2], "--threads", "2", *FAST[4:-4], "--disc-pretrain-repeats", "1", "--rounds", "4"]
+    whole = subprocess.run([sys.executable, str(SCRIPT), *args, "--out", str(tmp_path), "--name", "whole"],
+                           capture_output=True, text=True, cwd=ROOT, timeout=HANG_GUARD)  # fmt: skip
+    assert whole.returncode == 0, whole.stderr
+    one_thread = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for name, more, said in [
+        ("kept", [], "on 2 threads as recorded"),
+        ("overridden", ["--threads", "1"], "on 1 threads as --threads asks (the run recorded 2: its numbers "
+                                           "will differ from an uninterrupted run's)"),
+    ]:  # fmt: skip
+        killed = run_injected(tmp_path, "adversarial", "agents.reinforce:ReinforceAgent.collect", 3,
+                              "SIGKILL", [*args, "--out", str(tmp_path), "--name", name])  # fmt: skip
+        assert killed.returncode == -9, killed.stderr
+        resumed = subprocess.run([sys.executable, str(SCRIPT), "--resume", str(tmp_path / name), *more],
+                                 capture_output=True, text=True, cwd=ROOT, env=one_thread,
+                                 timeout=HANG_GUARD)  # fmt: skip
+        assert resumed.returncode == 0, resumed.stderr
+        assert f"resuming {tmp_path / name} at stage adversarial, 2 done, {said}" in resumed.stdout
+    assert metrics_without_time(tmp_path / "kept") == metrics_without_time(tmp_path / "whole")
+    assert metrics_without_time(tmp_path / "overridden") != metrics_without_time(tmp_path / "whole")

@@ -35,7 +35,6 @@ import argparse
 import dataclasses
 import json
 import math
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,8 +42,9 @@ from typing import Any
 import torch
 
 from seqgan_env.checkpoint import load_checkpoint, token_lstm_from_entry
-from seqgan_env.text import CorpusError
-from train.cli import check_seed, config_parser
+from seqgan_env.finite import NonFiniteError
+from train.cli import MIN_TEMPERATURE, as_flags, check_seed
+from train.compare_runs import DEFAULT_METHODS, METHODS, make_run, method_run, parse_methods
 from train.comparison import (
     CURVE,
     MethodRun,
@@ -54,23 +54,21 @@ from train.comparison import (
     check_reusable,
     distances_table,
     end_points_table,
-    same_settings,
     trajectory,
     write_csv,
 )
-from train.config import PRESETS, Config, parse_config
-from train.dense import DENSE_METHODS, dense_options
+from train.config import Config, parse_config
 from train.evaluation import evaluate
 from train.plots import plot_quality_diversity
+from train.presets import PRESETS
 from train.run_folder import RunFolder
-from train.sb3_config import SB3Config, parse_sb3_config
-from train.sb3_job import check_sb3_run, train_sb3
+from train.sb3_config import SB3Config
 from train.sources import make_oracle
-from train.stages import open_experiment, run_experiment
+from train.stages import position
+from train.stopping import cause, command, run_stoppable
 
-METHODS = ("seqgan", "constant", "mle", "oracle", "best", "ppo", "dense", "dense_constant")
-DEFAULT_METHODS = "seqgan,constant,mle,oracle"
-SET_HERE = ("out", "name", "init_from", "resume", "pretrained")  # what --best-args/--ppo-args cannot set
+TEMPERATURES = "0.7,0.8,0.9,1.0,1.1,1.2,1.3"
+
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[MethodRun]]:
@@ -93,7 +91,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[MethodR
     parser.add_argument("--seed", type=int, default=0, help="seed of the runs (default: 0); with "
                         "--pretrained, of each method's run from it (run folders PRE_<method>_s<seed>)")
     parser.add_argument("--out", default="runs", help="folder holding run folders (default: runs)")
-    parser.add_argument("--temperatures", default="0.7,0.8,0.9,1.0,1.1,1.2,1.3",
+    parser.add_argument("--temperatures", default=TEMPERATURES,
                         help="sampling temperatures of the MLE generator (default: 0.7..1.3)")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                         help="further train/adversarial.py options for every run (put last); its "
@@ -107,7 +105,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[MethodR
 
 
 def parse_temperatures(text: str) -> list[float]:
-    """The comma-separated --temperatures: finite numbers > 0, at least one."""
+    """The comma-separated --temperatures: finite numbers >= MIN_TEMPERATURE, at least one."""
     values = []
     for item in text.split(","):
         try:
@@ -115,31 +113,10 @@ def parse_temperatures(text: str) -> list[float]:
         except ValueError:
             raise ValueError(f"--temperatures must be comma-separated numbers > 0, got {item.strip()!r} "
                              f"in {text!r}") from None  # fmt: skip
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"--temperatures must be finite numbers > 0, got {value} in {text!r}")
+        if not math.isfinite(value) or value < MIN_TEMPERATURE:
+            raise ValueError(f"--temperatures must be finite, >= {MIN_TEMPERATURE}, got {value} in {text!r}")
         values.append(value)
     return values
-
-
-def parse_methods(args: argparse.Namespace) -> list[str]:
-    """--methods as a list in the order given (seqgan first), and their --best-args / --ppo-args."""
-    methods = list(dict.fromkeys(m.strip() for m in args.methods.split(",")))
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"--methods: unknown method {unknown[0]!r} (choose from {', '.join(METHODS)})")
-    if "seqgan" not in methods and args.pretrained is None:
-        raise ValueError("--methods must include seqgan: its run holds the pre-training every method "
-                         "starts from (or give --pretrained)")
-    if "best" in methods and args.best_args is None:
-        raise ValueError("--methods best needs --best-args, e.g. --best-args='--baseline mean --normalize'")
-    for method in ("best", "ppo"):
-        if getattr(args, f"{method}_args") is not None and method not in methods:
-            raise ValueError(f"--{method}-args given but --methods has no {method}")
-    if args.dense_args is not None and not {"dense", "dense_constant"} & set(methods):
-        raise ValueError("--dense-args given but --methods has neither dense nor dense_constant")
-    if args.pretrained is not None:
-        return methods
-    return ["seqgan", *(m for m in methods if m != "seqgan")]
 
 
 def check_args(args: argparse.Namespace) -> list[MethodRun]:
@@ -193,67 +170,6 @@ def check_args(args: argparse.Namespace) -> list[MethodRun]:
     return runs
 
 
-def method_run(
-    method: str, args: argparse.Namespace, folder: Path, seqgan: Path, config: dict[str, Any], extra: Config
-) -> MethodRun:
-    """A method's run from the SeqGAN run's settings, its options checked by its script's parser."""
-    flag = {"best": "--best-args", "ppo": "--ppo-args", "dense": "--dense-args",
-            "dense_constant": "--dense-args"}.get(method, f"--methods {method}")  # fmt: skip
-    own = shlex.split({"best": args.best_args, "ppo": args.ppo_args, "dense": args.dense_args,
-                       "dense_constant": args.dense_args}.get(method) or "")  # fmt: skip
-    where = ["--out", str(folder.parent), "--name", folder.name]
-    try:
-        if method == "ppo":
-            argv = ["--pretrained", str(seqgan), "--threads", str(extra.threads), "--device", extra.device]
-            for key in ("seed", "rounds", "eval_every", "eval_samples", "temperature"):  # as the SeqGAN run's
-                argv += [f"--{key.replace('_', '-')}", str(config[key])]
-            argv += [*where, *own]
-            sets_here(flag, vars(config_parser(SB3Config, None).parse_args(own)))
-            cfg = parse_sb3_config(argv)
-            check_sb3_run(cfg, config["vocab_size"], config["seq_len"])
-            label = f"SB3 {cfg.algo}" + (f" ({' '.join(own)})" if own else "")
-            return MethodRun(method, label, folder, argv, json.loads(json.dumps(cfg.settings())))
-        sets_here(flag, vars(config_parser(Config, None).parse_args(own)))
-        control = {"constant": ["--mode", "constant"], "mle": ["--mode", "mle"],
-                   "oracle": ["--reward", "oracle"]}.get(method, [])  # fmt: skip
-        argv = [*same_settings(config), *control, *where, "--init-from", str(seqgan), *args.extra, *own]
-        if method in DENSE_METHODS:
-            preset, after = dense_options(method)
-            argv = [*same_settings(config), *preset, *where, "--init-from", str(seqgan), *args.extra, *own,
-                    *after]  # fmt: skip
-        settings = parse_config(argv).run_settings()
-    except (ValueError, TypeError, KeyError, FileNotFoundError, ImportError) as err:
-        raise ValueError(f"{flag}: {err}") from None
-    labels = {"constant": "REINFORCE, reward 1", "mle": "continued MLE", "seqgan": "SeqGAN",
-              "oracle": "oracle reward (upper bound)", "best": f"SeqGAN ({' '.join(own)})", **DENSE_METHODS}
-    if method == "dense" and own:
-        labels[method] += f" ({' '.join(own)})"
-    return MethodRun(method, labels[method], folder, argv, json.loads(json.dumps(settings)))
-
-
-def sets_here(flag: str, given: dict[str, Any]) -> None:
-    """--best-args and --ppo-args may not set what this script sets (where the run goes, its source)."""
-    clash = [f"--{k.replace('_', '-')}" for k in given if k in SET_HERE]
-    if clash:
-        raise ValueError(f"{' '.join(clash)} cannot be set here: compare.py sets it")
-
-
-def make_run(run: MethodRun) -> None:
-    """A method's run, in this process (train/adversarial.py's stages, or train/sb3.py's for ppo)."""
-    script = "train/sb3.py" if run.method == "ppo" else "train/adversarial.py"
-    try:
-        if run.method == "ppo":
-            cfg = parse_sb3_config(run.argv)
-            folder = RunFolder(run.folder)
-            folder.create(cfg.settings())
-            train_sb3(cfg, folder, run.argv[run.argv.index("--pretrained") + 1])
-            return
-        exp = open_experiment(parse_config(run.argv))
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, CorpusError, RuntimeError) as err:
-        raise SystemExit(f"error: {script} {' '.join(run.argv)}: {err}") from None
-    run_experiment(exp)
-
-
 def temperature_curve(
     seqgan: RunFolder, config: dict[str, Any], temperatures: list[float]
 ) -> list[dict[str, Any]]:
@@ -273,11 +189,19 @@ def temperature_curve(
 
 def main(argv: list[str] | None = None) -> int:
     args, runs = parse_args(argv)
+    current: list[tuple[MethodRun, Any]] = []  # the run being made, and its Experiment or SB3Run
+    return run_stoppable(lambda: compare(args, runs, current),
+                         lambda err: stop_message(err, args, runs, current)) or 0  # fmt: skip
+
+
+def compare(args: argparse.Namespace, runs: list[MethodRun], current: list[tuple[MethodRun, Any]]) -> None:
+    """Make the runs not made yet (recording each in `current` as it starts), then the comparison."""
     rows: list[dict[str, Any]] = []
     for run in runs:  # the SeqGAN run first: every other starts from its pre-training
         if run.argv and not (run.folder / "final.pt").is_file():
-            make_run(run)
+            make_run(run, lambda made, run=run: current.append((run, made)))  # type: ignore[misc]
         rows += trajectory(run.folder, run.label)
+    current.clear()
     seqgan = RunFolder(runs[0].folder)
     config = seqgan.saved_config()
     rows += temperature_curve(seqgan, config, parse_temperatures(args.temperatures))
@@ -293,7 +217,32 @@ def main(argv: list[str] | None = None) -> int:
     plot_quality_diversity(rows, folder / f"{stem}.png",
                            f"quality vs diversity, {config['preset']} preset, {config['rounds']} rounds")
     print(f"wrote {folder / stem}.png, {stem}.md, {stem}.csv")
-    return 0
+
+
+def stop_message(
+    err: BaseException, args: argparse.Namespace, runs: list[MethodRun], current: list[tuple[MethodRun, Any]]
+) -> str:
+    """The one line of a comparison that stopped early (train.stopping): why, in which run, and the
+    commands that finish it (the run, then this script on the SeqGAN run or the --pretrained one,
+    reusing the finished runs)."""
+    defaults = {"methods": DEFAULT_METHODS, "temperatures": TEMPERATURES, "best_args": None, "ppo_args": None,
+                "dense_args": None}  # fmt: skip
+    given = {key: getattr(args, key) for key, default in defaults.items() if getattr(args, key) != default}
+    extra = ["--extra", *args.extra] if args.extra else []
+    start = ["--seqgan-run", str(runs[0].folder)] if args.pretrained is None else [
+        "--pretrained", args.pretrained, "--seed", str(args.seed)]  # fmt: skip
+    then = command("compare.py", *start, *as_flags(given), *extra)
+    where, first = "", ""
+    if current:
+        run, made = current[-1]
+        sb3 = run.method == "ppo"  # an SB3 run does not resume
+        where = f" in the {run.method} run {run.folder} (after " + (
+            f"{made.done} of its {made.cfg.rounds} rounds)" if sb3 else f"{position(made)})")
+        first = f"remove the unfinished {run.folder} (train/sb3.py runs do not resume), then " if sb3 else (
+            f"finish that run with {command('adversarial.py', '--resume', str(run.folder))}, then ")
+    if isinstance(err, NonFiniteError):
+        return f"{cause(err)}{where}; nothing non-finite was saved"
+    return f"{cause(err)}{where}; to go on, {first}run {then}"
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from train.cli import as_flags
 from train.run_folder import RunFolder
 
 CURVE = "MLE at temperature"  # the method name of the temperature curve's points
@@ -213,14 +214,4 @@ def check_reusable(run: MethodRun, made: bool, defaults: dict[str, Any]) -> None
 
 def same_settings(config: dict[str, Any]) -> list[str]:
     """Options that give a method's run every setting of the SeqGAN run (rounds, evaluation, sizes...)."""
-    skip = {"mode", "init_from"}
-    args: list[str] = []
-    for key, value in config.items():
-        flag = key.replace("_", "-")
-        if key in skip or value is None:
-            continue
-        if isinstance(value, bool):  # --flag / --no-flag
-            args.append(f"--{flag}" if value else f"--no-{flag}")
-        else:
-            args += [f"--{flag}", str(value)]
-    return args
+    return as_flags({k: v for k, v in config.items() if k not in ("mode", "init_from")})

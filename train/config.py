@@ -1,20 +1,32 @@
-"""The SeqGAN experiment's options (one dataclass: `--help` is its fields) and presets.
+"""The SeqGAN experiment's options (one dataclass: `--help` is its fields) and their parsing.
 
-A preset sets many options; the command line overrides them; a resumed run keeps its own config.
+A preset (train/presets.py) sets many options; the command line overrides them; a resumed run keeps
+its own config, and a run started from another (--init-from) keeps that run's data, oracle and sizes.
 Every option is checked (`Config.validate`) before anything is written or computed.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import shlex
+import sys
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
+from seqgan_env import memory
 from seqgan_env.discriminator import DiscriminatorConfig, paper_filters
-from train.cli import check_options, check_run_options, check_seed, config_parser, option
+from train.cli import (
+    MAX_LR,
+    MAX_SCALE,
+    MIN_TEMPERATURE,
+    check_options,
+    check_run_options,
+    check_seed,
+    config_parser,
+    option,
+)
 from train.diagnostics import DIAG_Q_SAMPLES_HELP, DIAG_REPEATS_HELP, DIAG_SAMPLES_HELP, DIAGNOSTICS_HELP
+from train.lineage import source_base
+from train.presets import PRESETS, help_defaults, preset_named
 from train.run_folder import RunFolder
 
 
@@ -28,16 +40,21 @@ class Config:
     mode: Literal["seqgan", "constant", "mle"] = option(
         "seqgan, or a control: constant (REINFORCE with reward 1) or mle (continued MLE)", default="seqgan")
     seed: int = option("seed of data sampling, initialisation and training", default=0)
-    oracle: str | None = option("oracle parameter file (.npz, SPEC 2.1); default: a seeded N(0,1) oracle",
-                              default=None)
+    oracle: str | None = option("the paper's oracle parameter file (.npz, or the reference code's .pkl)",
+                              default=None, shown="the built-in seeded N(0,1) oracle")
     oracle_seed: int = option("seed of the built-in random oracle", default=0)
     device: str = option("torch device", default="cpu")
     threads: int = option("CPU threads for torch (0: torch's default, one per core)", default=0, at_least=0)
+    precision: Literal["fp32", "bf16", "auto"] = option(
+        "products of the discriminator's training and scoring, the Monte Carlo completions and MLE: fp32, "
+        "bf16 (autocast; weights, optimizer state and losses stay fp32) or auto (bf16 where the hardware "
+        "has bf16 units: CUDA tensor cores, CPU AMX tiles; else fp32)", default="fp32")
     out: str = option("folder holding run folders", default="runs")
-    name: str | None = option("run folder name (default: preset_mode_seed_time)", default=None)
+    name: str | None = option("run folder name", default=None, shown="PRESET_MODE_sSEED_TIME")
     resume: str | None = option("continue this run folder from its last checkpoint", default=None)
-    init_from: str | None = option("start from this run folder's pre-trained models (skips pre-training)",
-                                 default=None)
+    init_from: str | None = option(
+        "start from this run folder's pre-trained models (skips pre-training); its data, oracle and sizes "
+        "come with them", default=None)
     vocab_size: int = option("vocabulary size V", default=5000, at_least=1)
     seq_len: int = option("sequence length T", default=20, at_least=1)
     n_real: int = option("real (oracle) training sequences", default=9984, at_least=1)
@@ -47,25 +64,26 @@ class Config:
     batch_size: int = option(
         "MLE minibatch, discriminator minibatch, and sequences per PG step", default=64, at_least=1)
     mle_epochs: int = option("MLE pre-training epochs", default=120, at_least=0)
-    mle_lr: float = option("MLE Adam learning rate", default=0.01, above=0)
+    mle_lr: float = option("MLE Adam learning rate", default=0.01, above=0, at_most=MAX_LR)
     grad_clip: float = option("global gradient-norm clip of the generator", default=5.0, above=0)
     mle_eval_every: int = option("evaluate every this many MLE epochs", default=10, at_least=1)
     disc_embed_dim: int = option("discriminator embedding size", default=64, at_least=1)
     disc_filters: str = option("'paper' or width:filters pairs, e.g. 1:50,2:50,5:50", default="paper")
     disc_dropout: float = option("discriminator dropout while training", default=0.25, at_least=0, below=1)
-    disc_lr: float = option("discriminator Adam learning rate", default=1e-4, above=0)
+    disc_lr: float = option("discriminator Adam learning rate", default=1e-4, above=0, at_most=MAX_LR)
     disc_pretrain_repeats: int = option(
         "discriminator pre-training: times {fresh negatives, epochs}", default=50, at_least=0)
     disc_epochs: int = option("epochs over each set of real + negatives", default=3, at_least=1)
     n_negatives: int = option("negatives per discriminator training set", default=9984, at_least=1)
     rounds: int = option("adversarial rounds (one generator update each)", default=200, at_least=0)
     n_rollouts: int = option("Monte Carlo completions per prefix (N)", default=16, at_least=1)
-    pg_lr: float = option("policy-gradient Adam learning rate", default=0.01, above=0)
+    pg_lr: float = option("policy-gradient Adam learning rate", default=0.01, above=0, at_most=MAX_LR)
     disc_repeats: int = option("discriminator trainings {negatives, epochs} per round", default=5, at_least=0)
     rollout_update: Literal["copy", "ema"] = option("copy (the reference code) or ema", default="copy")
     rollout_rate: float = option(
         "ema rate: beta <- rate*beta + (1-rate)*theta", default=0.8, at_least=0, below=1)
-    constant_reward: float = option("the reward of --mode constant", default=1.0)
+    constant_reward: float = option("the reward of --mode constant", default=1.0, at_least=-MAX_SCALE,
+                                    at_most=MAX_SCALE)
     baseline: Literal["none", "mean", "loo", "value", "ema"] = option(
         "REINFORCE baseline subtracted from Q_t: none (the paper), mean (the batch's at each step), loo "
         "(leave-one-out), value (a learned value of the prefix) or ema (a moving average of the batch-mean "
@@ -78,7 +96,7 @@ class Config:
     pg_beta1: float = option("policy-gradient Adam's beta1", default=0.9, at_least=0, below=1)
     pg_beta2: float = option("policy-gradient Adam's beta2", default=0.999, at_least=0, below=1)
     gamma: float = option("discount of the returns REINFORCE weights tokens by (0: each token by its own "
-                          "reward, the paper's weighting)", default=0.0, at_least=0)
+                          "reward, the paper's weighting)", default=0.0, at_least=0, at_most=1)
     baseline_decay: float = option("--baseline ema: b <- decay*b + (1-decay)*(the batch's mean return)",
                                    default=0.08, at_least=0, below=1)
     disc_batch_size: int = option("discriminator minibatch (0: --batch-size)", default=0, at_least=0)
@@ -89,14 +107,16 @@ class Config:
     disc_embed_dropout: float = option("--reward-mode dense: dropout on the prefix discriminator's embedding "
                                        "matrix", default=0.1, at_least=0, below=1)
     disc_l2: float = option("--reward-mode dense: L2 weight on every prefix-discriminator weight",
-                            default=1e-6, at_least=0)
+                            default=1e-6, at_least=0, at_most=MAX_SCALE)
     disc_beta1: float = option("--reward-mode dense: the prefix discriminator's Adam beta1", default=0.5,
                                at_least=0, below=1)
     disc_beta2: float = option("--reward-mode dense: the prefix discriminator's Adam beta2", default=0.999,
                                at_least=0, below=1)
-    eval_every: int = option("evaluate and checkpoint every this many rounds", default=5, at_least=1)
+    eval_every: int = option("evaluate and checkpoint every this many rounds (and checkpoint discriminator "
+                             "pre-training every this many sets)", default=5, at_least=1)  # fmt: skip
     eval_samples: int = option("generator samples for NLL-oracle", default=9984, at_least=1)
-    temperature: float = option("sampling temperature of the evaluation", default=1.0, above=0)
+    temperature: float = option("sampling temperature of the evaluation", default=1.0,
+                                at_least=MIN_TEMPERATURE)
     diagnostics: bool = option(DIAGNOSTICS_HELP, default=True)
     diag_samples: int = option(DIAG_SAMPLES_HELP, default=1000, at_least=2)
     diag_q_samples: int = option(DIAG_Q_SAMPLES_HELP, default=64, at_least=2)
@@ -107,7 +127,7 @@ class Config:
     level: Literal["word", "char"] = option(
         "--data tokens: word (whitespace-separated) or char", default="word")
     max_vocab: int | None = option("--data: at most this many ids, <bos> <eos> <unk> included; rarer tokens "
-                                 "become <unk>; None: every token of the corpus", default=None)
+                                 "become <unk>", default=None, shown="every token of the corpus")
     test_fraction: float = option("--data: share of the lines held out for NLL-test and BLEU", default=0.1)
     bleu_samples: int = option("--data: generated sentences per evaluation for BLEU-2..5 (each against all "
                              "held-out lines) and Self-BLEU-2..5", default=1000)
@@ -118,6 +138,7 @@ class Config:
         "data) or oracle (the oracle's own likelihood: a perfect discriminator, the upper bound); with bleu "
         "and oracle no discriminator is trained", default="discriminator")
     bleu_n: int = option("n of BLEU-n, the --reward bleu reward (4: standard BLEU)", default=4, at_least=1)
+    progress: bool = option("show progress bars", default=True)
 
     @property
     def trains_discriminator(self) -> bool:
@@ -133,8 +154,6 @@ class Config:
         if self.reward != "discriminator" and self.mode != "seqgan":
             raise ValueError(f"--reward {self.reward} rewards the seqgan mode; --mode {self.mode} has no "
                              "such reward")  # fmt: skip
-        if self.gamma > 1:
-            raise ValueError(f"--gamma must lie in [0, 1], got {self.gamma}")
         if self.reward_mode == "dense" and self.reward != "discriminator":
             raise ValueError(f"--reward-mode dense rewards with a prefix discriminator; --reward "
                              f"{self.reward} scores finished sequences only: use --reward-mode mc")
@@ -177,8 +196,13 @@ class Config:
 
     def run_settings(self) -> dict[str, Any]:
         """What defines the experiment (everything but where it runs and how it is named)."""
-        skip = {"device", "threads", "out", "name", "resume"}
+        skip = {"device", "threads", "out", "name", "resume", "progress"}
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+
+    def recorded_settings(self) -> dict[str, Any]:
+        """config.json: the run settings, and where the run computes: its device and its thread count
+        (which changes the floats' rounding). A resumed run keeps them unless told otherwise."""
+        return {**self.run_settings(), "device": self.device, "threads": self.threads}
 
 
 def check_memory(cfg: Config) -> None:
@@ -194,86 +218,42 @@ def check_memory(cfg: Config) -> None:
         "--diag-samples": 4 * cfg.diag_samples * T * (cfg.disc_embed_dim + sum(n for _, n in cfg.filters())),
         "--diag-q-samples": 4 * 4 * cfg.diag_q_samples * V * (cfg.n_rollouts + T),
     }
-    total = physical_memory()
-    if total is not None and sum(terms.values()) > 0.8 * total:
-        biggest = max(terms, key=terms.__getitem__)
-        raise ValueError(f"these sizes need about {sum(terms.values()) / 2**30:.1f} GiB, this machine has "
-                         f"{total / 2**30:.1f} GiB: lower {biggest} (about {terms[biggest] / 2**30:.1f} GiB)")
+    memory.check_memory(terms)
 
 
-def physical_memory() -> int | None:
-    """Bytes of RAM on this machine, where the OS says."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
+# The options only the adversarial phase reads: train/pretrain.py (and --pretrain-args) has no flag for
+# them; its config.json records the preset's values.
+ADVERSARIAL_ONLY = (
+    "mode", "init_from", "rounds", "n_rollouts", "pg_lr", "disc_repeats", "rollout_update", "rollout_rate",
+    "constant_reward", "baseline", "normalize", "diagnostics", "diag_samples", "diag_q_samples",
+    "diag_repeats", "reward", "bleu_n", "pg_batch_size", "pg_beta1", "pg_beta2", "gamma", "baseline_decay",
+)  # fmt: skip
+PRETRAINING_OPTIONS = tuple(f.name for f in dataclasses.fields(Config) if f.name not in ADVERSARIAL_ONLY)
+
+RUNTIME = ("device", "threads")  # recorded in config.json; a resumed run may change them
 
 
-# The presets. "paper" is the reference code (SPEC 2.2); "cpu" is what a 2-core CPU finishes in under
-# 30 minutes, and every deviation from "paper" is listed in the README.
-CPU_PRESET: dict[str, Any] = {
-    "mle_epochs": 20, "disc_embed_dim": 32, "disc_filters": "1:32,2:32,3:32,4:32,5:32,10:32,15:32,20:32",
-    "disc_pretrain_repeats": 10, "disc_epochs": 1, "n_negatives": 4992, "disc_repeats": 1,
-    "rounds": 50, "n_rollouts": 8,
-}  # fmt: skip
-PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {},
-    "cpu": CPU_PRESET,
-    # ScratchGAN's recipe on the cpu preset's pre-training (docs/dense.md): a prefix discriminator's dense
-    # rewards, discounted returns with a moving-average baseline, Adam beta1 0.5, one discriminator step
-    # per generator step on the generator's own batch against as many real sequences.
-    "dense": {
-        **CPU_PRESET, "reward_mode": "dense", "pg_batch_size": 512, "disc_batch_size": 1024,
-        "n_negatives": 512, "disc_epochs": 1, "disc_repeats": 1, "disc_pretrain_repeats": 200,
-        "disc_embed_dim": 64, "disc_lr": 1e-3, "gamma": 0.23, "baseline": "ema", "pg_lr": 1e-3,
-        "pg_beta1": 0.5, "rounds": 200, "eval_every": 25, "diag_q_samples": 512,
-    },
-    "tiny": {
-        "vocab_size": 50, "seq_len": 8, "n_real": 256, "n_test": 128, "batch_size": 16, "mle_epochs": 3,
-        "mle_eval_every": 2, "disc_embed_dim": 8, "disc_filters": "1:8,2:8,4:8,8:8",
-        "disc_pretrain_repeats": 2, "disc_epochs": 1, "n_negatives": 128, "rounds": 4, "n_rollouts": 4,
-        "disc_repeats": 1, "eval_every": 2, "eval_samples": 256,
-    },
-}  # fmt: skip
-
-
-class PretrainingOptions(Protocol):
-    """What a script that pre-trains in place (train/sb3.py, train/rllib.py) passes on to it."""
-
-    @property
-    def pretrain_preset(self) -> str: ...
-    @property
-    def pretrain_args(self) -> str: ...
-    @property
-    def oracle(self) -> str | None: ...
-    @property
-    def seed(self) -> int: ...
-    @property
-    def device(self) -> str: ...
-    @property
-    def threads(self) -> int: ...
-
-
-def pretraining_config(options: PretrainingOptions, run: RunFolder) -> Config:
-    """The in-place pre-training's options: --pretrain-preset, --pretrain-args, into RUN/pretrain."""
-    argv = ["--preset", options.pretrain_preset, "--seed", str(options.seed), "--device", options.device,
-            "--threads", str(options.threads), "--out", str(run.path), "--name", "pretrain",
-            *(["--oracle", options.oracle] if options.oracle is not None else []),
-            *shlex.split(options.pretrain_args)]  # fmt: skip
-    return parse_config(argv)
-
-
-def parse_config(argv: list[str] | None = None, description: str | None = None) -> Config:
+def parse_config(
+    argv: list[str] | None = None, description: str | None = None, pretraining: bool = False
+) -> Config:
     """Preset defaults, then the options given on the command line; a resumed run keeps its own
-    config, and any option given that contradicts it is an error."""
-    given = vars(config_parser(Config, description).parse_args(argv))
+    config, and any option given that contradicts it is an error; a run started from another
+    (--init-from) takes its data, oracle and sizes (`SOURCE_BOUND`, `SOURCE_DEFAULTS`) and, unless
+    --preset is given, its preset. `pretraining`: only the options pre-training reads are flags."""
+    argv = sys.argv[1:] if argv is None else argv
+    defaults = {f.name: f.default for f in dataclasses.fields(Config)}
+    parser = config_parser(Config, description, help_defaults(preset_named(argv, Config.preset), defaults),
+                           PRETRAINING_OPTIONS if pretraining else None)  # fmt: skip
+    given = vars(parser.parse_args(argv))
     if "resume" in given:
         ignored = [f"--{k}" for k in ("name", "out") if k in given]
         if ignored:
             raise ValueError(f"--resume continues {given['resume']} where it is: {' and '.join(ignored)} "
                              "cannot apply to it")  # fmt: skip
-        saved = RunFolder(given["resume"]).saved_config()
-        clash = {k: (v, saved[k]) for k, v in given.items() if k in saved and saved[k] != v}
+        fields = [f.name for f in dataclasses.fields(Config)]
+        saved = RunFolder(given["resume"]).resumable_config(fields, "train/adversarial.py")
+        clash = {k: (v, saved[k]) for k, v in given.items()
+                 if k in saved and saved[k] != v and k not in RUNTIME}  # fmt: skip
         if clash:
             raise ValueError(
                 f"{given['resume']} was made with a different config: "
@@ -282,6 +262,8 @@ def parse_config(argv: list[str] | None = None, description: str | None = None) 
                 )
             )
         base = saved
+    elif "init_from" in given:
+        base = source_base(given, PRESETS, Config.preset)
     else:
         base = PRESETS[given.get("preset", Config.preset)]
     config = Config(**{**base, **given})

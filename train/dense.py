@@ -10,7 +10,8 @@ import torch
 
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
 from seqgan_env.prefix_discriminator import AnyDiscriminator, PrefixDiscriminator, PrefixDiscriminatorConfig
-from train.config import PRESETS, Config
+from train.config import Config
+from train.presets import PRESETS
 
 # train/compare.py's methods of the dense reward mode and their labels.
 DENSE_METHODS = {"dense": "dense rewards (ScratchGAN)",

@@ -1,4 +1,4 @@
-"""The adversarial signal at each evaluation (issue 11): `seqgan_env.diagnostics` applied to the reward a
+"""The adversarial signal at each evaluation: `seqgan_env.diagnostics` applied to the reward a
 run's environment really hands out, as metrics.csv columns, TensorBoard scalars (`signal/...`) and
 signal.png. One implementation for train/adversarial.py and train/sb3.py.
 

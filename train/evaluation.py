@@ -4,6 +4,8 @@ columns are the adversarial signal's diagnostics, train.diagnostics)."""
 
 from __future__ import annotations
 
+import math
+import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -12,6 +14,7 @@ import torch
 
 from seqgan_env.bleu import BLEUReference, self_bleu
 from seqgan_env.discriminator import SequenceScorer
+from seqgan_env.finite import require_finite
 from seqgan_env.metrics import nll_oracle, nll_test
 from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM
@@ -61,7 +64,10 @@ def evaluate(
     rng: torch.Generator,
     temperature: float = 1.0,
 ) -> Evaluation:
-    """NLL-oracle of `n_samples` fresh samples and NLL-test on held-out data, both at `temperature`."""
+    """NLL-oracle of `n_samples` fresh samples and NLL-test on held-out data, both at `temperature`.
+    A generator with a NaN or infinite weight gets no score: `NonFiniteError` (its samples, all one
+    token, would score a fake-good NLL-oracle)."""
+    require_finite("evaluation", generator=generator)
     generator.eval()
     quality = nll_oracle(oracle, generator, n_samples, rng, temperature)
     diversity = nll_test(generator, test_data, temperature=temperature)
@@ -142,7 +148,9 @@ def evaluate_text(
 ) -> TextEvaluation:
     """NLL-test of `test_data` (padding excluded), and BLEU-2..5 / Self-BLEU-2..5 of `n_samples` fresh
     samples at `temperature`: each against the whole `reference` (the held-out sentences), resp. the
-    other samples, `self_bleu_samples` of them (seeded subset; None: all) scored as hypotheses."""
+    other samples, `self_bleu_samples` of them (seeded subset; None: all) scored as hypotheses. A
+    generator with a NaN or infinite weight gets no score: `NonFiniteError`."""
+    require_finite("evaluation", generator=generator)
     generator.eval()
     nll = nll_test(generator, test_data, pad_id=pad_id, temperature=temperature)
     samples = strip_sequences(generator.sample(n_samples, rng, temperature, eos_id=eos_id, pad_id=pad_id),
@@ -150,6 +158,26 @@ def evaluate_text(
     bleus = [reference.corpus_mean_bleu(samples, n) for n in BLEU_ORDERS]
     selfs = [self_bleu(samples, n, max_sentences=self_bleu_samples) for n in BLEU_ORDERS]
     return TextEvaluation(nll.mean, nll.stderr, *bleus, *selfs)
+
+
+def real_text_scores(
+    test_data: torch.Tensor, n_sentences: int, self_bleu_samples: int | None, eos_id: int | None,
+    pad_id: int | None, seed: int = 0,
+) -> dict[str, float]:
+    """The yardstick of a text run's BLEU and Self-BLEU: the held-out lines scored as `evaluate_text`
+    scores the generator's samples, real lines in place of generated ones. BLEU-n: each of (a seeded
+    subset of at most) `n_sentences` held-out lines against all the others; Self-BLEU-n: `n_sentences`
+    held-out lines (the same subset) against each other, `self_bleu_samples` of them scored. With no
+    more than `n_sentences` held-out lines the two are the same quantity. NaN with fewer than 2 lines."""
+    lines = strip_sequences(test_data, eos_id, pad_id)
+    if len(lines) < 2:
+        return {f"{kind}{n}": math.nan for kind in ("bleu", "self_bleu") for n in BLEU_ORDERS}
+    chosen = random.Random(seed).sample(range(len(lines)), min(n_sentences, len(lines)))
+    subset = [lines[i] for i in sorted(chosen)]  # self_bleu's own choice of hypotheses below
+    bleus = {f"bleu{n}": self_bleu(lines, n, max_sentences=n_sentences, seed=seed) for n in BLEU_ORDERS}
+    selfs = {f"self_bleu{n}": self_bleu(subset, n, max_sentences=self_bleu_samples, seed=seed)
+             for n in BLEU_ORDERS}  # fmt: skip
+    return {**bleus, **selfs}
 
 
 class Evaluator:
@@ -178,6 +206,15 @@ class Evaluator:
     def fields(self) -> tuple[str, ...]:
         """The columns of the run's metrics.csv."""
         return metric_fields(self.dense) if self.vocabulary is None else TEXT_METRIC_FIELDS
+
+    def yardstick(self, test_data: torch.Tensor) -> list[dict[str, Any]]:
+        """A text run's metrics row of the real held-out lines' own BLEU-2..5 and Self-BLEU-2..5
+        (phase "real", `real_text_scores`), the reference beside the generator's; none for oracle runs."""
+        if self.vocabulary is None:
+            return []
+        scores = real_text_scores(test_data, self.bleu_samples, self.self_bleu_samples,
+                                  self.vocabulary.eos_id, self.vocabulary.pad_id)  # fmt: skip
+        return [{"phase": "real", "step": 0, "generator_updates": 0, **scores}]
 
     @property
     def summary(self) -> tuple[str, ...]:

@@ -17,9 +17,10 @@ import torch
 from agents.learner import Learner
 from agents.mle import ContinuedMLE, MLEConfig, MLETrainer
 from agents.reinforce import ReinforceAgent, ReinforceConfig
-from seqgan_env.checkpoint import load_checkpoint, model_entry, save_checkpoint
+from seqgan_env.checkpoint import model_entry, save_checkpoint
 from seqgan_env.devices import resolve_device
 from seqgan_env.discriminator import DiscriminatorConfig, SequenceScorer
+from seqgan_env.precision import resolve_precision
 from seqgan_env.scorers import BLEUScorer, OracleScorer
 from seqgan_env.text import Vocabulary, decode
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
@@ -30,11 +31,12 @@ from train.dense import run_discriminator
 from train.diagnostics import has_signal, measure_signal, signal_scalars
 from train.evaluation import Evaluator
 from train.plots import plot_learning_curve, plot_signal
+from train.reproducibility import machine
 from train.rng import derive_seed, seeded_rng
 from train.run_folder import RunFolder
+from train.run_state import RUN_STATE_VERSION
 from train.sources import TextData
-
-RUN_STATE_VERSION = 2  # what a checkpoint of this script holds beyond the env's models (see Experiment.state)
+from train.stopping import signals_held
 
 
 class Experiment:
@@ -66,6 +68,11 @@ class Experiment:
             cfg.vocab_size, cfg.seq_len, cfg.disc_embed_dim, cfg.filters(), cfg.disc_dropout, lr=cfg.disc_lr
         )
         self.discriminator = run_discriminator(cfg, disc_config, init).to(self.device)
+        # The products' precision (--precision): the discriminator's training and scoring, the rollout
+        # policy's completions and MLE; the generator's sampling, the policy gradient and the
+        # evaluation stay fp32.
+        self.precision = resolve_precision(cfg.precision, self.device)
+        self.discriminator.precision = self.rollout_policy.precision = self.precision
         # Real and held-out data: independent oracle samples (NLL-test never sees training data), or
         # the corpus's seeded split.
         if text is None:
@@ -81,7 +88,7 @@ class Experiment:
                                    cfg.bleu_samples, cfg.self_bleu_samples,
                                    dense=cfg.reward_mode == "dense")  # fmt: skip
         mle_config = MLEConfig(cfg.mle_lr, cfg.batch_size, cfg.grad_clip)
-        self.mle = MLETrainer(self.generator, mle_config, pad_id=self.pad_id)
+        self.mle = MLETrainer(self.generator, mle_config, pad_id=self.pad_id, precision=self.precision)
         # PG-BLEU: BLEU against the training data scores the sequences in place of the discriminator;
         # the oracle's own likelihood is the perfect discriminator (the upper bound).
         self.scorer: SequenceScorer | None = None
@@ -115,6 +122,7 @@ class Experiment:
             rng=self.rng,
         )
         self.stage, self.progress = "mle", 0
+        self.saved_at: tuple[str, int] | None = None  # (stage, progress) of the last checkpoint
         self.generator_updates = 0
         self.metrics: list[dict[str, Any]] = []
         self.elapsed = 0.0
@@ -141,19 +149,23 @@ class Experiment:
             "value_baseline": None if self.agent.value is None else {
                 "state_dict": self.agent.value.state_dict(),
                 "optimizer": self.agent.value.optimizer.state_dict()},
-            "ema_baseline": self.agent.ema_baseline,
+            "ema_baseline": torch.tensor(self.agent.ema_baseline, dtype=torch.float64),  # checked finite
             "rng": {"device": self.device.type, "train": self.rng.get_state(),
                     "env": self.vector_env._torch_rng.get_state(), "torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state(self.device) if cuda else None},
             "data": {"real": self.real, "test": self.test},
-            "metrics": self.metrics, "elapsed_s": self.elapsed_s(),
+            "metrics": self.metrics, "elapsed_s": self.elapsed_s(), "machine": machine(),
             **({} if self.vocabulary is None else {"vocabulary": self.vocabulary.to_dict()}),
         }  # fmt: skip
 
     def save(self, *names: str) -> None:
+        """Checkpoint `names` (e.g. "mle", "latest"), written whole even when a signal arrives meanwhile
+        (train.stopping); never with a non-finite tensor (`save_checkpoint` refuses it)."""
         state = self.state()
-        for name in names:
-            save_checkpoint(self.run.checkpoint(name), state)
+        with signals_held():
+            for name in names:
+                save_checkpoint(self.run.checkpoint(name), state)
+            self.saved_at = (self.stage, self.progress)
 
     def resume(self, state: dict[str, Any]) -> None:
         """Continue from this run's own checkpoint (`latest.pt`), exactly where it stood."""
@@ -170,7 +182,7 @@ class Experiment:
             self.agent.value.load_state_dict(state["value_baseline"]["state_dict"])
             self.agent.value.optimizer.load_state_dict(state["value_baseline"]["optimizer"])
         self.envs.updater.load_state_dict(state["discriminator_updater"])
-        self.agent.ema_baseline = state.get("ema_baseline", 0.0)
+        self.agent.ema_baseline = float(state.get("ema_baseline", 0.0))  # none: no "ema" baseline ran
         self.rng.set_state(state["rng"]["train"])
         self.vector_env._torch_rng.set_state(state["rng"]["env"])
         torch.set_rng_state(state["rng"]["torch"])
@@ -178,6 +190,7 @@ class Experiment:
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         self.metrics = state["metrics"]
         self.stage, self.progress = state["stage"], state["progress"]
+        self.saved_at = (self.stage, self.progress)
         self.elapsed = state["elapsed_s"]
 
     def init_from(self, state: dict[str, Any]) -> None:
@@ -193,6 +206,11 @@ class Experiment:
         self.metrics = [r for r in state["metrics"] if r["phase"] == "mle"]
         has_d = has_d or not self.cfg.trains_discriminator
         self.stage, self.progress = ("adversarial" if has_d else "discriminator"), 0
+
+    def add_yardstick(self) -> None:
+        """A new run's first metrics row, in a text run: the real held-out lines' own BLEU-2..5 and
+        Self-BLEU-2..5 (phase "real"), once, beside the generator's at every evaluation."""
+        self.metrics = [*self.evaluator.yardstick(self.test), *self.metrics]
 
     def _load_models(self, state: dict[str, Any], with_discriminator: bool) -> None:
         """The models (configs checked by `check_compatible` before anything was written), the MLE
@@ -259,38 +277,3 @@ class Experiment:
         vocab = self.vocabulary
         self.run.write_samples(samples, None if vocab is None else lambda row: decode(row.tolist(), vocab))
         self.run.close()
-
-
-
-def init_from_checkpoint(cfg: Config, vocabulary: Vocabulary | None) -> dict[str, Any]:
-    """The checkpoint --init-from names (the run's pretrained.pt, else its mle.pt), checked against
-    this run's sizes and vocabulary before anything is written."""
-    assert cfg.init_from is not None
-    source = RunFolder(cfg.init_from)
-    if not source.path.is_dir():
-        raise FileNotFoundError(f"--init-from {cfg.init_from}: no such run folder")
-    path = source.checkpoint("pretrained")
-    if not path.is_file():
-        path = source.checkpoint("mle")
-    if not path.is_file():
-        raise FileNotFoundError(f"--init-from {cfg.init_from} holds no pre-training (neither pretrained.pt "
-                                "nor mle.pt): let its MLE stage finish first")  # fmt: skip
-    state = load_checkpoint(path)
-    check_compatible(cfg, state, path, vocabulary)
-    return state
-
-
-def check_compatible(cfg: Config, state: dict[str, Any], path: Path, vocabulary: Vocabulary | None) -> None:
-    """A checkpoint of this script whose generator has this run's shape and whose data has its
-    vocabulary (text) or none (oracle)."""
-    if state.get("run_state_version") != RUN_STATE_VERSION or "generator" not in state:
-        raise ValueError(f"{path} was not written by this version of train/adversarial.py (run state "
-                         f"{state.get('run_state_version')}, expected {RUN_STATE_VERSION})")  # fmt: skip
-    ours = None if vocabulary is None else vocabulary.to_dict()
-    if state.get("vocabulary") != ours:
-        source = "an oracle" if "vocabulary" not in state else "a text corpus"
-        raise ValueError(f"{path} was trained on {source} with another vocabulary than this run's")
-    want = TokenLSTMConfig(cfg.vocab_size, cfg.seq_len, cfg.gen_embed_dim, cfg.gen_hidden_dim).to_dict()
-    if state["generator"]["config"] != want:
-        raise ValueError(f"{path}: its generator was made with {state['generator']['config']}, this run "
-                         f"needs {want}")  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ def plot_learning_curve(rows: list[dict[str, Any]], path: Path, title: str) -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    real = next((r for r in rows if r["phase"] == "real"), None)  # a text run's yardstick
+    rows = [r for r in rows if r["phase"] != "real"]
     text = bool(rows) and "bleu2" in rows[0]
     fig, axes = plt.subplots(1, 2 if text else 1, figsize=(11 if text else 7, 4.2), squeeze=False)
     mle_end = max((r["step"] for r in rows if r["phase"] == "mle"), default=0)
@@ -33,6 +36,11 @@ def plot_learning_curve(rows: list[dict[str, Any]], path: Path, title: str) -> N
             (line,) = bleu_ax.plot(xs, [r[f"bleu{n}"] for r in rows], "o-", ms=3, label=f"BLEU-{n}")
             bleu_ax.plot(xs, [r[f"self_bleu{n}"] for r in rows], ":", color=line.get_color(),
                          label=f"Self-BLEU-{n}")  # fmt: skip
+        if real is not None:
+            bleu_ax.axhline(real["bleu4"], color="black", lw=1, alpha=0.5, label="BLEU-4 of real lines")
+            bleu_ax.axhline(real["self_bleu4"], color="black", lw=1, ls=":", alpha=0.5,
+                            label="Self-BLEU-4 of real lines")  # fmt: skip
+        bleu_ax.set_ylim(0, 1.1)  # BLEU lies in [0, 1]; the phase labels sit above it
         bleu_ax.set_ylabel("BLEU (solid), Self-BLEU (dotted)")
         bleu_ax.legend(fontsize=7, ncol=2)
     for ax in axes[0]:
@@ -91,10 +99,40 @@ def plot_quality_diversity(
     plt.close(fig)
 
 
+SIGNAL_PANELS = (
+    ("real vs generated (0.5: chance)", (("d_accuracy", "accuracy"), ("d_auc", "AUC")), 0.5, "linear"),
+    ("Spearman with the oracle's log-likelihood",
+     (("reward_oracle_spearman", "reward D(y)"), ("q_oracle_spearman", "Q_t, mean over t < T")), 0.0,
+     "linear"),
+    ("share of Q_t's variance that is signal", (("q_signal_share", "t < T"),), None, "linear"),
+    ("policy-gradient norm", (("pg_constant_norm", "constant-reward part"),
+                              ("pg_centred_norm", "centred part")), None, "log"),
+)  # fmt: skip
+
+
+def _value(row: dict[str, Any], key: str) -> float:
+    value = row.get(key)
+    return math.nan if value is None or value == "" else float(value)
+
+
+def signal_panels(rows: list[dict[str, Any]]) -> list[tuple[str, list[tuple[str, list[float]]], Any, str]]:
+    """The diagnostics' panels that have data in the adversarial rows: (title, [(curve, values)], the
+    reference level, the y scale), each curve with at least one finite value (a text run, with no
+    oracle, has only the first panel; `--reward-mode terminal` no Q_t panels)."""
+    panels = []
+    for title, curves, level, scale in SIGNAL_PANELS:
+        found = [(name, [_value(r, key) for r in rows]) for key, name in curves]
+        found = [(name, values) for name, values in found if any(math.isfinite(v) for v in values)]
+        if found:
+            panels.append((title, found, level, scale))
+    return panels
+
+
 def plot_signal(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     """The adversarial signal's diagnostics (train.diagnostics) against the adversarial round: the
     reward's accuracy and AUC on real against generated sequences, its rank correlations with the
-    oracle, the share of Q_t's variance that is signal, and the policy gradient's two parts."""
+    oracle, the share of Q_t's variance that is signal, and the policy gradient's two parts; only the
+    panels that have data (`signal_panels`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -102,19 +140,16 @@ def plot_signal(rows: list[dict[str, Any]], path: Path, title: str) -> None:
 
     rows = [r for r in rows if r["phase"] == "adversarial"]
     xs = [r["step"] for r in rows]
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), squeeze=False)
-    panels = (
-        ("real vs generated (0.5: chance)", (("d_accuracy", "accuracy"), ("d_auc", "AUC")), 0.5, "linear"),
-        ("Spearman with the oracle's log-likelihood", (("reward_oracle_spearman", "reward D(y)"),
-                                                       ("q_oracle_spearman", "Q_t, mean over t < T")), 0.0,
-         "linear"),
-        ("share of Q_t's variance that is signal", (("q_signal_share", "t < T"),), None, "linear"),
-        ("policy-gradient norm", (("pg_constant_norm", "constant-reward part"),
-                                  ("pg_centred_norm", "centred part")), None, "log"),
-    )  # fmt: skip
-    for ax, (label, curves, level, scale) in zip(axes.flat, panels, strict=True):
-        for key, name in curves:
-            ax.plot(xs, [float(r.get(key, "nan")) for r in rows], "o-", ms=3, label=name)
+    panels = signal_panels(rows)
+    if not panels:
+        return
+    shape = (1, len(panels)) if len(panels) < 3 else (2, 2)
+    fig, axes = plt.subplots(*shape, figsize=(5 * shape[1], 3.5 * shape[0] + 0.5), squeeze=False)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    for ax, (label, curves, level, scale) in zip(axes.flat, panels, strict=False):
+        for name, values in curves:
+            ax.plot(xs, values, "o-", ms=3, label=name)
         if level is not None:
             ax.axhline(level, color="grey", lw=1, ls=":")
         ax.set_yscale(scale)

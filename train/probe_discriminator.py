@@ -41,15 +41,26 @@ from seqgan_env.diagnostics import (
     reward_quality_correlation,
 )
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
+from seqgan_env.finite import NonFiniteError, require_finite
 from seqgan_env.prefix_discriminator import AnyDiscriminator, PrefixDiscriminator
 from seqgan_env.token_lstm import TokenLSTM
 from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorUpdater
-from train.cli import check_options, check_run_options, config_parser, fail, option
+from train.cli import (
+    MAX_LR,
+    MAX_SCALE,
+    as_flags,
+    check_options,
+    check_run_options,
+    config_parser,
+    fail,
+    option,
+)
 from train.config import Config
 from train.dense import make_prefix_discriminator
 from train.rng import derive_seed, seeded_rng
 from train.run_folder import RunFolder
 from train.sources import Pretrained, load_pretrained
+from train.stopping import cause, command, run_stoppable
 
 FIELDS = ("repeat", "n_real", "d_loss", "heldout_auc", "train_auc", "reward_oracle_spearman",
           "dense_oracle_spearman", "elapsed_s")  # fmt: skip
@@ -64,19 +75,20 @@ class ProbeConfig:
     kind: Literal["cnn", "prefix"] = option(
         "cnn: the paper's discriminator of finished sequences; prefix: the dense mode's causal LSTM",
         default="cnn")  # fmt: skip
-    disc_lr: float = option("the discriminator's Adam learning rate", default=1e-4, above=0)
+    disc_lr: float = option("the discriminator's Adam learning rate", default=1e-4, above=0,
+                            at_most=MAX_LR)
     disc_embed_dim: int = option("embedding size (0: the run's discriminator's; prefix: 64)", default=0,
                                  at_least=0)  # fmt: skip
     disc_filters: str = option("cnn filters: 'run' (the run's discriminator's), 'paper', or width:filters "
                                "pairs", default="run")  # fmt: skip
     disc_dropout: float = option("cnn: dropout before the output layer", default=0.25, at_least=0, below=1)
     l2_reg: float = option("cnn: L2 weight on the output layer (the reference's 0.2)", default=0.2,
-                           at_least=0)  # fmt: skip
+                           at_least=0, at_most=MAX_SCALE)  # fmt: skip
     disc_hidden_dim: int = option("prefix: LSTM size", default=128, at_least=1)
     disc_layer_norm: bool = option("prefix: layer norm on the gates", default=True)
     disc_embed_dropout: float = option("prefix: dropout on the embedding matrix", default=0.1, at_least=0,
                                        below=1)  # fmt: skip
-    disc_l2: float = option("prefix: L2 weight on every weight", default=1e-6, at_least=0)
+    disc_l2: float = option("prefix: L2 weight on every weight", default=1e-6, at_least=0, at_most=MAX_SCALE)
     disc_beta1: float = option("prefix: Adam's beta1", default=0.5, at_least=0, below=1)
     disc_beta2: float = option("prefix: Adam's beta2", default=0.999, at_least=0, below=1)
     n_real: int = option("real sequences in the pool (0: the run's training sequences; more: the run's and "
@@ -93,7 +105,7 @@ class ProbeConfig:
     device: str = option("torch device", default="cpu")
     threads: int = option("CPU threads for torch (0: torch's default)", default=0, at_least=0)
     out: str = option("folder holding run folders", default="runs")
-    name: str | None = option("run folder name (default: probe_KIND_sSEED_lrLR)", default=None)
+    name: str | None = option("run folder name", default=None, shown="probe_KIND_sSEED_lrLR")
 
     def validate(self) -> None:
         check_options(self)
@@ -135,9 +147,15 @@ def real_pool(pre: Pretrained, oracle: TokenLSTM, n_real: int, seed: int) -> tor
     return torch.cat([pre.real, more])
 
 
-def probe(cfg: ProbeConfig, pre: Pretrained, oracle: TokenLSTM, run: RunFolder) -> list[dict[str, float]]:
+def probe(
+    cfg: ProbeConfig, pre: Pretrained, oracle: TokenLSTM, run: RunFolder, rows: list[dict[str, float]]
+) -> None:
     """Train a fresh discriminator against the run's fixed generator, set by set, measuring after each
-    (the module docstring); writes and returns the rows."""
+    (the module docstring), into `rows` and RUN/metrics.csv; each set's loss and discriminator are
+    checked finite before its row is written (`NonFiniteError`)."""
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(derive_seed(cfg.seed, "torch"))  # dropout's generator
     device = resolve_device(cfg.device)
     generator, oracle = pre.generator.to(device), oracle.to(device)
     discriminator = make_discriminator(cfg, pre, seeded_rng(derive_seed(cfg.seed, "init"))).to(device)
@@ -149,10 +167,10 @@ def probe(cfg: ProbeConfig, pre: Pretrained, oracle: TokenLSTM, run: RunFolder) 
     heldout = pre.test.to(device)
     schedule = DiscriminatorSchedule(None, 1, cfg.n_negatives, cfg.epochs, cfg.batch_size)
     updater = DiscriminatorUpdater(discriminator, real, lambda n: generator.sample(n, rng), schedule, rng)
-    rows: list[dict[str, float]] = []
     start = time.monotonic()
     for repeat in range(1, cfg.repeats + 1):
         loss = updater.train()
+        require_finite(f"repeat {repeat}", {"discriminator loss": loss}, discriminator=discriminator)
         assert updater.last_real is not None
         _, heldout_auc = discriminator_accuracy_auc(discriminator, heldout, fresh)
         _, train_auc = discriminator_accuracy_auc(discriminator, updater.last_real[: cfg.eval_samples], fresh)
@@ -165,7 +183,6 @@ def probe(cfg: ProbeConfig, pre: Pretrained, oracle: TokenLSTM, run: RunFolder) 
                      "elapsed_s": round(time.monotonic() - start, 1)})  # fmt: skip
         run.write_metrics(rows, FIELDS)
         print(" ".join(f"{k} {v:.4g}" for k, v in rows[-1].items()), flush=True)
-    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,15 +197,28 @@ def main(argv: list[str] | None = None) -> int:
         if run.path.exists():
             raise FileExistsError(f"run folder {run.path} already exists: choose another --name")
         run.create({**dataclasses.asdict(cfg), "discriminator": d_config.to_dict()})
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, TypeError, OSError) as err:
         return fail(err)
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(derive_seed(cfg.seed, "torch"))  # dropout's generator
-    probe(cfg, pre, oracle, run)
+    rows: list[dict[str, float]] = []
+    stopped = run_stoppable(lambda: probe(cfg, pre, oracle, run, rows),
+                            lambda err: stop_message(err, cfg, run, len(rows)))  # fmt: skip
     run.close()
+    if stopped is not None:
+        return stopped
     print(f"wrote {run.path / 'metrics.csv'}")
     return 0
+
+
+def stop_message(err: BaseException, cfg: ProbeConfig, run: RunFolder, done: int) -> str:
+    """The one line of a probe that stopped early (train.stopping): why, how far it got, and the
+    command that starts it again (a probe does not resume)."""
+    if isinstance(err, NonFiniteError):
+        return f"{cause(err)}; metrics.csv holds the {done} repeats before it"
+    changed = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+               if f.name != "name" and getattr(cfg, f.name) != f.default}  # fmt: skip
+    again = command("probe_discriminator.py", *as_flags(changed), "--name", f"{run.path.name}_again")
+    return (f"{cause(err)} after {done} of {cfg.repeats} repeats (metrics.csv holds them); a probe does not "
+            f"resume: run it again with {again}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -13,16 +13,23 @@ from typing import Any, Literal
 
 from train.cli import check_options, check_run_options, config_parser, option
 from train.run_folder import RunFolder
-from train.sb3_config import SB3Config, check_dense_reward, check_discount, value_layers
+from train.sb3_config import (
+    SB3Config,
+    check_dense_reward,
+    check_discount,
+    check_pretrained_options,
+    value_layers,
+)
 
 _SB3 = {f.name: f for f in dataclasses.fields(SB3Config)}
 
 
-def as_sb3(name: str, note: str = "") -> Any:
-    """A field with train/sb3.py's help, range and default for the option of the same name."""
+def as_sb3(name: str, help_text: str | None = None) -> Any:
+    """A field with train/sb3.py's range and default for the option of the same name, and its help
+    (or `help_text`, where SB3's would name SB3)."""
     field = _SB3[name]
-    bounds = {k: field.metadata.get(k) for k in ("at_least", "above", "below")}
-    return option(field.metadata["help"] + note, default=field.default, **bounds)
+    bounds = {k: field.metadata.get(k) for k in ("at_least", "above", "below", "at_most", "shown")}
+    return option(help_text or field.metadata["help"], default=field.default, **bounds)
 
 
 @dataclass
@@ -32,8 +39,8 @@ class RLlibConfig:
     algo: Literal["ppo", "appo", "impala"] = option("the RLlib algorithm (new API stack)", default="ppo")
     num_env_runners: int = option("Ray env runners that sample (0: the driver samples itself)",
                                   default=2, at_least=0)  # fmt: skip
-    ray_address: str | None = option("an existing Ray cluster to join (default: start a local Ray)",
-                                     default=None)  # fmt: skip
+    ray_address: str | None = option("an existing Ray cluster to join (e.g. auto)", default=None,
+                                     shown="start a local Ray")  # fmt: skip
     ray_cpus: int = option("CPUs of the local Ray (0: one per env runner, at least 1)", default=0, at_least=0)
     resume: str | None = option("continue this run folder from its last checkpoint (round granularity)",
                                 default=None)  # fmt: skip
@@ -42,30 +49,36 @@ class RLlibConfig:
     pretrain_args: str = as_sb3("pretrain_args")
     oracle: str | None = as_sb3("oracle")
     warm_start: bool = as_sb3("warm_start")
-    seed: int = as_sb3("seed")
+    seed: int = as_sb3("seed", "seed of RLlib, the envs, sampling and the evaluation")
     device: Literal["cpu"] = option("torch device of the env's models (RLlib's learner: CPU here)",
                                     default="cpu")  # fmt: skip
     threads: int = option("torch threads of the driver (0: torch's default); each runner uses one",
                           default=0, at_least=0)  # fmt: skip
     out: str = as_sb3("out")
-    name: str | None = option("run folder name (default: rllib_ALGO_sSEED_time)", default=None)
-    rounds: int = as_sb3("rounds", " (here: one algo.train())")
-    n_envs: int = as_sb3("n_envs", "; split evenly over the env runners")
+    name: str | None = option("run folder name", default=None, shown="rllib_ALGO_sSEED_TIME")
+    rounds: int = as_sb3("rounds", "adversarial rounds: one algo.train() each (the runners sample, the "
+                         "learner updates), then the rollout sync and the discriminator training")
+    n_envs: int = as_sb3("n_envs", "envs in all (sequences per rollout step), split evenly over the env "
+                         "runners; the paper's batch is 64")
     n_steps: int = as_sb3("n_steps")
-    batch_size: int = as_sb3("batch_size", " (RLlib's minibatch_size; PPO, APPO)")
-    n_epochs: int = as_sb3("n_epochs", " (RLlib's num_epochs)")
-    learning_rate: float = as_sb3("learning_rate", " (RLlib's lr; Adam for every algorithm)")
+    batch_size: int = as_sb3("batch_size", "PPO and APPO minibatch, RLlib's minibatch_size (0: half the "
+                             "rollout)")
+    n_epochs: int = as_sb3("n_epochs", "PPO and APPO epochs over each rollout, RLlib's num_epochs")
+    learning_rate: float = as_sb3("learning_rate", "the policy's Adam learning rate, RLlib's lr")
     gamma: float = as_sb3("gamma")
-    gae_lambda: float = as_sb3("gae_lambda", " (RLlib's lambda_; PPO, APPO)")
-    clip_range: float = as_sb3("clip_range", " (RLlib's clip_param; PPO, APPO)")
-    ent_coef: float = as_sb3("ent_coef", " (RLlib's entropy_coeff)")
-    vf_coef: float = as_sb3("vf_coef", " (RLlib's vf_loss_coeff)")
-    max_grad_norm: float = as_sb3("max_grad_norm", " (RLlib's grad_clip, by global norm)")
+    gae_lambda: float = as_sb3("gae_lambda", "GAE lambda of PPO and APPO, RLlib's lambda_")
+    clip_range: float = as_sb3("clip_range", "clip range of PPO and APPO, RLlib's clip_param")
+    ent_coef: float = as_sb3("ent_coef", "entropy bonus coefficient, RLlib's entropy_coeff")
+    vf_coef: float = as_sb3("vf_coef", "value loss coefficient, RLlib's vf_loss_coeff")
+    max_grad_norm: float = as_sb3("max_grad_norm", "gradient-norm clip of the policy, RLlib's grad_clip "
+                                  "(by global norm)")
     value_arch: str = as_sb3("value_arch")
     reward_mode: Literal["shaped", "mc", "terminal", "dense"] = as_sb3("reward_mode")
     reward: Literal["discriminator", "oracle"] = as_sb3("reward")
     n_rollouts: int = as_sb3("n_rollouts")
-    rollout_update: Literal["copy", "ema", "fixed"] = as_sb3("rollout_update")
+    rollout_update: Literal["copy", "ema", "fixed"] = as_sb3(
+        "rollout_update", "the envs' rollout policy: copy (= the RLlib policy, the paper), ema, or fixed "
+        "(stays the pre-trained generator)")
     rollout_rate: float = as_sb3("rollout_rate")
     disc_repeats: int = as_sb3("disc_repeats")
     disc_epochs: int = as_sb3("disc_epochs")
@@ -140,12 +153,15 @@ def parse_rllib_config(argv: list[str] | None = None, description: str | None = 
     given = vars(config_parser(RLlibConfig, description).parse_args(argv))
     base: dict[str, Any] = {}
     if "resume" in given:
-        saved = RunFolder(given["resume"]).saved_config()
+        fields = {f.name for f in dataclasses.fields(RLlibConfig)}
+        saved = RunFolder(given["resume"]).resumable_config(fields, "train/rllib.py")
         clash = [f"--{k.replace('_', '-')} {v!r} (run has {saved.get(k)!r})" for k, v in given.items()
                  if k not in RUNTIME and saved.get(k) != v]  # fmt: skip
         if clash:
             raise ValueError(f"{given['resume']} was made with a different config: {', '.join(clash)}")
-        base = {k: v for k, v in saved.items() if k in {f.name for f in dataclasses.fields(RLlibConfig)}}
+        base = saved
     config = RLlibConfig(**{**base, **given})
     config.validate()
+    if "resume" not in given:
+        check_pretrained_options(given)
     return config

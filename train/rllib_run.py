@@ -1,25 +1,27 @@
 """An RLlib run of the adversarial phase: the algorithm, the driver's models, evaluation, checkpoints.
 
 The driver holds the reference rollout policy and discriminator (and the discriminator's schedule);
-`agents.rllib.RLlibLearner` keeps every env runner's copies equal to them. A checkpoint is RLlib's
-own (`algo.save_to_path`, into `rllib-ROUND/`) plus `latest.pt` (the driver's models, the schedule's
-state, the random generators, the metrics rows), written every --eval-every rounds; `--resume`
-restores both and broadcasts the models before the runners sample again.
+`agents.rllib.RLlibLearner` keeps every env runner's copies equal to them. The checkpoint, `latest.pt`
+(written every --eval-every rounds), holds RLlib's state as plain tensors and numbers
+(`agents.rllib.algorithm_state`: the RLModule, the optimizer, the counters; RLlib's own checkpoint
+folder is pickles, which restoring would run), the driver's models, the schedule's state, the random
+generators and the metrics rows; `--resume` restores them all and broadcasts the models before the
+runners sample again.
 """
 
 from __future__ import annotations
 
-import shutil
 import time
 from typing import Any
 
 import torch
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS
 
-from agents.rllib import RLlibLearner, algorithm_config
+from agents.rllib import RLlibLearner, algorithm_config, algorithm_state, restore_algorithm_state
 from agents.rllib_module import module_config
 from seqgan_env.checkpoint import model_entry, save_checkpoint
 from seqgan_env.discriminator import SequenceScorer
+from seqgan_env.finite import require_finite
 from seqgan_env.prefix_discriminator import PrefixDiscriminatorConfig
 from seqgan_env.scorers import OracleScorer
 from seqgan_env.token_lstm import TokenLSTM
@@ -33,9 +35,10 @@ from train.rng import derive_seed, seeded_rng
 from train.run_folder import RunFolder
 from train.sb3_run import learner_discriminator
 from train.sources import Pretrained
-from train.stages import run_rounds
+from train.stages import pretrain_discriminator_set, run_rounds
+from train.stopping import signals_held
 
-RUN_STATE_VERSION = 1
+RUN_STATE_VERSION = 2  # 1: RLlib's state in a checkpoint folder of pickles beside latest.pt
 
 
 class RLlibRun:
@@ -83,7 +86,8 @@ class RLlibRun:
         self.learner = RLlibLearner(self.algo, self.rollout_policy, self.updater, cfg.rollout_update,
                                     cfg.rollout_rate)  # fmt: skip
         self.rows: list[dict[str, Any]] = list(pre.mle_rows)
-        self.done = 0
+        self.done = 0  # rounds finished
+        self.saved: int | None = None  # the round of the last checkpoint (latest.pt)
         self.elapsed = 0.0
         self._t0 = time.monotonic()
 
@@ -97,8 +101,8 @@ class RLlibRun:
         """Where the source had no pre-trained discriminator: --disc-pretrain-repeats sets of fresh
         negatives from the (warm-started) policy."""
         if not self.d_pretrained and self.cfg.reward == "discriminator":  # a fixed D (--disc-repeats 0) too
-            for _ in range(self.cfg.disc_pretrain_repeats):
-                self.updater.train(repeats=1)
+            for set_ in range(1, self.cfg.disc_pretrain_repeats + 1):
+                pretrain_discriminator_set(self.updater, set_)
 
     def evaluate(self, round_: int, losses: dict[str, float]) -> dict[str, str]:
         """The policy's evaluation (train.evaluation.evaluate_policy_round)."""
@@ -132,20 +136,20 @@ class RLlibRun:
                    f"rllib {cfg.algo} rounds", cfg.progress)  # fmt: skip
 
     def save(self) -> None:
-        """RLlib's checkpoint into rllib-ROUND/, then latest.pt (atomic) naming it; older ones go."""
-        folder = self.run.path / f"rllib-{self.done}"
-        shutil.rmtree(folder, ignore_errors=True)
-        self.algo.save_to_path(str(folder.resolve()))
-        save_checkpoint(self.run.checkpoint("latest"), self.state(folder.name))
-        for old in self.run.path.glob("rllib-*"):
-            if old.name != folder.name:
-                shutil.rmtree(old, ignore_errors=True)
+        """latest.pt, atomically: the resume point. The learner's weights are checked finite first
+        (`NonFiniteError`), and a signal waits for the end of the write."""
+        require_finite(f"adversarial round {self.done}, before writing its checkpoint",
+                       learner=self.algo.learner_group.get_weights())  # fmt: skip
+        with signals_held():
+            save_checkpoint(self.run.checkpoint("latest"), self.state())
+            self.saved = self.done
 
-    def state(self, rllib_folder: str) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
+        """Everything a resumed run needs, as plain types and tensors (loadable weights-only)."""
         return {
             "run_state_version": RUN_STATE_VERSION, "config": self.cfg.settings(), "algo": self.cfg.algo,
             "stage": "adversarial" if self.done < self.cfg.rounds else "done", "progress": self.done,
-            "rllib": rllib_folder, "pretrained_from": str(self.pre.source),
+            "rllib": algorithm_state(self.algo), "pretrained_from": str(self.pre.source),
             "generator": model_entry(self.learner.generator),
             "rollout_policy": model_entry(self.rollout_policy),
             "discriminator": model_entry(self.discriminator),
@@ -156,23 +160,29 @@ class RLlibRun:
         }  # fmt: skip
 
     def resume(self, state: dict[str, Any]) -> None:
-        """Continue from `latest.pt`: RLlib's state (module, optimizer, counters) and the driver's."""
-        if state.get("run_state_version") != RUN_STATE_VERSION:
-            raise ValueError(f"{self.run.path} was written by another version of train/rllib.py")
-        self.algo.restore_from_path(str((self.run.path / state["rllib"]).resolve()))
-        self.rollout_policy.load_state_dict(state["rollout_policy"]["state_dict"])
-        self.discriminator.load_state_dict(state["discriminator"]["state_dict"])
-        self.updater.load_state_dict(state["discriminator_updater"])
-        self.rng.set_state(state["rng"]["train"])
-        torch.set_rng_state(state["rng"]["torch"])
-        self.rows, self.done, self.elapsed = state["metrics"], state["progress"], state["elapsed_s"]
+        """Continue from `latest.pt` (`check_run_state` first): RLlib's state (module, optimizer,
+        counters) and the driver's. A state that does not fit this run is a one-line ValueError."""
+        try:
+            restore_algorithm_state(self.algo, state["rllib"])
+            self.rollout_policy.load_state_dict(state["rollout_policy"]["state_dict"])
+            self.discriminator.load_state_dict(state["discriminator"]["state_dict"])
+            self.updater.load_state_dict(state["discriminator_updater"])
+            self.rng.set_state(state["rng"]["train"])
+            torch.set_rng_state(state["rng"]["torch"])
+            self.rows, self.done = list(state["metrics"]), int(state["progress"])
+            self.elapsed = float(state["elapsed_s"])
+            self.saved = self.done
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError) as err:
+            reason = (str(err).strip().splitlines() or [""])[0][:150]
+            raise ValueError(f"{self.run.checkpoint('latest')} does not fit this run ({type(err).__name__}: "
+                             f"{reason})") from None  # fmt: skip
         self.learner.iterations = self.done
         self.learner.invalidate()
 
     def finish(self) -> TokenLSTM:
         """final.pt, metrics.csv, curve.png, samples.txt; returns the final generator."""
         generator = self.learner.generator
-        save_checkpoint(self.run.checkpoint("final"), {**self.state(f"rllib-{self.done}"), "stage": "done"})
+        save_checkpoint(self.run.checkpoint("final"), {**self.state(), "stage": "done"})
         self.run.write_metrics(self.rows, metric_fields(self.cfg.reward_mode == "dense"))
         title = f"RLlib {self.cfg.algo}, {self.cfg.num_env_runners} env runners, seed {self.cfg.seed}"
         plot_learning_curve(self.rows, self.run.path / "curve.png", title)
@@ -183,3 +193,10 @@ class RLlibRun:
         self.algo.stop()
         return generator
 
+
+def check_run_state(state: dict[str, Any], path: Any) -> None:
+    """A resume point this version of train/rllib.py reads (see RUN_STATE_VERSION)."""
+    version = state.get("run_state_version")
+    if version != RUN_STATE_VERSION:
+        raise ValueError(f"{path} was written by another version of train/rllib.py (run state version "
+                         f"{version!r}, this one reads {RUN_STATE_VERSION}): start it again")  # fmt: skip

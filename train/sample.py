@@ -22,13 +22,13 @@ from seqgan_env.checkpoint import load_checkpoint, token_lstm_from_entry
 from seqgan_env.devices import resolve_device
 from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM
+from train.cli import MIN_TEMPERATURE  # below it, logits / temperature can overflow float32
 from train.run_folder import RunFolder
 from train.sources import decode_lines
+from train.stopping import cause, run_stoppable
 
 CHECKPOINTS = ("final", "latest", "mle")
 CHUNK = 1024  # sequences generated (and printed) at a time: memory stays bounded for any -n
-# Below this, logits / temperature can overflow float32 and the softmax turns to NaN.
-MIN_TEMPERATURE = 1e-6
 SEED_LIMIT = 2**64  # torch.Generator.manual_seed takes seeds in [0, 2**64)
 
 
@@ -83,7 +83,11 @@ def load_generator(folder: str | Path, checkpoint: str = "final") -> tuple[Token
     if "generator" not in state:
         raise ValueError(f"{path} holds no generator")
     generator = token_lstm_from_entry(state["generator"], f"{path}, entry 'generator'").eval()
-    return generator, run_vocabulary(state, run.path)
+    vocabulary = run_vocabulary(state, run.path)
+    if vocabulary is not None and vocabulary.size != generator.config.vocab_size:
+        raise ValueError(f"{run.path}'s vocabulary has {vocabulary.size} tokens, its generator "
+                         f"{generator.config.vocab_size}")  # fmt: skip
+    return generator, vocabulary
 
 
 def generate_lines(
@@ -125,13 +129,19 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    try:
-        for lines in generate_lines(generator, vocabulary, args.n, args.temperature, args.seed):
-            print("\n".join(lines), flush=True)
-    except BrokenPipeError:  # e.g. piped into head: stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-        return 1
-    return 0
+    printed, closed = [0], [False]
+
+    def emit() -> None:
+        try:
+            for lines in generate_lines(generator, vocabulary, args.n, args.temperature, args.seed):
+                print("\n".join(lines), flush=True)
+                printed[0] += len(lines)
+        except BrokenPipeError:  # e.g. piped into head: stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            closed[0] = True
+
+    stopped = run_stoppable(emit, lambda err: f"{cause(err)} after {printed[0]} of {args.n} sequences")
+    return stopped if stopped is not None else int(closed[0])
 
 
 if __name__ == "__main__":

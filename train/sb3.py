@@ -18,7 +18,7 @@ as the MLE generator (the warm start: equal next-token distributions), and is ev
 REINFORCE path's code (train.evaluation.evaluate: NLL-oracle, NLL-test).
 
 Rewards default to "shaped" with gamma 1: r_t = Q_t - Q_{t-1}, so an episode's return is exactly
-D(y) and a return-based algorithm optimises what SeqGAN does (SPEC 3); "mc" (r_t = Q_t) would need
+D(y) and a return-based algorithm optimises what SeqGAN does; "mc" (r_t = Q_t) would need
 gamma 0 for a generic algorithm, "terminal" (D(y) at the end) skips the Monte Carlo search.
 
 The run folder (--out/--name) holds config.json, metrics.csv (a row per evaluation, the source's MLE
@@ -30,19 +30,24 @@ checkpoint=), curve.png, signal.png and samples.txt.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
+from seqgan_env.finite import NonFiniteError
 from seqgan_env.text import CorpusError
-from train.cli import fail
+from train.cli import as_flags, fail
 from train.evaluation import run_summary
+from train.experiment import Experiment
 from train.run_folder import RunFolder
-from train.sb3_config import parse_sb3_config
+from train.sb3_config import SB3Config, parse_sb3_config
 from train.sb3_job import check_sb3_run, train_sb3
+from train.sb3_run import SB3Run
 from train.sources import learner_source
-from train.stages import open_experiment, run_experiment
+from train.stages import open_experiment, position, run_experiment
+from train.stopping import cause, command, run_stoppable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,26 +56,65 @@ def main(argv: list[str] | None = None) -> int:
         cfg = parse_sb3_config(argv, __doc__)
         name = cfg.name or f"sb3_{cfg.algo}_s{cfg.seed}_{datetime.now():%Y%m%d-%H%M%S}"
         run = RunFolder(Path(cfg.out) / name)
-        vocab_size, seq_len, pre_cfg = learner_source(cfg.pretrained, cfg, run)
-        check_sb3_run(cfg, vocab_size, seq_len)
+        _, _, pre_cfg = learner_source(cfg.pretrained, cfg, run)
+        if pre_cfg is not None:
+            source = pre_cfg.run_settings()
+        else:
+            source = RunFolder(str(cfg.pretrained)).saved_config()
+        check_sb3_run(cfg, source)
         if run.path.exists():
             raise FileExistsError(f"run folder {run.path} already exists: remove it to start again, or "
                                   "choose another --name")  # fmt: skip
         run.create(cfg.settings())
-        pretrain = open_experiment(pre_cfg) if pre_cfg is not None else None  # into RUN/pretrain
-    except (
-        ValueError, TypeError, FileNotFoundError, FileExistsError, ImportError, CorpusError, RuntimeError
-    ) as err:
+        try:
+            pretrain = open_experiment(pre_cfg) if pre_cfg is not None else None  # into RUN/pretrain
+        except BaseException:
+            run.discard()
+            raise
+    except (ValueError, TypeError, OSError, ImportError, CorpusError, RuntimeError) as err:
         return fail(err)
     if cfg.reward_mode == "mc" and cfg.gamma > 0:
         print(f"warning: --reward-mode mc with --gamma {cfg.gamma}: the return then sums Q_t over the "
-              "episode (SPEC 3: use --gamma 0 with mc, or the default shaped rewards)", file=sys.stderr)
-    if pretrain is not None:
-        run_experiment(pretrain, until="adversarial")
-    sb3_run = train_sb3(cfg, run, pretrain.run.path if pretrain is not None else str(cfg.pretrained))
-    print(run_summary(cfg.algo, sb3_run.rows, cfg.rounds, "SB3", sb3_run.elapsed_s(), time.monotonic() - t0,
+              "episode (use --gamma 0 with mc, or the default shaped rewards)", file=sys.stderr)
+    source_path = pretrain.run.path if pretrain is not None else Path(str(cfg.pretrained))
+    runs: list[SB3Run] = []
+
+    def train() -> None:
+        if pretrain is not None:
+            run_experiment(pretrain, until="adversarial")
+        train_sb3(cfg, run, source_path, started=runs.append)
+
+    stopped = run_stoppable(train, lambda err: stop_message(err, cfg, run, source_path, pretrain, runs))
+    if stopped is not None:
+        return stopped
+    print(run_summary(cfg.algo, runs[0].rows, cfg.rounds, "SB3", runs[0].elapsed_s(), time.monotonic() - t0,
                       run.path))  # fmt: skip
     return 0
+
+
+def stop_message(
+    err: BaseException, cfg: SB3Config, run: RunFolder, source: Path, pretrain: Experiment | None,
+    runs: list[SB3Run],
+) -> str:  # fmt: skip
+    """The one line of a run that stopped early (train.stopping): why, how far it got, and how to
+    start it again, from the same pre-training (an SB3 run does not resume)."""
+    if isinstance(err, NonFiniteError):
+        return f"{cause(err)}; nothing non-finite was saved"
+    skip = ("pretrained", "pretrain_preset", "pretrain_args", "oracle", "out", "name")
+    defaults = SB3Config()
+    changed = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+               if f.name not in skip and getattr(cfg, f.name) != getattr(defaults, f.name)}  # fmt: skip
+    again = command("sb3.py", *as_flags(changed), "--pretrained", str(source), "--out", str(run.path.parent),
+                    "--name", f"{run.path.name}_again")  # fmt: skip
+    if not runs and pretrain is not None and pretrain.stage not in ("adversarial", "done"):
+        finish = command("pretrain.py", "--resume", str(pretrain.run.path))
+        return (f"{cause(err)} after {position(pretrain)} of the pre-training in {pretrain.run.path}; "
+                f"train/sb3.py does not resume a run: finish the pre-training with {finish}, then start the "
+                f"SB3 phase from it with {again}")  # fmt: skip
+    where = f" after {runs[0].done} of {cfg.rounds} rounds" if runs else ""
+    kept = f" (model.zip holds round {runs[0].saved}'s policy)" if runs and runs[0].saved is not None else ""
+    return (f"{cause(err)}{where}; train/sb3.py does not resume a run{kept}: start it again from the same "
+            f"pre-training with {again}")  # fmt: skip
 
 
 if __name__ == "__main__":

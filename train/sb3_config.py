@@ -4,12 +4,22 @@ under 30 minutes), checked before anything is written."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from train.cli import check_options, check_run_options, config_parser, option
-from train.config import PRESETS
+from train.cli import (
+    MAX_LR,
+    MAX_SCALE,
+    MIN_TEMPERATURE,
+    check_options,
+    check_run_options,
+    config_parser,
+    option,
+)
 from train.diagnostics import DIAG_Q_SAMPLES_HELP, DIAG_REPEATS_HELP, DIAG_SAMPLES_HELP, DIAGNOSTICS_HELP
+from train.lineage import check_source, source_settings
+from train.presets import PRESETS
 
 CPU_FILTERS: str = PRESETS["cpu"]["disc_filters"]  # one place for the cpu preset
 
@@ -43,24 +53,28 @@ class SB3Config:
     """Every option of the script (the defaults finish on a 2-core CPU in under 30 minutes)."""
 
     algo: Literal["ppo", "a2c", "maskable_ppo", "recurrent_ppo"] = option("the SB3 algorithm", default="ppo")
-    pretrained: str | None = option("a train/adversarial.py run folder to start from (its pretrained.pt, "
-                                  "else mle.pt); default: pre-train in place", default=None)  # fmt: skip
+    pretrained: str | None = option(
+        "a train/pretrain.py or train/adversarial.py run folder to start from (its pretrained.pt, else "
+        "mle.pt); its data, oracle and sizes come with it", default=None,
+        shown="pre-train in place, with --pretrain-preset")  # fmt: skip
     pretrain_preset: Literal["paper", "cpu", "tiny"] = option(
-        "preset of the in-place pre-training (train/adversarial.py --preset X --rounds 0), when --pretrained "
-        "is not given", default="cpu")  # fmt: skip
-    pretrain_args: str = option("more options for the in-place pre-training, e.g. "
+        "preset of the in-place pre-training (train/pretrain.py --preset X), when --pretrained is not "
+        "given", default="cpu")  # fmt: skip
+    pretrain_args: str = option("more options (train/pretrain.py's) for the in-place pre-training, e.g. "
                               "--pretrain-args='--mle-epochs 20'", default="")  # fmt: skip
-    oracle: str | None = option("oracle parameter file (.npz) for the in-place pre-training; default: the "
-                              "built-in seeded random oracle", default=None)  # fmt: skip
-    load: str | None = option("continue this saved SB3 model (.zip, same --algo) instead of warm-starting "
-                            "from the generator", default=None)  # fmt: skip
-    warm_start: bool = option("start from a fresh policy of the generator's shape instead of the pre-trained "
-                            "generator (the warm start, default)", default=True)  # fmt: skip
+    oracle: str | None = option("the paper's oracle parameter file (.npz or .pkl) for the in-place "
+                              "pre-training; with --pretrained, that run's oracle", default=None,
+                              shown="the built-in seeded N(0,1) oracle")  # fmt: skip
+    load: str | None = option("continue this saved SB3 model (.zip of the same --algo: its weights, "
+                            "optimizer state and step counts; every other setting is this run's) instead of "
+                            "warm-starting from the generator", default=None)  # fmt: skip
+    warm_start: bool = option("start the policy as the pre-trained generator (--no-warm-start: a fresh "
+                            "policy of its shape)", default=True)  # fmt: skip
     seed: int = option("seed of SB3, the env, sampling and the evaluation", default=0)
     device: str = option("torch device of the models", default="cpu")
     threads: int = option("CPU threads for torch (0: torch's default, one per core)", default=0, at_least=0)
     out: str = option("folder holding run folders", default="runs")
-    name: str | None = option("run folder name (default: sb3_ALGO_sSEED_time)", default=None)
+    name: str | None = option("run folder name", default=None, shown="sb3_ALGO_sSEED_TIME")
     rounds: int = option("SB3 updates (rollout + gradient steps), each followed by the rollout sync and the "
                        "discriminator training", default=40, at_least=1)  # fmt: skip
     n_envs: int = option("parallel envs (sequences per rollout step); the paper's batch is 64",
@@ -69,12 +83,13 @@ class SB3Config:
                           default=0, at_least=0)  # fmt: skip
     batch_size: int = option("PPO minibatch (0: half the rollout); ignored by A2C", default=0, at_least=0)
     n_epochs: int = option("PPO epochs over each rollout; ignored by A2C", default=4, at_least=1)
-    learning_rate: float = option("the policy's learning rate (Adam; A2C: RMSprop)", default=1e-3, above=0)
+    learning_rate: float = option("the policy's learning rate (Adam; A2C: RMSprop)", default=1e-3, above=0,
+                                  at_most=MAX_LR)
     gamma: float = option("discount; 1 with shaped rewards (the return is D(y))", default=1.0)
     gae_lambda: float = option("GAE lambda", default=0.95)
     clip_range: float = option("PPO clip range; ignored by A2C", default=0.2, above=0)
-    ent_coef: float = option("entropy bonus coefficient", default=0.0, at_least=0)
-    vf_coef: float = option("value loss coefficient", default=0.5, at_least=0)
+    ent_coef: float = option("entropy bonus coefficient", default=0.0, at_least=0, at_most=MAX_SCALE)
+    vf_coef: float = option("value loss coefficient", default=0.5, at_least=0, at_most=MAX_SCALE)
     max_grad_norm: float = option("gradient-norm clip of the policy", default=0.5, above=0)
     value_arch: str = option("hidden sizes of the value MLP, comma-separated ('' for none)", default="64")
     reward_mode: Literal["shaped", "mc", "terminal", "dense"] = option(
@@ -108,13 +123,16 @@ class SB3Config:
     disc_layer_norm: bool = option("--reward-mode dense: layer norm on its gates", default=True)
     disc_embed_dropout: float = option("--reward-mode dense: dropout on its embedding matrix", default=0.1,
                                        at_least=0, below=1)  # fmt: skip
-    disc_l2: float = option("--reward-mode dense: L2 weight on its every weight", default=1e-6, at_least=0)
-    disc_lr: float = option("--reward-mode dense: its Adam learning rate", default=1e-3, above=0)
+    disc_l2: float = option("--reward-mode dense: L2 weight on its every weight", default=1e-6, at_least=0,
+                            at_most=MAX_SCALE)
+    disc_lr: float = option("--reward-mode dense: its Adam learning rate", default=1e-3, above=0,
+                            at_most=MAX_LR)
     disc_beta1: float = option("--reward-mode dense: its Adam beta1", default=0.5, at_least=0, below=1)
     disc_beta2: float = option("--reward-mode dense: its Adam beta2", default=0.999, at_least=0, below=1)
     eval_every: int = option("evaluate (and save model.zip) every this many rounds", default=10, at_least=1)
     eval_samples: int = option("generator samples for NLL-oracle", default=9984, at_least=1)
-    temperature: float = option("sampling temperature of the evaluation", default=1.0, above=0)
+    temperature: float = option("sampling temperature of the evaluation", default=1.0,
+                                at_least=MIN_TEMPERATURE)
     diagnostics: bool = option(DIAGNOSTICS_HELP, default=True)
     diag_samples: int = option(DIAG_SAMPLES_HELP, default=1000, at_least=2)
     diag_q_samples: int = option(DIAG_Q_SAMPLES_HELP, default=64, at_least=2)
@@ -150,8 +168,25 @@ class SB3Config:
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
 
+def check_pretrained_options(given: Mapping[str, Any]) -> None:
+    """A run started from another (--pretrained) takes its pre-training, data and oracle: the in-place
+    pre-training's options, and an --oracle other than the source's, are errors naming the option (the
+    rule of train/adversarial.py's --init-from, `train.lineage`)."""
+    if given.get("pretrained") is None:
+        return
+    origin = f"--pretrained {given['pretrained']}"
+    for key in ("pretrain_preset", "pretrain_args"):
+        if key in given:
+            raise ValueError(f"--{key.replace('_', '-')} applies to the in-place pre-training: {origin} "
+                             "brings its own (omit one of them)")  # fmt: skip
+    if "oracle" in given:
+        source = source_settings("--pretrained", given["pretrained"])
+        check_source({"oracle": given["oracle"]}, source, origin)
+
+
 def parse_sb3_config(argv: list[str] | None = None, description: str | None = None) -> SB3Config:
-    parser = config_parser(SB3Config, description)
-    config = SB3Config(**vars(parser.parse_args(argv)))
+    given = vars(config_parser(SB3Config, description).parse_args(argv))
+    config = SB3Config(**given)
     config.validate()
+    check_pretrained_options(given)
     return config

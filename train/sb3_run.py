@@ -17,6 +17,8 @@ from agents.sb3 import PolicySampler, SB3Learner, SB3VecEnv, generator_from_poli
 from seqgan_env.checkpoint import model_entry, save_checkpoint
 from seqgan_env.devices import resolve_device
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig, SequenceScorer
+from seqgan_env.files import write_atomically
+from seqgan_env.finite import require_finite
 from seqgan_env.prefix_discriminator import AnyDiscriminator, PrefixDiscriminator
 from seqgan_env.scorers import OracleScorer
 from seqgan_env.token_lstm import TokenLSTM
@@ -31,7 +33,8 @@ from train.rng import derive_seed, seeded_rng
 from train.run_folder import RunFolder
 from train.sb3_config import CPU_FILTERS, SB3Config
 from train.sources import Pretrained
-from train.stages import run_rounds
+from train.stages import pretrain_discriminator_set, run_rounds
+from train.stopping import signals_held
 
 
 class DiscriminatorOptions(Protocol):
@@ -117,12 +120,14 @@ class SB3Run:
         self.model = self._model()
         self.sampler.bind(self.model)
         self.rows: list[dict[str, Any]] = list(pre.mle_rows)
+        self.done = 0  # rounds finished
+        self.saved: int | None = None  # the round whose policy model.zip holds
         self._t0 = time.monotonic()
 
     def _model(self) -> Any:
+        """The SB3 model: warm-started from the generator, or continued from --load (its weights,
+        optimizer state and counters; the hyperparameters are this run's options either way)."""
         cfg = self.cfg
-        if cfg.load is not None:
-            return load_model(cfg.algo, cfg.load, self.vec_env, device=cfg.device)
         rollout = self.n_steps * cfg.n_envs
         hyper: dict[str, Any] = dict(
             n_steps=self.n_steps, learning_rate=cfg.learning_rate, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
@@ -134,6 +139,8 @@ class SB3Run:
             hyper.update(batch_size=cfg.batch_size or max(rollout // 2, 1), n_epochs=cfg.n_epochs,
                          clip_range=cfg.clip_range)  # fmt: skip
         gen = self.pre.generator
+        if cfg.load is not None:
+            return load_model(cfg.algo, cfg.load, self.vec_env, gen.config, cfg.value_layers(), **hyper)
         return make_model(cfg.algo, self.vec_env, gen if cfg.warm_start else None, gen.config,
                           self.cfg.value_layers(), **hyper)  # fmt: skip
 
@@ -148,16 +155,25 @@ class SB3Run:
             return
         bar = tqdm(range(repeats), desc="discriminator pre-training", unit="set",
                    disable=not self.cfg.progress)  # fmt: skip
-        for _ in bar:
-            bar.set_postfix(d_loss=f"{self.envs.updater.train(repeats=1):.4f}")
+        for set_ in bar:
+            bar.set_postfix(d_loss=f"{pretrain_discriminator_set(self.envs.updater, set_ + 1):.4f}")
 
     def evaluate(self, round_: int, learner: SB3Learner, losses: dict[str, float]) -> dict[str, str]:
         """The policy's evaluation (train.evaluation.evaluate_policy_round), and model.zip."""
         summary = evaluate_policy_round(self.cfg, round_, learner.generator, self.rollout_policy, self.scorer,
                                         self.pre, self.oracle, learner.n_updates, losses, self.elapsed_s(),
                                         self.rows, self.run)  # fmt: skip
-        self.model.save(self.run.path / "model.zip")
+        self.save_model(round_)
         return summary
+
+    def save_model(self, round_: int) -> None:
+        """model.zip, written whole (atomically, a signal held meanwhile), never with a non-finite weight."""
+        policy = self.model.policy
+        require_finite(f"round {round_}, before writing model.zip", policy=policy,
+                       optimizer=policy.optimizer.state_dict())  # fmt: skip
+        with signals_held():
+            write_atomically(self.run.path / "model.zip", lambda f: self.model.save(f))
+            self.saved = round_
 
     def learn(self) -> None:
         """The adversarial rounds, with the SB3 model as the learner (train.stages.run_rounds)."""
@@ -169,6 +185,7 @@ class SB3Run:
         self.evaluate(0, learner, {"d_loss": float("nan"), "pg_loss": float("nan")})
 
         def on_round(round_: int, losses: dict[str, float]) -> dict[str, str] | None:
+            self.done = round_
             self.run.log_scalars({"losses/pg": losses["pg_loss"], "losses/discriminator": losses["d_loss"]},
                                  round_)  # fmt: skip
             if round_ % cfg.eval_every == 0 or round_ == cfg.rounds:
@@ -184,7 +201,7 @@ class SB3Run:
     def finish(self) -> TokenLSTM:
         """model.zip, final.pt, metrics.csv, curve.png, samples.txt; returns the final generator."""
         generator = generator_from_policy(self.model.policy)
-        self.model.save(self.run.path / "model.zip")
+        self.save_model(self.cfg.rounds)
         save_checkpoint(self.run.checkpoint("final"), {
             "config": self.cfg.settings(), "stage": "done", "algo": self.cfg.algo,
             "pretrained_from": str(self.pre.source), "generator": model_entry(generator),

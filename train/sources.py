@@ -9,10 +9,11 @@ vocabulary, an end-of-sequence id and padding.
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -22,7 +23,7 @@ from seqgan_env.prefix_discriminator import AnyDiscriminator
 from seqgan_env.scorers import strip_ids
 from seqgan_env.text import CorpusError, Vocabulary, decode, load_corpus
 from seqgan_env.token_lstm import TokenLSTM
-from train.config import Config, PretrainingOptions, pretraining_config
+from train.config import Config, parse_config
 from train.run_folder import RunFolder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -148,31 +149,81 @@ def pretrained_checkpoint(folder: str | Path) -> tuple[Path, dict[str, Any]]:
 
 
 def load_pretrained(folder: str | Path) -> Pretrained:
-    """A run folder's pre-trained generator, discriminator (where it has one), data and MLE curve."""
+    """A run folder's pre-trained generator, discriminator (where it has one), data and MLE curve;
+    a one-line ValueError for a checkpoint that lacks them."""
     path, settings = pretrained_checkpoint(folder)
     state = load_checkpoint(path)
     has_d = state.get("stage") in ("adversarial", "done") and settings.get("disc_pretrain_repeats", 1) > 0
-    return Pretrained(
-        source=path,
-        settings=settings,
-        generator=token_lstm_from_entry(state["generator"]).eval(),
-        discriminator=discriminator_from_entry(state["discriminator"]) if has_d else None,
-        discriminator_optimizer=state["discriminator_updater"]["optimizer"] if has_d else None,
-        real=state["data"]["real"],
-        test=state["data"]["test"],
-        mle_rows=[r for r in state.get("metrics", []) if r["phase"] == "mle"],
-    )
+    try:
+        real, test = state["data"]["real"], state["data"]["test"]
+        if not isinstance(real, torch.Tensor) or not isinstance(test, torch.Tensor):
+            raise TypeError("its data are not tensors")
+        return Pretrained(
+            source=path,
+            settings=settings,
+            generator=token_lstm_from_entry(state["generator"], f"{path}, entry 'generator'").eval(),
+            discriminator=discriminator_from_entry(state["discriminator"], f"{path}, entry 'discriminator'")
+            if has_d else None,
+            discriminator_optimizer=state["discriminator_updater"]["optimizer"] if has_d else None,
+            real=real,
+            test=test,
+            mle_rows=[r for r in state.get("metrics", []) if r["phase"] == "mle"],
+        )  # fmt: skip
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{path} is not a pre-training checkpoint ({type(err).__name__}: {err})") from None
+
+
+class PretrainingOptions(Protocol):
+    """What a script that pre-trains in place (train/sb3.py, train/rllib.py) passes on to it."""
+
+    @property
+    def pretrain_preset(self) -> str: ...
+    @property
+    def pretrain_args(self) -> str: ...
+    @property
+    def oracle(self) -> str | None: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def threads(self) -> int: ...
+    @property
+    def progress(self) -> bool: ...
+
+
+def pretraining_config(options: PretrainingOptions, run: RunFolder) -> Config:
+    """The in-place pre-training's options: --pretrain-preset, --pretrain-args, into RUN/pretrain."""
+    argv = ["--preset", options.pretrain_preset, "--seed", str(options.seed), "--device", options.device,
+            "--threads", str(options.threads), "--out", str(run.path), "--name", "pretrain",
+            *(["--oracle", options.oracle] if options.oracle is not None else []),
+            *([] if options.progress else ["--no-progress"]),
+            *shlex.split(options.pretrain_args)]  # fmt: skip
+    try:
+        return parse_config(argv, pretraining=True)
+    except ValueError as err:
+        if not options.pretrain_args:
+            raise
+        raise ValueError(f"--pretrain-args {options.pretrain_args!r}: {err}") from None
 
 
 def learner_source(
     pretrained: str | None, options: PretrainingOptions, run: RunFolder
 ) -> tuple[int, int, Config | None]:
     """V, T and the in-place pre-training (None: from `pretrained`) of an SB3 or RLlib run: the run
-    folder `pretrained`, checked to hold a pre-training, else `options`' pre-training into RUN/pretrain,
-    its oracle file checked now. Writes nothing."""
+    folder `pretrained`, checked to hold a readable pre-training, else `options`' pre-training into
+    RUN/pretrain, its oracle file checked now. Either is a run of the synthetic benchmark (these learners are
+    evaluated against its oracle; a text run has none). Writes nothing."""
     if pretrained is not None:
         _, settings = pretrained_checkpoint(pretrained)
+        if settings.get("data") is not None:
+            raise ValueError(f"--pretrained {pretrained} is a text run (--data {settings['data']}): this "
+                             "script trains on the synthetic benchmark (an oracle's data) only")  # fmt: skip
+        load_pretrained(pretrained)  # its checkpoint readable (and finite) before anything is written
         return settings["vocab_size"], settings["seq_len"], None
     pre_cfg = pretraining_config(options, run)
+    if pre_cfg.data is not None:
+        raise ValueError(f"--pretrain-args sets --data {pre_cfg.data}: this script trains on the synthetic "
+                         "benchmark (an oracle's data) only")  # fmt: skip
     make_oracle(pre_cfg.vocab_size, pre_cfg.seq_len, pre_cfg.oracle, pre_cfg.oracle_seed)  # fails now if bad
     return pre_cfg.vocab_size, pre_cfg.seq_len, pre_cfg

@@ -1,0 +1,172 @@
+"""The paper's discriminator step and one whole paper round on a GPU, in each precision.
+
+Part 1, the discriminator's training step at batch 64 (the paper's model), median over --d-steps
+steps after a warm-up, alternating: plain steps (one launch per kernel) and steps replayed from a CUDA
+graph (`seqgan_env/cuda_graphs.py`), in fp32, TF32 (fp32 products on the tensor cores) and bf16
+(autocast), each against the large matmul of the same precision on the same device.
+Part 2, one adversarial round of the paper schedule timed end to end (all 5 x 3 x 312 discriminator
+steps, not extrapolated), in fp32 and in --precision auto: the generator step (64 sequences, their
+Monte Carlo rewards with N 16, one policy-gradient step), the negatives (5 x 9,984 samples) and the
+discriminator's training, with the projection of the paper's whole experiment from it.
+
+    python bench/bench_gpu.py                       # on the GPU, paper sizes
+    python bench/bench_gpu.py --device cpu --tiny   # a smoke test of the same code on the CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import common  # noqa: F401  (puts the repository on sys.path)
+import torch
+from common import add_common_args, apply_common_args, print_load, print_machine
+
+from agents.reinforce import ReinforceAgent
+from seqgan_env.discriminator import Discriminator, DiscriminatorConfig, count_forward_flops, paper_filters
+from seqgan_env.oracle import random_oracle
+from seqgan_env.precision import resolve_precision
+from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
+from seqgan_env.vector_env import SeqGANVectorEnv
+from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorUpdater
+
+PAPER = {"V": 5000, "T": 20, "B": 64, "N": 16, "n_real": 9984, "repeats": 5, "epochs": 3, "embed": 64}
+TINY = {"V": 50, "T": 8, "B": 16, "N": 4, "n_real": 256, "repeats": 2, "epochs": 1, "embed": 8}
+ROUNDS, MLE_EPOCHS, D_PRETRAIN = 200, 120, 50
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], Any], device: torch.device) -> float:
+    """Wall-clock seconds of `fn()`, the device's queue drained before and after."""
+    synchronize(device)
+    t0 = time.perf_counter()
+    fn()
+    synchronize(device)
+    return time.perf_counter() - t0
+
+
+def matmul_tflops(device: torch.device, dtype: torch.dtype, n: int, repeats: int = 5) -> float:
+    """TFLOP/s of an n x n x n product of `dtype` on `device` (median of `repeats`)."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    a @ b
+    return 2 * n**3 / statistics.median(timed(lambda: a @ b, device) for _ in range(repeats)) / 1e12
+
+
+def d_step_times(s: dict[str, int], device: torch.device, steps: int) -> dict[str, float]:
+    """Median seconds of one training step at batch B for each variant (graphed or not, precision)."""
+    config = DiscriminatorConfig(s["V"], s["T"], s["embed"], paper_filters(s["T"]))
+    rng = torch.Generator().manual_seed(0)
+    n = s["B"] * (steps + 8)  # fit() runs whole epochs: one epoch of `steps` full batches after warm-up
+    real = torch.randint(s["V"], (n // 2, s["T"]), generator=rng)
+    fake = torch.randint(s["V"], (n - n // 2, s["T"]), generator=rng)
+    variants = {}
+    for graphs in (False, True) if device.type == "cuda" else (False,):
+        for precision in ("fp32", "tf32", "bf16") if device.type == "cuda" else ("fp32",):
+            variants[f"{'graphed' if graphs else 'plain'} {precision}"] = (graphs, precision)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(3):  # alternate the variants: a change of the machine's state hits all alike
+        for name, (graphs, precision) in variants.items():
+            disc = Discriminator(config, rng=torch.Generator().manual_seed(1)).to(device)
+            disc.precision = "bf16" if precision == "bf16" else "fp32"
+            disc.cuda_graphs = graphs
+            torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+            torch.backends.cudnn.allow_tf32 = precision == "tf32"
+            opt = disc.make_optimizer()
+            disc.fit(opt, real[: 4 * s["B"]], fake[: 4 * s["B"]], 1, s["B"])  # warm-up (and capture)
+            seconds = timed(lambda d=disc, o=opt: d.fit(o, real, fake, 1, s["B"]), device)
+            times[name].append(seconds / math.ceil(n / s["B"]))
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def time_round(s: dict[str, int], device: torch.device, precision: str) -> dict[str, float]:
+    """Seconds of one adversarial round's parts at sizes `s`, all of it run (nothing extrapolated)."""
+    init = torch.Generator().manual_seed(0)
+    rng = torch.Generator(device=device).manual_seed(0)
+    real = random_oracle(s["V"], s["T"]).sample(s["n_real"], init).to(device)
+    generator = TokenLSTM(TokenLSTMConfig(s["V"], s["T"]), rng=init).to(device)
+    config = DiscriminatorConfig(s["V"], s["T"], s["embed"], paper_filters(s["T"]))
+    disc = Discriminator(config, rng=init).to(device)
+    rollout = TokenLSTM(generator.config).to(device)
+    disc.precision = rollout.precision = precision
+    envs = SeqGANVectorEnv(num_envs=s["B"], n_rollouts=s["N"], oracle_seed=None, rollout_policy=rollout,
+                           discriminator=disc, device=str(device))  # fmt: skip
+    envs.reset(seed=0)
+    agent = ReinforceAgent(generator, rollout, rng=rng)
+    schedule = DiscriminatorSchedule(None, s["repeats"], s["n_real"], s["epochs"], s["B"])
+    updater = DiscriminatorUpdater(disc, real, lambda k: generator.sample(k, rng), schedule, rng)
+    updater.train(1)  # warm-up: first calls, graph capture
+    negatives = timed(lambda: [generator.sample(s["n_real"], rng) for _ in range(s["repeats"])], device)
+    parts = {
+        "generator step": timed(lambda: agent.update(agent.collect(envs)), device),
+        "discriminator training with its negatives": timed(updater.train, device),
+    }
+    parts["of which the negatives"] = negatives
+    parts["round"] = parts["generator step"] + parts["discriminator training with its negatives"]
+    return parts
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--tiny", action="store_true", help="tiny sizes (a smoke test of the code)")
+    p.add_argument("--d-steps", type=int, default=300, help="timed discriminator steps of each variant")
+    p.add_argument("--skip-round", action="store_true", help="part 1 only")
+    add_common_args(p)
+    args = p.parse_args()
+    apply_common_args(args)
+    device = torch.device(args.device)
+    s = TINY if args.tiny else PAPER
+    print(__doc__.split("\n\n")[0])
+    print_machine()
+    print(f"device {device}; sizes {s}")
+
+    config = DiscriminatorConfig(s["V"], s["T"], s["embed"], paper_filters(s["T"]))
+    step_flops = 3 * s["B"] * count_forward_flops(config)
+    peaks = {"fp32": matmul_tflops(device, torch.float32, args.matmul_size)}
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        peaks["tf32"] = matmul_tflops(device, torch.float32, args.matmul_size)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        peaks["bf16"] = matmul_tflops(device, torch.bfloat16, args.matmul_size)
+    print("large matmul " + ", ".join(f"{k} {v:.1f} TFLOP/s" for k, v in peaks.items()) +
+          f" ({args.matmul_size}^3)")  # fmt: skip
+    print(f"\ndiscriminator training step, batch {s['B']}: {step_flops / 1e9:.2f} GFLOP (3 x forward); "
+          f"median over 3 alternating passes of {args.d_steps} steps")  # fmt: skip
+    steps = d_step_times(s, device, args.d_steps)
+    for name, sec in steps.items():
+        flops = step_flops / sec / 1e12
+        peak = peaks[name.split()[1]]
+        print(f"  {name:14s} {1e3 * sec:8.3f} ms/step  {flops:7.2f} TFLOP/s = {100 * flops / peak:5.1f}% of "
+              f"the {name.split()[1]} matmul")  # fmt: skip
+    d_steps_round = s["repeats"] * s["epochs"] * math.ceil(2 * s["n_real"] / s["B"])
+    best = min(steps.values())
+    print(f"  a round's {d_steps_round} steps at the fastest: {d_steps_round * best:.2f} s")
+    if args.skip_round:
+        return
+
+    print_load("before the rounds")
+    auto = resolve_precision("auto", device)
+    rounds: dict[str, dict[str, float]] = {}
+    for precision in dict.fromkeys(("fp32", auto)):
+        rounds[precision] = time_round(s, device, precision)
+        parts = ", ".join(f"{k} {v:.2f} s" for k, v in rounds[precision].items())
+        print(f"\none paper round ({precision}): {parts}")
+    r = rounds[auto]["round"]
+    print(f"\nprojected paper experiment ({auto}): {ROUNDS} rounds x {r:.2f} s = {ROUNDS * r / 60:.1f} min, "
+          f"plus MLE ({MLE_EPOCHS} epochs) and discriminator pre-training ({D_PRETRAIN} sets) and the "
+          f"evaluations (measured by the run itself)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""--precision: what fp32, bf16 and auto mean on each device, and where the scripts take it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seqgan_env import precision
+from seqgan_env.precision import autocast, resolve_precision
+from train.config import parse_config
+
+
+def test_fp32_and_bf16_mean_themselves_anywhere():
+    for device in ("cpu", "cuda", "mps"):
+        assert resolve_precision("fp32", device) == "fp32"
+        assert resolve_precision("bf16", device) == "bf16"
+
+
+@pytest.mark.parametrize("name", ["fp16", "BF16", "", "auto "])
+def test_an_unknown_precision_is_a_one_line_error(name):
+    with pytest.raises(ValueError, match=r"precision must be one of fp32, bf16, auto, got"):
+        resolve_precision(name, "cpu")
+
+
+@pytest.mark.parametrize(("amx", "expected"), [(True, "bf16"), (False, "fp32")])
+def test_auto_on_a_cpu_picks_bf16_only_with_amx_tiles(monkeypatch, amx, expected):
+    units = {"amx_tile": amx, "avx512_bf16": True, "onednn_bf16": True}  # AVX-512 bf16 alone is not enough
+    monkeypatch.setattr(precision, "cpu_bf16_units", lambda: units)
+    assert resolve_precision("auto", "cpu") == expected
+
+
+@pytest.mark.parametrize(("capability", "expected"), [((9, 0), "bf16"), ((8, 0), "bf16"), ((7, 5), "fp32")])
+def test_auto_on_cuda_picks_bf16_with_bf16_tensor_cores(monkeypatch, capability, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert resolve_precision("auto", "cuda") == expected
+
+
+def test_this_machine_reports_its_bf16_units():
+    units = precision.cpu_bf16_units()
+    assert set(units) == {"amx_tile", "avx512_bf16", "onednn_bf16"}
+    assert resolve_precision("auto", "cpu") == ("bf16" if units["amx_tile"] else "fp32")
+
+
+def test_fp32_wraps_nothing_and_bf16_autocasts_the_products():
+    x = torch.randn(4, 8)
+    with autocast("fp32", torch.device("cpu")):
+        assert not torch.is_autocast_enabled("cpu")
+        assert (x @ x.T).dtype == torch.float32
+    with autocast("bf16", torch.device("cpu")):
+        assert (x @ x.T).dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="resolve 'auto' first"):
+        autocast("auto", torch.device("cpu"))
+
+
+def test_the_paper_preset_uses_auto_and_the_others_fp32(tmp_path):
+    common = ["--out", str(tmp_path)]
+    assert parse_config(["--preset", "paper", *common]).precision == "auto"
+    assert parse_config(common).precision == "fp32"  # the cpu preset, the default
+    assert parse_config(["--preset", "tiny", *common]).precision == "fp32"
+    assert parse_config(["--preset", "paper", "--precision", "fp32", *common]).precision == "fp32"
+    with pytest.raises(ValueError, match=r"--precision: invalid choice: 'fp16' \(choose from 'fp32', 'bf16'"):
+        parse_config(["--precision", "fp16", *common])
