@@ -183,11 +183,19 @@ class SeqGANConfig:
     ) -> dict[str, float]:
         """Bytes of the largest buffers, by the argument that sets them: the models made here (the
         rollout policy, the discriminator, the random oracle, where each is made), the cached logits
-        and the Monte Carlo search's [num_envs * n_rollouts, V] sampling buffers."""
-        filters = paper_filters(T) if self.discriminator_filters is None else self.discriminator_filters
-        n_filters = sum(int(n) for _, n in filters)
+        and the Monte Carlo search's [num_envs * n_rollouts, V] sampling buffers (the dense mode: a
+        prefix discriminator's LSTM, and no search)."""
         per_token = (self.embed_dim + self.hidden_dim + 1) * policy + (2 * PAPER_EMBED + 1) * oracle
         per_token += self.discriminator_embed_dim * discriminator
+        if self.reward_mode == "dense":
+            H = self.discriminator_hidden_dim
+            return {
+                "vocab_size": 4 * V * per_token,
+                "discriminator_hidden_dim": 16 * H * (self.discriminator_embed_dim + H + 2) * discriminator,
+                "num_envs": 4 * V * num_envs,
+            }
+        filters = paper_filters(T) if self.discriminator_filters is None else self.discriminator_filters
+        n_filters = sum(int(n) for _, n in filters)
         convolutions = sum(int(n) * int(w) for w, n in filters) * self.discriminator_embed_dim
         convolutions += 2 * n_filters**2  # the highway layer
         return {

@@ -26,6 +26,7 @@ from torch import nn
 
 from seqgan_env.devices import rng_device
 from seqgan_env.discriminator import Discriminator
+from seqgan_env.precision import autocast
 
 PrefixState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [B, H]
 
@@ -104,6 +105,9 @@ class PrefixDiscriminator(nn.Module):
         self.gate_norm = nn.LayerNorm(4 * H) if config.layer_norm else None
         self.output = nn.Linear(H, 1)
         self.steps = 0  # optimiser steps taken (fused Adam writes weights without a version bump)
+        # "fp32", or "bf16": the products under bf16 autocast (seqgan_env/precision.py), the logits fp32;
+        # not saved with the weights, set by whoever runs the model.
+        self.precision = "fp32"
         self.reset_parameters(rng)
 
     def reset_parameters(self, rng: torch.Generator | None = None) -> None:
@@ -155,20 +159,21 @@ class PrefixDiscriminator(nn.Module):
     def advance(self, tokens: torch.Tensor, state: PrefixState) -> tuple[torch.Tensor, PrefixState]:
         """Read one token per row, `tokens` [B], in `state`: the logit D_t [B] of each prefix and the new
         state (eval mode's numbers: the caller scores in inference mode, dropout off)."""
-        with self._eval_mode():
+        with self._eval_mode(), autocast(self.precision, self.device):
             state = self._cell(self.input_gates(self._embed(tokens)), state)
-            return self.output(state[0]).squeeze(-1), state
+            return self.output(state[0]).squeeze(-1).float(), state
 
     def forward(self, sequences: torch.Tensor) -> torch.Tensor:
         """The logit of every prefix of `sequences` [B, T]: [B, T], position t from y_1..y_t only."""
-        gates_x = self.input_gates(self._embed(sequences))  # [B, T, 4H], one product for all steps
-        state = self.start(sequences.shape[0])
-        hidden = []
-        # unbind, not gates_x[:, t]: indexing's backward would fill a [B, T, 4H] gradient per step
-        for gates in gates_x.unbind(dim=1):
-            state = self._cell(gates, state)
-            hidden.append(state[0])
-        return self.output(torch.stack(hidden, dim=1)).squeeze(-1)
+        with autocast(self.precision, self.device):
+            gates_x = self.input_gates(self._embed(sequences))  # [B, T, 4H], one product for all steps
+            state = self.start(sequences.shape[0])
+            hidden = []
+            # unbind, not gates_x[:, t]: indexing's backward would fill a [B, T, 4H] gradient per step
+            for gates in gates_x.unbind(dim=1):
+                state = self._cell(gates, state)
+                hidden.append(state[0])
+            return self.output(torch.stack(hidden, dim=1)).squeeze(-1).float()
 
     # --- the loss and the training step ----------------------------------------------------------
     def loss(self, sequences: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

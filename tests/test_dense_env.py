@@ -15,6 +15,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import seqgan_env  # noqa: F401  (registers the ids)
 from seqgan_env import SeqGANEnv, SeqGANVectorEnv
+from seqgan_env.config import SeqGANConfig
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
 from seqgan_env.oracle import random_oracle
 from seqgan_env.prefix_discriminator import PrefixDiscriminator, PrefixDiscriminatorConfig, dense_rewards
@@ -145,3 +146,14 @@ def test_the_wrapper_trains_the_prefix_discriminator_on_the_episodes() -> None:
         wrapped.step(np.random.default_rng(0).integers(0, V, B))
     assert wrapped.updater.trainings == 1 and envs.discriminator.steps == 1
     assert any(not torch.equal(before[k], v) for k, v in envs.discriminator.state_dict().items())
+
+
+def test_the_memory_check_counts_the_prefix_discriminator_not_a_search() -> None:
+    """The dense mode has no Monte Carlo search: its estimate names the prefix discriminator's size."""
+    dense = SeqGANConfig(reward_mode="dense", n_rollouts=10**9)._memory_terms(8, 4, 2, True, True, False)
+    assert set(dense) == {"vocab_size", "discriminator_hidden_dim", "num_envs"}
+    assert dense["num_envs"] == 4 * 8 * 2  # n_rollouts plays no part
+    mc = SeqGANConfig(n_rollouts=16)._memory_terms(8, 4, 2, True, True, False)
+    assert "num_envs * n_rollouts" in mc and "discriminator_filters" in mc
+    with pytest.raises(ValueError, match="lower discriminator_hidden_dim"):
+        gym.make("SeqGAN-Dense-v0", vocab_size=8, seq_len=4, discriminator_hidden_dim=10**6)

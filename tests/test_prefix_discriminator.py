@@ -181,3 +181,18 @@ def test_bad_entries_are_one_line_errors(change, message) -> None:
 def test_config_errors(kwargs, message) -> None:
     with pytest.raises(ValueError, match=message):
         PrefixDiscriminatorConfig(V, T, **kwargs)
+
+
+def test_bf16_precision_autocasts_the_products_and_keeps_fp32_logits() -> None:
+    d, seqs = make(), sequences()
+    fp32 = d.prefix_logits(seqs)
+    d.precision = "bf16"
+    bf16 = d.prefix_logits(seqs)
+    assert bf16.dtype == torch.float32 and not torch.equal(bf16, fp32)  # the products ran in bf16
+    torch.testing.assert_close(bf16, fp32, rtol=0, atol=0.1)
+    with torch.inference_mode():
+        logit, _ = d.advance(seqs[:, 0], d.start(len(seqs)))
+    assert logit.dtype == torch.float32
+    torch.testing.assert_close(logit, fp32[:, 0], rtol=0, atol=0.1)
+    loss = d.loss(seqs, torch.ones(len(seqs)))
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
