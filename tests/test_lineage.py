@@ -32,6 +32,14 @@ def test_the_source_sets_the_preset_and_its_sizes_over_it(tmp_path: Path) -> Non
     assert (config.preset, config.vocab_size, config.n_real, config.rounds) == ("tiny", 50, 128, 1)
 
 
+def test_the_source_sets_its_prefix_discriminators_settings(tmp_path: Path) -> None:
+    folder = source(tmp_path, preset="dense", disc_hidden_dim=32, disc_layer_norm=False, disc_beta1=0.7)
+    config = parse_config(["--init-from", str(folder)])
+    assert (config.reward_mode, config.disc_hidden_dim, config.disc_layer_norm, config.disc_beta1) == (
+        "dense", 32, False, 0.7)
+    assert parse_config(["--init-from", str(folder), "--disc-hidden-dim", "16"]).disc_hidden_dim == 16
+
+
 def test_a_contradiction_names_the_option(tmp_path: Path) -> None:
     folder = source(tmp_path, preset="tiny", oracle_seed=0, seq_len=8)
     with pytest.raises(ValueError, match=r"^--oracle-seed 1 contradicts --init-from .*, made with --ora"):

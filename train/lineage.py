@@ -22,7 +22,8 @@ SOURCE_BOUND = (
 )  # fmt: skip
 SOURCE_DEFAULTS = (
     "batch_size", "mle_epochs", "mle_lr", "mle_eval_every", "disc_embed_dim", "disc_filters", "disc_dropout",
-    "disc_lr", "disc_pretrain_repeats",
+    "disc_lr", "disc_pretrain_repeats", "disc_batch_size", "disc_hidden_dim", "disc_layer_norm",
+    "disc_embed_dropout", "disc_l2", "disc_beta1", "disc_beta2",
 )  # fmt: skip
 
 
