@@ -80,7 +80,9 @@ def test_the_dense_preset_keeps_the_cpu_presets_pre_training() -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (["--reward-mode", "dense", "--reward", "oracle"],
      "--reward-mode dense rewards with a prefix discriminator"),
-    (["--gamma", "1.5"], "--gamma must lie in [0, 1]"),
+    (["--gamma", "1.5"], "--gamma must be in [0, 1], got 1.5"),
+    (["--disc-l2", "inf"], "--disc-l2 must be a finite number"),
+    (["--disc-l2", "1e7"], "--disc-l2 must be in [0, 1e+06], got 1e+07"),
     (["--baseline-decay", "1"], "--baseline-decay must be in [0, 1)"),
     (["--pg-beta1", "1"], "--pg-beta1 must be in [0, 1)"),
     (["--pg-batch-size", "-1"], "--pg-batch-size must be >= 0"),
