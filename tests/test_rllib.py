@@ -20,7 +20,8 @@ import torch
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.rllib")
 
-from conftest import HANG_GUARD, SystemMarker, killer_command  # noqa: E402
+from conftest import HANG_GUARD, SystemMarker, killer_command, run_injected  # noqa: E402
+from test_signals import PRE_FAST, metrics_without_time, run_commands, stopped_line  # noqa: E402
 
 from agents.rllib import RLlibLearner, algorithm_config  # noqa: E402
 from agents.rllib_env import make_vector_env, replay, runner_models  # noqa: E402
@@ -255,6 +256,23 @@ def test_script_interrupted_then_resumed_completes_every_round(tmp_path):
     assert final["progress"] == 8
     lines = (run / "metrics.csv").read_text().splitlines()
     assert len(lines) == 1 + len(final["metrics"])
+
+
+def test_rllib_stops_with_one_line_and_resumes(tmp_path: Path) -> None:
+    """The Ray driver: SIGTERM in round 3 (checkpoint at round 2) stops it with the line and 143, Ray
+    shut down; the resume command given finishes every round, each evaluation once."""
+    args = ["--pretrain-preset", "tiny", "--pretrain-args", " ".join(PRE_FAST[2:12]), "--n-envs", "8",
+            "--n-negatives", "64", "--eval-samples", "128", "--disc-pretrain-repeats", "1", "--threads", "1",
+            "--no-progress", "--ray-cpus", "2", "--rounds", "4", "--eval-every", "2"]  # fmt: skip
+    folder = tmp_path / "run"
+    result = run_injected(tmp_path, "rllib", "agents.rllib:RLlibLearner.collect", 3, "SIGTERM",
+                          [*args, "--out", str(tmp_path), "--name", "run"])  # fmt: skip
+    line = stopped_line(result, "SIGTERM")
+    assert line.endswith(f"after 2 of 4 rounds; it resumes from round 2 with: python train/rllib.py --resume "
+                         f"{folder}"), line  # fmt: skip
+    run_commands(line)
+    steps = [r["step"] for r in metrics_without_time(folder / "metrics.csv") if r["phase"] == "adversarial"]
+    assert steps == ["0", "2", "4"]
 
 
 def test_script_oracle_reward_scores_on_every_runner_and_trains_no_discriminator(tmp_path):

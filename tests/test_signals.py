@@ -2,7 +2,8 @@
 and the command that continues it, exit code 128 + the signal, no traceback; the command given then
 finishes the run with the numbers of a run that was never interrupted (every metrics.csv column but
 elapsed time). The signal arrives at a state the run reaches (the N-th call of a function, sent by the
-process itself: conftest.run_injected), never after a delay."""
+process itself: conftest.run_injected), never after a delay. train/rllib.py's stop is tested in
+tests/test_rllib.py, which CI runs where Ray is installed."""
 
 from __future__ import annotations
 
@@ -181,24 +182,6 @@ def test_probe_stops_with_one_line_and_the_command_that_runs_it_again(tmp_path: 
     run_commands(line)
     again = metrics_without_time(tmp_path / "probe_again" / "metrics.csv")
     assert again == metrics_without_time(tmp_path / "whole" / "metrics.csv")
-
-
-def test_rllib_stops_with_one_line_and_resumes(tmp_path: Path) -> None:
-    """The Ray driver: SIGTERM in round 3 (checkpoint at round 2) stops it with the line and 143, Ray
-    shut down; the resume command given finishes every round, each evaluation once."""
-    pytest.importorskip("ray.rllib")
-    args = ["--pretrain-preset", "tiny", "--pretrain-args", " ".join(FAST[2:12]), "--n-envs", "8",
-            "--n-negatives", "64", "--eval-samples", "128", "--disc-pretrain-repeats", "1", "--threads", "1",
-            "--no-progress", "--ray-cpus", "2", "--rounds", "4", "--eval-every", "2"]  # fmt: skip
-    folder = tmp_path / "run"
-    result = run_injected(tmp_path, "rllib", "agents.rllib:RLlibLearner.collect", 3, "SIGTERM",
-                          [*args, "--out", str(tmp_path), "--name", "run"])  # fmt: skip
-    line = stopped_line(result, "SIGTERM")
-    assert line.endswith(f"after 2 of 4 rounds; it resumes from round 2 with: python train/rllib.py --resume "
-                         f"{folder}"), line  # fmt: skip
-    run_commands(line)
-    steps = [r["step"] for r in metrics_without_time(folder / "metrics.csv") if r["phase"] == "adversarial"]
-    assert steps == ["0", "2", "4"]
 
 
 def test_sample_stops_with_one_line(tmp_path: Path, whole: Path) -> None:
