@@ -146,7 +146,8 @@ def test_existing_run_folder_is_never_overwritten(tmp_path: Path, capsys: pytest
 BAD_OPTIONS = [
     (["--batch-size", "0"], "--batch-size must be >= 1"),
     (["--rounds", "-1"], "--rounds must be >= 0"),
-    (["--preset", "huge"], "argument --preset: invalid choice: 'huge' (choose from 'paper', 'cpu', 'dense', 'tiny')"),
+    (["--preset", "huge"],
+     "argument --preset: invalid choice: 'huge' (choose from 'paper', 'cpu', 'dense', 'tiny')"),
     (["--mode", "gail"], "argument --mode: invalid choice: 'gail' (choose from 'seqgan', 'constant', 'mle')"),
     (["--disc-filters", "3-100"], "--disc-filters"),
     (["--disc-filters", "30:10"], "do not fit sequences of length 8"),
