@@ -4,7 +4,9 @@
 #   bash bench/gpu_check.sh quick   # tests/test_gpu.py, then bench/bench_gpu.py (at most 6.5 minutes)
 #   bash bench/gpu_check.sh paper   # the paper's whole experiment: train/compare.py --preset paper
 #                                   # (SeqGAN, the constant-reward control, the temperature curve)
-#   bash bench/gpu_check.sh all     # both, one after the other
+#   bash bench/gpu_check.sh seqgan  # the paper's SeqGAN run alone (train/adversarial.py --preset paper), for
+#                                   # as many rounds as $PAPER_S allows: its NLL-oracle every 5 rounds
+#   bash bench/gpu_check.sh all     # quick, then paper
 #
 # Everything it measures goes to $OUT (default gpu_results/): at most 8 files, none in a subfolder
 # (the device machine's limits), the run folders packed into one archive without their checkpoints.
@@ -54,22 +56,26 @@ quick() {
         | tail -30
 }
 
-paper() {
-    local oracle=${ORACLE:-}  # "none": the built-in random oracle
+oracle_args() {  # the paper's oracle as options for the scripts ("none": the built-in random oracle)
+    local oracle=${ORACLE:-}
     for candidate in shared/benchmarks/paper_oracle/target_params.npz \
         ../shared/benchmarks/paper_oracle/target_params.npz .gpu/target_params.npz; do
         if [ -z "$oracle" ] && [ -f "$candidate" ]; then oracle=$candidate; fi
     done
-    local oracle_args=()
     if [ "$oracle" = none ]; then
-        oracle=""
+        return
     elif [ -n "$oracle" ]; then
-        oracle_args=(--oracle "$oracle")
+        echo "--oracle $oracle"
     else
-        echo "NO PAPER ORACLE FOUND: the built-in random oracle stands in (not the paper's table)" \
-            | tee -a "$OUT/paper.log"
+        echo "NO PAPER ORACLE FOUND: the built-in random oracle stands in (not the paper's table)" >&2
     fi
-    echo "== train/compare.py --preset $PRESET on $DEVICE (oracle: ${oracle:-built-in})" | tee -a "$OUT/paper.log"
+}
+
+paper() {
+    local oracle_args
+    read -r -a oracle_args <<<"$(oracle_args 2>>"$OUT/paper.log")"
+    echo "== train/compare.py --preset $PRESET on $DEVICE (${oracle_args[*]:-built-in oracle})" \
+        | tee -a "$OUT/paper.log"
     local runs=${RUNS:-/tmp/seqgan_runs}
     SECONDS=0
     timeout "${PAPER_S:-540}" python3 train/compare.py --preset "$PRESET" "${oracle_args[@]}" \
@@ -81,10 +87,24 @@ paper() {
     tar -czf "$OUT/paper_runs.tar.gz" --exclude='*.pt' --exclude='events.out.*' -C "$runs" . 2>/dev/null
 }
 
+seqgan() {
+    local oracle_args runs=${RUNS:-/tmp/seqgan_runs}
+    read -r -a oracle_args <<<"$(oracle_args 2>>"$OUT/seqgan.log")"
+    echo "== train/adversarial.py --preset $PRESET on $DEVICE (${oracle_args[*]:-built-in oracle})" \
+        | tee -a "$OUT/seqgan.log"
+    SECONDS=0
+    timeout "${PAPER_S:-540}" python3 train/adversarial.py --preset "$PRESET" "${oracle_args[@]}" \
+        --out "$runs" --name seqgan --device "$DEVICE" --threads 4 2>&1 | tr '\r' '\n' \
+        | grep -v "it/s\]$" | tee -a "$OUT/seqgan.log" | tail -5
+    echo "wall time: $SECONDS s (limit ${PAPER_S:-540} s)" | tee -a "$OUT/seqgan.log"
+    cp "$runs/seqgan/metrics.csv" "$OUT/seqgan_metrics.csv" 2>/dev/null
+}
+
 case "$PART" in
     quick) quick ;;
     paper) paper ;;
+    seqgan) seqgan ;;
     all) quick; paper ;;
-    *) echo "usage: bash bench/gpu_check.sh quick|paper|all" >&2; exit 2 ;;
+    *) echo "usage: bash bench/gpu_check.sh quick|paper|seqgan|all" >&2; exit 2 ;;
 esac
 ls -la "$OUT"

@@ -223,7 +223,7 @@ class Discriminator(nn.Module):
         The data stay on the model's device, shuffled there by a permutation drawn by `rng`; the
         losses are read back once, at the end. On CUDA the full batches replay one captured step
         (`GraphedTrainStep`; `cuda_graphs` False: plain steps)."""
-        sequences = torch.cat([real, fake]).to(self.device)
+        sequences = torch.cat([real.to(self.device), fake.to(self.device)])
         labels = torch.cat([torch.ones(len(real)), torch.zeros(len(fake))]).long().to(self.device)
         graphed = self._graphed_step(optimizer, sequences, labels, batch_size)
         losses = []

@@ -104,8 +104,9 @@ def test_the_policy_gradient_split_of_a_generator_in_eval_mode_on_cudnn() -> Non
     generator = TokenLSTM(TokenLSTMConfig(12, 5), rng=torch.Generator().manual_seed(0)).cuda().eval()
     sequences = generator.sample(16, torch.Generator(device="cuda").manual_seed(1))
     q = torch.rand(16, 5, generator=torch.Generator().manual_seed(2))
-    split = policy_gradient_split(generator, sequences, q.cuda())
-    assert not generator.training and split["split_error"] < 1e-4
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):  # fp32 products, as on the CPU
+        split = policy_gradient_split(generator, sequences, q.cuda())
+    assert not generator.training and split["split_error"] < 1e-5 * split["norm"]
     on_cpu = policy_gradient_split(generator.cpu(), sequences.cpu(), q)  # the same numbers as on the CPU
     torch.testing.assert_close(split["g"].cpu(), on_cpu["g"], rtol=1e-4, atol=1e-6)
 
