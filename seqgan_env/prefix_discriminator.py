@@ -218,7 +218,7 @@ class PrefixDiscriminator(nn.Module):
         """Train on real (label 1) against fake (label 0) sequences for `epochs` shuffled passes in
         minibatches of `batch_size` (the CNN's interface, so the discriminator-updating wrapper trains
         either); returns the mean loss."""
-        sequences = torch.cat([real, fake]).to(self.device)
+        sequences = torch.cat([real.to(self.device), fake.to(self.device)])
         labels = torch.cat([torch.ones(len(real)), torch.zeros(len(fake))]).to(self.device)
         losses = []
         for _ in range(epochs):
