@@ -5,7 +5,9 @@
 #   install  pip install the project with the [test] extra (torch pinned: see TORCH below)
 #   lint     ruff (rules and line length in pyproject.toml), the whole repository
 #   types    mypy (every function typed), seqgan_env, agents and train
-#   tests    pytest, every test (Ray's and TorchRL's skip here: they are not installed)
+#   tests    pytest, every test (Ray's and TorchRL's skip here: they are not installed), on two workers
+#            (pytest-xdist): most tests run a script in a single-threaded child process, so two
+#            workers use a 2-core machine's both cores
 #   extras   a second venv, .venv-rllib, with the [rllib] and [torchrl] extras (Ray pins gymnasium
 #            1.2.2 where `install` gets the newest), and there the tests of EXTRAS_TESTS
 #
@@ -26,7 +28,7 @@ VENV=.venv-rllib
 stage_install() { "$PYTHON" -m pip install "$TORCH" -e ".[test]"; }
 stage_lint() { "$PYTHON" -m ruff check .; }
 stage_types() { "$PYTHON" -m mypy; }
-stage_tests() { "$PYTHON" -m pytest -q; }
+stage_tests() { "$PYTHON" -m pytest -q -n 2; }
 stage_extras() {
     "$PYTHON" -m venv --system-site-packages "$VENV"
     "$VENV/bin/python" -m pip install "$TORCH" -e ".[test,rllib,torchrl]"

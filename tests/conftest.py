@@ -60,6 +60,12 @@ PAD = V  # the environment's padding id
 REPO = ROOT = Path(__file__).resolve().parents[1]  # the repository
 HANG_GUARD = 900  # seconds: a subprocess's limit only catches a hang, it never times a run
 
+
+def case_id(value: object) -> str:
+    """A parametrized case's id that is the same in every process (pytest-xdist's workers must collect
+    the same ids): a function's name, never its address."""
+    return getattr(value, "__name__", None) or repr(value)[:40]
+
 # The paper's oracle parameters live in ../shared next to the repository root (SPEC 2.1).
 PAPER_ORACLE_PATH = Path(__file__).resolve().parents[2] / "shared/benchmarks/paper_oracle/target_params.npz"
 
@@ -226,7 +232,6 @@ def count_searched_rows(monkeypatch) -> list[int]:
 
 
 # --- a script run in a child process that something happens to at the N-th call of one function -----------
-HANG_GUARD = 900  # seconds: a child's time limit only catches a hang, it never times a run
 
 # The child runs train/SCRIPT.py's main(args) with "module:Class.method" (or "module:function") wrapped so
 # that its N-th call, a state the run reaches on any machine, does ACTION:

@@ -28,7 +28,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import OpenMarker, Reduced, T, V, poisoned_zip, tiny_discriminator, tiny_lstm
+from conftest import OpenMarker, Reduced, T, V, case_id, poisoned_zip, tiny_discriminator, tiny_lstm
 
 import seqgan_env.text as text_module
 from seqgan_env.checkpoint import FORMAT, VERSION, load_checkpoint, model_entry, save_checkpoint
@@ -143,7 +143,7 @@ def make_env(maker: str, **kwargs: Any) -> Any:
 
 
 @pytest.mark.parametrize("maker", ["make", "make_vec"])
-@pytest.mark.parametrize(("kwargs", "error", "pattern"), ENV_CASES, ids=lambda v: repr(v)[:40])
+@pytest.mark.parametrize(("kwargs", "error", "pattern"), ENV_CASES, ids=case_id)
 def test_env_arguments(maker: str, kwargs: dict[str, Any], error: type[Exception], pattern: str) -> None:
     with pytest.raises(error) as caught:
         make_env(maker, **kwargs)
@@ -502,7 +502,7 @@ SAMPLE_CASES: list[tuple[list[str], Callable[[Path], None] | None, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("options", "damage", "pattern"), SAMPLE_CASES, ids=lambda v: repr(v)[:40])
+@pytest.mark.parametrize(("options", "damage", "pattern"), SAMPLE_CASES, ids=case_id)
 def test_sample_options(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str],
     damage: Callable[[Path], None] | None, pattern: str,
@@ -566,7 +566,7 @@ UNFINISHED_RUNS: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("options", "pattern"), COMPARE_CASES, ids=lambda v: repr(v)[:40])
+@pytest.mark.parametrize(("options", "pattern"), COMPARE_CASES, ids=case_id)
 def test_compare_options(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], pattern: str
 ) -> None:

@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import HANG_GUARD
+from conftest import HANG_GUARD, case_id
 
 from train.comparison import MethodRun, below_curve, check_reusable, frontier
 
@@ -187,7 +187,7 @@ BAD_OPTIONS: list[tuple[list[str], str]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("options", "pattern"), BAD_OPTIONS, ids=lambda v: repr(v)[:50])
+@pytest.mark.parametrize(("options", "pattern"), BAD_OPTIONS, ids=case_id)
 def test_bad_options_are_refused_before_any_run(
     compared: Path, capsys: pytest.CaptureFixture[str], options: list[str], pattern: str
 ) -> None:
