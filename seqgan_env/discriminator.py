@@ -7,8 +7,7 @@ environment only reads it through `score`, the probability that a sequence is re
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, cast, runtime_checkable
 
@@ -18,6 +17,7 @@ from torch import nn
 
 from seqgan_env.cuda_graphs import GraphedTrainStep, can_capture
 from seqgan_env.devices import rng_device
+from seqgan_env.modes import module_mode
 from seqgan_env.precision import autocast
 
 # (width, number of filters) of the paper's 12 parallel convolutions: 1720 features in all.
@@ -257,7 +257,7 @@ class Discriminator(nn.Module):
     @torch.inference_mode()
     def score(self, sequences: torch.Tensor) -> torch.Tensor:
         """P(real) of each of `sequences` [B, T], in eval mode (no dropout): [B]."""
-        with self._eval_mode(), autocast(self.precision, self.device):
+        with module_mode(self, False), autocast(self.precision, self.device):
             logits = self.forward(sequences)
         return torch.softmax(logits.float(), dim=-1)[:, 1]
 
@@ -300,18 +300,9 @@ class Discriminator(nn.Module):
                 inside = self._windows(x_prefix, conv).amax(dim=1).repeat_interleave(n_rollouts, dim=0)
                 reaching = torch.maximum(reaching, inside)
             pooled.append(reaching)
-        with self._eval_mode():  # dropout off; the convolutions above have none
+        with module_mode(self, False):  # dropout off; the convolutions above have none
             return self._head(pooled)
 
-    @contextmanager
-    def _eval_mode(self) -> Iterator[None]:
-        """Eval mode (no dropout) inside the block; the caller's mode restored after it."""
-        was_training = self.training
-        self.eval()
-        try:
-            yield
-        finally:
-            self.train(was_training)
 
     @property
     def device(self) -> torch.device:

@@ -15,8 +15,7 @@ last position) and is saved as a checkpoint entry of its config and weights.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterator
-from contextlib import contextmanager
+from collections.abc import Hashable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -26,6 +25,7 @@ from torch import nn
 
 from seqgan_env.devices import rng_device
 from seqgan_env.discriminator import Discriminator
+from seqgan_env.modes import module_mode
 from seqgan_env.precision import autocast
 
 PrefixState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [B, H]
@@ -159,7 +159,7 @@ class PrefixDiscriminator(nn.Module):
     def advance(self, tokens: torch.Tensor, state: PrefixState) -> tuple[torch.Tensor, PrefixState]:
         """Read one token per row, `tokens` [B], in `state`: the logit D_t [B] of each prefix and the new
         state (eval mode's numbers: the caller scores in inference mode, dropout off)."""
-        with self._eval_mode(), autocast(self.precision, self.device):
+        with module_mode(self, False), autocast(self.precision, self.device):
             state = self._cell(self.input_gates(self._embed(tokens)), state)
             return self.output(state[0]).squeeze(-1).float(), state
 
@@ -233,7 +233,7 @@ class PrefixDiscriminator(nn.Module):
     @torch.inference_mode()
     def prefix_logits(self, sequences: torch.Tensor) -> torch.Tensor:
         """The logit D_t of every prefix of `sequences` [B, T] in eval mode (no dropout): [B, T]."""
-        with self._eval_mode():
+        with module_mode(self, False):
             return self.forward(sequences)
 
     @torch.inference_mode()
@@ -249,15 +249,6 @@ class PrefixDiscriminator(nn.Module):
         version counter (bumped by `load_state_dict` and `copy_`) and storage."""
         return self.steps, tuple((p._version, p.data_ptr()) for p in self.parameters())
 
-    @contextmanager
-    def _eval_mode(self) -> Iterator[None]:
-        """Eval mode (no dropout) inside the block; the caller's mode restored after it."""
-        was_training = self.training
-        self.eval()
-        try:
-            yield
-        finally:
-            self.train(was_training)
 
 
 AnyDiscriminator = Discriminator | PrefixDiscriminator  # what an environment or the wrapper trains

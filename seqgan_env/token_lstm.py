@@ -7,8 +7,7 @@ start token, and the state "after the prefix y_1..y_t" is the state after readin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -16,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqgan_env.modes import module_mode
 from seqgan_env.precision import autocast
 from seqgan_env.sampling import sample_categorical
 
@@ -83,18 +83,12 @@ class TokenLSTM(nn.Module):
     def device(self) -> torch.device:
         return self.output.weight.device
 
-    @contextmanager
-    def differentiable(self) -> Iterator[None]:
+    def differentiable(self) -> AbstractContextManager[None]:
         """Train mode inside the block (the caller's mode restored after), for gradients taken outside
         a training step: cuDNN keeps what an LSTM's backward needs only in train mode, and refuses
         the backward otherwise. The model has no dropout or normalisation (one LSTM layer, whose
         `dropout` acts between layers only), so train and eval mode compute the same numbers."""
-        was_training = self.training
-        self.train()
-        try:
-            yield
-        finally:
-            self.train(was_training)
+        return module_mode(self, True)
 
     # --- teacher forcing -------------------------------------------------------------------------
     def forward(self, sequences: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ from seqgan_env.diagnostics import (
     reward_quality_correlation,
 )
 from seqgan_env.discriminator import SequenceScorer
+from seqgan_env.modes import module_mode
 from seqgan_env.prefix_discriminator import IncrementalScorer, dense_rewards
 from seqgan_env.token_lstm import TokenLSTM
 from train.rng import derive_seed, seeded_rng
@@ -90,9 +91,7 @@ def measure_signal(
     if not cfg.diagnostics or scorer is None:
         return {}
     rng = seeded_rng(derive_seed(cfg.seed, "diagnostics", round_), generator.device)
-    was_training = generator.training
-    generator.eval()
-    try:
+    with module_mode(generator, False):
         n = max(cfg.diag_samples, cfg.diag_q_samples)
         fake = generator.sample(n, rng, eos_id=eos_id, pad_id=pad_id)
         held_out = real[: cfg.diag_samples].to(generator.device)  # balanced classes: as many fakes
@@ -108,8 +107,6 @@ def measure_signal(
         elif eos_id is None and monte_carlo:
             row.update(_q_and_gradient(cfg, generator, rollout_policy, scorer, fake[: cfg.diag_q_samples],
                                        rng, oracle))  # fmt: skip
-    finally:
-        generator.train(was_training)
     return row
 
 
