@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import MaybeCallback
@@ -101,6 +102,9 @@ class SB3Learner:
             raise ValueError(f"rounds must be >= 1, got {rounds}")
         self.model, self.rollout_policy = model, rollout_policy
         self.rollout_update, self.rollout_rate = rollout_update, rollout_rate
+        if not model._custom_logger and model.tensorboard_log is None and model.verbose == 0:
+            # What SB3 would configure here (no output), without the empty folder it makes in the temp dir.
+            model.set_logger(Logger(folder=None, output_formats=[]))
         total = rounds * model.n_steps * model.n_envs
         self._total, self._callback = model._setup_learn(
             total, callback, reset_num_timesteps, tb_log_name, False

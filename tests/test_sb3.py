@@ -9,6 +9,7 @@ import json
 import math
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import gymnasium as gym
@@ -274,6 +275,21 @@ def test_vec_env_checks_of_sb3():
     model = make_model("ppo", wrapped, tiny_lstm(), **SMALL["ppo"])
     rewards, lengths = evaluate_policy(model, wrapped, n_eval_episodes=4, return_episode_rewards=True)
     assert lengths == [T] * 4 and all(0 <= r <= 1 for r in rewards)
+
+
+def test_a_quiet_learner_writes_no_log_folder(tmp_path, monkeypatch):
+    """Without tensorboard or verbosity the SB3 learner logs nothing, and leaves no folder in the temp dir
+    (SB3's own `learn` makes an empty SB3-<date> folder there each time)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
+    venv = SeqGANVectorEnv(2, **VARIANTS[TINY], rollout_policy=tiny_lstm(seed=11),
+                           discriminator=tiny_discriminator())
+    model = make_model("ppo", SB3VecEnv(venv), tiny_lstm(), seed=0, **SMALL["ppo"])
+    learner = SB3Learner(model, 1, None, "copy")
+    learner.collect()
+    learner.update()
+    learner.close()
+    assert learner.iterations == 1 and list(tmp_path.glob("SB3-*")) == []
 
 
 def test_discriminator_wrapper_under_the_adapter_and_the_sb3_learner():
