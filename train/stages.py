@@ -145,8 +145,10 @@ def run_adversarial(exp: Experiment) -> None:
         return None
 
     trains = cfg.trains_discriminator and cfg.disc_repeats > 0
+    dense = cfg.mode == "seqgan" and cfg.reward_mode == "dense"
+    label = f"adversarial ({cfg.mode}{', dense rewards' if dense else ''})"
     run_rounds(learner, exp.envs, cfg.rounds, exp.progress, exp.envs.train_discriminator if trains else None,
-               on_round, f"adversarial ({cfg.mode})", cfg.progress)  # fmt: skip
+               on_round, label, cfg.progress)  # fmt: skip
     exp.stage = "done"
     exp.save("final", "latest")
 
