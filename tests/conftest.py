@@ -49,6 +49,13 @@ def _refuse_eval_backward(grad: torch.Tensor) -> torch.Tensor:
     raise RuntimeError(f"{CUDNN_RNN_EVAL_BACKWARD} (tests/conftest.py enforces cuDNN's rule on the CPU)")
 
 
+@pytest.fixture(autouse=True)
+def sb3_logs_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests that call an SB3 model's own `learn` get SB3's default logger, which makes a folder: it goes
+    in the test's tmp_path, not a new SB3-<date> folder in the system's temp dir per call."""
+    monkeypatch.setenv("SB3_LOGDIR", str(tmp_path / "sb3_log"))
+
+
 # The suite runs on a 2-core machine shared with other jobs: torch's intra-op threads then spin and wait
 # for each other on every small op (measured: the oracle tests 3x slower with 2 threads under load).
 torch.set_num_threads(1)
