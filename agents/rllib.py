@@ -23,6 +23,8 @@ raises instead of carrying on with fewer runners, and a round that sampled nothi
 
 from __future__ import annotations
 
+import contextlib
+import os
 from typing import Any
 
 import numpy as np
@@ -93,6 +95,15 @@ def algorithm_config(
                    min_sample_timesteps_per_iteration=n_envs * rollout_len)
     )
     return config
+
+
+def build_algorithm(config: AlgorithmConfig) -> Algorithm:
+    """`config.build_algo()`, less the empty folder that Ray's `Trainable` makes in ~/ray_results for
+    every algorithm built outside Tune (nothing is written there: the run folder holds the results)."""
+    algo = config.build_algo()
+    with contextlib.suppress(OSError):  # only an empty folder is removed
+        os.rmdir(algo.logdir)
+    return algo
 
 
 class RLlibLearner:

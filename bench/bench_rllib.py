@@ -50,7 +50,7 @@ def main() -> None:
     apply_common_args(args)
     import ray  # the [rllib] extra: imported after the options, so --help works without it
 
-    from agents.rllib import algorithm_config
+    from agents.rllib import algorithm_config, build_algorithm
     from agents.rllib_env import broadcast
     from agents.rllib_module import module_config
 
@@ -82,7 +82,7 @@ def main() -> None:
     for k in runner_counts:
         hyper = {"minibatch_size": B * T}  # only sampling is timed; RLlib's default 128 may exceed B * T
         config = algorithm_config("ppo", env_config, module_config(gen.config, gen), B, k, T, hyper, seed=0)
-        algo = config.build_algo()
+        algo = build_algorithm(config)
         broadcast(algo, gen, disc)
         algos.append(algo)
         setups[f"rllib, {k} env runners"] = sampler(algo, k, B * T // max(k, 1))

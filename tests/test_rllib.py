@@ -23,7 +23,7 @@ pytest.importorskip("ray.rllib")
 from conftest import HANG_GUARD, SystemMarker, killer_command, run_injected  # noqa: E402
 from test_signals import PRE_FAST, metrics_without_time, run_commands, stopped_line  # noqa: E402
 
-from agents.rllib import RLlibLearner, algorithm_config  # noqa: E402
+from agents.rllib import RLlibLearner, algorithm_config, build_algorithm  # noqa: E402
 from agents.rllib_env import make_vector_env, replay, runner_models  # noqa: E402
 from agents.rllib_learners import RealStepsPPOLearner  # noqa: E402
 from agents.rllib_module import TokenPrefixRLModule, module_config  # noqa: E402
@@ -73,7 +73,7 @@ def build(algo: str = "ppo", runners: int = RUNNERS) -> RLlibLearner:
     updater = DiscriminatorUpdater(tiny_discriminator(), real, lambda n: box[0].sample(n, rng),
                                    DiscriminatorSchedule(None, 1, 32, 1, 16), rng)  # fmt: skip
     rollout_policy = tiny_generator(seed=5)  # differs from the generator until the first sync
-    box.append(RLlibLearner(config.build_algo(), rollout_policy, updater))
+    box.append(RLlibLearner(build_algorithm(config), rollout_policy, updater))
     return box[0]
 
 
@@ -150,6 +150,12 @@ class TestTwoRunners:
             assert any(not torch.equal(before[k], v) for k, v in learner.discriminator.state_dict().items())
             assert_runners_hold_the_drivers_models(learner)
         assert learner.updater.episodes_seen == 2 * N_ENVS  # every runner's finished episodes reached D
+
+    def test_building_leaves_no_folder_in_ray_results(self, learner):
+        """Ray's Trainable makes an empty ~/ray_results/<date> folder for every algorithm built outside
+        Tune; build_algorithm removes it (the logdir was made: it has Ray's date-stamped name)."""
+        logdir = Path(learner.algo.logdir)
+        assert logdir.parent == Path("~/ray_results").expanduser() and not logdir.exists()
 
     def test_runner_rewards_equal_the_local_envs_for_the_same_weights(self, learner):
         actions = np.random.default_rng(0).integers(0, 8, size=(4, N_ENVS // RUNNERS))  # [T, envs per runner]
@@ -319,7 +325,7 @@ def test_runners_score_with_the_oracle_given_in_the_env_config(local_ray):
     hyper = {"lr": 1e-3, "use_kl_loss": False, "minibatch_size": 16}
     config = algorithm_config("ppo", env_config, module_config(generator.config, generator), N_ENVS, RUNNERS,
                               4, hyper, seed=0)  # fmt: skip
-    algo = config.build_algo()
+    algo = build_algorithm(config)
     try:
         actions = np.random.default_rng(0).integers(0, 8, size=(4, N_ENVS // RUNNERS))  # [T, envs per runner]
         found = algo.env_runner_group.foreach_env_runner(partial(replay, seed=11, actions=actions),

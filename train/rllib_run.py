@@ -17,7 +17,13 @@ from typing import Any
 import torch
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS
 
-from agents.rllib import RLlibLearner, algorithm_config, algorithm_state, restore_algorithm_state
+from agents.rllib import (
+    RLlibLearner,
+    algorithm_config,
+    algorithm_state,
+    build_algorithm,
+    restore_algorithm_state,
+)
 from agents.rllib_module import module_config
 from seqgan_env.checkpoint import model_entry, save_checkpoint
 from seqgan_env.discriminator import SequenceScorer
@@ -77,7 +83,7 @@ class RLlibRun:
         hyper = cfg.hyperparameters(cfg.n_envs * self.n_steps, episodes)
         config = algorithm_config(cfg.algo, self.env_config, model, cfg.n_envs, cfg.num_env_runners,
                                   self.n_steps, hyper, cfg.seed)  # fmt: skip
-        self.algo = config.build_algo()
+        self.algo = build_algorithm(config)
         schedule = DiscriminatorSchedule(None, max(cfg.disc_repeats, 1), cfg.n_negatives, cfg.disc_epochs,
                                          cfg.disc_batch_size)  # fmt: skip
         self.updater = DiscriminatorUpdater(self.discriminator, pre.real, self._sample, schedule, self.rng)
