@@ -96,6 +96,14 @@ def test_bad_dense_options_are_one_line_errors(
     assert not (tmp_path / "o").exists()
 
 
+def test_the_memory_check_counts_no_search_where_the_rounds_make_none() -> None:
+    """A dense run's rounds search no completions: --n-rollouts sizes only the diagnostics' search."""
+    huge = ["--preset", "tiny", "--n-rollouts", str(10**9), "--no-diagnostics"]
+    assert parse_config([*huge, "--reward-mode", "dense"]).n_rollouts == 10**9
+    with pytest.raises(ValueError, match="GiB: lower --batch-size"):
+        parse_config(huge)  # the Monte Carlo mode searches 10**9 completions per prefix
+
+
 def test_a_tiny_dense_sb3_run(tmp_path: Path) -> None:
     pretrain = " ".join(FAST[2:])
     result = script("sb3", "--algo", "ppo", "--pretrain-preset", "tiny", "--pretrain-args", pretrain,

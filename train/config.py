@@ -208,16 +208,20 @@ class Config:
 def check_memory(cfg: Config) -> None:
     """Refuse sizes whose largest buffers cannot fit in this machine's memory (e.g. --batch-size 10**8),
     before anything is allocated. The estimate counts the data, the Monte Carlo search's [B*N, V]
-    sampling buffers, an MLE minibatch's [B, T, V] logits and their gradients, the diagnostics' (the
-    discriminator's activations on --diag-samples sequences, the Monte Carlo search of --diag-q-samples)."""
+    sampling buffers (only where the rounds search: the seqgan mode with --reward-mode mc), an MLE
+    minibatch's [B, T, V] logits and their gradients, and, with --diagnostics, theirs (the discriminator's
+    activations on --diag-samples sequences, the Monte Carlo search of --diag-q-samples)."""
     V, T = cfg.vocab_size, cfg.seq_len
+    searched = cfg.n_rollouts if cfg.mode == "seqgan" and cfg.reward_mode == "mc" else 0
     terms = {  # bytes, by the option that sets them
         "--n-real/--n-test/--n-negatives": 8 * T * (cfg.n_real + cfg.n_test + 2 * cfg.n_negatives),
-        "--batch-size": 4 * 4 * max(cfg.batch_size, cfg.pg_batch) * V * (cfg.n_rollouts + T),
+        "--batch-size": 4 * 4 * max(cfg.batch_size, cfg.pg_batch) * V * (searched + T),
         "--eval-samples": 4 * 4 * min(cfg.eval_samples, 1024) * V + 8 * T * cfg.eval_samples,
-        "--diag-samples": 4 * cfg.diag_samples * T * (cfg.disc_embed_dim + sum(n for _, n in cfg.filters())),
-        "--diag-q-samples": 4 * 4 * cfg.diag_q_samples * V * (cfg.n_rollouts + T),
     }
+    if cfg.diagnostics:
+        width = cfg.disc_embed_dim + sum(n for _, n in cfg.filters())
+        terms["--diag-samples"] = 4 * cfg.diag_samples * T * width
+        terms["--diag-q-samples"] = 4 * 4 * cfg.diag_q_samples * V * (cfg.n_rollouts + T)
     memory.check_memory(terms)
 
 
