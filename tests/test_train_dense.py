@@ -96,11 +96,13 @@ def test_bad_dense_options_are_one_line_errors(
     assert not (tmp_path / "o").exists()
 
 
-def test_the_memory_check_counts_no_search_where_the_rounds_make_none() -> None:
-    """A dense run's rounds search no completions: --n-rollouts sizes only the diagnostics' search."""
-    huge = ["--preset", "tiny", "--n-rollouts", str(10**9), "--no-diagnostics"]
+@pytest.mark.parametrize(("diagnostics", "biggest"), [("--diagnostics", "--diag-q-samples"),
+                                                       ("--no-diagnostics", "--batch-size")])  # fmt: skip
+def test_the_memory_check_counts_no_search_where_the_rounds_make_none(diagnostics: str, biggest: str) -> None:
+    """A dense run searches no completions, neither in its rounds nor in its diagnostics."""
+    huge = ["--preset", "tiny", "--n-rollouts", str(10**9), diagnostics]
     assert parse_config([*huge, "--reward-mode", "dense"]).n_rollouts == 10**9
-    with pytest.raises(ValueError, match="GiB: lower --batch-size"):
+    with pytest.raises(ValueError, match=f"GiB: lower {biggest} "):
         parse_config(huge)  # the Monte Carlo mode searches 10**9 completions per prefix
 
 

@@ -209,8 +209,9 @@ def check_memory(cfg: Config) -> None:
     """Refuse sizes whose largest buffers cannot fit in this machine's memory (e.g. --batch-size 10**8),
     before anything is allocated. The estimate counts the data, the Monte Carlo search's [B*N, V]
     sampling buffers (only where the rounds search: the seqgan mode with --reward-mode mc), an MLE
-    minibatch's [B, T, V] logits and their gradients, and, with --diagnostics, theirs (the discriminator's
-    activations on --diag-samples sequences, the Monte Carlo search of --diag-q-samples)."""
+    minibatch's [B, T, V] logits and their gradients, and, with --diagnostics, the diagnostics' buffers
+    (the discriminator's activations on --diag-samples sequences, the sampling of --diag-q-samples and,
+    where the rounds search, its Monte Carlo search)."""
     V, T = cfg.vocab_size, cfg.seq_len
     searched = cfg.n_rollouts if cfg.mode == "seqgan" and cfg.reward_mode == "mc" else 0
     terms = {  # bytes, by the option that sets them
@@ -221,7 +222,7 @@ def check_memory(cfg: Config) -> None:
     if cfg.diagnostics:
         width = cfg.disc_embed_dim + sum(n for _, n in cfg.filters())
         terms["--diag-samples"] = 4 * cfg.diag_samples * T * width
-        terms["--diag-q-samples"] = 4 * 4 * cfg.diag_q_samples * V * (cfg.n_rollouts + T)
+        terms["--diag-q-samples"] = 4 * 4 * cfg.diag_q_samples * V * (searched + T)
     memory.check_memory(terms)
 
 
