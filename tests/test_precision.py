@@ -22,9 +22,19 @@ def test_an_unknown_precision_is_a_one_line_error(name):
         resolve_precision(name, "cpu")
 
 
-@pytest.mark.parametrize(("amx", "expected"), [(True, "bf16"), (False, "fp32")])
-def test_auto_on_a_cpu_picks_bf16_only_with_amx_tiles(monkeypatch, amx, expected):
-    units = {"amx_tile": amx, "avx512_bf16": True, "onednn_bf16": True}  # AVX-512 bf16 alone is not enough
+@pytest.mark.parametrize(
+    ("amx", "avx512_bf16", "onednn_bf16", "expected"),
+    [
+        (True, True, True, "bf16"),  # AMX tiles
+        (True, False, True, "bf16"),
+        (False, True, True, "bf16"),  # AVX-512 bf16 dot products, run by oneDNN
+        (False, True, False, "fp32"),  # the instructions, but no oneDNN bf16 kernels to use them
+        (False, False, True, "fp32"),  # AVX2 or plain AVX-512: bf16 only emulated
+        (False, False, False, "fp32"),
+    ],
+)
+def test_auto_on_a_cpu_picks_bf16_only_with_bf16_units(monkeypatch, amx, avx512_bf16, onednn_bf16, expected):
+    units = {"amx_tile": amx, "avx512_bf16": avx512_bf16, "onednn_bf16": onednn_bf16}
     monkeypatch.setattr(precision, "cpu_bf16_units", lambda: units)
     assert resolve_precision("auto", "cpu") == expected
 
@@ -39,7 +49,7 @@ def test_auto_on_cuda_picks_bf16_with_bf16_tensor_cores(monkeypatch, capability,
 def test_this_machine_reports_its_bf16_units():
     units = precision.cpu_bf16_units()
     assert set(units) == {"amx_tile", "avx512_bf16", "onednn_bf16"}
-    assert resolve_precision("auto", "cpu") == ("bf16" if units["amx_tile"] else "fp32")
+    assert resolve_precision("auto", "cpu") == ("bf16" if precision.cpu_has_bf16_units() else "fp32")
 
 
 def test_fp32_wraps_nothing_and_bf16_autocasts_the_products():

@@ -181,3 +181,32 @@ def test_a_resumed_run_keeps_the_thread_count_it_recorded(tmp_path: Path) -> Non
         assert f"resuming {tmp_path / name} at stage adversarial, 2 done, {said}" in resumed.stdout
     assert metrics_without_time(tmp_path / "kept") == metrics_without_time(tmp_path / "whole")
     assert metrics_without_time(tmp_path / "overridden") != metrics_without_time(tmp_path / "whole")
+
+
+def test_a_resumed_auto_run_keeps_the_precision_it_began_with(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The checkpoint records the precision `--precision auto` chose; a resume on a machine that would
+    choose the other one (here: the record flipped) goes on in the recorded one, every model with it."""
+    import torch
+
+    from seqgan_env.checkpoint import load_checkpoint, save_checkpoint
+    from seqgan_env.precision import resolve_precision
+    from train.config import parse_config
+    from train.stages import open_experiment
+
+    args = [*FAST[:-1], "1", "--disc-pretrain-repeats", "1", "--mle-epochs", "1", "--precision", "auto"]
+    assert run_in_process(capsys, *args, "--out", str(tmp_path), "--name", "run") == 0
+    latest = RunFolder(tmp_path / "run").checkpoint("latest")
+    state = load_checkpoint(latest)
+    here = resolve_precision("auto", "cpu")
+    assert state["precision"] == here
+    for recorded in ("fp32", "bf16"):
+        save_checkpoint(latest, {**state, "precision": recorded})
+        exp = open_experiment(parse_config(["--resume", str(tmp_path / "run")]))
+        try:
+            models = (exp.discriminator, exp.rollout_policy, exp.mle)
+            assert [exp.precision, *(m.precision for m in models)] == [recorded] * 4
+        finally:
+            exp.run.close()
+        torch.set_num_threads(1)

@@ -155,6 +155,7 @@ class Experiment:
                     "cuda": torch.cuda.get_rng_state(self.device) if cuda else None},
             "data": {"real": self.real, "test": self.test},
             "metrics": self.metrics, "elapsed_s": self.elapsed_s(), "machine": machine(),
+            "precision": self.precision,
             **({} if self.vocabulary is None else {"vocabulary": self.vocabulary.to_dict()}),
         }  # fmt: skip
 
@@ -188,10 +189,19 @@ class Experiment:
         torch.set_rng_state(state["rng"]["torch"])
         if state["rng"]["cuda"] is not None:
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        self._keep_precision(state.get("precision"))
         self.metrics = state["metrics"]
         self.stage, self.progress = state["stage"], state["progress"]
         self.saved_at = (self.stage, self.progress)
         self.elapsed = state["elapsed_s"]
+
+    def _keep_precision(self, recorded: str | None) -> None:
+        """A resumed `--precision auto` run goes on in the precision it began with (`recorded`), even
+        where this machine would pick the other one, so that it stays one computation."""
+        if self.cfg.precision != "auto" or recorded not in ("fp32", "bf16") or recorded == self.precision:
+            return
+        self.precision = resolve_precision(recorded, self.device)
+        self.discriminator.precision = self.rollout_policy.precision = self.mle.precision = self.precision
 
     def init_from(self, state: dict[str, Any]) -> None:
         """Start from another run's pre-training (--init-from): its generator and data, and its
