@@ -45,6 +45,7 @@ from seqgan_env.finite import NonFiniteError, require_finite
 from seqgan_env.prefix_discriminator import AnyDiscriminator, PrefixDiscriminator
 from seqgan_env.token_lstm import TokenLSTM
 from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorUpdater
+from train.allocator import keep_freed_memory
 from train.cli import (
     MAX_LR,
     MAX_SCALE,
@@ -153,6 +154,7 @@ def probe(
     """Train a fresh discriminator against the run's fixed generator, set by set, measuring after each
     (the module docstring), into `rows` and RUN/metrics.csv; each set's loss and discriminator are
     checked finite before its row is written (`NonFiniteError`)."""
+    keep_freed_memory()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(derive_seed(cfg.seed, "torch"))  # dropout's generator

@@ -40,6 +40,7 @@ import torch
 from seqgan_env.checkpoint import load_checkpoint
 from seqgan_env.finite import NonFiniteError
 from seqgan_env.text import CorpusError
+from train.allocator import keep_freed_memory
 from train.cli import fail
 from train.evaluation import run_summary
 from train.experiment import Experiment
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         run, state, pretrain = open_run(cfg)
     except (ValueError, TypeError, OSError, ImportError, CorpusError, RuntimeError) as err:
         return fail(err)
+    keep_freed_memory()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     runs: list[Any] = []  # the RLlibRun, once built

@@ -14,6 +14,7 @@ from gymnasium import spaces
 
 from agents.sb3 import algorithm_class, check_saved_model
 from seqgan_env.token_lstm import TokenLSTMConfig
+from train.allocator import keep_freed_memory
 from train.config import Config
 from train.run_folder import RunFolder
 from train.sb3_config import SB3Config
@@ -46,6 +47,7 @@ def train_sb3(
     discriminator pre-training where the source has none, the rounds, the final outputs. `started`
     receives the run once it is built (to report how far it got, should it stop early); the run
     folder is released however the run ends."""
+    keep_freed_memory()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     pre = load_pretrained(source)

@@ -27,6 +27,7 @@ from seqgan_env.checkpoint import load_checkpoint
 from seqgan_env.finite import NonFiniteError, require_finite
 from seqgan_env.vector_env import SeqGANVectorEnv
 from seqgan_env.wrappers import DiscriminatorUpdater
+from train.allocator import keep_freed_memory
 from train.config import Config
 from train.experiment import Experiment
 from train.reproducibility import machine_note, thread_note
@@ -189,6 +190,7 @@ def open_experiment(cfg: Config) -> Experiment:
         # The thread count changes the floats' rounding: config.json records the one the run uses.
         cfg = dataclasses.replace(cfg, threads=cfg.threads or torch.get_num_threads())
         torch.set_num_threads(cfg.threads)
+        keep_freed_memory()
     except BaseException:
         run.close()
         raise
