@@ -22,6 +22,7 @@ import argparse
 import copy
 import functools
 import statistics
+from typing import Any
 
 import common  # noqa: F401  (puts the repository on sys.path)
 import torch
@@ -46,6 +47,38 @@ from seqgan_env.discriminator import (
     count_forward_flops,
     paper_filters,
 )
+from seqgan_env.precision import cpu_has_bf16_units
+
+# The fewer, larger products tried: (widest / narrowest filter width in a group, the highway's two
+# products as one, name).
+GROUPINGS = ((1.0, True, "highway's two products as one"),
+             (2.0, False, "filters grouped, widest <= 2x narrowest"),
+             (5.0, True, "grouped <= 5x, highway as one"),
+             (20.0, True, "all filters one product, highway one"))  # fmt: skip
+
+
+def print_profile(model: Discriminator, x: torch.Tensor, y: torch.Tensor, steps: int) -> None:
+    """Where `model`'s training steps spend their time: torch.profiler's self time per operator (and,
+    for the copies, per shape), per step, over `steps` steps after a warm-up."""
+    from torch.profiler import ProfilerActivity, profile
+
+    optimizer = model.make_optimizer()
+    for _ in range(5):
+        model.train_step(optimizer, x, y)
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        for _ in range(steps):
+            model.train_step(optimizer, x, y)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events) / 1e3 / steps
+    print(f"\nprofile of ours in {model.precision}, {steps} steps (the profiler's own cost included): "
+          f"{total:.1f} ms a step")  # fmt: skip
+    copies = [e for e in prof.key_averages(group_by_input_shape=True) if e.key == "aten::copy_"]
+    top = sorted(events, key=lambda e: -e.self_cpu_time_total)[:8]
+    rows = [(e.key, e) for e in top] + [(f"aten::copy_ of {e.input_shapes[0]}", e)
+                                        for e in sorted(copies, key=lambda e: -e.self_cpu_time_total)[:3]]
+    for name, e in rows:
+        ms = e.self_cpu_time_total / 1e3 / steps
+        print(f"  {name:44s} {ms:7.2f} ms a step  ({e.count // steps} calls)")
 
 
 def main() -> None:
@@ -61,11 +94,17 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3, help="untimed calls before timing")
     add_common_args(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the models, the data and the sampling")
-    p.add_argument("--bf16-repeats", type=int, default=3,
-                   help="timed bf16 training steps (0: none); slow on a CPU without bf16 units")
+    p.add_argument("--bf16-repeats", type=int, default=None,
+                   help="timed bf16 training steps of each (0: none; by default 15 on a CPU with bf16 units, "
+                        "3 on one without, where bf16 is emulated and slow)")  # fmt: skip
+    p.add_argument("--profile", type=int, default=0,
+                   help="profile this many training steps of ours in fp32 and in bf16 (torch.profiler) and "
+                        "print where each step's time goes (0: no profile)")  # fmt: skip
     p.add_argument("--bf16-matmul-size", type=int, default=512, help="n of the bf16 reference matmul")
     args = p.parse_args()
     apply_common_args(args)
+    if args.bf16_repeats is None:
+        args.bf16_repeats = 15 if cpu_has_bf16_units() else 3
 
     print("Discriminator: training step (fused vs default Adam) and inference")
     print_machine("at start")
@@ -101,10 +140,7 @@ def main() -> None:
     m = copy.deepcopy(disc)
     foreach = torch.optim.Adam(m.parameters(), lr=config.lr, foreach=True)
     variants["unfolded, Adam(foreach=True)"] = (m, foreach)
-    for ratio, fuse, name in ((1.0, True, "highway's two products as one"),
-                              (2.0, False, "filters grouped, widest <= 2x narrowest"),
-                              (5.0, True, "grouped <= 5x, highway as one"),
-                              (20.0, True, "all filters one product, highway one")):  # fmt: skip
+    for ratio, fuse, name in GROUPINGS:
         m = grouped_copy(disc, ratio, fuse)
         variants[f"{name} ({len(m.groups)} conv products)"] = (m, m.make_optimizer())
     defaults = opt.defaults
@@ -149,26 +185,41 @@ def main() -> None:
         opt_ratio = statistics.median(opt_times[name]) / statistics.median(opt_times[ours_name])
         print(f"  RATIO {name} / ours: {statistics.median(times[name]) / ours_med:.2f}x per training step, "
               f"{opt_ratio:.2f}x per optimizer.step()")
-    if args.bf16_repeats > 0:  # ours under bf16 autocast, against a bf16 matmul measured alongside
-        m = copy.deepcopy(disc)
-        m.precision = "bf16"
-        bf16_opt = m.make_optimizer()
+    if args.bf16_repeats > 0:  # under bf16 autocast: ours and the groupings, a bf16 matmul alongside
+        bf16_models = {"ours": copy.deepcopy(disc)}
+        for ratio, fuse, name in GROUPINGS:
+            m = grouped_copy(disc, ratio, fuse)
+            bf16_models[f"{name} ({len(m.groups)} conv products)"] = m
+        bf16_steps: dict[str, Any] = {}
+        for name, m in bf16_models.items():
+            m.precision = "bf16"
+            bf16_steps[name] = functools.partial(m.train_step, m.make_optimizer(), x, y)
+            for _ in range(args.warmup):
+                bf16_steps[name]()
         a = torch.randn(args.bf16_matmul_size, args.bf16_matmul_size, dtype=torch.bfloat16)
-        bf16_times = alternating_times({"bf16": functools.partial(m.train_step, bf16_opt, x, y),
-                                        "fp32": steps[ours_name], "matmul": lambda: a @ a},
+        bf16_times = alternating_times({**bf16_steps, "fp32": steps[ours_name], "matmul": lambda: a @ a},
                                        args.bf16_repeats, rewarm=1)  # fmt: skip
         bf16_mm = 2 * args.bf16_matmul_size**3 / statistics.median(bf16_times["matmul"]) / 1e9
-        med_bf16, med_fp32 = statistics.median(bf16_times["bf16"]), statistics.median(bf16_times["fp32"])
-        g = train_flops / med_bf16 / 1e9
-        print(f"  ours under bf16 autocast (--precision bf16) {1e3 * med_bf16:8.2f} ms/step  {g:6.1f} "
-              f"GFLOP/s = "
-              f"{100 * g / bf16_mm:5.1f}% of the bf16 matmul measured alongside ({bf16_mm:.1f} GFLOP/s, "
-              f"{args.bf16_matmul_size}^3); fp32 alongside {1e3 * med_fp32:.2f} ms: RATIO bf16 / fp32 "
-              f"{med_bf16 / med_fp32:.2f}x ({len(bf16_times['bf16'])} steps each)")  # fmt: skip
+        med_fp32 = statistics.median(bf16_times["fp32"])
+        n_bf16 = len(bf16_times['fp32'])
+        print(f"  bf16 (--precision bf16), {n_bf16} steps each alternating with ours in fp32 "
+              f"({1e3 * med_fp32:.2f} ms) and a {args.bf16_matmul_size}^3 bf16 matmul ({bf16_mm:.1f} "
+              f"GFLOP/s):")  # fmt: skip
+        for name in bf16_models:
+            med = statistics.median(bf16_times[name])
+            g = train_flops / med / 1e9
+            print(f"    {name:40s} {1e3 * med:8.2f} ms/step  {g:6.1f} GFLOP/s = {100 * g / bf16_mm:5.1f}% of "
+                  f"the bf16 matmul; RATIO to ours in fp32 {med / med_fp32:.2f}x")  # fmt: skip
     g = train_flops / ours_med / 1e9
     print(f"  OURS: {g:.1f} GFLOP/s = {100 * g / gflops_mm_paired:.1f}% of the matmul measured alongside "
           f"({gflops_mm_paired:.1f} GFLOP/s), {100 * g / gflops_mm:.1f}% of the one measured before "
           f"({gflops_mm:.1f} GFLOP/s)")
+
+    if args.profile > 0:
+        for precision in ("fp32", "bf16"):
+            m = copy.deepcopy(disc)
+            m.precision = precision
+            print_profile(m, x, y, args.profile)
 
     # --- inference -------------------------------------------------------------------------------
     xs = torch.randint(0, V, (args.score_batch, T), generator=rng)

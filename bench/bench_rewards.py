@@ -46,6 +46,7 @@ from seqgan_env.discriminator import (
     count_forward_flops,
     paper_filters,
 )
+from seqgan_env.precision import PRECISION_CHOICES, resolve_precision
 from seqgan_env.rewards import q_values
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
@@ -89,10 +90,12 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3, help="timed calls of each (median reported)")
     add_common_args(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the models, the data and the sampling")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="ours: the discriminator's scoring and the completions in fp32 or bf16 autocast")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32",
+                   help="ours: the discriminator's scoring and the completions in fp32 or bf16 autocast; "
+                        "auto as --preset paper picks it on this machine")  # fmt: skip
     args = p.parse_args()
     apply_common_args(args)
+    precision = resolve_precision(args.precision, "cpu")
     B, V, T, N = args.batch, args.vocab_size, args.seq_len, args.n_rollouts
 
     print("Monte Carlo rewards Q [B, T]: seqgan_env.rewards.q_values vs the reference code's loop structure")
@@ -103,7 +106,7 @@ def main() -> None:
     policy = TokenLSTM(TokenLSTMConfig(V, T), rng=init_rng).eval()
     disc = Discriminator(DiscriminatorConfig(V, T, filters=paper_filters(T)), rng=init_rng).eval()
     plain_disc = plain_copy(disc)  # the baseline's: the same weights in nn.Conv1d layers
-    disc.precision = policy.precision = args.precision  # ours only; the baseline stays fp32
+    disc.precision = policy.precision = precision  # ours only; the baseline stays fp32
     sequences = policy.sample(B, rng=torch.Generator().manual_seed(args.seed + 1))
     E, H = policy.config.embed_dim, policy.config.hidden_dim
     dc = disc.config
@@ -172,7 +175,7 @@ def main() -> None:
     mo, mb = statistics.median(t_ours), statistics.median(t_base)
     print()
     print(f"Q matrix [{B}, {T}] with N={N}, median over {args.repeats} repeats:")
-    print(f"  ours (q_values, {args.precision}): {mo:8.3f} s  (min {min(t_ours):.3f}, "
+    print(f"  ours (q_values, {precision}): {mo:8.3f} s  (min {min(t_ours):.3f}, "
           f"max {max(t_ours):.3f})  "
           f"{ours / mo / 1e9:7.1f} GFLOP/s of its {ours / 1e9:.2f} GFLOP")
     print(f"  baseline (reference): {mb:8.3f} s  (min {min(t_base):.3f}, max {max(t_base):.3f})  "
@@ -215,7 +218,7 @@ def main() -> None:
           f"max |z| {z_pos.abs().max().item():.2f} over {T - 1} positions; overall bias z = {bias_z:.2f}")
     print(f"  t=T (deterministic D(y)): max |difference| = {final:.2e}")
     tol = max(4 * mse_ratio_se, 0.25)
-    final_tol = 1e-5 if args.precision == "fp32" else 1e-2  # bf16 products move D(y) by up to ~0.01
+    final_tol = 1e-5 if precision == "fp32" else 1e-2  # bf16 products move D(y) by up to ~0.01
     same = abs(mse_ratio - 1) < tol and abs(bias_z) < 4 and z_pos.abs().max().item() < 4.5
     same = same and final < final_tol
     verdict = "CONSISTENT: both estimate the same Q" if same else "INCONSISTENT: the two estimates disagree"

@@ -7,9 +7,10 @@ as matrix products of unfolded windows, fused Adam) is timed side by side with t
 structure (prefixes re-read, 16 sequential rollouts, `torch.multinomial`, one discriminator call per
 rollout and position, the discriminator's `nn.Conv1d` layers, torch's default Adam). The discriminator
 training is timed on `--d-steps` minibatch steps of each, alternating, and extrapolated to the round's
-5 x 3 x 312 steps: the output says so.
+5 x 3 x 312 steps: the output says so. The whole measurement is repeated `--repeats` times; the medians
+are reported.
 
-    python bench/bench_round.py --threads 1
+    python bench/bench_round.py --threads 2
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from agents.mle import MLETrainer
 from agents.reinforce import Episodes, ReinforceAgent
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig, count_forward_flops
 from seqgan_env.oracle import random_oracle
+from seqgan_env.precision import PRECISION_CHOICES, resolve_precision
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 from seqgan_env.vector_env import SeqGANVectorEnv
 
@@ -78,11 +80,17 @@ def main() -> None:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
     p.add_argument("--d-steps", type=int, default=20, help="timed discriminator steps of each kind")
     p.add_argument("--mle-steps", type=int, default=10, help="timed MLE steps (for the projection)")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="ours: the discriminator's training and scoring and the completions in fp32 or bf16")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                   help="ours: the discriminator's training and scoring, the completions and MLE in fp32 or "
+                        "bf16; auto as --preset paper picks it on this machine")  # fmt: skip
+    p.add_argument("--repeats", type=int, default=3,
+                   help="measurements of the round, ours and the reference alternating (median)")
     add_common_args(p)
     args = p.parse_args()
+    if args.repeats < 1 or args.d_steps < 1 or args.mle_steps < 1:
+        p.error("--repeats, --d-steps and --mle-steps must be >= 1")
     apply_common_args(args)
+    precision = resolve_precision(args.precision, "cpu")
     print(__doc__.split("\n\n")[0])
     print_machine()
     peak = matmul_gflops(args.matmul_size, args.matmul_repeats)
@@ -102,49 +110,56 @@ def main() -> None:
                            rollout_policy=TokenLSTM(generator.config),
                            discriminator=Discriminator(d_config, rng=rng))  # fmt: skip
     envs.reset(seed=0)
-    envs.discriminator.precision = envs.rollout_policy.precision = args.precision  # ours only
+    envs.discriminator.precision = envs.rollout_policy.precision = precision  # ours only
     agent = ReinforceAgent(generator, envs.rollout_policy, rng=rng)
-    print_load("before timing")
-    t0 = time.perf_counter()
-    episodes = agent.collect(envs)
-    agent.update(episodes)
-    ours_gen = time.perf_counter() - t0
-    ours_neg, _ = median_time(lambda: generator.sample(N_REAL, rng), 1, warmup=0)
     disc = envs.discriminator
-
-    # The reference code's structure, on the same models.
-    t0 = time.perf_counter()
     ref_disc = plain_copy(disc)  # fp32, as the reference code
-    q, _ = reference_q(generator, ref_disc, episodes.sequences, N, rng)
-    agent.update(Episodes(episodes.sequences, q))
-    ref_gen = time.perf_counter() - t0
-    ref_neg, _ = median_time(lambda: reference_negatives(generator, N_REAL, rng), 1, warmup=0)
-    ours_d, ref_d = d_step_times(
-        [(disc, disc.make_optimizer()), (ref_disc, torch.optim.Adam(ref_disc.parameters(), lr=d_config.lr))],
-        args.d_steps, rng,
-    )
+    d_variants = [(disc, disc.make_optimizer()),
+                  (ref_disc, torch.optim.Adam(ref_disc.parameters(), lr=d_config.lr))]  # fmt: skip
+    print_load("before timing")
+    parts: list[list[tuple[float, float]]] = []  # per repeat: (ours, reference) of each part
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        episodes = agent.collect(envs)
+        agent.update(episodes)
+        ours_gen = time.perf_counter() - t0
+        # The reference code's structure, on the same models.
+        t0 = time.perf_counter()
+        ref_disc.load_state_dict(disc.state_dict())
+        q, _ = reference_q(generator, ref_disc, episodes.sequences, N, rng)
+        agent.update(Episodes(episodes.sequences, q))
+        ref_gen = time.perf_counter() - t0
+        ours_neg, _ = median_time(lambda: generator.sample(N_REAL, rng), 1, warmup=0)
+        ref_neg, _ = median_time(lambda: reference_negatives(generator, N_REAL, rng), 1, warmup=0)
+        ours_d, ref_d = d_step_times(d_variants, args.d_steps, rng)
+        parts.append([(ours_gen, ref_gen), (D_REPEATS * ours_neg, D_REPEATS * ref_neg),
+                      (d_steps_round * ours_d, d_steps_round * ref_d)])  # fmt: skip
     print_load("after timing")
 
-    mle = MLETrainer(generator)
+    mle = MLETrainer(generator, precision=precision)
     mle_step, _ = median_time(lambda: mle.step(real[:B]), args.mle_steps, warmup=2)
 
-    rows = [
-        ("generator step (MC rewards + PG)", ours_gen, ref_gen),
-        (f"negatives: {D_REPEATS} x {N_REAL} samples", D_REPEATS * ours_neg, D_REPEATS * ref_neg),
-        (f"discriminator: {d_steps_round} steps (extrapolated from {args.d_steps})",
-         d_steps_round * ours_d, d_steps_round * ref_d),
-    ]  # fmt: skip
+    names = ["generator step (MC rewards + PG)", f"negatives: {D_REPEATS} x {N_REAL} samples",
+             f"discriminator: {d_steps_round} steps (extrapolated from {args.d_steps})"]  # fmt: skip
+    rows = [(name, statistics.median(p[k][0] for p in parts), statistics.median(p[k][1] for p in parts))
+            for k, name in enumerate(names)]  # fmt: skip
+    ours_d, ref_d = rows[2][1] / d_steps_round, rows[2][2] / d_steps_round
+    ours_neg = rows[1][1] / D_REPEATS
+    rounds = [(sum(o for o, _ in p), sum(r for _, r in p)) for p in parts]
     train_flops = 3 * B * count_forward_flops(d_config)
-    print(f"\none round of the paper schedule, ours in {args.precision} (seconds; discriminator step = "
-          f"3 x forward = "
-          f"{train_flops / 1e9:.2f} GFLOP):")
+    print(f"\none round of the paper schedule, ours in {precision} (--precision {args.precision}); seconds, "
+          f"median of {args.repeats} alternating measurements; discriminator step = 3 x forward = "
+          f"{train_flops / 1e9:.2f} GFLOP:")  # fmt: skip
     print(f"  {'part':<52} {'ours':>9} {'reference':>10} {'ratio':>7}")
     for name, ours, ref in rows:
         print(f"  {name:<52} {ours:9.1f} {ref:10.1f} {ref / ours:6.2f}x")
-    ours_round, ref_round = sum(r[1] for r in rows), sum(r[2] for r in rows)
+    ours_round = statistics.median(o for o, _ in rounds)
+    ref_round = statistics.median(r for _, r in rounds)
     print(f"  {'ROUND':<52} {ours_round:9.1f} {ref_round:10.1f} {ref_round / ours_round:6.2f}x")
+    print("  each measurement's round (ours / reference): "
+          + ", ".join(f"{o:.1f} / {r:.1f} s" for o, r in rounds))
     print(f"  discriminator step: ours {1e3 * ours_d:.0f} ms = {train_flops / ours_d / 1e9:.1f} GFLOP/s "
-          f"({100 * train_flops / ours_d / 1e9 / peak:.0f}% of matmul), "
+          f"({100 * train_flops / ours_d / 1e9 / peak:.0f}% of the fp32 matmul), "
           f"reference {1e3 * ref_d:.0f} ms")  # fmt: skip
     d_flops = d_steps_round * train_flops
     print(f"  the round's discriminator training: {d_steps_round} x {train_flops / 1e9:.2f} = "

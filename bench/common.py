@@ -34,6 +34,10 @@ if REPO_ROOT not in sys.path:
 
 from seqgan_env.discriminator import Discriminator  # noqa: E402
 from seqgan_env.precision import cpu_bf16_units, resolve_precision  # noqa: E402
+from train.allocator import keep_freed_memory  # noqa: E402
+
+# Whether `apply_common_args` set the scripts' allocator setting (None: not asked).
+ALLOCATOR: dict[str, bool | None] = {"kept": None}
 
 
 class Conv1dDiscriminator(Discriminator):
@@ -116,15 +120,22 @@ def plain_copy(disc: Discriminator) -> Conv1dDiscriminator:
 
 
 def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (or the platform's description elsewhere)."""
+    """The CPU's model name from /proc/cpuinfo with its family and model numbers (a VM may show only
+    "AMD EPYC": the numbers tell its generations apart), or the platform's description elsewhere."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                if not key.strip():
+                    break  # the first CPU's block ends
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "unknown"
+    if "model name" not in fields:
+        return platform.processor() or platform.machine() or "unknown"
+    numbers = [f"{k} {fields[k]}" for k in ("cpu family", "model") if k in fields]
+    return fields["model name"] + (f" ({', '.join(numbers)})" if numbers else "")
 
 
 def load_average() -> float:
@@ -148,6 +159,7 @@ def machine_info() -> dict[str, Any]:
         "auto_precision_cpu": resolve_precision("auto", "cpu"),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        "malloc_keeps_freed_memory": ALLOCATOR["kept"],
         "python": platform.python_version(),
         "cuda_device": None,
     }
@@ -167,6 +179,7 @@ def machine_banner() -> str:
         f"machine: {m['cores']} cores ({m['cpu_model']}), torch CPU kernels {m['cpu_capability']}, bf16 "
         f"units: {units} (--precision auto on CPU: {m['auto_precision_cpu']}){gpu}\n"
         f"torch {m['torch']} with {m['torch_threads']} intra-op threads, python {m['python']}"
+        + ("; malloc keeps freed memory (train/allocator.py)" if m["malloc_keeps_freed_memory"] else "")
     )
 
 
@@ -266,7 +279,9 @@ def add_size_args(parser: argparse.ArgumentParser, n_rollouts: bool = True) -> N
 
 
 def apply_common_args(args: argparse.Namespace) -> None:
-    """Set torch's threads, then save everything printed from here on (see `save_output`)."""
+    """Set torch's threads and the scripts' allocator setting (train/allocator.py), then save everything
+    printed from here on (see `save_output`)."""
+    ALLOCATOR["kept"] = keep_freed_memory()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if args.save:
