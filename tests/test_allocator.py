@@ -36,3 +36,8 @@ def test_training_steps_reuse_freed_memory_without_page_faults() -> None:
 def test_the_setting_is_a_no_op_where_it_does_not_apply(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.platform", "darwin")
     assert keep_freed_memory() is False
+
+
+def test_the_environment_can_leave_glibc_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEQGAN_KEEP_FREED_MEMORY", "0")
+    assert keep_freed_memory() is False

@@ -6,12 +6,14 @@ tensor of that size then takes every page back one page fault at a time. The dis
 step makes and frees tens of such buffers (activations, gradients, the bf16 copies of the weights), so a
 run spent up to a tenth of its time in the kernel's page faults. Fixing both thresholds high keeps those
 blocks in the heap for the next step. Only the scripts do this (it is a setting of the whole process);
-elsewhere than glibc it does nothing.
+elsewhere than glibc it does nothing, and SEQGAN_KEEP_FREED_MEMORY=0 in the environment leaves glibc's
+own behaviour in place.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h>
@@ -21,8 +23,9 @@ TRIM_THRESHOLD = 512 * 2**20  # up to 512 MiB of free heap kept for the next ste
 
 def keep_freed_memory() -> bool:
     """Set glibc's malloc to keep freed blocks up to 32 MiB (and 512 MiB of free heap) in the process;
-    True where it took the setting, False elsewhere (another C library, another system)."""
-    if not sys.platform.startswith("linux"):
+    True where it took the setting, False elsewhere (another C library, another system, or
+    SEQGAN_KEEP_FREED_MEMORY=0)."""
+    if os.environ.get("SEQGAN_KEEP_FREED_MEMORY", "1") == "0" or not sys.platform.startswith("linux"):
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt  # the process's own C library
