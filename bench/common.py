@@ -38,6 +38,8 @@ from train.allocator import keep_freed_memory  # noqa: E402
 
 # Whether `apply_common_args` set the scripts' allocator setting (None: not asked).
 ALLOCATOR: dict[str, bool | None] = {"kept": None}
+MALLOC_NOTE = {True: "; malloc keeps freed memory (train/allocator.py)",
+               False: "; malloc: glibc's own thresholds", None: ""}  # fmt: skip
 
 
 class Conv1dDiscriminator(Discriminator):
@@ -179,7 +181,7 @@ def machine_banner() -> str:
         f"machine: {m['cores']} cores ({m['cpu_model']}), torch CPU kernels {m['cpu_capability']}, bf16 "
         f"units: {units} (--precision auto on CPU: {m['auto_precision_cpu']}){gpu}\n"
         f"torch {m['torch']} with {m['torch_threads']} intra-op threads, python {m['python']}"
-        + ("; malloc keeps freed memory (train/allocator.py)" if m["malloc_keeps_freed_memory"] else "")
+        + MALLOC_NOTE[m["malloc_keeps_freed_memory"]]
     )
 
 

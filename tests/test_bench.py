@@ -38,10 +38,26 @@ def test_bench_discriminator_prints_every_variant_against_the_matmul():
     out = run_bench(
         "bench_discriminator.py", "--repeats", "2", "--block", "1", "--batch", "8", "--vocab-size", "40",
         "--seq-len", "8", "--score-batch", "16", "--score-repeats", "2", "--warmup", "1",
+        "--bf16-repeats", "1", "--profile", "1",
     )  # fmt: skip
     for variant in ("ours: unfolded windows", "nn.Conv1d layers", "Adam() defaults", "Adam(foreach=True)"):
         assert re.search(re.escape(variant) + r".* ms/step .*% of matmul", out), variant
     assert re.search(r"OURS: [0-9.]+ GFLOP/s = [0-9.]+% of the matmul measured alongside", out)
+    bf16 = out[out.index("bf16 (--precision bf16)") :]
+    for variant in ("ours", "highway's two products as one", "filters grouped", "all filters one product"):
+        pattern = re.escape(variant) + r".* ms/step .*% of the bf16 matmul; RATIO to ours in fp32"
+        assert re.search(pattern, bf16), variant
+    for precision in ("fp32", "bf16"):
+        assert re.search(rf"profile of ours in {precision}, 1 steps .*: [0-9.]+ ms a step\n  aten::", out)
+
+
+def test_bench_allocator_times_both_settings_in_alternating_processes():
+    out = run_bench("bench_allocator.py", "--repeats", "1", "--steps", "2", "--vocab-size", "40")
+    for precision in ("fp32", "bf16"):
+        assert re.search(rf"{precision} glibc's own +[0-9.]+ ms a step .* page faults a step", out), out
+        if sys.platform.startswith("linux"):  # glibc: the setting applies in the processes that keep it
+            assert re.search(rf"{precision} setting kept +[0-9.]+ ms a step", out), out
+            assert re.search(rf"{precision} RATIO glibc's own / setting kept: [0-9.]+x", out), out
 
 
 def test_bench_env_final_rewards_of_native_and_sync_agree():
