@@ -20,7 +20,7 @@ from agents.reinforce import ReinforceAgent, ReinforceConfig
 from seqgan_env.checkpoint import model_entry, save_checkpoint
 from seqgan_env.devices import resolve_device
 from seqgan_env.discriminator import DiscriminatorConfig, SequenceScorer
-from seqgan_env.precision import resolve_precision
+from seqgan_env.precision import Precision, resolve_precision
 from seqgan_env.scorers import BLEUScorer, OracleScorer
 from seqgan_env.text import Vocabulary, decode
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
@@ -68,11 +68,6 @@ class Experiment:
             cfg.vocab_size, cfg.seq_len, cfg.disc_embed_dim, cfg.filters(), cfg.disc_dropout, lr=cfg.disc_lr
         )
         self.discriminator = run_discriminator(cfg, disc_config, init).to(self.device)
-        # The products' precision (--precision): the discriminator's training and scoring, the rollout
-        # policy's completions and MLE; the generator's sampling, the policy gradient and the
-        # evaluation stay fp32.
-        self.precision = resolve_precision(cfg.precision, self.device)
-        self.discriminator.precision = self.rollout_policy.precision = self.precision
         # Real and held-out data: independent oracle samples (NLL-test never sees training data), or
         # the corpus's seeded split.
         if text is None:
@@ -88,7 +83,8 @@ class Experiment:
                                    cfg.bleu_samples, cfg.self_bleu_samples,
                                    dense=cfg.reward_mode == "dense")  # fmt: skip
         mle_config = MLEConfig(cfg.mle_lr, cfg.batch_size, cfg.grad_clip)
-        self.mle = MLETrainer(self.generator, mle_config, pad_id=self.pad_id, precision=self.precision)
+        self.mle = MLETrainer(self.generator, mle_config, pad_id=self.pad_id)
+        self._use_precision(resolve_precision(cfg.precision, self.device))
         # PG-BLEU: BLEU against the training data scores the sequences in place of the discriminator;
         # the oracle's own likelihood is the perfect discriminator (the upper bound).
         self.scorer: SequenceScorer | None = None
@@ -195,13 +191,19 @@ class Experiment:
         self.saved_at = (self.stage, self.progress)
         self.elapsed = state["elapsed_s"]
 
+    def _use_precision(self, precision: Precision) -> None:
+        """The products' precision (--precision): the discriminator's training and scoring, the
+        rollout policy's completions and MLE; the generator's sampling, the policy gradient and the
+        evaluation stay fp32."""
+        self.precision = precision
+        self.discriminator.precision = self.rollout_policy.precision = self.mle.precision = precision
+
     def _keep_precision(self, recorded: str | None) -> None:
         """A resumed `--precision auto` run goes on in the precision it began with (`recorded`), even
         where this machine would pick the other one, so that it stays one computation."""
         if self.cfg.precision != "auto" or recorded not in ("fp32", "bf16") or recorded == self.precision:
             return
-        self.precision = resolve_precision(recorded, self.device)
-        self.discriminator.precision = self.rollout_policy.precision = self.mle.precision = self.precision
+        self._use_precision(resolve_precision(recorded, self.device))
 
     def init_from(self, state: dict[str, Any]) -> None:
         """Start from another run's pre-training (--init-from): its generator and data, and its
