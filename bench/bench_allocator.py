@@ -19,11 +19,18 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 
 import common  # noqa: F401  (puts the repository on sys.path)
 import torch
-from common import REPO_ROOT, add_common_args, apply_common_args, print_load, print_machine
+from common import (
+    ALLOCATOR,
+    REPO_ROOT,
+    add_common_args,
+    apply_common_args,
+    median_time,
+    print_load,
+    print_machine,
+)
 
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig, paper_filters
 
@@ -38,13 +45,10 @@ def one_measurement(vocab_size: int, precision: str, steps: int) -> dict[str, fl
     y = torch.arange(64) % 2
     for _ in range(5):  # the heap grows to what a step needs
         disc.train_step(optimizer, x, y)
-    before, times = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        disc.train_step(optimizer, x, y)
-        times.append(time.perf_counter() - t0)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    step_s, _ = median_time(lambda: disc.train_step(optimizer, x, y), steps, warmup=0)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-    return {"step_s": statistics.median(times), "faults": faults / steps}
+    return {"step_s": step_s, "faults": faults / steps}
 
 
 def main() -> None:
@@ -58,15 +62,11 @@ def main() -> None:
     args = p.parse_args()
     if args.repeats < 1 or args.steps < 1 or args.vocab_size < 1:
         p.error("--repeats, --steps and --vocab-size must be >= 1")
+    apply_common_args(args)  # the threads, and the allocator setting unless SEQGAN_KEEP_FREED_MEMORY=0
     if args.one is not None:  # a child process: one measurement, as JSON
-        if args.threads is not None:
-            torch.set_num_threads(args.threads)
-        from train.allocator import keep_freed_memory
-
-        kept = keep_freed_memory()
-        print(json.dumps({"kept": kept, **one_measurement(args.vocab_size, args.one, args.steps)}))
+        measured = one_measurement(args.vocab_size, args.one, args.steps)
+        print(json.dumps({"kept": ALLOCATOR["kept"], **measured}))
         return
-    apply_common_args(args)
     print(__doc__.split("\n\n")[0])
     print_machine()
     child = [sys.executable, os.path.abspath(__file__), "--save", "", "--steps", str(args.steps),

@@ -124,8 +124,8 @@ def main() -> None:
         agent.update(episodes)
         ours_gen = time.perf_counter() - t0
         # The reference code's structure, on the same models.
-        t0 = time.perf_counter()
         ref_disc.load_state_dict(disc.state_dict())
+        t0 = time.perf_counter()
         q, _ = reference_q(generator, ref_disc, episodes.sequences, N, rng)
         agent.update(Episodes(episodes.sequences, q))
         ref_gen = time.perf_counter() - t0
