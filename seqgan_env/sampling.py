@@ -1,13 +1,19 @@
 """Categorical sampling by inverse CDF: the same distribution as `torch.multinomial`, much faster.
 
-`torch.multinomial` on a [1024, 5000] batch spends most of its time in generic bookkeeping; a softmax,
-a cumulative sum and one `searchsorted` with a single uniform per row draw from the same categorical
-distribution (P(i) = cdf[i] - cdf[i-1]) in a fraction of the time on a CPU.
+`torch.multinomial` on a [1024, 5000] batch spends most of its time in generic bookkeeping; a softmax
+and one uniform per draw, searched in the cumulative sums of the row, draw from the same categorical
+distribution (P(i) = cdf[i] - cdf[i-1]) in a fraction of the time on a CPU. A row longer than
+`CDF_BLOCK` is searched in two steps, so that its full cumulative sum, a sequential pass over every
+bin, is never formed: the block of `CDF_BLOCK` bins the draw falls in (from the blocks' sums), then the
+bin inside that block (from that block's cumulative sum alone).
 """
 
 from __future__ import annotations
 
 import torch
+
+# Bins per block of the two-step search; rows of at most this many bins take one cumulative sum.
+CDF_BLOCK = 128
 
 
 def sample_categorical(
@@ -17,17 +23,45 @@ def sample_categorical(
     num_samples: int | None = None,
 ) -> torch.Tensor:
     """Draw one index per row of `logits` ([B, V]) from softmax(logits / temperature): [B] long; or
-    `num_samples` independent indices per row: [B, num_samples] (one softmax and cumsum per row)."""
+    `num_samples` independent indices per row: [B, num_samples] (one softmax per row)."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if num_samples is not None and num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     if temperature != 1.0:
         logits = logits / temperature
-    cdf = torch.softmax(logits.float(), dim=-1).cumsum_(dim=-1)  # [B, V]
-    # Uniforms scaled by the row's total, so float rounding of the cumsum cannot push a draw past the
-    # last bin; right=True skips zero-probability bins exactly.
-    u = torch.rand(cdf.shape[0], num_samples or 1, generator=rng, device=cdf.device, dtype=cdf.dtype)
-    u = u * cdf[:, -1:]
-    index = torch.searchsorted(cdf, u, right=True).clamp_(max=cdf.shape[1] - 1)
+    probs = torch.softmax(logits.float(), dim=-1)  # [B, V]
+    u = torch.rand(probs.shape[0], num_samples or 1, generator=rng, device=probs.device, dtype=probs.dtype)
+    index = inverse_cdf(probs, u)
     return index if num_samples is not None else index.squeeze(1)
+
+
+def inverse_cdf(probs: torch.Tensor, u: torch.Tensor, block: int = CDF_BLOCK) -> torch.Tensor:
+    """For uniforms `u` [B, S] in [0, 1): the bin of each row of `probs` [B, V] (non-negative, any
+    total) whose cumulative interval holds u times the row's total: [B, S] long. Bins of zero mass are
+    never returned; rows of more than `block` bins are searched block first (see the module)."""
+    rows, n_bins = probs.shape
+    if n_bins <= block:
+        cdf = probs.cumsum(dim=-1)
+        return _first_above(cdf, u * cdf[:, -1:])
+    full = n_bins // block
+    sums = probs[:, : full * block].view(rows, full, block).sum(dim=-1)  # [B, full]
+    if full * block < n_bins:  # the last, shorter block
+        sums = torch.cat([sums, probs[:, full * block :].sum(dim=-1, keepdim=True)], dim=1)
+    block_cdf = sums.cumsum_(dim=-1)  # [B, blocks]
+    target = u * block_cdf[:, -1:]  # [B, S]
+    chosen = _first_above(block_cdf, target)  # [B, S]
+    before = block_cdf.gather(1, (chosen - 1).clamp_(min=0)).masked_fill_(chosen == 0, 0.0)
+    bins = chosen[..., None] * block + torch.arange(block, device=probs.device)  # [B, S, block]
+    inside = bins < n_bins
+    mass = probs.gather(1, bins.clamp(max=n_bins - 1).view(rows, -1)).view(bins.shape).mul_(inside)
+    offset = _first_above(mass.cumsum_(dim=-1), (target - before)[..., None]).squeeze(-1)
+    return chosen * block + offset
+
+
+def _first_above(cdf: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per row, the first index i with cdf[i] > x (so never a bin of zero mass), or, where float
+    rounding puts x at or past the row's total, the last bin with mass (the first to reach the total)."""
+    index = torch.searchsorted(cdf, x, right=True)
+    last = torch.searchsorted(cdf, cdf[..., -1:].contiguous(), right=False)
+    return torch.minimum(index, last)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import CHI2_CRITICAL_1E4, chi2_critical_1e4, chi_square
 
-from seqgan_env.sampling import sample_categorical
+from seqgan_env.sampling import CDF_BLOCK, inverse_cdf, sample_categorical
 
 N_DRAWS = 200_000
 LOGITS = torch.tensor([0.3, -1.2, 2.0, 0.0, 1.1, -0.4, 0.7, -2.5])  # V = 8, all probabilities > 0
@@ -116,3 +116,49 @@ def test_num_samples_draws_independent_samples_per_row():
 def test_num_samples_must_be_positive():
     with pytest.raises(ValueError, match="num_samples"):
         sample_categorical(LOGITS.unsqueeze(0), num_samples=0)
+
+
+# --- the two-step search of long rows (block, then the bin inside it) ----------------------------------
+def test_a_long_row_is_searched_in_blocks_and_still_matches_softmax():
+    """V = 1000 > CDF_BLOCK takes the block-then-bin search; zero-mass bins (every 7th, so some at block
+    edges, and the last) are never drawn, and the draws fit the softmax."""
+    assert CDF_BLOCK < 1000
+    logits = torch.randn(1000, generator=torch.Generator().manual_seed(10)) * 2
+    logits[::7] = -math.inf
+    logits[-1] = -math.inf
+    counts = draw_counts(logits, seed=11, n=400_000)
+    probs = torch.softmax(logits, -1)
+    assert counts[probs == 0].sum() == 0
+    stat, df = chi_square(counts, probs)
+    assert stat < chi2_critical_1e4(df), f"chi-square {stat:.1f} with {df} dof"
+
+
+@pytest.mark.parametrize("block", [1, 3, 5])
+def test_blocks_of_any_size_draw_from_the_same_distribution(block):
+    """V = 8 in blocks of 1, 3 (a shorter last block) and 5, with a block of zero mass (bins 3-5 at
+    block 3) and zero-mass first and last bins: the same distribution as the one-step search."""
+    probs = torch.softmax(LOGITS, -1)
+    probs[[0, 3, 4, 5, 7]] = 0.0
+    u = torch.rand(N_DRAWS, 2, generator=torch.Generator().manual_seed(12))
+    draws = inverse_cdf(probs.expand(N_DRAWS, -1), u, block=block)
+    assert draws.shape == (N_DRAWS, 2)
+    counts = torch.bincount(draws.flatten(), minlength=8)
+    assert counts[probs == 0].sum() == 0
+    assert_fits(counts, probs / probs.sum())
+
+
+def test_the_two_searches_pick_the_same_bin_but_for_float_rounding():
+    probs = torch.softmax(torch.randn(2000, 5000, generator=torch.Generator().manual_seed(13)) * 3, -1)
+    u = torch.rand(2000, 4, generator=torch.Generator().manual_seed(14))
+    blocked, whole = inverse_cdf(probs, u), inverse_cdf(probs, u, block=5000)
+    assert (blocked == whole).float().mean() > 0.999
+
+
+@pytest.mark.parametrize(("n_bins", "block"), [(8, 3), (8, 8), (3, 2)])
+def test_a_uniform_at_the_top_of_the_range_never_lands_past_the_last_bin_with_mass(n_bins, block):
+    """Float rounding can put u * total at the total; the draw is then the last bin with mass, also
+    when that bin ends a shorter last block (3 bins in blocks of 2), never a bin past the row."""
+    probs = torch.zeros(1, n_bins)
+    probs[0, :3] = torch.tensor([0.2, 0.3, 0.5])
+    u = torch.tensor([[1.0 - 2**-24, 1.0]])  # 1.0 itself: rounding at its worst
+    assert inverse_cdf(probs, u, block=block).tolist() == [[2, 2]]
