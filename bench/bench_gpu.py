@@ -29,7 +29,7 @@ from common import add_common_args, apply_common_args, print_load, print_machine
 from agents.reinforce import ReinforceAgent
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig, count_forward_flops, paper_filters
 from seqgan_env.oracle import random_oracle
-from seqgan_env.precision import resolve_precision
+from seqgan_env.precision import generator_precision, resolve_precision
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 from seqgan_env.vector_env import SeqGANVectorEnv
 from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorUpdater
@@ -97,7 +97,8 @@ def time_round(s: dict[str, int], device: torch.device, precision: str) -> dict[
     config = DiscriminatorConfig(s["V"], s["T"], s["embed"], paper_filters(s["T"]))
     disc = Discriminator(config, rng=init).to(device)
     rollout = TokenLSTM(generator.config).to(device)
-    disc.precision = rollout.precision = precision
+    disc.precision = precision
+    rollout.precision = generator_precision("auto", precision)  # as --precision auto runs it: fp32
     envs = SeqGANVectorEnv(num_envs=s["B"], n_rollouts=s["N"], oracle_seed=None, rollout_policy=rollout,
                            discriminator=disc, device=str(device))  # fmt: skip
     envs.reset(seed=0)

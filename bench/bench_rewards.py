@@ -46,7 +46,7 @@ from seqgan_env.discriminator import (
     count_forward_flops,
     paper_filters,
 )
-from seqgan_env.precision import PRECISION_CHOICES, resolve_precision
+from seqgan_env.precision import PRECISION_CHOICES, generator_precision, resolve_precision
 from seqgan_env.rewards import q_values
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
@@ -92,10 +92,11 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the models, the data and the sampling")
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32",
                    help="ours: the discriminator's scoring and the completions in fp32 or bf16 autocast; "
-                        "auto as --preset paper picks it on this machine")  # fmt: skip
+                        "auto as --preset paper picks it here (the completions in fp32)")  # fmt: skip
     args = p.parse_args()
     apply_common_args(args)
     precision = resolve_precision(args.precision, "cpu")
+    policy_precision = generator_precision(args.precision, precision)
     B, V, T, N = args.batch, args.vocab_size, args.seq_len, args.n_rollouts
 
     print("Monte Carlo rewards Q [B, T]: seqgan_env.rewards.q_values vs the reference code's loop structure")
@@ -106,7 +107,7 @@ def main() -> None:
     policy = TokenLSTM(TokenLSTMConfig(V, T), rng=init_rng).eval()
     disc = Discriminator(DiscriminatorConfig(V, T, filters=paper_filters(T)), rng=init_rng).eval()
     plain_disc = plain_copy(disc)  # the baseline's: the same weights in nn.Conv1d layers
-    disc.precision = policy.precision = precision  # ours only; the baseline stays fp32
+    disc.precision, policy.precision = precision, policy_precision  # ours only; the baseline stays fp32
     sequences = policy.sample(B, rng=torch.Generator().manual_seed(args.seed + 1))
     E, H = policy.config.embed_dim, policy.config.hidden_dim
     dc = disc.config
@@ -175,7 +176,8 @@ def main() -> None:
     mo, mb = statistics.median(t_ours), statistics.median(t_base)
     print()
     print(f"Q matrix [{B}, {T}] with N={N}, median over {args.repeats} repeats:")
-    print(f"  ours (q_values, {precision}): {mo:8.3f} s  (min {min(t_ours):.3f}, "
+    print(f"  ours (q_values, {precision} scoring, {policy_precision} completions): {mo:8.3f} s  "
+          f"(min {min(t_ours):.3f}, "
           f"max {max(t_ours):.3f})  "
           f"{ours / mo / 1e9:7.1f} GFLOP/s of its {ours / 1e9:.2f} GFLOP")
     print(f"  baseline (reference): {mb:8.3f} s  (min {min(t_base):.3f}, max {max(t_base):.3f})  "

@@ -39,7 +39,7 @@ from agents.mle import MLETrainer
 from agents.reinforce import Episodes, ReinforceAgent
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig, count_forward_flops
 from seqgan_env.oracle import random_oracle
-from seqgan_env.precision import PRECISION_CHOICES, resolve_precision
+from seqgan_env.precision import PRECISION_CHOICES, generator_precision, resolve_precision
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 from seqgan_env.vector_env import SeqGANVectorEnv
 
@@ -82,7 +82,8 @@ def main() -> None:
     p.add_argument("--mle-steps", type=int, default=10, help="timed MLE steps (for the projection)")
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                    help="ours: the discriminator's training and scoring, the completions and MLE in fp32 or "
-                        "bf16; auto as --preset paper picks it on this machine")  # fmt: skip
+                        "bf16; auto as --preset paper picks it on this machine (the discriminator in bf16 "
+                        "where the CPU has bf16 units, the completions and MLE in fp32)")  # fmt: skip
     p.add_argument("--repeats", type=int, default=3,
                    help="measurements of the round, ours and the reference alternating (median)")
     add_common_args(p)
@@ -91,6 +92,7 @@ def main() -> None:
         p.error("--repeats, --d-steps and --mle-steps must be >= 1")
     apply_common_args(args)
     precision = resolve_precision(args.precision, "cpu")
+    policy_precision = generator_precision(args.precision, precision)
     print(__doc__.split("\n\n")[0])
     print_machine()
     peak = matmul_gflops(args.matmul_size, args.matmul_repeats)
@@ -110,7 +112,7 @@ def main() -> None:
                            rollout_policy=TokenLSTM(generator.config),
                            discriminator=Discriminator(d_config, rng=rng))  # fmt: skip
     envs.reset(seed=0)
-    envs.discriminator.precision = envs.rollout_policy.precision = precision  # ours only
+    envs.discriminator.precision, envs.rollout_policy.precision = precision, policy_precision  # ours only
     agent = ReinforceAgent(generator, envs.rollout_policy, rng=rng)
     disc = envs.discriminator
     ref_disc = plain_copy(disc)  # fp32, as the reference code
@@ -136,7 +138,7 @@ def main() -> None:
                       (d_steps_round * ours_d, d_steps_round * ref_d)])  # fmt: skip
     print_load("after timing")
 
-    mle = MLETrainer(generator, precision=precision)
+    mle = MLETrainer(generator, precision=policy_precision)
     mle_step, _ = median_time(lambda: mle.step(real[:B]), args.mle_steps, warmup=2)
 
     names = ["generator step (MC rewards + PG)", f"negatives: {D_REPEATS} x {N_REAL} samples",
@@ -147,7 +149,8 @@ def main() -> None:
     ours_neg = rows[1][1] / D_REPEATS
     rounds = [(sum(o for o, _ in p), sum(r for _, r in p)) for p in parts]
     train_flops = 3 * B * count_forward_flops(d_config)
-    print(f"\none round of the paper schedule, ours in {precision} (--precision {args.precision}); seconds, "
+    print(f"\none round of the paper schedule, ours with the discriminator in {precision}, the completions "
+          f"and MLE in {policy_precision} (--precision {args.precision}); seconds, "
           f"median of {args.repeats} alternating measurements; discriminator step = 3 x forward = "
           f"{train_flops / 1e9:.2f} GFLOP:")  # fmt: skip
     print(f"  {'part':<52} {'ours':>9} {'reference':>10} {'ratio':>7}")

@@ -11,7 +11,9 @@ tensor cores (compute capability 8.0 and later), or on a CPU with AMX tile units
 dot-product instructions that oneDNN uses (an AVX-512 bf16 CPU measured its 1280 x 1280 x 200
 products 2.2x faster in bf16 than in fp32). Everywhere else it picks fp32: CPUs without bf16
 instructions (AVX2, AVX-512 without bf16) emulate bf16 products far slower than fp32 ones (on an AVX2
-CPU about 1 GFLOP/s against 40-80 in fp32).
+CPU about 1 GFLOP/s against 40-80 in fp32). Where "auto" picks bf16 it puts the discriminator's training and
+scoring in bf16 and keeps the generator's side (completions, MLE) in fp32 (`generator_precision`);
+"bf16" puts both in bf16.
 """
 
 from __future__ import annotations
@@ -64,6 +66,15 @@ def resolve_precision(name: str, device: str | torch.device) -> Precision:
     if device.type == "cpu":
         return "bf16" if cpu_has_bf16_units() else "fp32"
     return "fp32"
+
+
+def generator_precision(requested: str, resolved: Precision) -> Precision:
+    """The token LSTM's precision (the Monte Carlo completions and MLE) when a run asked for `requested`
+    and it resolved to `resolved`: bf16 only when asked for by name. `auto` keeps the generator's side
+    in fp32, measured at the paper's sizes: its products are too thin for bf16 to pay (hidden size 32:
+    the completions ran 1.8x slower in bf16, the casts of the [rows, V] logits costing more than the
+    products save), and MLE in bf16 moved the cpu preset's NLL-oracle curve (docs/performance.md)."""
+    return resolved if requested == "bf16" else "fp32"
 
 
 def cpu_has_bf16_units() -> bool:

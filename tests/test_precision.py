@@ -52,6 +52,14 @@ def test_this_machine_reports_its_bf16_units():
     assert resolve_precision("auto", "cpu") == ("bf16" if precision.cpu_has_bf16_units() else "fp32")
 
 
+@pytest.mark.parametrize(
+    ("requested", "resolved", "expected"),
+    [("auto", "bf16", "fp32"), ("auto", "fp32", "fp32"), ("bf16", "bf16", "bf16"), ("fp32", "fp32", "fp32")],
+)
+def test_the_generator_runs_in_bf16_only_when_asked_for_by_name(requested, resolved, expected):
+    assert precision.generator_precision(requested, resolved) == expected
+
+
 def test_fp32_wraps_nothing_and_bf16_autocasts_the_products():
     x = torch.randn(4, 8)
     with autocast("fp32", torch.device("cpu")):

@@ -187,7 +187,8 @@ def test_a_resumed_auto_run_keeps_the_precision_it_began_with(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The checkpoint records the precision `--precision auto` chose; a resume on a machine that would
-    choose the other one (here: the record flipped) goes on in the recorded one, every model with it."""
+    choose the other one (here: the record flipped) goes on in the recorded one for the discriminator,
+    and the generator's side (completions, MLE) in fp32, what `auto` gives it."""
     import torch
 
     from seqgan_env.checkpoint import load_checkpoint, save_checkpoint
@@ -205,8 +206,10 @@ def test_a_resumed_auto_run_keeps_the_precision_it_began_with(
         save_checkpoint(latest, {**state, "precision": recorded})
         exp = open_experiment(parse_config(["--resume", str(tmp_path / "run")]))
         try:
-            models = (exp.discriminator, exp.rollout_policy, exp.mle)
-            assert [exp.precision, *(m.precision for m in models)] == [recorded] * 4
+            assert [exp.precision, exp.discriminator.precision] == [recorded] * 2
+            assert [exp.rollout_policy.precision, exp.mle.precision] == ["fp32"] * 2
+            said = "precision: bf16 for the discriminator, fp32 for the generator's completions and MLE"
+            assert (said in capsys.readouterr().out) == (recorded == "bf16")
         finally:
             exp.run.close()
         torch.set_num_threads(1)

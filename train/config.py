@@ -47,8 +47,9 @@ class Config:
     threads: int = option("CPU threads for torch (0: torch's default, one per core)", default=0, at_least=0)
     precision: Literal["fp32", "bf16", "auto"] = option(
         "products of the discriminator's training and scoring, the Monte Carlo completions and MLE: fp32, "
-        "bf16 (autocast; weights, optimizer state and losses stay fp32) or auto (bf16 where the hardware "
-        "has bf16 units: CUDA tensor cores, CPU AMX tiles or AVX-512 bf16; else fp32)", default="fp32")
+        "bf16 (autocast; weights, optimizer state and losses stay fp32) or auto (the discriminator in bf16 "
+        "where the hardware has bf16 units: CUDA tensor cores, CPU AMX tiles or AVX-512 bf16; the "
+        "completions and MLE in fp32)", default="fp32")
     out: str = option("folder holding run folders", default="runs")
     name: str | None = option("run folder name", default=None, shown="PRESET_MODE_sSEED_TIME")
     resume: str | None = option("continue this run folder from its last checkpoint", default=None)

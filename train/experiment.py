@@ -20,7 +20,7 @@ from agents.reinforce import ReinforceAgent, ReinforceConfig
 from seqgan_env.checkpoint import model_entry, save_checkpoint
 from seqgan_env.devices import resolve_device
 from seqgan_env.discriminator import DiscriminatorConfig, SequenceScorer
-from seqgan_env.precision import Precision, resolve_precision
+from seqgan_env.precision import Precision, generator_precision, resolve_precision
 from seqgan_env.scorers import BLEUScorer, OracleScorer
 from seqgan_env.text import Vocabulary, decode
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
@@ -192,11 +192,13 @@ class Experiment:
         self.elapsed = state["elapsed_s"]
 
     def _use_precision(self, precision: Precision) -> None:
-        """The products' precision (--precision): the discriminator's training and scoring, the
-        rollout policy's completions and MLE; the generator's sampling, the policy gradient and the
-        evaluation stay fp32."""
+        """The products' precision (--precision): the discriminator's training and scoring; the
+        rollout policy's completions and MLE only under `--precision bf16` (`generator_precision`);
+        the generator's sampling, the policy gradient and the evaluation stay fp32."""
         self.precision = precision
-        self.discriminator.precision = self.rollout_policy.precision = self.mle.precision = precision
+        self.discriminator.precision = precision
+        generator_side = generator_precision(self.cfg.precision, precision)
+        self.rollout_policy.precision = self.mle.precision = generator_side
 
     def _keep_precision(self, recorded: str | None) -> None:
         """A resumed `--precision auto` run goes on in the precision it began with (`recorded`), even

@@ -228,7 +228,8 @@ def _start(
         exp.add_yardstick()
         print(f"{'restarting' if cfg.resume else 'run folder:'} {run.path}", flush=True)
     if exp.precision != "fp32":
-        print(f"precision: {exp.precision} (--precision {cfg.precision})", flush=True)
+        print(f"precision: {exp.precision} for the discriminator, {exp.mle.precision} for the generator's "
+              f"completions and MLE (--precision {cfg.precision})", flush=True)
     return exp
 
 
