@@ -25,12 +25,14 @@ import argparse
 import math
 import statistics
 import time
+from collections.abc import Callable
 
 import common  # noqa: F401  (puts the repository on sys.path)
 import torch
 from common import (
     add_common_args,
     add_size_args,
+    alternating_times,
     apply_common_args,
     load_average,
     matmul_gflops,
@@ -48,6 +50,7 @@ from seqgan_env.discriminator import (
 )
 from seqgan_env.precision import PRECISION_CHOICES, generator_precision, resolve_precision
 from seqgan_env.rewards import q_values
+from seqgan_env.sampling import CDF_BLOCK, inverse_cdf
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
 
@@ -79,6 +82,30 @@ def reference_q(
                 completed = sequences
             scores[i, :, t - 1] = torch.softmax(disc(completed), dim=-1)[:, 1]
     return scores.mean(dim=0), scores
+
+
+def time_sampling(rows: int, n_bins: int, seed: int, turns: int = 30) -> None:
+    """One completion token's draw for `rows` rows of `n_bins` logits: the softmax, then the search of
+    the row in blocks (`inverse_cdf`, what the completions use) against one cumulative sum of the whole
+    row, alternating; medians."""
+    logits = 3 * torch.randn(rows, n_bins, generator=torch.Generator().manual_seed(seed))
+    u = torch.rand(rows, 1, generator=torch.Generator().manual_seed(seed + 1))
+
+    def draw(block: int) -> Callable[[], torch.Tensor]:
+        return lambda: inverse_cdf(torch.softmax(logits, dim=-1), u, block=block)
+
+    fns = {
+        "softmax alone": lambda: torch.softmax(logits, dim=-1),
+        f"softmax + search in blocks of {CDF_BLOCK}": draw(CDF_BLOCK),
+        "softmax + one cumsum of the row": draw(n_bins),
+    }
+    times = {name: statistics.median(t) for name, t in alternating_times(fns, turns, rewarm=1).items()}
+    print(f"\none draw per row from [{rows}, {n_bins}] logits (sample_categorical's work), median of {turns} "
+          f"alternating calls:")
+    for name, sec in times.items():
+        print(f"  {name:40s} {1e3 * sec:7.2f} ms")
+    blocked, whole = list(times.values())[1:]
+    print(f"  RATIO one cumsum / in blocks: {whole / blocked:.2f}x a draw")
 
 
 def main() -> None:
@@ -188,6 +215,8 @@ def main() -> None:
     print(f"  machine large-matmul fp32: {gflops_mm:.1f} GFLOP/s; ours reaches "
           f"{100 * ours / mo / 1e9 / gflops_mm:.0f}% of it, the baseline "
           f"{100 * base / mb / 1e9 / gflops_mm:.0f}%")
+
+    time_sampling(B * N, V, args.seed)
 
     # --- do both estimate the same Q? ----------------------------------------------------------------
     # Each repeat is an independent estimate; pool them: Q from N*R completions per entry each.

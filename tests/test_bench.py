@@ -32,6 +32,8 @@ def test_bench_rewards_ours_and_the_reference_estimate_the_same_q():
     )  # fmt: skip
     assert "CONSISTENT: both estimate the same Q" in out, out[-3000:]
     assert re.search(r"SPEED-UP baseline / ours: [0-9.]+x", out)
+    assert re.search(r"one draw per row from \[36, 40\] logits.*\n(.*ms\n){3}  RATIO one cumsum / in blocks: "
+                     r"[0-9.]+x a draw", out)
 
 
 def test_bench_discriminator_prints_every_variant_against_the_matmul():
