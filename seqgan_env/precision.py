@@ -71,9 +71,9 @@ def resolve_precision(name: str, device: str | torch.device) -> Precision:
 def generator_precision(requested: str, resolved: Precision) -> Precision:
     """The token LSTM's precision (the Monte Carlo completions and MLE) when a run asked for `requested`
     and it resolved to `resolved`: bf16 only when asked for by name. `auto` keeps the generator's side
-    in fp32, measured at the paper's sizes: its products are too thin for bf16 to pay (hidden size 32:
-    the completions ran 1.8x slower in bf16, the casts of the [rows, V] logits costing more than the
-    products save), and MLE in bf16 moved the cpu preset's NLL-oracle curve (docs/performance.md)."""
+    in fp32: its products are thin at the paper's sizes (hidden size 32), and bf16 everywhere moved the
+    cpu preset's NLL-oracle curve further from fp32's than the discriminator alone in bf16 did
+    (docs/performance.md)."""
     return resolved if requested == "bf16" else "fp32"
 
 

@@ -120,3 +120,34 @@ def test_bench_mle_sets_a_step_against_its_output_layer_products():
     steps = ("step fp32 (torch cross_entropy)", "step fp32, fused loss", "step bf16 (autocast, fused loss)")
     for name in steps:
         assert re.search(re.escape(f"RATIO {name} / the three products: ") + r"[0-9.]+x", out), name
+
+
+def write_run(folder: Path, values: list[float], se: float = 0.01) -> str:
+    """A run folder whose metrics.csv holds NLL-oracle `values` at adversarial steps 0, 5, ..."""
+    folder.mkdir(parents=True)
+    rows = ["phase,step,nll_oracle,nll_oracle_se"]
+    rows += [f"adversarial,{5 * i},{v},{se}" for i, v in enumerate(values)]
+    rows.append("adversarial,99,nan,nan")  # a non-finite row is left out
+    (folder / "metrics.csv").write_text("\n".join(rows) + "\n")
+    return str(folder)
+
+
+def test_compare_curves_measures_the_difference_against_the_seeds_spread(tmp_path):
+    base = [write_run(tmp_path / f"b{i}", [8.0 + d, 7.0 + d]) for i, d in enumerate((0.0, 0.02))]
+    other = [write_run(tmp_path / f"o{i}", [8.05 + d, 7.0 + d]) for i, d in enumerate((0.0, 0.04))]
+    groups = [f"fp32={','.join(base)}", f"bf16={','.join(other)}"]
+    result = subprocess.run([sys.executable, str(BENCH / "compare_curves.py"), *groups],
+                            capture_output=True, text=True, timeout=HANG_GUARD)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    # Step 0: means 8.01 and 8.07; variances 0.0002 and 0.0008 over 2 runs each: SE sqrt(0.0005) = 0.02236.
+    assert "adversarial     0  fp32 8.0100 | bf16 +0.0600 (z +2.7; seeds +3.5 +4.9)" in result.stdout
+    assert "adversarial     5  fp32 7.0100 | bf16 +0.0100 (z +0.4; seeds +0.0 +1.4)" in result.stdout
+    assert "LARGEST |z| of the mean difference, bf16 against fp32: 2.68 over 2 evaluations" in result.stdout
+    assert "99" not in result.stdout
+
+
+def test_compare_curves_refuses_a_folder_without_metrics(tmp_path):
+    run = write_run(tmp_path / "run", [8.0])
+    result = subprocess.run([sys.executable, str(BENCH / "compare_curves.py"), f"a={run}", f"b={tmp_path}"],
+                            capture_output=True, text=True, timeout=HANG_GUARD)  # fmt: skip
+    assert result.returncode == 2 and result.stderr.startswith(f"error: {tmp_path}: no metrics.csv")
