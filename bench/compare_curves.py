@@ -59,7 +59,7 @@ def welch_z(a: list[float], b: list[float]) -> float:
     return diff / se if se > 0 else (0.0 if diff == 0 else math.copysign(math.inf, diff))
 
 
-def compare(groups: list[tuple[str, list[Curve]]]) -> dict[str, float]:
+def compare(groups: list[tuple[str, list[Curve]]], digits: int = 4) -> dict[str, float]:
     """Print the table (see the module); return each other group's largest |z| of the mean difference."""
     (base_label, base), others = groups[0], groups[1:]
     keys = sorted(set.intersection(*(set(c) for _, curves in groups for c in curves)),
@@ -69,7 +69,7 @@ def compare(groups: list[tuple[str, list[Curve]]]) -> dict[str, float]:
     worst = {label: 0.0 for label, _ in others}
     for key in keys:
         base_values = [c[key][0] for c in base]
-        line = f"  {key[0]:<12} {key[1]:>4}  {base_label} {statistics.fmean(base_values):.4f}"
+        line = f"  {key[0]:<12} {key[1]:>4}  {base_label} {statistics.fmean(base_values):.{digits}f}"
         for label, curves in others:
             values = [c[key][0] for c in curves]
             z = welch_z(base_values, values) if min(len(values), len(base_values)) >= 2 else math.nan
@@ -79,7 +79,7 @@ def compare(groups: list[tuple[str, list[Curve]]]) -> dict[str, float]:
                 for b, o in zip(base, curves, strict=False)
             )
             diff = statistics.fmean(values) - statistics.fmean(base_values)
-            line += f" | {label} {diff:+.4f} (z {z:+.1f}; seeds {per_seed})"
+            line += f" | {label} {diff:+.{digits}f} (z {z:+.1f}; seeds {per_seed})"
         print(line)
     for label, z in worst.items():
         print(f"  LARGEST |z| of the mean difference, {label} against {base_label}: {z:.2f} over {len(keys)} "
@@ -89,6 +89,8 @@ def compare(groups: list[tuple[str, list[Curve]]]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--digits", type=int, default=4, choices=range(1, 9),
+                   help="decimals of the printed means and differences (nats)")
     p.add_argument("groups", nargs="+", metavar="LABEL=RUN,RUN,...",
                    help="a label and its run folders, one per seed; the first is the baseline")
     args = p.parse_args(argv)
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    compare(curves)
+    compare(curves, args.digits)
     return 0
 
 

@@ -43,7 +43,7 @@ def inverse_cdf(probs: torch.Tensor, u: torch.Tensor, block: int = CDF_BLOCK) ->
     rows, n_bins = probs.shape
     if n_bins <= block:
         cdf = probs.cumsum(dim=-1)
-        return _first_above(cdf, u * cdf[:, -1:])
+        return _first_above(cdf, u * cdf[:, -1:]).clamp_(max=n_bins - 1)  # NaN rows: a bin in range
     full = n_bins // block
     sums = probs[:, : full * block].view(rows, full, block).sum(dim=-1)  # [B, full]
     if full * block < n_bins:  # the last, shorter block
@@ -56,7 +56,7 @@ def inverse_cdf(probs: torch.Tensor, u: torch.Tensor, block: int = CDF_BLOCK) ->
     inside = bins < n_bins
     mass = probs.gather(1, bins.clamp(max=n_bins - 1).view(rows, -1)).view(bins.shape).mul_(inside)
     offset = _first_above(mass.cumsum_(dim=-1), (target - before)[..., None]).squeeze(-1)
-    return chosen * block + offset
+    return (chosen * block + offset).clamp_(max=n_bins - 1)  # NaN rows: a bin in range
 
 
 def _first_above(cdf: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
