@@ -40,10 +40,19 @@ def inverse_cdf(probs: torch.Tensor, u: torch.Tensor, block: int = CDF_BLOCK) ->
     """For uniforms `u` [B, S] in [0, 1): the bin of each row of `probs` [B, V] (non-negative, any
     total) whose cumulative interval holds u times the row's total: [B, S] long. Bins of zero mass are
     never returned; rows of more than `block` bins are searched block first (see the module)."""
-    rows, n_bins = probs.shape
+    n_bins = probs.shape[1]
     if n_bins <= block:
         cdf = probs.cumsum(dim=-1)
-        return _first_above(cdf, u * cdf[:, -1:]).clamp_(max=n_bins - 1)  # NaN rows: a bin in range
+        index = _first_above(cdf, u * cdf[:, -1:])
+    else:
+        index = _search_in_blocks(probs, u, block)
+    return index.clamp_(max=n_bins - 1)  # a row of NaN probabilities: a bin in range all the same
+
+
+def _search_in_blocks(probs: torch.Tensor, u: torch.Tensor, block: int) -> torch.Tensor:
+    """`inverse_cdf` of rows longer than `block`: the block from the blocks' sums, then the bin from
+    that block's own cumulative sum."""
+    rows, n_bins = probs.shape
     full = n_bins // block
     sums = probs[:, : full * block].view(rows, full, block).sum(dim=-1)  # [B, full]
     if full * block < n_bins:  # the last, shorter block
@@ -56,7 +65,7 @@ def inverse_cdf(probs: torch.Tensor, u: torch.Tensor, block: int = CDF_BLOCK) ->
     inside = bins < n_bins
     mass = probs.gather(1, bins.clamp(max=n_bins - 1).view(rows, -1)).view(bins.shape).mul_(inside)
     offset = _first_above(mass.cumsum_(dim=-1), (target - before)[..., None]).squeeze(-1)
-    return (chosen * block + offset).clamp_(max=n_bins - 1)  # NaN rows: a bin in range
+    return chosen * block + offset
 
 
 def _first_above(cdf: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
