@@ -21,7 +21,7 @@ from test_signals import FAST, commands, metrics_without_time, run_commands, run
 
 from seqgan_env.checkpoint import load_checkpoint
 from seqgan_env.finite import nonfinite_names
-from train.stopping import Interrupted, signals_held, stop_on_signals
+from train.stopping import Interrupted, restore_signal_handlers, signals_held, stop_on_signals
 
 
 def assert_nothing_non_finite_saved(folder: Path) -> None:
@@ -113,9 +113,19 @@ def test_a_full_disk_stops_the_run_and_it_resumes_exactly(tmp_path: Path, whole:
     assert metrics_without_time(folder / "metrics.csv") == metrics_without_time(whole / "metrics.csv")
 
 
-def test_a_signal_waits_for_a_held_write_and_then_stops() -> None:
+@pytest.fixture
+def sigint(request: pytest.FixtureRequest) -> object:
+    """SIGINT's handler set to the parameter for the test (the runner's own may be SIG_IGN, as in a
+    shell's background job), and put back after it."""
+    before = signal.signal(signal.SIGINT, request.param)
+    yield request.param
+    signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.parametrize("sigint", [signal.default_int_handler], indirect=True)
+def test_a_signal_waits_for_a_held_write_and_then_stops(sigint: object) -> None:
     done = []
-    before = signal.getsignal(signal.SIGINT)  # Python's default, or SIG_IGN in a shell's background job
+    before = signal.getsignal(signal.SIGINT)
     with stop_on_signals():
         with pytest.raises(Interrupted) as caught:
             with signals_held():
@@ -127,3 +137,19 @@ def test_a_signal_waits_for_a_held_write_and_then_stops() -> None:
             done.append("not reached")
         assert done == ["written"] and caught.value.exit_code == 130
     assert signal.getsignal(signal.SIGINT) is before  # restored
+
+
+@pytest.mark.parametrize("sigint", [signal.SIG_IGN], indirect=True)
+def test_a_signal_the_process_ignores_stays_ignored(sigint: object) -> None:
+    """A run started with SIGINT ignored (`cmd &` in a script, `nohup`) is not stopped by it, as Python
+    leaves it; SIGTERM still stops it, also after a library took the handlers and they were taken back."""
+    with stop_on_signals():
+        os.kill(os.getpid(), signal.SIGINT)  # ignored: nothing is raised
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as `ray.init` replaces them
+        restore_signal_handlers()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        with pytest.raises(Interrupted) as caught:
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert caught.value.name == "SIGTERM"
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN

@@ -48,6 +48,7 @@ class Interrupted(KeyboardInterrupt):
 
 _held = 0  # depth of `signals_held` blocks
 _pending: list[int] = []  # signals that arrived inside them
+_taken: list[list[int]] = []  # the signals each open `stop_on_signals` block handles
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -60,23 +61,28 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
     """Inside the block SIGTERM and SIGINT raise `Interrupted` (in the main thread; elsewhere signal
-    handlers cannot be set and nothing changes). The previous handlers are back after it."""
+    handlers cannot be set and nothing changes). A signal the process was started to ignore (SIGINT
+    in a shell's background job, `nohup`) stays ignored, as Python leaves it. The previous handlers
+    are back after the block."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, _on_signal) for signum in SIGNALS}
+    taken = [signum for signum in SIGNALS if signal.getsignal(signum) is not signal.SIG_IGN]
+    previous = {signum: signal.signal(signum, _on_signal) for signum in taken}
+    _taken.append(taken)
     try:
         yield
     finally:
+        _taken.pop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
 
 def restore_signal_handlers() -> None:
     """Inside `stop_on_signals()`, take SIGTERM and SIGINT back from a library that set its own
-    handlers meanwhile (`ray.init` sets one that exits without a word)."""
-    if threading.current_thread() is threading.main_thread():
-        for signum in SIGNALS:
+    handlers meanwhile (`ray.init` sets one that exits without a word); an ignored one stays ignored."""
+    if threading.current_thread() is threading.main_thread() and _taken:
+        for signum in _taken[-1]:
             signal.signal(signum, _on_signal)
 
 
