@@ -3,7 +3,9 @@
 Part 1, the discriminator's training step at batch 64 (the paper's model), median over --d-steps
 steps after a warm-up, alternating: plain steps (one launch per kernel) and steps replayed from a CUDA
 graph (`seqgan_env/cuda_graphs.py`), in fp32, TF32 (fp32 products on the tensor cores) and bf16
-(autocast), each against the large matmul of the same precision on the same device.
+(autocast), each against the large matmul of the same precision on the same device (on a CPU: plain
+fp32 and bf16). With --compile also the bf16 step with the loss through `torch.compile` (inductor's
+fused kernels, in the CUDA graph on a GPU), compiled once and then timed like the others.
 Part 2, one adversarial round of the paper schedule timed end to end (all 5 x 3 x 312 discriminator
 steps, not extrapolated), in fp32 and in --precision auto: the generator step (64 sequences, their
 Monte Carlo rewards with N 16, one policy-gradient step), the negatives (5 x 9,984 samples) and the
@@ -11,6 +13,7 @@ discriminator's training, with the projection of the paper's whole experiment fr
 
     python bench/bench_gpu.py                       # on the GPU, paper sizes
     python bench/bench_gpu.py --device cpu --tiny   # a smoke test of the same code on the CPU
+    python bench/bench_gpu.py --compile --skip-round   # the steps alone, a compiled one among them
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorUpdater
 PAPER = {"V": 5000, "T": 20, "B": 64, "N": 16, "n_real": 9984, "repeats": 5, "epochs": 3, "embed": 64}
 TINY = {"V": 50, "T": 8, "B": 16, "N": 4, "n_real": 256, "repeats": 2, "epochs": 1, "embed": 8}
 ROUNDS, MLE_EPOCHS, D_PRETRAIN = 200, 120, 50
+COMPILED = "compiled bf16"  # torch.compile(loss), graphed on CUDA
 
 
 def synchronize(device: torch.device) -> None:
@@ -61,8 +65,11 @@ def matmul_tflops(device: torch.device, dtype: torch.dtype, n: int, repeats: int
     return 2 * n**3 / statistics.median(timed(lambda: a @ b, device) for _ in range(repeats)) / 1e12
 
 
-def d_step_times(s: dict[str, int], device: torch.device, steps: int) -> dict[str, float]:
-    """Median seconds of one training step at batch B for each variant (graphed or not, precision)."""
+def d_step_times(
+    s: dict[str, int], device: torch.device, steps: int, compiled: bool = False
+) -> dict[str, float]:
+    """Median seconds of one training step at batch B for each variant (graphed or not, precision;
+    with `compiled` also the graphed bf16 step of a `torch.compile`d loss, fused kernels in the graph)."""
     config = DiscriminatorConfig(s["V"], s["T"], s["embed"], paper_filters(s["T"]))
     rng = torch.Generator().manual_seed(0)
     n = s["B"] * (steps + 8)  # fit() runs whole epochs: one epoch of `steps` full batches after warm-up
@@ -70,19 +77,31 @@ def d_step_times(s: dict[str, int], device: torch.device, steps: int) -> dict[st
     fake = torch.randint(s["V"], (n - n // 2, s["T"]), generator=rng)
     variants = {}
     for graphs in (False, True) if device.type == "cuda" else (False,):
-        for precision in ("fp32", "tf32", "bf16") if device.type == "cuda" else ("fp32",):
+        for precision in ("fp32", "tf32", "bf16") if device.type == "cuda" else ("fp32", "bf16"):
             variants[f"{'graphed' if graphs else 'plain'} {precision}"] = (graphs, precision)
+    if compiled:
+        variants[COMPILED] = (device.type == "cuda", "bf16")
     times: dict[str, list[float]] = {name: [] for name in variants}
+    kept: dict[str, Discriminator] = {}  # the compiled variant is compiled once and reused
     for _ in range(3):  # alternate the variants: a change of the machine's state hits all alike
-        for name, (graphs, precision) in variants.items():
-            disc = Discriminator(config, rng=torch.Generator().manual_seed(1)).to(device)
-            disc.precision = "bf16" if precision == "bf16" else "fp32"
-            disc.cuda_graphs = graphs
+        for name, (graphs, precision) in list(variants.items()):
             torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
             torch.backends.cudnn.allow_tf32 = precision == "tf32"
+            disc = kept.get(name) or Discriminator(config, rng=torch.Generator().manual_seed(1)).to(device)
+            disc.precision = "bf16" if precision == "bf16" else "fp32"
+            disc.cuda_graphs = graphs
             opt = disc.make_optimizer()
-            disc.fit(opt, real[: 4 * s["B"]], fake[: 4 * s["B"]], 1, s["B"])  # warm-up (and capture)
-            seconds = timed(lambda d=disc, o=opt: d.fit(o, real, fake, 1, s["B"]), device)
+            try:
+                if name == COMPILED and name not in kept:
+                    # The instance's `loss` shadows the method, so `fit` (and its graph) runs it.
+                    disc.loss = torch.compile(disc.loss, dynamic=False)  # type: ignore[method-assign]
+                    kept[name] = disc
+                disc.fit(opt, real[: 4 * s["B"]], fake[: 4 * s["B"]], 1, s["B"])  # warm-up (and capture)
+                seconds = timed(lambda d=disc, o=opt: d.fit(o, real, fake, 1, s["B"]), device)
+            except Exception as err:  # a probe: report it and go on with the other variants
+                print(f"  {name}: failed ({type(err).__name__}: {str(err).splitlines()[0][:200]})")
+                del variants[name], times[name]
+                continue
             times[name].append(seconds / math.ceil(n / s["B"]))
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     return {name: statistics.median(t) for name, t in times.items()}
@@ -123,6 +142,9 @@ def main() -> None:
     p.add_argument("--tiny", action="store_true", help="tiny sizes (a smoke test of the code)")
     p.add_argument("--d-steps", type=int, default=300, help="timed discriminator steps of each variant")
     p.add_argument("--skip-round", action="store_true", help="part 1 only")
+    p.add_argument("--compile", action="store_true",
+                   help="also time the bf16 step with its loss through torch.compile (fused kernels; "
+                        "graphed on CUDA); compiling takes a minute")  # fmt: skip
     add_common_args(p)
     args = p.parse_args()
     apply_common_args(args)
@@ -139,17 +161,18 @@ def main() -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
         peaks["tf32"] = matmul_tflops(device, torch.float32, args.matmul_size)
         torch.backends.cuda.matmul.allow_tf32 = False
+    if resolve_precision("auto", device) == "bf16":  # a CPU without bf16 units would take minutes
         peaks["bf16"] = matmul_tflops(device, torch.bfloat16, args.matmul_size)
     print("large matmul " + ", ".join(f"{k} {v:.1f} TFLOP/s" for k, v in peaks.items()) +
           f" ({args.matmul_size}^3)")  # fmt: skip
     print(f"\ndiscriminator training step, batch {s['B']}: {step_flops / 1e9:.2f} GFLOP (3 x forward); "
           f"median over 3 alternating passes of {args.d_steps} steps")  # fmt: skip
-    steps = d_step_times(s, device, args.d_steps)
+    steps = d_step_times(s, device, args.d_steps, args.compile)
     for name, sec in steps.items():
         flops = step_flops / sec / 1e12
-        peak = peaks[name.split()[1]]
-        print(f"  {name:14s} {1e3 * sec:8.3f} ms/step  {flops:7.2f} TFLOP/s = {100 * flops / peak:5.1f}% of "
-              f"the {name.split()[1]} matmul")  # fmt: skip
+        kind = name.split()[1]
+        share = f" = {100 * flops / peaks[kind]:5.1f}% of the {kind} matmul" if kind in peaks else ""
+        print(f"  {name:14s} {1e3 * sec:8.3f} ms/step  {flops:7.2f} TFLOP/s{share}")
     d_steps_round = s["repeats"] * s["epochs"] * math.ceil(2 * s["n_real"] / s["B"])
     best = min(steps.values())
     print(f"  a round's {d_steps_round} steps at the fastest: {d_steps_round * best:.2f} s")

@@ -181,7 +181,10 @@ class Discriminator(nn.Module):
         as the CPU convolution kernels in training, whose backward pass is slow at these sizes.
         """
         n, e, w = conv.weight.shape
-        windows = x.unfold(1, w, 1)  # [B, T-w+1, E, w], a view; E-major like the weight [n, E, w]
+        if w == x.shape[1]:  # one window, the whole sequence: the same view without unfold, whose
+            windows = x.transpose(1, 2).unsqueeze(1)  # backward torch.compile miscompiles at this width
+        else:
+            windows = x.unfold(1, w, 1)  # [B, T-w+1, E, w], a view; E-major like the weight [n, E, w]
         out = F.linear(windows.reshape(-1, e * w), conv.weight.view(n, e * w), conv.bias)
         return out.view(x.shape[0], -1, n)
 

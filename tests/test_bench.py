@@ -94,8 +94,9 @@ def test_a_benchmark_names_its_machine_and_saves_it_beside_its_figures(tmp_path:
 
 
 def test_bench_gpu_runs_its_parts_at_tiny_size_on_the_cpu():
-    out = run_bench("bench_gpu.py", "--device", "cpu", "--tiny", "--d-steps", "2")
+    out = run_bench("bench_gpu.py", "--device", "cpu", "--tiny", "--d-steps", "2", "--compile")
     assert re.search(r"plain fp32 +[0-9.]+ ms/step .*% of the fp32 matmul", out), out[-3000:]
+    assert re.search(r"compiled bf16 +[0-9.]+ ms/step", out) and "failed" not in out, out[-3000:]
     round_line = r"one paper round \(fp32\): generator step [0-9.]+ s, .* round [0-9.]+ s"
     assert re.search(round_line, out), out[-3000:]
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import PAD, T, V, tiny_discriminator, tiny_discriminator_config
+from conftest import PAD, ROOT, T, V, tiny_discriminator, tiny_discriminator_config
 from torch.utils.flop_counter import FlopCounterMode
 
 from seqgan_env.discriminator import (
@@ -227,6 +230,36 @@ def test_forward_equals_conv1d_in_values_and_gradients():
     for (name, _), g, e in zip(d.named_parameters(), grads, expected, strict=True):
         torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-6, msg=name)
     assert all(g.abs().sum() > 0 for g in grads)  # every parameter really gets a gradient
+
+
+COMPILED_STEPS = """
+import sys, torch
+from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
+config = DiscriminatorConfig(8, 4, 6, filters=((1, 4), (2, 5), (4, 3)), dropout=0.0)  # width 4 = T
+models = [Discriminator(config, rng=torch.Generator().manual_seed(4)) for _ in range(2)]
+steps = [models[0].loss, torch.compile(models[1].loss, dynamic=False)]
+opts = [m.make_optimizer() for m in models]
+seqs = torch.randint(0, 9, (16, 4), generator=torch.Generator().manual_seed(6))
+labels = torch.arange(16) % 2
+for _ in range(10):
+    for model, opt, loss in zip(models, opts, steps):
+        model.train()
+        opt.zero_grad(set_to_none=True)
+        loss(seqs, labels).backward()
+        opt.step()
+for a, b in zip(*(m.parameters() for m in models)):
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+print("same weights")
+"""
+
+
+def test_a_compiled_training_step_equals_the_eager_one():
+    """torch.compile of the loss (as `bench/bench_gpu.py --compile` times it) trains as the eager model
+    does, with a filter as wide as the sequence: its windows are no `unfold`, whose compiled backward
+    corrupts the heap at that width (torch 2.13, CPU). In a fresh process, which that kills."""
+    result = subprocess.run([sys.executable, "-c", COMPILED_STEPS], capture_output=True, text=True,
+                            cwd=ROOT, timeout=600)  # fmt: skip
+    assert result.returncode == 0 and "same weights" in result.stdout, result.stderr[-3000:]
 
 
 def long_discriminator(seed: int = 0) -> Discriminator:

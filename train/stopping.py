@@ -48,7 +48,7 @@ class Interrupted(KeyboardInterrupt):
 
 _held = 0  # depth of `signals_held` blocks
 _pending: list[int] = []  # signals that arrived inside them
-_taken: list[list[int]] = []  # the signals each open `stop_on_signals` block handles
+_taken: list[list[signal.Signals]] = []  # the signals each open `stop_on_signals` block handles
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
