@@ -31,6 +31,7 @@ from common import (
     add_size_args,
     alternating_times,
     apply_common_args,
+    dispatched_ops,
     fmt_times,
     grouped_copy,
     matmul_gflops,
@@ -142,7 +143,7 @@ def main() -> None:
     variants["unfolded, Adam(foreach=True)"] = (m, foreach)
     for ratio, fuse, name in GROUPINGS:
         m = grouped_copy(disc, ratio, fuse)
-        variants[f"{name} ({len(m.groups)} conv products)"] = (m, m.make_optimizer())
+        variants[f"{name} ({len(m.filter_groups)} conv products)"] = (m, m.make_optimizer())
     defaults = opt.defaults
     print(f"torch.optim.Adam() defaults here: fused={defaults['fused']}, foreach={defaults['foreach']} "
           f"(None = chosen per device at the first step: for CPU tensors, the single-tensor for-loop)")
@@ -150,6 +151,9 @@ def main() -> None:
     for model, opt in variants.values():
         for _ in range(args.warmup):
             model.train_step(opt, x, y)
+    # Operators a step dispatches (views excluded): each a kernel launch on a GPU.
+    ops = {name: dispatched_ops(functools.partial(m.train_step, o, x, y))
+           for name, (m, o) in variants.items()}
     n_mm = args.matmul_size
     steps = {name: functools.partial(model.train_step, opt, x, y) for name, (model, opt) in variants.items()}
     print_load("before timing")
@@ -180,7 +184,7 @@ def main() -> None:
         print(f"  {name:40s} {1e3 * med:8.2f} ms/step  {g:6.1f} GFLOP/s = "
               f"{100 * g / gflops_mm_paired:4.1f}% of matmul  ({fmt_times(times[name], 'ms')}); "
               f"optimizer.step() alone "
-              f"{1e3 * statistics.median(opt_times[name]):.2f} ms")
+              f"{1e3 * statistics.median(opt_times[name]):.2f} ms; {ops[name]} operators a step")
     for name in list(variants)[1:]:
         opt_ratio = statistics.median(opt_times[name]) / statistics.median(opt_times[ours_name])
         print(f"  RATIO {name} / ours: {statistics.median(times[name]) / ours_med:.2f}x per training step, "
@@ -189,7 +193,7 @@ def main() -> None:
         bf16_models = {"ours": copy.deepcopy(disc)}
         for ratio, fuse, name in GROUPINGS:
             m = grouped_copy(disc, ratio, fuse)
-            bf16_models[f"{name} ({len(m.groups)} conv products)"] = m
+            bf16_models[f"{name} ({len(m.filter_groups)} conv products)"] = m
         bf16_steps: dict[str, Any] = {}
         for name, m in bf16_models.items():
             m.precision = "bf16"

@@ -19,6 +19,7 @@ discriminator's training, with the projection of the paper's whole experiment fr
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import statistics
 import time
@@ -27,10 +28,15 @@ from typing import Any
 
 import common  # noqa: F401  (puts the repository on sys.path)
 import torch
-from common import add_common_args, apply_common_args, print_load, print_machine
+from common import add_common_args, apply_common_args, dispatched_ops, print_load, print_machine
 
 from agents.reinforce import ReinforceAgent
-from seqgan_env.discriminator import Discriminator, DiscriminatorConfig, count_forward_flops, paper_filters
+from seqgan_env.discriminator import (
+    Discriminator,
+    DiscriminatorConfig,
+    count_forward_flops,
+    paper_filters,
+)
 from seqgan_env.oracle import random_oracle
 from seqgan_env.precision import generator_precision, resolve_precision
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
@@ -41,6 +47,7 @@ PAPER = {"V": 5000, "T": 20, "B": 64, "N": 16, "n_real": 9984, "repeats": 5, "ep
 TINY = {"V": 50, "T": 8, "B": 16, "N": 4, "n_real": 256, "repeats": 2, "epochs": 1, "embed": 8}
 ROUNDS, MLE_EPOCHS, D_PRETRAIN = 200, 120, 50
 COMPILED = "compiled bf16"  # torch.compile(loss), graphed on CUDA
+GROUPED = "one-product"  # the filters' convolutions as one matrix product (Discriminator.filter_groups)
 
 
 def synchronize(device: torch.device) -> None:
@@ -67,36 +74,46 @@ def matmul_tflops(device: torch.device, dtype: torch.dtype, n: int, repeats: int
 
 def d_step_times(
     s: dict[str, int], device: torch.device, steps: int, compiled: bool = False
-) -> dict[str, float]:
-    """Median seconds of one training step at batch B for each variant (graphed or not, precision;
-    with `compiled` also the graphed bf16 step of a `torch.compile`d loss, fused kernels in the graph)."""
+) -> dict[str, tuple[float, str]]:
+    """Median seconds of one training step at batch B for each variant (graphed or not, precision, the
+    filters one product per filter or all as one; with `compiled` also the graphed bf16 step of a
+    `torch.compile`d loss, fused kernels in the graph), each with the kernels a step launches."""
     config = DiscriminatorConfig(s["V"], s["T"], s["embed"], paper_filters(s["T"]))
     rng = torch.Generator().manual_seed(0)
     n = s["B"] * (steps + 8)  # fit() runs whole epochs: one epoch of `steps` full batches after warm-up
     real = torch.randint(s["V"], (n // 2, s["T"]), generator=rng)
     fake = torch.randint(s["V"], (n - n // 2, s["T"]), generator=rng)
-    variants = {}
-    for graphs in (False, True) if device.type == "cuda" else (False,):
-        for precision in ("fp32", "tf32", "bf16") if device.type == "cuda" else ("fp32", "bf16"):
-            variants[f"{'graphed' if graphs else 'plain'} {precision}"] = (graphs, precision)
+    variants: dict[str, tuple[bool, str, bool, bool]] = {}  # name: graphs, precision, grouped, compiled
+    cuda = device.type == "cuda"
+    for graphs in (False, True) if cuda else (False,):
+        for precision in ("fp32", "tf32", "bf16") if cuda else ("fp32", "bf16"):
+            variants[f"{'graphed' if graphs else 'plain'} {precision}"] = (graphs, precision, False, False)
+    for precision in ("tf32", "bf16") if cuda else ("bf16",):
+        variants[f"{'graphed' if cuda else 'plain'} {precision} {GROUPED}"] = (cuda, precision, True, False)
     if compiled:
-        variants[COMPILED] = (device.type == "cuda", "bf16")
+        variants[COMPILED] = (cuda, "bf16", False, True)
+        variants[f"{COMPILED} {GROUPED}"] = (cuda, "bf16", True, True)
     times: dict[str, list[float]] = {name: [] for name in variants}
-    kept: dict[str, Discriminator] = {}  # the compiled variant is compiled once and reused
+    kernels: dict[str, str] = {}
+    kept: dict[str, Discriminator] = {}  # a compiled variant is compiled once and reused
     for _ in range(3):  # alternate the variants: a change of the machine's state hits all alike
-        for name, (graphs, precision) in list(variants.items()):
+        for name, (graphs, precision, grouped, compile_loss) in list(variants.items()):
             torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
             torch.backends.cudnn.allow_tf32 = precision == "tf32"
             disc = kept.get(name) or Discriminator(config, rng=torch.Generator().manual_seed(1)).to(device)
             disc.precision = "bf16" if precision == "bf16" else "fp32"
             disc.cuda_graphs = graphs
+            every = range(len(config.filters))
+            disc.filter_groups = (tuple(every),) if grouped else tuple((k,) for k in every)
             opt = disc.make_optimizer()
             try:
-                if name == COMPILED and name not in kept:
+                if compile_loss and name not in kept:
                     # The instance's `loss` shadows the method, so `fit` (and its graph) runs it.
                     disc.loss = torch.compile(disc.loss, dynamic=False)  # type: ignore[method-assign]
                     kept[name] = disc
                 disc.fit(opt, real[: 4 * s["B"]], fake[: 4 * s["B"]], 1, s["B"])  # warm-up (and capture)
+                if name not in kernels:
+                    kernels[name] = step_kernels(disc, opt, real[: s["B"]].to(device), device, compile_loss)
                 seconds = timed(lambda d=disc, o=opt: d.fit(o, real, fake, 1, s["B"]), device)
             except Exception as err:  # a probe: report it and go on with the other variants
                 print(f"  {name}: failed ({type(err).__name__}: {str(err).splitlines()[0][:200]})")
@@ -104,7 +121,26 @@ def d_step_times(
                 continue
             times[name].append(seconds / math.ceil(n / s["B"]))
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    return {name: statistics.median(t) for name, t in times.items()}
+    return {name: (statistics.median(t), kernels[name]) for name, t in times.items()}
+
+
+def step_kernels(
+    disc: Discriminator, opt: torch.optim.Optimizer, x: torch.Tensor, device: torch.device, compiled: bool
+) -> str:
+    """The kernels one plain training step of `disc` launches (a graphed step replays the same): on CUDA
+    the device's kernels and copies as torch.profiler records them, on a CPU the aten operators the
+    step dispatches, views excluded (a compiled step's fused kernels are not countable there)."""
+    labels = (torch.arange(len(x)) % 2).to(device)
+    step = functools.partial(disc.train_step_tensor, opt, x, labels)
+    if device.type != "cuda":
+        return "-" if compiled else f"{dispatched_ops(step)} ops"
+    from torch.profiler import ProfilerActivity, profile
+
+    synchronize(device)
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        step()
+        synchronize(device)
+    return f"{sum(e.device_type == torch.autograd.DeviceType.CUDA for e in prof.events())} kernels"
 
 
 def time_round(s: dict[str, int], device: torch.device, precision: str) -> dict[str, float]:
@@ -167,19 +203,26 @@ def main() -> None:
           f" ({args.matmul_size}^3)")  # fmt: skip
     print(f"\ndiscriminator training step, batch {s['B']}: {step_flops / 1e9:.2f} GFLOP (3 x forward); "
           f"median over 3 alternating passes of {args.d_steps} steps")  # fmt: skip
-    steps = d_step_times(s, device, args.d_steps, args.compile)
-    for name, sec in steps.items():
+    widest = max(w for w, _ in config.filters)
+    print(f"  ({GROUPED}: all {len(config.filters)} convolutions as one matrix product, filters zero-padded "
+          f"to width {widest}; else one product per filter. Kernels: those of one plain step, which a "
+          f"graph replays)")  # fmt: skip
+    measured = d_step_times(s, device, args.d_steps, args.compile)
+    for name, (sec, kernels) in measured.items():
         flops = step_flops / sec / 1e12
         kind = name.split()[1]
         share = f" = {100 * flops / peaks[kind]:5.1f}% of the {kind} matmul" if kind in peaks else ""
-        print(f"  {name:14s} {1e3 * sec:8.3f} ms/step  {flops:7.2f} TFLOP/s{share}")
+        print(f"  {name:26s} {1e3 * sec:8.3f} ms/step  {kernels:>12s}  {flops:7.2f} TFLOP/s{share}")
     d_steps_round = s["repeats"] * s["epochs"] * math.ceil(2 * s["n_real"] / s["B"])
-    best = min(steps.values())
+    best = min(sec for sec, _ in measured.values())
     print(f"  a round's {d_steps_round} steps at the fastest: {d_steps_round * best:.2f} s")
     if args.skip_round:
         return
 
     print_load("before the rounds")
+    groups = Discriminator(config).to(device).filter_groups
+    print(f"the rounds run the discriminator as it runs on {device.type} by default: its convolutions as "
+          f"{'one product' if len(groups) == 1 else f'{len(groups)} products'}")  # fmt: skip
     auto = resolve_precision("auto", device)
     rounds: dict[str, dict[str, float]] = {}
     for precision in dict.fromkeys(("fp32", auto)):

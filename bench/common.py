@@ -32,7 +32,7 @@ if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
 
-from seqgan_env.discriminator import Discriminator  # noqa: E402
+from seqgan_env.discriminator import Discriminator, group_filters  # noqa: E402
 from seqgan_env.precision import cpu_bf16_units, resolve_precision  # noqa: E402
 from train.allocator import keep_freed_memory  # noqa: E402
 
@@ -51,40 +51,10 @@ class Conv1dDiscriminator(Discriminator):
         return conv(x.transpose(1, 2)).transpose(1, 2)  # [B, T-w+1, n], as Discriminator._windows
 
 
-class GroupedDiscriminator(Discriminator):
-    """The same model with its convolutions grouped into fewer, larger products: each group's filters
-    zero-padded to the group's widest width W and applied to the windows of width W at every position
-    (the sequence padded with W-1 zero positions at its end), one matrix product per group, then each
-    filter's max over its own T-w+1 valid positions. The same values up to float rounding, at more
-    FLOPs (the padding) and fewer calls. `fuse_highway`: the highway's transform and gate as one
-    [d, 2d] product."""
-
-    groups: tuple[tuple[int, ...], ...] = ()
-    fuse_highway = False
-
-    def forward(self, sequences: torch.Tensor) -> torch.Tensor:
-        x = self.embedding(sequences)  # [B, T, E]
-        batch, length, e = x.shape
-        pooled: list[torch.Tensor] = [x] * len(self.config.filters)
-        convs = self._conv_layers
-        for group in self.groups:
-            width = max(self.config.filters[k][0] for k in group)
-            windows = torch.nn.functional.pad(x, (0, 0, 0, width - 1)).unfold(1, width, 1)  # [B, T, E, W]
-            pad = torch.nn.functional.pad
-            weight = torch.cat([pad(convs[k].weight, (0, width - self.config.filters[k][0])) for k in group])
-            bias = torch.cat([convs[k].bias for k in group])  # type: ignore[misc]
-            out = torch.nn.functional.linear(windows.reshape(-1, e * width), weight.view(len(bias), -1), bias)
-            out = out.view(batch, length, -1)
-            start = 0
-            for k in group:
-                w, n = self.config.filters[k]
-                pooled[k] = out[:, : length - w + 1, start : start + n].amax(dim=1)
-                start += n
-        return self._head(pooled)
+class FusedHighwayDiscriminator(Discriminator):
+    """The same model with the highway's transform and gate as one [d, 2d] product."""
 
     def _head(self, pooled: list[torch.Tensor]) -> torch.Tensor:
-        if not self.fuse_highway:
-            return super()._head(pooled)
         h = torch.relu(torch.cat(pooled, dim=1))
         weight = torch.cat([self.highway_transform.weight, self.highway_gate.weight])
         bias = torch.cat([self.highway_transform.bias, self.highway_gate.bias])
@@ -94,24 +64,33 @@ class GroupedDiscriminator(Discriminator):
         return self.output(self.dropout(h))
 
 
-def grouped_copy(
-    disc: Discriminator, max_width_ratio: float, fuse_highway: bool = False
-) -> GroupedDiscriminator:
-    """A `GroupedDiscriminator` with the weights of `disc`, grouping consecutive filters (by width) as
-    long as the group's widest is at most `max_width_ratio` times its narrowest (1: no grouping)."""
-    grouped = GroupedDiscriminator(disc.config)
+def grouped_copy(disc: Discriminator, max_width_ratio: float, fuse_highway: bool = False) -> Discriminator:
+    """A copy of `disc` (weights, mode, precision) with its filters grouped into fewer, larger products
+    (`group_filters`; 1: one per filter as the paper's widths all differ), and with `fuse_highway` the
+    highway's two products as one."""
+    grouped = (FusedHighwayDiscriminator if fuse_highway else Discriminator)(disc.config)
     grouped.load_state_dict(disc.state_dict())
-    order = sorted(range(len(disc.config.filters)), key=lambda k: disc.config.filters[k][0])
-    groups: list[list[int]] = []
-    for k in order:
-        w = disc.config.filters[k][0]
-        if groups and w <= max_width_ratio * disc.config.filters[groups[-1][0]][0]:
-            groups[-1].append(k)
-        else:
-            groups.append([k])
-    grouped.groups = tuple(tuple(g) for g in groups)
-    grouped.fuse_highway = fuse_highway
+    grouped.precision = disc.precision
+    grouped.filter_groups = group_filters(disc.config.filters, max_width_ratio)
     return grouped.train(disc.training)
+
+
+def dispatched_ops(fn: Callable[[], Any]) -> int:
+    """The aten operators one call of `fn` dispatches, views excluded: what a GPU launches a kernel
+    for (a CUDA graph replays them, torch.compile fuses them), counted the same on any machine."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            if func.namespace == "aten" and not func.is_view and func.__name__ != "_unsafe_view.default":
+                Count.n += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        fn()
+    return Count.n
 
 
 def plain_copy(disc: Discriminator) -> Conv1dDiscriminator:

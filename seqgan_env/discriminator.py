@@ -6,6 +6,7 @@ environment only reads it through `score`, the probability that a sequence is re
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -30,6 +31,24 @@ PAPER_FILTERS: tuple[tuple[int, int], ...] = (
 def paper_filters(seq_len: int) -> tuple[tuple[int, int], ...]:
     """The paper's filters that fit sequences of length `seq_len` (all of them at T = 20)."""
     return tuple((w, n) for w, n in PAPER_FILTERS if w <= seq_len)
+
+
+FilterGroups = tuple[tuple[int, ...], ...]  # indices into the filters; each group is one product
+
+
+def group_filters(filters: tuple[tuple[int, int], ...], max_width_ratio: float) -> FilterGroups:
+    """The filters' indices grouped by width for fewer, larger convolution products: in order of width,
+    a filter joins the group before it while its width is at most `max_width_ratio` times the group's
+    narrowest (1: equal widths together; 20 and more: the paper's twelve filters as one product)."""
+    if not math.isfinite(max_width_ratio) or max_width_ratio < 1:
+        raise ValueError(f"max_width_ratio must be a finite number >= 1, got {max_width_ratio}")
+    groups: list[list[int]] = []
+    for k in sorted(range(len(filters)), key=lambda k: filters[k][0]):
+        if groups and filters[k][0] <= max_width_ratio * filters[groups[-1][0]][0]:
+            groups[-1].append(k)
+        else:
+            groups.append([k])
+    return tuple(tuple(g) for g in groups)
 
 
 class SequenceScorer(Protocol):
@@ -111,6 +130,8 @@ class Discriminator(nn.Module):
         self.precision = "fp32"
         # On CUDA, `fit` replays its full-batch steps from a CUDA graph (seqgan_env/cuda_graphs.py).
         self.cuda_graphs = True
+        self.filter_groups = None  # by device: see the property
+        self._layouts: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = {}  # `_group_layout`
         self.reset_parameters(rng)
 
     def reset_parameters(self, rng: torch.Generator | None = None) -> None:
@@ -149,10 +170,51 @@ class Discriminator(nn.Module):
             values[layer.bias] = torch.empty(d).uniform_(-b_limit, b_limit, generator=rng)
         return values
 
+    @property
+    def filter_groups(self) -> FilterGroups:
+        """Which convolutions share one matrix product (`group_filters`); set by whoever runs the model,
+        not saved with the weights. Grouping computes the same values up to float rounding in fewer,
+        larger kernels, at the FLOPs of the zero-padded windows.
+
+        By default (None) it follows the device: on CUDA all filters as one product, since a training
+        step at the paper's batch is bound by its kernel launches there (one product dispatches about
+        100 operators a step in bf16 where one per filter dispatches about 290: `bench/bench_gpu.py`);
+        elsewhere one product per filter, the fewest FLOPs, which is the fastest form on a CPU
+        (`bench/bench_discriminator.py`). The Monte Carlo search's `score_completions` keeps one product
+        per filter (it skips the windows inside the prefix filter by filter)."""
+        if self._filter_groups is not None:
+            return self._filter_groups
+        n = len(self.config.filters)
+        return (tuple(range(n)),) if self.device.type == "cuda" else tuple((k,) for k in range(n))
+
+    @filter_groups.setter
+    def filter_groups(self, groups: FilterGroups | None) -> None:
+        if groups is not None:
+            groups = tuple(tuple(int(k) for k in g) for g in groups)
+            n = len(self.config.filters)
+            if sorted(k for g in groups for k in g) != list(range(n)) or not all(groups):
+                raise ValueError(f"filter_groups must split the filter indices 0..{n - 1} into non-empty "
+                                 f"groups, each once (or be None: by device); got {groups}")  # fmt: skip
+        self._filter_groups = groups
+
     def forward(self, sequences: torch.Tensor) -> torch.Tensor:
         """Class logits [B, 2] of `sequences` [B, T]."""
-        x = self._embed(sequences)  # [B, T, E]
-        return self._head([self._windows(x, conv).amax(dim=1) for conv in self._conv_layers])
+        return self._head(self._pooled(self._embed(sequences)))
+
+    def _pooled(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each convolution's max over time ([B, n_filters] each, in the filters' order) of embedded
+        sequences `x` [B, T, E], one matrix product per group of `filter_groups`."""
+        convs = self._conv_layers
+        pooled: list[torch.Tensor] = [x] * len(convs)
+        for group in self.filter_groups:
+            if len(group) == 1:
+                pooled[group[0]] = self._windows(x, convs[group[0]]).amax(dim=1)
+                continue
+            maxima = self._group_windows(x, group).amax(dim=1)  # [B, sum of the group's n]
+            sizes = [self.config.filters[k][1] for k in group]
+            for k, part in zip(group, maxima.split(sizes, dim=1), strict=True):
+                pooled[k] = part
+        return pooled
 
     def _head(self, pooled: list[torch.Tensor]) -> torch.Tensor:
         """Class logits [B, 2] from each convolution's max over time ([B, n_filters] each)."""
@@ -187,6 +249,46 @@ class Discriminator(nn.Module):
             windows = x.unfold(1, w, 1)  # [B, T-w+1, E, w], a view; E-major like the weight [n, E, w]
         out = F.linear(windows.reshape(-1, e * w), conv.weight.view(n, e * w), conv.bias)
         return out.view(x.shape[0], -1, n)
+
+    def _group_windows(self, x: torch.Tensor, group: tuple[int, ...]) -> torch.Tensor:
+        """The convolutions of `group` over `x` [B, T, E] as one product: [B, T, sum of their n].
+
+        Each filter is zero-padded to the group's widest width W and applied at every position of the
+        sequence padded with W-1 zero positions; a window of a width-w filter starting after T-w
+        overruns the sequence, and is -inf, so that the max over time sees only the T-w+1 real ones."""
+        convs = self._conv_layers
+        width = max(self.config.filters[k][0] for k in group)
+        batch, length, e = x.shape
+        windows = F.pad(x, (0, 0, 0, width - 1)).unfold(1, width, 1)  # [B, T, E, W], E-major
+        # The group's weights [sum of n, E, W], zero-padded, put in place by one precomputed index
+        # (one kernel each way, where padding each filter's weight would be two per filter).
+        flat = torch.cat([convs[k].weight.reshape(-1) for k in group])
+        on = torch.is_autocast_enabled(x.device.type)  # the product's dtype: autocast's, or x's
+        dtype = torch.get_autocast_dtype(x.device.type) if on else x.dtype
+        columns, invalid = self._group_layout(group, length, dtype, x.device)
+        weight = flat.new_zeros(len(invalid[0]) * e * width).index_put((columns,), flat)
+        bias = torch.cat([cast("torch.Tensor", convs[k].bias) for k in group])
+        out = F.linear(windows.reshape(-1, e * width), weight.view(len(bias), -1), bias)
+        return out.view(batch, length, -1) + invalid
+
+    def _group_layout(self, group: tuple[int, ...], length: int, dtype: torch.dtype,
+                      device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """For `_group_windows`: where each of the group's weights goes in the padded [sum of n, E, W]
+        weight (flat indices), and [T, sum of n] holding 0 where a filter's window lies inside the
+        sequence and -inf where it overruns. Made once per group, length, dtype and device, so that a
+        step captured in a CUDA graph creates no tensor from host data."""
+        key = (group, length, dtype, device)
+        if key not in self._layouts:
+            filters = [self.config.filters[k] for k in group]
+            width, e = max(w for w, _ in filters), self.config.embed_dim
+            slots = torch.arange(sum(n for _, n in filters) * e * width).view(-1, e, width)
+            blocks = zip(slots.split([n for _, n in filters]), filters, strict=True)  # filter by filter
+            columns = torch.cat([block[..., :w].flatten() for block, (w, _) in blocks])  # first w of W
+            widths = torch.tensor([w for w, n in filters for _ in range(n)])
+            overruns = torch.arange(length)[:, None] > length - widths  # [T, sum of n]
+            invalid = torch.zeros(overruns.shape).masked_fill(overruns, -math.inf)
+            self._layouts[key] = (columns.to(device), invalid.to(device, dtype))
+        return self._layouts[key]
 
     def loss(self, sequences: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy + l2_reg * (sum of squares / 2) of the output layer (reference code),

@@ -97,6 +97,9 @@ def test_bench_gpu_runs_its_parts_at_tiny_size_on_the_cpu():
     out = run_bench("bench_gpu.py", "--device", "cpu", "--tiny", "--d-steps", "2", "--compile")
     assert re.search(r"plain fp32 +[0-9.]+ ms/step .*% of the fp32 matmul", out), out[-3000:]
     assert re.search(r"compiled bf16 +[0-9.]+ ms/step", out) and "failed" not in out, out[-3000:]
+    # All filters as one product dispatch fewer operators a step than one product per filter.
+    ops = dict(re.findall(r"plain (bf16(?: one-product)?) +[0-9.]+ ms/step +(\d+) ops", out))
+    assert int(ops["bf16 one-product"]) < int(ops["bf16"]), out[-3000:]
     round_line = r"one paper round \(fp32\): generator step [0-9.]+ s, .* round [0-9.]+ s"
     assert re.search(round_line, out), out[-3000:]
 

@@ -18,6 +18,7 @@ from seqgan_env.discriminator import (
     PrefixScorer,
     count_completion_flops,
     count_forward_flops,
+    group_filters,
     paper_filters,
 )
 
@@ -236,8 +237,9 @@ COMPILED_STEPS = """
 import sys, torch
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
 config = DiscriminatorConfig(8, 4, 6, filters=((1, 4), (2, 5), (4, 3)), dropout=0.0)  # width 4 = T
-models = [Discriminator(config, rng=torch.Generator().manual_seed(4)) for _ in range(2)]
-steps = [models[0].loss, torch.compile(models[1].loss, dynamic=False)]
+models = [Discriminator(config, rng=torch.Generator().manual_seed(4)) for _ in range(3)]
+models[2].filter_groups = ((0, 1, 2),)  # compiled with the filters as one product too
+steps = [models[0].loss, *(torch.compile(m.loss, dynamic=False) for m in models[1:])]
 opts = [m.make_optimizer() for m in models]
 seqs = torch.randint(0, 9, (16, 4), generator=torch.Generator().manual_seed(6))
 labels = torch.arange(16) % 2
@@ -247,19 +249,77 @@ for _ in range(10):
         opt.zero_grad(set_to_none=True)
         loss(seqs, labels).backward()
         opt.step()
-for a, b in zip(*(m.parameters() for m in models)):
+for a, b, c in zip(*(m.parameters() for m in models)):
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-6)
 print("same weights")
 """
 
 
 def test_a_compiled_training_step_equals_the_eager_one():
     """torch.compile of the loss (as `bench/bench_gpu.py --compile` times it) trains as the eager model
-    does, with a filter as wide as the sequence: its windows are no `unfold`, whose compiled backward
-    corrupts the heap at that width (torch 2.13, CPU). In a fresh process, which that kills."""
+    does, with one product per filter or the filters as one, with a filter as wide as the sequence: its
+    windows are no `unfold`, whose compiled backward corrupts the heap at that width (torch 2.13, CPU).
+    In a fresh process, which that kills."""
     result = subprocess.run([sys.executable, "-c", COMPILED_STEPS], capture_output=True, text=True,
                             cwd=ROOT, timeout=600)  # fmt: skip
     assert result.returncode == 0 and "same weights" in result.stdout, result.stderr[-3000:]
+
+
+# --- filter groups: the convolutions as fewer, larger products ----------------------------------------
+
+
+def test_group_filters_joins_widths_within_the_ratio():
+    assert group_filters(PAPER_FILTERS, 1) == tuple((k,) for k in range(12))  # all widths differ
+    assert group_filters(PAPER_FILTERS, 2) == ((0, 1), (2, 3, 4, 5), (6, 7, 8, 9), (10, 11))
+    assert group_filters(PAPER_FILTERS, 20) == (tuple(range(12)),)
+    # In order of width, whatever the filters' order; equal widths join at ratio 1.
+    assert group_filters(((3, 2), (1, 4), (3, 1), (2, 3)), 1) == ((1,), (3,), (0, 2))
+    for bad in (0.5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="max_width_ratio"):
+            group_filters(PAPER_FILTERS, bad)
+
+
+@pytest.mark.parametrize("groups", [((0, 1, 2, 3),), ((0, 1), (2, 3)), ((3, 0), (1,), (2,))])
+def test_grouped_convolutions_compute_each_filter_s_in_values_and_gradients(groups):
+    """Filters sharing a product (zero-padded to the group's widest, overrunning windows at -inf) give
+    the logits and gradients of one product per filter, ties in the max over time included."""
+    d = tiny_discriminator(3).eval()
+    seqs = random_sequences(32, seed=5, high=V + 1)  # padding included
+    seqs[0] = 2  # every window of this row alike: the max over time ties at every position
+    labels = torch.arange(32) % 2
+    reference = d(seqs)
+    expected = torch.autograd.grad(F.cross_entropy(reference, labels), list(d.parameters()))
+    d.filter_groups = groups
+    grouped = d(seqs)
+    torch.testing.assert_close(grouped, reference, rtol=1e-5, atol=1e-6)
+    grads = torch.autograd.grad(F.cross_entropy(grouped, labels), list(d.parameters()))
+    for (name, _), g, e in zip(d.named_parameters(), grads, expected, strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-6, msg=name)
+    d.precision = "bf16"  # under autocast the overrun mask is made in the product's dtype
+    expected_scores = torch.softmax(reference, -1)[:, 1]
+    torch.testing.assert_close(d.score(seqs), expected_scores, rtol=0, atol=BF16_LOGITS_ATOL)
+
+
+def test_filter_groups_follow_the_device_by_default(monkeypatch):
+    """One product per filter on a CPU (the fewest FLOPs: its numbers are those of the golden tests);
+    all filters as one product on CUDA, where a step is bound by its kernel launches."""
+    d = tiny_discriminator()
+    assert d.filter_groups == ((0,), (1,), (2,), (3,))
+    monkeypatch.setattr(Discriminator, "device", property(lambda self: torch.device("cuda")))
+    assert d.filter_groups == ((0, 1, 2, 3),)
+    d.filter_groups = ((0, 1), (2, 3))  # set: whatever the device
+    assert d.filter_groups == ((0, 1), (2, 3))
+    d.filter_groups = None
+    assert d.filter_groups == ((0, 1, 2, 3),)
+
+
+def test_filter_groups_must_split_the_filters():
+    d = tiny_discriminator()
+    for bad in (((0, 1, 2),), ((0, 1), (1, 2, 3)), ((0, 1, 2, 3), ()), ((0, 1, 2, 3, 4),)):
+        with pytest.raises(ValueError, match="filter_groups"):
+            d.filter_groups = bad
+    assert d.filter_groups == ((0,), (1,), (2,), (3,))  # unchanged, one product per filter
 
 
 def long_discriminator(seed: int = 0) -> Discriminator:

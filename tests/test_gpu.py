@@ -111,17 +111,19 @@ def test_the_policy_gradient_split_of_a_generator_in_eval_mode_on_cudnn() -> Non
     torch.testing.assert_close(split["g"].cpu(), on_cpu["g"], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("groups", [None, ((0,), (1,), (2,))], ids=["one product", "per filter"])
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_graphed_discriminator_fit_follows_the_plain_fit(precision: str) -> None:
+def test_graphed_discriminator_fit_follows_the_plain_fit(precision: str, groups: tuple | None) -> None:
     """The full batches replayed from a CUDA graph train as plain steps do: the same losses (the same
-    dropout stream: the warm-up's random numbers are given back) and weights, up to kernel rounding."""
+    dropout stream: the warm-up's random numbers are given back) and weights, up to kernel rounding;
+    with the filters as one product (CUDA's default) or one product each."""
     config = DiscriminatorConfig(30, 10, 16, ((1, 8), (3, 8), (10, 8)))
     g = torch.Generator().manual_seed(0)
     real, fake = torch.randint(30, (100, 10), generator=g), torch.randint(30, (100, 10), generator=g)
     results = []
     for graphs in (False, True):
         disc = Discriminator(config, rng=torch.Generator().manual_seed(1)).cuda()
-        disc.precision, disc.cuda_graphs = precision, graphs
+        disc.precision, disc.cuda_graphs, disc.filter_groups = precision, graphs, groups
         opt = disc.make_optimizer()
         torch.cuda.manual_seed(2)
         loss = disc.fit(opt, real, fake, 2, 16, torch.Generator(device="cuda").manual_seed(3))
@@ -131,6 +133,16 @@ def test_graphed_discriminator_fit_follows_the_plain_fit(precision: str) -> None
     assert graphed_loss == pytest.approx(plain_loss, rel=1e-3 if precision == "bf16" else 1e-5)
     for a, b in zip(plain_weights, graphed_weights, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_the_discriminator_on_cuda_takes_its_filters_as_one_product_with_the_cpu_s_values() -> None:
+    config = DiscriminatorConfig(30, 10, 16, ((1, 8), (3, 8), (10, 8)))
+    disc = Discriminator(config, rng=torch.Generator().manual_seed(1))
+    seqs = torch.randint(31, (64, 10), generator=torch.Generator().manual_seed(2))
+    on_cpu = disc.score(seqs)
+    disc.cuda()
+    assert disc.filter_groups == ((0, 1, 2),)  # fp32 products (torch's matmuls take TF32 only when asked)
+    torch.testing.assert_close(disc.score(seqs.cuda()).cpu(), on_cpu, rtol=1e-4, atol=1e-5)
 
 
 def test_pretrain_probe_and_the_other_sb3_algorithms_on_cuda(tmp_path: Path) -> None:
@@ -157,3 +169,4 @@ def test_the_gpu_benchmark_runs_at_tiny_size_on_cuda(tmp_path: Path) -> None:
                             capture_output=True, text=True, cwd=ROOT, timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "graphed bf16" in result.stdout and "one paper round" in result.stdout
+    assert "graphed bf16 one-product" in result.stdout and "kernels" in result.stdout
