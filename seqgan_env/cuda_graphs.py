@@ -1,7 +1,8 @@
 """A training step replayed as a CUDA graph: captured once, then each minibatch is one launch.
 
-A discriminator step at the paper's batch of 64 is about a hundred small kernels (the convolutions,
-the highway, their backward, Adam): on a GPU the time goes to launching them, not to arithmetic.
+A discriminator step at the paper's batch of 64 is a hundred to three hundred small kernels (the
+convolutions, the highway, their backward, Adam): on a GPU the time goes to launching them, not to
+arithmetic.
 `GraphedTrainStep` records the whole step (forward, loss, backward, optimizer step) into one CUDA graph
 on fixed input buffers, so that a step costs one graph launch and two small copies, with no host
 synchronisation. CUDA only; the CPU path never comes here.
