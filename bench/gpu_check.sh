@@ -7,6 +7,9 @@
 #   bash bench/gpu_check.sh seqgan  # the paper's SeqGAN run alone (train/adversarial.py --preset paper), for
 #                                   # as many rounds as $PAPER_S allows: its NLL-oracle every 5 rounds
 #   bash bench/gpu_check.sh all     # quick, then paper
+#   bash bench/gpu_check.sh session # what one 10-minute command holds ($TOTAL_S, default 570 s): the
+#                                   # tests ($TEST_S, default 150), the training step's variants alone
+#                                   # ($BENCH_S, default 120), then seqgan for the time left
 #
 # Everything it measures goes to $OUT (default gpu_results/): at most 8 files, none in a subfolder
 # (the device machine's limits), the run folders packed into one archive without their checkpoints.
@@ -100,11 +103,24 @@ seqgan() {
     cp "$runs/seqgan/metrics.csv" "$OUT/seqgan_metrics.csv" 2>/dev/null
 }
 
+session() {
+    local start=$SECONDS
+    TEST_S=${TEST_S:-150} BENCH_S=${BENCH_S:-120} BENCH_ARGS=${BENCH_ARGS:---skip-round --compile --d-steps 200} \
+        quick
+    PAPER_S=$(( ${TOTAL_S:-570} - (SECONDS - start) - 10 ))
+    if [ "$PAPER_S" -lt 30 ]; then
+        echo "no time left for the SeqGAN run" | tee -a "$OUT/seqgan.log"
+        return
+    fi
+    PAPER_S=$PAPER_S seqgan
+}
+
 case "$PART" in
     quick) quick ;;
     paper) paper ;;
     seqgan) seqgan ;;
     all) quick; paper ;;
-    *) echo "usage: bash bench/gpu_check.sh quick|paper|seqgan|all" >&2; exit 2 ;;
+    session) session ;;
+    *) echo "usage: bash bench/gpu_check.sh quick|paper|seqgan|all|session" >&2; exit 2 ;;
 esac
 ls -la "$OUT"
