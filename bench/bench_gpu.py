@@ -96,7 +96,7 @@ def d_step_times(
     times: dict[str, list[float]] = {name: [] for name in variants}
     kernels: dict[str, str] = {}
     kept: dict[str, Discriminator] = {}  # a compiled variant is compiled once and reused
-    for _ in range(3):  # alternate the variants: a change of the machine's state hits all alike
+    for repeat in range(3):  # alternate the variants: a change of the machine's state hits all alike
         for name, (graphs, precision, grouped, compile_loss) in list(variants.items()):
             torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
             torch.backends.cudnn.allow_tf32 = precision == "tf32"
@@ -120,6 +120,7 @@ def d_step_times(
                 del variants[name], times[name]
                 continue
             times[name].append(seconds / math.ceil(n / s["B"]))
+            print(f"    pass {repeat + 1}, {name}: {1e3 * times[name][-1]:.3f} ms/step", flush=True)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     return {name: (statistics.median(t), kernels[name]) for name, t in times.items()}
 

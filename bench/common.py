@@ -17,6 +17,7 @@ import atexit
 import json
 import os
 import platform
+import signal
 import statistics
 import sys
 import time
@@ -305,6 +306,8 @@ def save_output(stem: Path) -> None:
         text.close()
 
     atexit.register(finish)
+    # A time limit's SIGTERM (`timeout`) ends the run as an exit, so that what was printed is saved.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def fmt_times(times: list[float], unit: str = "s") -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -102,6 +103,23 @@ def test_bench_gpu_runs_its_parts_at_tiny_size_on_the_cpu():
     assert int(ops["bf16 one-product"]) < int(ops["bf16"]), out[-3000:]
     round_line = r"one paper round \(fp32\): generator step [0-9.]+ s, .* round [0-9.]+ s"
     assert re.search(round_line, out), out[-3000:]
+
+
+def test_a_benchmark_stopped_by_its_time_limit_keeps_what_it_printed(tmp_path: Path):
+    """`timeout` ends a benchmark with SIGTERM (bench/gpu_check.sh gives each part a limit): the passes
+    measured so far are in its saved output, and it exits with 128 + SIGTERM as a killed process would."""
+    command = [sys.executable, "-u", str(BENCH / "bench_gpu.py"), "--device", "cpu", "--tiny",
+               "--d-steps", "2", "--skip-round", *TINY, "--save", str(tmp_path / "b")]  # fmt: skip
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as bench:
+        assert bench.stdout is not None
+        for line in bench.stdout:  # wait until the first measurement is printed
+            if line.startswith("    pass 1, "):
+                break
+        bench.send_signal(signal.SIGTERM)
+        bench.stdout.read()
+        assert bench.wait(timeout=HANG_GUARD) == 128 + signal.SIGTERM
+    assert "    pass 1, plain fp32: " in (tmp_path / "b.txt").read_text()
+    assert json.loads((tmp_path / "b.json").read_text())["command"].startswith("python bench/bench_gpu.py")
 
 
 GPU_CHECK_FILES = {
