@@ -276,18 +276,20 @@ class Discriminator(nn.Module):
         """For `_group_windows`: where each of the group's weights goes in the padded [sum of n, E, W]
         weight (flat indices), and [T, sum of n] holding 0 where a filter's window lies inside the
         sequence and -inf where it overruns. Made once per group, length, dtype and device, so that a
-        step captured in a CUDA graph creates no tensor from host data."""
+        step captured in a CUDA graph creates no tensor from host data; made as normal tensors even
+        under `score`'s inference mode, since training saves them for its backward."""
         key = (group, length, dtype, device)
         if key not in self._layouts:
-            filters = [self.config.filters[k] for k in group]
-            width, e = max(w for w, _ in filters), self.config.embed_dim
-            slots = torch.arange(sum(n for _, n in filters) * e * width).view(-1, e, width)
-            blocks = zip(slots.split([n for _, n in filters]), filters, strict=True)  # filter by filter
-            columns = torch.cat([block[..., :w].flatten() for block, (w, _) in blocks])  # first w of W
-            widths = torch.tensor([w for w, n in filters for _ in range(n)])
-            overruns = torch.arange(length)[:, None] > length - widths  # [T, sum of n]
-            invalid = torch.zeros(overruns.shape).masked_fill(overruns, -math.inf)
-            self._layouts[key] = (columns.to(device), invalid.to(device, dtype))
+            with torch.inference_mode(False):
+                filters = [self.config.filters[k] for k in group]
+                width, e = max(w for w, _ in filters), self.config.embed_dim
+                slots = torch.arange(sum(n for _, n in filters) * e * width).view(-1, e, width)
+                blocks = zip(slots.split([n for _, n in filters]), filters, strict=True)  # filter by filter
+                columns = torch.cat([block[..., :w].flatten() for block, (w, _) in blocks])  # first w of W
+                widths = torch.tensor([w for w, n in filters for _ in range(n)])
+                overruns = torch.arange(length)[:, None] > length - widths  # [T, sum of n]
+                invalid = torch.zeros(overruns.shape).masked_fill(overruns, -math.inf)
+                self._layouts[key] = (columns.to(device), invalid.to(device, dtype))
         return self._layouts[key]
 
     def loss(self, sequences: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -301,6 +301,17 @@ def test_grouped_convolutions_compute_each_filter_s_in_values_and_gradients(grou
     torch.testing.assert_close(d.score(seqs), expected_scores, rtol=0, atol=BF16_LOGITS_ATOL)
 
 
+def test_a_grouped_discriminator_trains_after_scoring():
+    """The group's layout, made at its first use, may be made under `score`'s inference mode; training
+    saves it for the backward, so it must be a normal tensor."""
+    d = tiny_discriminator()
+    d.filter_groups = ((0, 1, 2, 3),)
+    seqs, labels = random_sequences(16), torch.arange(16) % 2
+    d.score(seqs)
+    d.train_step(d.make_optimizer(), seqs, labels)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in d.parameters())
+
+
 def test_filter_groups_follow_the_device_by_default(monkeypatch):
     """One product per filter on a CPU (the fewest FLOPs: its numbers are those of the golden tests);
     all filters as one product on CUDA, where a step is bound by its kernel launches."""

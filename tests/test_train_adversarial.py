@@ -16,6 +16,7 @@ import torch
 from conftest import HANG_GUARD, killer_command
 
 from seqgan_env.checkpoint import load_checkpoint
+from seqgan_env.discriminator import Discriminator
 from seqgan_env.env import SeqGANEnv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -268,6 +269,29 @@ def test_same_seed_gives_the_same_run(tmp_path: Path, capsys: pytest.CaptureFixt
     assert [{k: v for k, v in r.items() if k not in drop} for r in rows_a] == [
         {k: v for k, v in r.items() if k not in drop} for r in rows_b
     ]
+
+
+def test_a_run_with_the_convolutions_as_one_product_as_on_cuda(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The discriminator's CUDA form (all filters as one product) through a whole run on the CPU: the
+    pre-training, then a run started from it (--init-from), whose new discriminator first scores (in
+    inference mode: the round-0 evaluation, the rewards) and then trains."""
+    default = Discriminator.filter_groups
+
+    def one_product(self: Discriminator) -> tuple[tuple[int, ...], ...]:
+        return default.fget(self) if self._filter_groups is not None else (tuple(range(len(self.convs))),)
+
+    monkeypatch.setattr(Discriminator, "filter_groups", property(one_product, default.fset))
+    first = run_in_process(capsys, *FAST, "--rounds", "0", "--out", str(tmp_path), "--name", "pre")
+    assert first.returncode == 0, first.stderr
+    second = run_in_process(capsys, *FAST, "--rounds", "2", "--init-from", str(tmp_path / "pre"),
+                            "--out", str(tmp_path), "--name", "run")  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    rows = read_metrics(tmp_path / "run")
+    assert [(r["phase"], int(r["step"])) for r in rows][-2:] == [("adversarial", 0), ("adversarial", 2)]
+    assert all(np.isfinite(float(r["nll_oracle"])) for r in rows)
+    assert 0 < float(rows[-1]["d_loss"]) < 10  # the discriminator trained
 
 
 def test_every_checkpoint_holds_the_rollout_policy_of_its_stage(
