@@ -13,9 +13,10 @@ the discriminator, live inside each runner's env, so this module keeps them in s
   need RLlib's private hooks to train a second network; at the paper's scale its training moves to
   GPUs of its own (README, "Scaling out").
 - `RLlibLearner` meets `agents.learner.Learner`: a round is `algo.train()` (the runners sample, the
-  learners update, RLlib syncs the RLModule), then the rollout policy follows the new policy and,
-  after the discriminator trains, both reach every runner (`agents.rllib_env.broadcast`) before it
-  samples again. The learners are RLlib's, matched to SB3's (`agents.rllib_learners`).
+  learners update, RLlib syncs the RLModule), then the rollout policy follows the new policy and
+  reaches every runner, and so does the discriminator after it trains (`agents.rllib_env.broadcast`,
+  each model once a round), before the runners sample again. The learners are RLlib's, matched to
+  SB3's (`agents.rllib_learners`).
 
 A runner that fails is not restarted (`fault_tolerance(restart_failed_env_runners=False)`): the round
 raises instead of carrying on with fewer runners, and a round that sampled nothing is an error.
@@ -192,7 +193,7 @@ class RLlibLearner:
         if self.rollout_update != "fixed":
             rate = self.rollout_rate if self.rollout_update == "ema" else None
             sync_rollout_policy(self.rollout_policy, self.generator, rate)
-        self.broadcast()
+            self.broadcast(discriminator=False)
 
     def train_discriminator(self) -> float:
         """The schedule's training on the runners' finished episodes (topped up with fresh samples),
@@ -201,13 +202,14 @@ class RLlibLearner:
         if len(episodes):
             self.updater.observe(episodes)
         loss = self.updater.train()
-        self.broadcast()
+        self.broadcast(rollout_policy=False)
         return loss
 
-    def broadcast(self) -> int:
-        """Every runner's env takes the driver's rollout policy and discriminator; an error if one
-        did not (RLlib skips a runner it has marked unhealthy)."""
-        reached = broadcast(self.algo, self.rollout_policy, self.discriminator)
+    def broadcast(self, rollout_policy: bool = True, discriminator: bool = True) -> int:
+        """Every runner's env takes the driver's rollout policy and discriminator (those asked for); an
+        error if one did not (RLlib skips a runner it has marked unhealthy)."""
+        reached = broadcast(self.algo, self.rollout_policy if rollout_policy else None,
+                            self.discriminator if discriminator else None)  # fmt: skip
         expected = max(self.algo.config.num_env_runners, 1)
         if reached != expected:
             raise RuntimeError(f"the models reached {reached} of {expected} env runners: a runner failed "

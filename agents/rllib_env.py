@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 from ray.rllib.algorithms.algorithm import Algorithm
+from torch.nn import Module
 
 from seqgan_env.vector_env import SeqGANVectorEnv
 
@@ -74,15 +75,20 @@ def _recorder(runner: Any) -> EpisodeRecorder | None:
     return env
 
 
-def load_env_models(runner: Any, rollout_policy: StateDict, discriminator: StateDict) -> bool:
-    """Give the runner's env these weights (the env recomputes its cached rollout states); False
-    for a runner without an env (the driver's local runner when remote ones sample)."""
+def load_env_models(
+    runner: Any, rollout_policy: StateDict | None = None, discriminator: StateDict | None = None
+) -> bool:
+    """Give the runner's env these weights (None: that model is unchanged; the env recomputes its
+    cached rollout states); False for a runner without an env (the driver's local runner when remote
+    ones sample)."""
     recorder = _recorder(runner)
     if recorder is None:
         return False
     env = seqgan_vector_env(recorder)
-    env.rollout_policy.load_state_dict(rollout_policy)
-    env.discriminator.load_state_dict(discriminator)
+    if rollout_policy is not None:
+        env.rollout_policy.load_state_dict(rollout_policy)
+    if discriminator is not None:
+        env.discriminator.load_state_dict(discriminator)
     return True
 
 
@@ -121,11 +127,14 @@ def _cpu_state(module: torch.nn.Module) -> StateDict:
 
 
 # --- what the driver calls ------------------------------------------------------------------------------
-def broadcast(algo: Algorithm, rollout_policy: torch.nn.Module, discriminator: torch.nn.Module) -> int:
-    """Every healthy env runner's env takes the driver's rollout policy and discriminator weights;
-    returns how many envs took them."""
-    fn = partial(load_env_models, rollout_policy=_cpu_state(rollout_policy),
-                 discriminator=_cpu_state(discriminator))  # fmt: skip
+def broadcast(algo: Algorithm, rollout_policy: Module | None = None, discriminator: Module | None = None
+              ) -> int:  # fmt: skip
+    """Every healthy env runner's env takes the driver's rollout policy and discriminator weights (only
+    those given: a round sends each model once, after it changed); returns how many envs took them."""
+    def state(model: Module | None) -> StateDict | None:
+        return None if model is None else _cpu_state(model)
+
+    fn = partial(load_env_models, rollout_policy=state(rollout_policy), discriminator=state(discriminator))
     return sum(bool(ok) for ok in algo.env_runner_group.foreach_env_runner(fn, local_env_runner=True))
 
 

@@ -151,6 +151,24 @@ class TestTwoRunners:
             assert_runners_hold_the_drivers_models(learner)
         assert learner.updater.episodes_seen == 2 * N_ENVS  # every runner's finished episodes reached D
 
+    def test_a_round_sends_each_model_once_after_it_changed(self, learner, monkeypatch):
+        """The rollout policy after the policy's update, the discriminator after its training: the
+        discriminator (28 MB at the paper's sizes) is not sent with the rollout policy's sync."""
+        import agents.rllib
+
+        sent: list[tuple[bool, bool]] = []
+        send = agents.rllib.broadcast
+
+        def recorded(algo, rollout_policy=None, discriminator=None):
+            sent.append((rollout_policy is not None, discriminator is not None))
+            return send(algo, rollout_policy, discriminator)
+
+        monkeypatch.setattr(agents.rllib, "broadcast", recorded)
+        learner.update(learner.collect())
+        learner.train_discriminator()
+        assert sent == [(True, False), (False, True)]
+        assert_runners_hold_the_drivers_models(learner)
+
     def test_building_leaves_no_folder_in_ray_results(self, learner):
         """Ray's Trainable makes an empty ~/ray_results/<date> folder for every algorithm built outside
         Tune; build_algorithm removes it (the logdir was made: it has Ray's date-stamped name)."""
