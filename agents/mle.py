@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from agents.learner import sync_rollout_policy
+from seqgan_env.cuda_graphs import GraphedTrainStep, capture_or_none
 from seqgan_env.devices import rng_device
 from seqgan_env.precision import autocast
 from seqgan_env.token_lstm import TokenLSTM
@@ -53,7 +54,12 @@ class MLETrainer:
         self.config = config
         self.pad_id = pad_id
         self.precision = precision
-        self.optimizer = torch.optim.Adam(generator.parameters(), lr=config.lr, fused=True)
+        # On CUDA Adam keeps its step count on the device (`capturable`), so that `epoch` can replay
+        # its full minibatches from a CUDA graph (seqgan_env/cuda_graphs.py; False: plain steps).
+        capturable = generator.device.type == "cuda"
+        params = generator.parameters()
+        self.optimizer = torch.optim.Adam(params, lr=config.lr, fused=True, capturable=capturable)
+        self.cuda_graphs = True
 
     def step(self, sequences: torch.Tensor) -> float:
         """One clipped Adam step on a minibatch; returns its loss."""
@@ -64,23 +70,41 @@ class MLETrainer:
         synchronisation: a GPU runs the next step's launches without waiting)."""
         self.generator.train()
         self.optimizer.zero_grad(set_to_none=True)
-        sequences = sequences.to(self.generator.device)
-        with autocast(self.precision, self.generator.device):
-            loss = mle_loss(self.generator, sequences, self.pad_id, fused=self.precision != "fp32")
+        loss = self._loss(sequences.to(self.generator.device))
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.generator.parameters(), self.config.grad_clip)
+        self._clip()
         self.optimizer.step()
         return loss.detach()
 
+    def _loss(self, sequences: torch.Tensor) -> torch.Tensor:
+        with autocast(self.precision, self.generator.device):
+            return mle_loss(self.generator, sequences, self.pad_id, fused=self.precision != "fp32")
+
+    def _clip(self) -> None:
+        torch.nn.utils.clip_grad_norm_(self.generator.parameters(), self.config.grad_clip)
+
     def epoch(self, data: torch.Tensor, rng: torch.Generator | None = None) -> float:
         """One shuffled pass over `data` [N, T]; returns the mean minibatch loss (read back once). The
-        data are copied to the generator's device once, not per minibatch."""
+        data are copied to the generator's device once, not per minibatch; on CUDA the full minibatches
+        replay one captured step (`GraphedTrainStep`)."""
         data = data.to(self.generator.device)
         order = torch.randperm(len(data), generator=rng, device=rng_device(rng)).to(data.device)
         size = self.config.batch_size
-        losses = [self.step_tensor(data[order[i : i + size]]) for i in range(0, len(data), size)]
+        graphed = self._graphed_step(data[order[:size]])
+        losses = []
+        for i in range(0, len(data), size):
+            batch = data[order[i : i + size]]
+            losses.append(graphed(batch) if graphed is not None and len(batch) == size
+                          else self.step_tensor(batch))  # fmt: skip
         values = torch.stack(losses).tolist() if losses else []
         return sum(values) / max(len(values), 1)
+
+    def _graphed_step(self, example: torch.Tensor) -> GraphedTrainStep | None:
+        """The captured step for `epoch`'s full minibatches, where CUDA graphs apply; else None."""
+        if len(example) != self.config.batch_size:
+            return None
+        return capture_or_none(self, "MLE", self.generator, self.optimizer, self._loss, example,
+                               before_step=self._clip)  # fmt: skip
 
 
 class ContinuedMLE:

@@ -1,10 +1,10 @@
 """A training step replayed as a CUDA graph: captured once, then each minibatch is one launch.
 
 A discriminator step at the paper's batch of 64 is a hundred to three hundred small kernels (the
-convolutions, the highway, their backward, Adam): on a GPU the time goes to launching them, not to
-arithmetic.
+convolutions, the highway, their backward, Adam), an MLE step some dozens (the LSTM, the output layer,
+the gradient clip, Adam): on a GPU the time goes to launching them, not to arithmetic.
 `GraphedTrainStep` records the whole step (forward, loss, backward, optimizer step) into one CUDA graph
-on fixed input buffers, so that a step costs one graph launch and two small copies, with no host
+on fixed input buffers, so that a step costs one graph launch and a copy per input, with no host
 synchronisation. CUDA only; the CPU path never comes here.
 
 Capturing needs a few warm-up steps (on a side stream, so that the allocator and the fused kernels
@@ -15,12 +15,43 @@ dropout random stream. Adam must be built with `capturable=True` (its step count
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
 from torch import nn
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (inputs, labels) -> 0-d loss
+LossFn = Callable[..., torch.Tensor]  # (*inputs) -> 0-d loss
+
+
+class UsesGraphs(Protocol):
+    """A trainer with a switch for its graphed steps (a capture that fails turns it off)."""
+
+    cuda_graphs: bool
+
+
+def capture_or_none(
+    owner: UsesGraphs,
+    what: str,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    *examples: torch.Tensor,
+    before_step: Callable[[], object] | None = None,
+) -> GraphedTrainStep | None:
+    """`model`'s training step captured as a `GraphedTrainStep` where CUDA graphs apply (`owner`'s
+    switch on, a CUDA model, a capturable optimizer), else None. A capture that fails (a CUDA build or
+    driver that cannot) turns the switch off, said once: `what` runs plain steps from then on."""
+    if not (owner.cuda_graphs and can_capture(model, optimizer)):
+        return None
+    model.train()
+    try:
+        return GraphedTrainStep(model, optimizer, loss_fn, *examples, before_step=before_step)
+    except RuntimeError as err:
+        warnings.warn(f"{what} runs without CUDA graphs: capture failed ({err})", stacklevel=3)
+        owner.cuda_graphs = False
+        return None
 
 
 def can_capture(model: nn.Module, optimizer: torch.optim.Optimizer) -> bool:
@@ -32,23 +63,26 @@ def can_capture(model: nn.Module, optimizer: torch.optim.Optimizer) -> bool:
 
 
 class GraphedTrainStep:
-    """`step(x, y)`: one training step of `loss_fn` on a minibatch of the captured shape, replayed from a
-    CUDA graph; returns the loss (a fresh 0-d tensor on the device, not read back)."""
+    """`step(*inputs)`: one training step of `loss_fn(*inputs)` on a minibatch of the captured shapes,
+    replayed from a CUDA graph; returns the loss (a fresh 0-d tensor on the device, not read back).
+    `before_step` runs between the backward pass and the optimizer's step (a gradient clip), inside the
+    graph."""
 
     def __init__(
         self,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
         loss_fn: LossFn,
-        example_x: torch.Tensor,
-        example_y: torch.Tensor,
+        *examples: torch.Tensor,
         warmup: int = 3,
+        before_step: Callable[[], object] | None = None,
     ) -> None:
         if not can_capture(model, optimizer):
             raise ValueError("a graphed training step needs a CUDA model and an optimizer built with "
                              "capturable=True")  # fmt: skip
-        device = example_x.device
-        self.x, self.y = example_x.clone(), example_y.clone()
+        device = examples[0].device
+        self.inputs = [x.clone() for x in examples]
+        finish = before_step or (lambda: None)
         params = [p for p in model.parameters() if p.requires_grad]
         saved_params = [p.detach().clone() for p in params]
         saved_state = {p: {k: v.clone() for k, v in optimizer.state[p].items() if torch.is_tensor(v)}
@@ -60,14 +94,16 @@ class GraphedTrainStep:
             with torch.cuda.stream(side):
                 for _ in range(warmup):
                     optimizer.zero_grad(set_to_none=True)
-                    loss_fn(self.x, self.y).backward()
+                    loss_fn(*self.inputs).backward()
+                    finish()
                     optimizer.step()
             torch.cuda.current_stream(device).wait_stream(side)
             self.graph = torch.cuda.CUDAGraph()
             optimizer.zero_grad(set_to_none=True)
             with torch.cuda.graph(self.graph):
-                self.loss = loss_fn(self.x, self.y)
+                self.loss = loss_fn(*self.inputs)
                 self.loss.backward()
+                finish()
                 optimizer.step()
             self.grads = [p.grad for p in params]  # the graph's gradient buffers, kept alive
         finally:  # undo the warm-up: the training goes on from where it was
@@ -80,8 +116,8 @@ class GraphedTrainStep:
                             v.copy_(saved_state[p][k]) if p in saved_state else v.zero_()
             torch.cuda.set_rng_state(saved_rng, device)
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        self.x.copy_(x, non_blocking=True)
-        self.y.copy_(y, non_blocking=True)
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        for buffer, x in zip(self.inputs, inputs, strict=True):
+            buffer.copy_(x, non_blocking=True)
         self.graph.replay()
         return self.loss.detach().clone()

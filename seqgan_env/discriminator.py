@@ -7,7 +7,6 @@ environment only reads it through `score`, the probability that a sequence is re
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, cast, runtime_checkable
@@ -16,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqgan_env.cuda_graphs import GraphedTrainStep, can_capture
+from seqgan_env.cuda_graphs import GraphedTrainStep, capture_or_none
 from seqgan_env.devices import rng_device
 from seqgan_env.modes import module_mode
 from seqgan_env.precision import autocast
@@ -359,16 +358,10 @@ class Discriminator(nn.Module):
         self, optimizer: torch.optim.Optimizer, sequences: torch.Tensor, labels: torch.Tensor, batch_size: int
     ) -> GraphedTrainStep | None:
         """The captured training step for `fit`'s full batches, where CUDA graphs apply; else None."""
-        if not (self.cuda_graphs and len(sequences) >= batch_size and can_capture(self, optimizer)):
+        if len(sequences) < batch_size:
             return None
-        self.train()
-        try:
-            return GraphedTrainStep(self, optimizer, self.loss, sequences[:batch_size], labels[:batch_size])
-        except RuntimeError as err:  # a CUDA build or driver that cannot capture: plain steps, said once
-            warnings.warn(f"discriminator training runs without CUDA graphs: capture failed ({err})",
-                          stacklevel=2)
-            self.cuda_graphs = False
-            return None
+        return capture_or_none(self, "discriminator training", self, optimizer, self.loss,
+                               sequences[:batch_size], labels[:batch_size])  # fmt: skip
 
     @torch.inference_mode()
     def score(self, sequences: torch.Tensor) -> torch.Tensor:

@@ -321,3 +321,27 @@ def run_injected(
     `where` (see INJECTOR); its exit code and output."""
     command = injector_command(tmp_path, script, where, call, action, args)
     return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=HANG_GUARD, **kwargs)
+
+
+@pytest.fixture
+def cuda_graphs_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`seqgan_env.cuda_graphs` with torch.cuda's graph API stood in for on the CPU: any model can be
+    "captured", and the capture block runs eagerly (where CUDA would only record it). For the tests of
+    what a capture leaves behind."""
+    import contextlib
+
+    from seqgan_env import cuda_graphs
+
+    class Stream:
+        def wait_stream(self, other: Any) -> None:
+            pass
+
+    monkeypatch.setattr(cuda_graphs, "can_capture", lambda model, optimizer: True)
+    monkeypatch.setattr(torch.cuda, "Stream", lambda device=None: Stream())
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: Stream())
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda: object())
+    monkeypatch.setattr(torch.cuda, "graph", lambda g: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device=None: torch.get_rng_state())
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device=None: torch.set_rng_state(state))
+    return cuda_graphs

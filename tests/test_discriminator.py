@@ -467,27 +467,12 @@ def test_cuda_graphs_are_for_cuda_models_only():
         GraphedTrainStep(d, optimizer, d.loss, x, y)
 
 
-def test_the_graph_capture_leaves_weights_optimizer_and_random_state_as_they_were(monkeypatch):
+def test_the_graph_capture_leaves_weights_optimizer_and_random_state_as_they_were(cuda_graphs_on_the_cpu):
     """GraphedTrainStep's warm-up and capture, run on the CPU with torch.cuda's graph API stood in for
     (the capture block runs eagerly here, where CUDA would only record it): afterwards the weights,
     Adam's state (fresh, or after real steps) and the random state are exactly as before, so the
     training that follows is the one plain steps would run."""
-    import contextlib
-
-    from seqgan_env import cuda_graphs
-
-    class Stream:
-        def wait_stream(self, other):
-            pass
-
-    monkeypatch.setattr(cuda_graphs, "can_capture", lambda model, optimizer: True)
-    monkeypatch.setattr(torch.cuda, "Stream", lambda device=None: Stream())
-    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: Stream())
-    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
-    monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda: object())
-    monkeypatch.setattr(torch.cuda, "graph", lambda g: contextlib.nullcontext())
-    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device=None: torch.get_rng_state())
-    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device=None: torch.set_rng_state(state))
+    cuda_graphs = cuda_graphs_on_the_cpu
     x, y = random_sequences(8, seed=1), torch.arange(8) % 2
     for steps_before in (0, 2):  # a fresh optimizer, and one with state
         d = tiny_discriminator(7).train()

@@ -87,6 +87,36 @@ def test_mle_epochs_lower_the_loss():
     assert end < 1.0
 
 
+def test_mle_on_the_cpu_takes_plain_steps_with_adam_s_step_on_the_host():
+    trainer = MLETrainer(make_generator(), MLEConfig(batch_size=16))
+    assert not trainer.optimizer.defaults["capturable"]  # checkpoints hold its step count as before
+    assert trainer._graphed_step(deterministic_data()[:16]) is None
+
+
+def test_a_captured_mle_step_clips_and_leaves_the_generator_and_adam_as_they_were(cuda_graphs_on_the_cpu):
+    """The capture of `epoch`'s step (cuda_graphs_on_the_cpu: run eagerly on the CPU) clips the gradient
+    before each of Adam's steps, and its warm-up is undone: weights and Adam's state as before."""
+    trainer = MLETrainer(make_generator(), MLEConfig(batch_size=16))
+    data = deterministic_data()
+    trainer.cuda_graphs = False
+    trainer.epoch(data, torch.Generator().manual_seed(0))  # plain steps: Adam has state
+    trainer.cuda_graphs = True
+    gen, opt = trainer.generator, trainer.optimizer
+    weights = [p.detach().clone() for p in gen.parameters()]
+    state = {(i, k): v.clone() for i, p in enumerate(gen.parameters()) for k, v in opt.state[p].items()}
+    clips: list[float] = []
+    opt.register_step_pre_hook(lambda o, args, kwargs: clips.append(
+        float(torch.cat([p.grad.reshape(-1) for p in trainable(gen)]).norm())))  # fmt: skip
+    trainer.config = MLEConfig(batch_size=16, grad_clip=1e-3)  # every step clipped
+    step = trainer._graphed_step(data[:16])
+    assert step is not None and trainer.cuda_graphs
+    assert len(clips) == 4 and max(clips) == pytest.approx(1e-3, rel=1e-4)  # 3 warm-up steps, the capture
+    assert all(torch.equal(p, w) for p, w in zip(gen.parameters(), weights, strict=True))
+    for i, p in enumerate(gen.parameters()):
+        for k, v in opt.state[p].items():
+            assert torch.equal(v, state[i, k]), k
+
+
 def test_mle_trainer_step_is_clipped_adam_at_lr_001():
     gen = make_generator()
     trainer = MLETrainer(gen)
