@@ -34,6 +34,7 @@ from common import (
     add_size_args,
     alternating_times,
     apply_common_args,
+    dispatched_ops,
     load_average,
     matmul_gflops,
     plain_copy,
@@ -101,9 +102,9 @@ def time_sampling(rows: int, n_bins: int, seed: int, turns: int = 30) -> None:
     }
     times = {name: statistics.median(t) for name, t in alternating_times(fns, turns, rewarm=1).items()}
     print(f"\none draw per row from [{rows}, {n_bins}] logits (sample_categorical's work), median of {turns} "
-          f"alternating calls:")
+          f"alternating calls, with the operators each dispatches (a kernel launch each on a GPU):")
     for name, sec in times.items():
-        print(f"  {name:40s} {1e3 * sec:7.2f} ms")
+        print(f"  {name:40s} {dispatched_ops(fns[name]):3d} operators {1e3 * sec:7.2f} ms")
     blocked, whole = list(times.values())[1:]
     print(f"  RATIO one cumsum / in blocks: {whole / blocked:.2f}x a draw")
 

@@ -2,18 +2,28 @@
 
 `torch.multinomial` on a [1024, 5000] batch spends most of its time in generic bookkeeping; a softmax
 and one uniform per draw, searched in the cumulative sums of the row, draw from the same categorical
-distribution (P(i) = cdf[i] - cdf[i-1]) in a fraction of the time on a CPU. A row longer than
+distribution (P(i) = cdf[i] - cdf[i-1]) in a fraction of the time on a CPU. There a row longer than
 `CDF_BLOCK` is searched in two steps, so that its full cumulative sum, a sequential pass over every
 bin, is never formed: the block of `CDF_BLOCK` bins the draw falls in (from the blocks' sums), then the
-bin inside that block (from that block's cumulative sum alone).
+bin inside that block (from that block's cumulative sum alone). A GPU scans a row in parallel, and
+each of the two-step search's extra operators is a kernel launch (the softmax and search of a draw
+from 5,000 bins dispatch 31 operators in blocks, 8 in one: `bench/bench_rewards.py`), so there every
+row takes one cumulative sum (`cdf_block`). The two searches pick the same bin but for float rounding.
 """
 
 from __future__ import annotations
 
+import sys
+
 import torch
 
-# Bins per block of the two-step search; rows of at most this many bins take one cumulative sum.
+# Bins per block of the two-step search on a CPU; rows of at most this many bins take one cumulative sum.
 CDF_BLOCK = 128
+
+
+def cdf_block(device: torch.device) -> int:
+    """`inverse_cdf`'s block on `device`: `CDF_BLOCK` on a CPU, no blocks (one cumulative sum) elsewhere."""
+    return CDF_BLOCK if device.type == "cpu" else sys.maxsize
 
 
 def sample_categorical(
@@ -36,11 +46,13 @@ def sample_categorical(
     return index if num_samples is not None else index.squeeze(1)
 
 
-def inverse_cdf(probs: torch.Tensor, u: torch.Tensor, block: int = CDF_BLOCK) -> torch.Tensor:
+def inverse_cdf(probs: torch.Tensor, u: torch.Tensor, block: int | None = None) -> torch.Tensor:
     """For uniforms `u` [B, S] in [0, 1): the bin of each row of `probs` [B, V] (non-negative, any
     total) whose cumulative interval holds u times the row's total: [B, S] long. Bins of zero mass are
-    never returned; rows of more than `block` bins are searched block first (see the module)."""
+    never returned; rows of more than `block` bins (default: `cdf_block` of the device) are searched
+    block first (see the module)."""
     n_bins = probs.shape[1]
+    block = cdf_block(probs.device) if block is None else block
     if n_bins <= block:
         cdf = probs.cumsum(dim=-1)
         index = _first_above(cdf, u * cdf[:, -1:])

@@ -23,6 +23,7 @@ import seqgan_env  # noqa: F401  (registers the ids)
 from agents.mle import MLEConfig, MLETrainer
 from seqgan_env.diagnostics import policy_gradient_split
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
+from seqgan_env.sampling import inverse_cdf
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -153,6 +154,15 @@ def test_graphed_mle_epochs_follow_plain_ones(precision: str) -> None:
     assert graphed_losses == pytest.approx(plain_losses, rel=1e-3 if precision == "bf16" else 1e-5)
     for a, b in zip(plain_weights, graphed_weights, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_sampling_on_cuda_picks_the_cpu_s_bins_but_for_float_rounding() -> None:
+    """On CUDA a row takes one cumulative sum (`cdf_block`), on the CPU the two-step search: for the
+    same uniforms they pick the same bins but where float rounding puts u at a bin's edge."""
+    probs = torch.softmax(torch.randn(2000, 5000, generator=torch.Generator().manual_seed(13)) * 3, -1)
+    u = torch.rand(2000, 4, generator=torch.Generator().manual_seed(14))
+    on_cuda = inverse_cdf(probs.cuda(), u.cuda()).cpu()
+    assert (on_cuda == inverse_cdf(probs, u)).float().mean() > 0.999
 
 
 def test_the_discriminator_on_cuda_takes_its_filters_as_one_product_with_the_cpu_s_values() -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import CHI2_CRITICAL_1E4, chi2_critical_1e4, chi_square
 
-from seqgan_env.sampling import CDF_BLOCK, inverse_cdf, sample_categorical
+from seqgan_env.sampling import CDF_BLOCK, cdf_block, inverse_cdf, sample_categorical
 
 N_DRAWS = 200_000
 LOGITS = torch.tensor([0.3, -1.2, 2.0, 0.0, 1.1, -0.4, 0.7, -2.5])  # V = 8, all probabilities > 0
@@ -162,3 +162,13 @@ def test_a_uniform_at_the_top_of_the_range_never_lands_past_the_last_bin_with_ma
     probs[0, :3] = torch.tensor([0.2, 0.3, 0.5])
     u = torch.tensor([[1.0 - 2**-24, 1.0]])  # 1.0 itself: rounding at its worst
     assert inverse_cdf(probs, u, block=block).tolist() == [[2, 2]]
+
+
+def test_a_cpu_searches_long_rows_in_blocks_and_a_gpu_in_one_cumulative_sum():
+    """`inverse_cdf`'s default block by device: the two-step search where a cumulative sum is a
+    sequential pass (a CPU), one parallel scan where each extra operator is a kernel launch (CUDA)."""
+    assert cdf_block(torch.device("cpu")) == CDF_BLOCK
+    assert cdf_block(torch.device("cuda")) >= 5000 and cdf_block(torch.device("meta")) >= 5000
+    probs = torch.softmax(torch.randn(64, 5000, generator=torch.Generator().manual_seed(15)), -1)
+    u = torch.rand(64, 3, generator=torch.Generator().manual_seed(16))
+    assert torch.equal(inverse_cdf(probs, u), inverse_cdf(probs, u, block=CDF_BLOCK))  # the CPU's default
