@@ -95,9 +95,11 @@ def dispatched_ops(fn: Callable[[], Any]) -> int:
 
 
 def plain_copy(disc: Discriminator) -> Conv1dDiscriminator:
-    """A `Conv1dDiscriminator` with the weights and mode of `disc`."""
+    """A `Conv1dDiscriminator` with the weights and mode of `disc`, each filter its own layer on any
+    device (not CUDA's one product)."""
     plain = Conv1dDiscriminator(disc.config)
     plain.load_state_dict(disc.state_dict())
+    plain.filter_groups = tuple((k,) for k in range(len(disc.config.filters)))
     return plain.train(disc.training)
 
 
