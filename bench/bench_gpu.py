@@ -76,7 +76,7 @@ def d_step_times(
     s: dict[str, int], device: torch.device, steps: int, compiled: bool = False
 ) -> dict[str, tuple[float, str]]:
     """Median seconds of one training step at batch B for each variant (graphed or not, precision, the
-    filters one product per filter or all as one; with `compiled` also the graphed bf16 step of a
+    filters one product per filter or all as one; `compiled`: instead the graphed bf16 steps of a
     `torch.compile`d loss, fused kernels in the graph), each with the kernels a step launches."""
     config = DiscriminatorConfig(s["V"], s["T"], s["embed"], paper_filters(s["T"]))
     rng = torch.Generator().manual_seed(0)
@@ -85,14 +85,17 @@ def d_step_times(
     fake = torch.randint(s["V"], (n - n // 2, s["T"]), generator=rng)
     variants: dict[str, tuple[bool, str, bool, bool]] = {}  # name: graphs, precision, grouped, compiled
     cuda = device.type == "cuda"
-    for graphs in (False, True) if cuda else (False,):
-        for precision in ("fp32", "tf32", "bf16") if cuda else ("fp32", "bf16"):
-            variants[f"{'graphed' if graphs else 'plain'} {precision}"] = (graphs, precision, False, False)
-    for precision in ("tf32", "bf16") if cuda else ("bf16",):
-        variants[f"{'graphed' if cuda else 'plain'} {precision} {GROUPED}"] = (cuda, precision, True, False)
     if compiled:
         variants[COMPILED] = (cuda, "bf16", False, True)
         variants[f"{COMPILED} {GROUPED}"] = (cuda, "bf16", True, True)
+    else:
+        for graphs in (False, True) if cuda else (False,):
+            kind = "graphed" if graphs else "plain"
+            for precision in ("fp32", "tf32", "bf16") if cuda else ("fp32", "bf16"):
+                variants[f"{kind} {precision}"] = (graphs, precision, False, False)
+        kind = "graphed" if cuda else "plain"
+        for precision in ("tf32", "bf16") if cuda else ("bf16",):
+            variants[f"{kind} {precision} {GROUPED}"] = (cuda, precision, True, False)
     times: dict[str, list[float]] = {name: [] for name in variants}
     kernels: dict[str, str] = {}
     kept: dict[str, Discriminator] = {}  # a compiled variant is compiled once and reused
@@ -212,12 +215,18 @@ def main() -> None:
     print(f"  ({GROUPED}: all {len(config.filters)} convolutions as one matrix product, filters zero-padded "
           f"to width {widest}; else one product per filter. Kernels: those of one plain step, which a "
           f"graph replays)")  # fmt: skip
-    measured = d_step_times(s, device, args.d_steps, args.compile)
-    for name, (sec, kernels) in measured.items():
-        flops = step_flops / sec / 1e12
-        kind = name.split()[1]
-        share = f" = {100 * flops / peaks[kind]:5.1f}% of the {kind} matmul" if kind in peaks else ""
-        print(f"  {name:26s} {1e3 * sec:8.3f} ms/step  {kernels:>12s}  {flops:7.2f} TFLOP/s{share}")
+    measured: dict[str, tuple[float, str]] = {}
+    # The eager and graphed steps first, their table printed before the compiled ones (compiling takes
+    # minutes on a GPU: a time limit that cuts them leaves the others' medians).
+    for compiled in (False, True) if args.compile else (False,):
+        part = d_step_times(s, device, args.d_steps, compiled)
+        for name, (sec, kernels) in part.items():
+            flops = step_flops / sec / 1e12
+            kind = name.split()[1]
+            share = f" = {100 * flops / peaks[kind]:5.1f}% of the {kind} matmul" if kind in peaks else ""
+            print(f"  {name:26s} {1e3 * sec:8.3f} ms/step  {kernels:>12s}  {flops:7.2f} TFLOP/s{share}",
+                  flush=True)  # fmt: skip
+        measured.update(part)
     d_steps_round = s["repeats"] * s["epochs"] * math.ceil(2 * s["n_real"] / s["B"])
     best = min(sec for sec, _ in measured.values())
     print(f"  a round's {d_steps_round} steps at the fastest: {d_steps_round * best:.2f} s")
