@@ -3,9 +3,11 @@
 Part 1, the discriminator's training step at batch 64 (the paper's model), median over --d-steps
 steps after a warm-up, alternating: plain steps (one launch per kernel) and steps replayed from a CUDA
 graph (`seqgan_env/cuda_graphs.py`), in fp32, TF32 (fp32 products on the tensor cores) and bf16
-(autocast), each against the large matmul of the same precision on the same device (on a CPU: plain
-fp32 and bf16). With --compile also the bf16 step with the loss through `torch.compile` (inductor's
-fused kernels, in the CUDA graph on a GPU), compiled once and then timed like the others.
+(autocast), with one product per filter and (TF32, bf16) the filters as one product
+(`Discriminator.filter_groups`), each against the large matmul of the same precision on the same
+device (on a CPU: plain fp32 and bf16, and bf16 as one product), with the kernels a step launches (on
+a CPU: the operators it dispatches). With --compile then the bf16 steps with the loss through
+`torch.compile` (inductor's fused kernels, in the CUDA graph on a GPU), compiled once and timed alike.
 Part 2, one adversarial round of the paper schedule timed end to end (all 5 x 3 x 312 discriminator
 steps, not extrapolated), in fp32 and in --precision auto: the generator step (64 sequences, their
 Monte Carlo rewards with N 16, one policy-gradient step), the negatives (5 x 9,984 samples) and the
