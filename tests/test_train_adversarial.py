@@ -15,6 +15,7 @@ import pytest
 import torch
 from conftest import HANG_GUARD, killer_command
 
+from seqgan_env import sampling
 from seqgan_env.checkpoint import load_checkpoint
 from seqgan_env.discriminator import Discriminator
 from seqgan_env.env import SeqGANEnv
@@ -271,18 +272,19 @@ def test_same_seed_gives_the_same_run(tmp_path: Path, capsys: pytest.CaptureFixt
     ]
 
 
-def test_a_run_with_the_convolutions_as_one_product_as_on_cuda(
+def test_a_run_in_the_forms_cuda_takes_on_the_cpu(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The discriminator's CUDA form (all filters as one product) through a whole run on the CPU: the
-    pre-training, then a run started from it (--init-from), whose new discriminator first scores (in
-    inference mode: the round-0 evaluation, the rewards) and then trains."""
+    """CUDA's forms (the discriminator's filters as one product, sampling by one cumulative sum a row)
+    through whole runs on the CPU: the pre-training, then a run started from it (--init-from), whose new
+    discriminator first scores (in inference mode: the round-0 evaluation, the rewards), then trains."""
     default = Discriminator.filter_groups
 
     def one_product(self: Discriminator) -> tuple[tuple[int, ...], ...]:
         return default.fget(self) if self._filter_groups is not None else (tuple(range(len(self.convs))),)
 
     monkeypatch.setattr(Discriminator, "filter_groups", property(one_product, default.fset))
+    monkeypatch.setattr(sampling, "cdf_block", lambda device: sys.maxsize)
     first = run_in_process(capsys, *FAST, "--rounds", "0", "--out", str(tmp_path), "--name", "pre")
     assert first.returncode == 0, first.stderr
     second = run_in_process(capsys, *FAST, "--rounds", "2", "--init-from", str(tmp_path / "pre"),
