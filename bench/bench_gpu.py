@@ -133,19 +133,24 @@ def d_step_times(
 def step_kernels(
     disc: Discriminator, opt: torch.optim.Optimizer, x: torch.Tensor, device: torch.device, compiled: bool
 ) -> str:
-    """The kernels one plain training step of `disc` launches (a graphed step replays the same): on CUDA
-    the device's kernels and copies as torch.profiler records them, on a CPU the aten operators the
-    step dispatches, views excluded (a compiled step's fused kernels are not countable there)."""
+    """The kernels one plain training step of `disc` launches (a graphed step replays the same); a
+    compiled step's fused kernels are not countable on a CPU."""
     labels = (torch.arange(len(x)) % 2).to(device)
     step = functools.partial(disc.train_step_tensor, opt, x, labels)
+    return "-" if compiled and device.type != "cuda" else kernels_of(step, device)
+
+
+def kernels_of(fn: Callable[[], Any], device: torch.device) -> str:
+    """The kernels one call of `fn` launches: on CUDA the device's kernels and copies as torch.profiler
+    records them, on a CPU the aten operators it dispatches, views excluded (each a launch on a GPU)."""
     if device.type != "cuda":
-        return "-" if compiled else f"{dispatched_ops(step)} ops"
+        return f"{dispatched_ops(fn)} ops"
     from torch.profiler import ProfilerActivity, profile
 
-    try:  # a count, not a timing: a profiler that fails here leaves the step's timing alone
+    try:  # a count, not a timing: a profiler that fails here leaves the timings alone
         synchronize(device)
         with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            step()
+            fn()
             synchronize(device)
         return f"{sum(e.device_type == torch.autograd.DeviceType.CUDA for e in prof.events())} kernels"
     except Exception as err:
@@ -153,8 +158,9 @@ def step_kernels(
         return "?"
 
 
-def time_round(s: dict[str, int], device: torch.device, precision: str) -> dict[str, float]:
-    """Seconds of one adversarial round's parts at sizes `s`, all of it run (nothing extrapolated)."""
+def time_round(s: dict[str, int], device: torch.device, precision: str) -> tuple[dict[str, float], str]:
+    """Seconds of one adversarial round's parts at sizes `s`, all of it run (nothing extrapolated), and
+    the kernels of one more generator step (its Monte Carlo search and policy-gradient step)."""
     init = torch.Generator().manual_seed(0)
     rng = torch.Generator(device=device).manual_seed(0)
     real = random_oracle(s["V"], s["T"]).sample(s["n_real"], init).to(device)
@@ -178,7 +184,7 @@ def time_round(s: dict[str, int], device: torch.device, precision: str) -> dict[
     }
     parts["of which the negatives"] = negatives
     parts["round"] = parts["generator step"] + parts["discriminator training with its negatives"]
-    return parts
+    return parts, kernels_of(lambda: agent.update(agent.collect(envs)), device)
 
 
 def main() -> None:
@@ -242,9 +248,10 @@ def main() -> None:
     auto = resolve_precision("auto", device)
     rounds: dict[str, dict[str, float]] = {}
     for precision in dict.fromkeys(("fp32", auto)):
-        rounds[precision] = time_round(s, device, precision)
+        rounds[precision], generator_kernels = time_round(s, device, precision)
         parts = ", ".join(f"{k} {v:.2f} s" for k, v in rounds[precision].items())
         print(f"\none paper round ({precision}): {parts}")
+        print(f"  a generator step: {generator_kernels}")
     r = rounds[auto]["round"]
     print(f"\nprojected paper experiment ({auto}): {ROUNDS} rounds x {r:.2f} s = {ROUNDS * r / 60:.1f} min, "
           f"plus MLE ({MLE_EPOCHS} epochs) and discriminator pre-training ({D_PRETRAIN} sets) and the "

@@ -101,7 +101,8 @@ def test_bench_gpu_runs_its_parts_at_tiny_size_on_the_cpu():
     # All filters as one product dispatch fewer operators a step than one product per filter.
     ops = dict(re.findall(r"plain (bf16(?: one-product)?) +[0-9.]+ ms/step +(\d+) ops", out))
     assert int(ops["bf16 one-product"]) < int(ops["bf16"]), out[-3000:]
-    round_line = r"one paper round \(fp32\): generator step [0-9.]+ s, .* round [0-9.]+ s"
+    round_line = (r"one paper round \(fp32\): generator step [0-9.]+ s, .* round [0-9.]+ s\n"
+                  r"  a generator step: \d+ ops")
     assert re.search(round_line, out), out[-3000:]
 
 
