@@ -48,10 +48,10 @@ EOF
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv >>"$OUT/machine.txt" 2>&1
 
 quick() {
-    echo "== tests/test_gpu.py"
+    echo "== tests/test_gpu.py"  # -v: each outcome is logged as it comes, should the limit cut the run
     local workers=()  # the tests are tiny runs in subprocesses: several share the GPU
     if python3 -c "import xdist" 2>/dev/null; then workers=(-n 6); fi
-    timeout "${TEST_S:-240}" python3 -m pytest -q -p no:cacheprovider "${workers[@]}" tests/test_gpu.py 2>&1 \
+    timeout "${TEST_S:-240}" python3 -m pytest -v -p no:cacheprovider "${workers[@]}" tests/test_gpu.py 2>&1 \
         | tee "$OUT/test_gpu.log" | tail -25
     echo "== bench/bench_gpu.py"
     # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
