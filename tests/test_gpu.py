@@ -114,6 +114,15 @@ def test_the_policy_gradient_split_of_a_generator_in_eval_mode_on_cudnn() -> Non
     torch.testing.assert_close(split["g"].cpu(), on_cpu["g"], rtol=1e-4, atol=1e-6)
 
 
+def assert_graphed_follows_plain(results: list, precision: str) -> None:
+    """`results`: (losses, weights) of the plain run, then of the graphed one: the same up to kernel
+    rounding."""
+    (plain_loss, plain_weights), (graphed_loss, graphed_weights) = results
+    assert graphed_loss == pytest.approx(plain_loss, rel=1e-3 if precision == "bf16" else 1e-5)
+    for a, b in zip(plain_weights, graphed_weights, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+
+
 @pytest.mark.parametrize("groups", [None, ((0,), (1,), (2,))], ids=["one product", "per filter"])
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_graphed_discriminator_fit_follows_the_plain_fit(precision: str, groups: tuple | None) -> None:
@@ -132,10 +141,7 @@ def test_graphed_discriminator_fit_follows_the_plain_fit(precision: str, groups:
         loss = disc.fit(opt, real, fake, 2, 16, torch.Generator(device="cuda").manual_seed(3))
         assert disc.cuda_graphs == graphs  # the capture worked (no fallback to plain steps)
         results.append((loss, [p.detach().clone() for p in disc.parameters()]))
-    (plain_loss, plain_weights), (graphed_loss, graphed_weights) = results
-    assert graphed_loss == pytest.approx(plain_loss, rel=1e-3 if precision == "bf16" else 1e-5)
-    for a, b in zip(plain_weights, graphed_weights, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+    assert_graphed_follows_plain(results, precision)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -151,10 +157,7 @@ def test_graphed_mle_epochs_follow_plain_ones(precision: str) -> None:
         losses = [trainer.epoch(data, torch.Generator(device="cuda").manual_seed(e)) for e in range(3)]
         assert trainer.cuda_graphs == graphs  # the capture worked (no fallback to plain steps)
         results.append((losses, [p.detach().clone() for p in generator.parameters()]))
-    (plain_losses, plain_weights), (graphed_losses, graphed_weights) = results
-    assert graphed_losses == pytest.approx(plain_losses, rel=1e-3 if precision == "bf16" else 1e-5)
-    for a, b in zip(plain_weights, graphed_weights, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+    assert_graphed_follows_plain(results, precision)
 
 
 def test_sampling_on_cuda_picks_the_cpu_s_bins_but_for_float_rounding() -> None:
