@@ -26,7 +26,7 @@ import torch
 
 from seqgan_env.discriminator import SequenceScorer
 from seqgan_env.prefix_discriminator import IncrementalScorer, dense_rewards
-from seqgan_env.rewards import monte_carlo_q
+from seqgan_env.rewards import MonteCarloSearch
 from seqgan_env.token_lstm import TokenLSTM
 
 REWARD_MODES = ("mc", "shaped", "terminal", "dense")
@@ -75,6 +75,7 @@ class SeqGANCore:
         self.logits = torch.zeros(B, self.vocab_size, device=device)  # next-token logits [B, V]
         self.h = torch.zeros(B, H, device=device)
         self.c = torch.zeros(B, H, device=device)
+        self.search = MonteCarloSearch(rollout_policy, n_rollouts, eos_id, self.pad_id)
         self._params = tuple(rollout_policy.parameters())
         self._cached_with = self._policy_key()  # the weights the cached logits/states come from
         self.prefix_scorer: IncrementalScorer | None = None
@@ -199,10 +200,8 @@ class SeqGANCore:
             for t in np.unique(self.length[cont]):  # one batch per prefix length (one in lockstep)
                 sel = cont[self.length[cont] == t]
                 si = torch.as_tensor(sel, device=self.tokens.device)
-                q = monte_carlo_q(
-                    self.rollout_policy, self.scorer, self.tokens[si, :t], self.logits[si],
-                    (self.h[si], self.c[si]), self.n_rollouts, rng, self.eos_id, self.pad_id,
-                )
+                state = (self.h[si], self.c[si])
+                q = self.search(self.scorer, self.tokens[si, :t], self.logits[si], state, rng)
                 result.q[sel] = q.cpu().numpy()
                 result.q_computed[sel] = True
 

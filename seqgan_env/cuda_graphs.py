@@ -11,13 +11,19 @@ Capturing needs a few warm-up steps (on a side stream, so that the allocator and
 settle); their updates are undone afterwards (weights, optimizer state and the CUDA random state are
 restored in place), so the training that follows is the one an eager loop would run, with the same
 dropout random stream. Adam must be built with `capturable=True` (its step count on the device).
+
+`GraphedFunction` does the same for a function without autograd (the Monte Carlo search: some hundreds
+of kernels per prefix length), and `GraphCache` keeps one such graph per shape of its inputs. Random
+draws inside a graph continue the generator's stream exactly as the eager calls would: the generator
+is registered with the graph, whose replay reads its current state and advances it by the draws the
+capture recorded.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Hashable
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -58,8 +64,12 @@ def can_capture(model: nn.Module, optimizer: torch.optim.Optimizer) -> bool:
     """Whether `model`'s training steps with `optimizer` can run as a CUDA graph here: a CUDA model
     and an optimizer whose state lives on the device (`capturable=True`)."""
     params = list(model.parameters())
-    on_cuda = bool(params) and all(p.device.type == "cuda" for p in params)
-    return on_cuda and bool(optimizer.defaults.get("capturable", False))
+    return bool(params) and on_cuda(*params) and bool(optimizer.defaults.get("capturable", False))
+
+
+def on_cuda(*tensors: torch.Tensor) -> bool:
+    """Whether all of `tensors` live on a CUDA device, where work can be captured as a graph."""
+    return all(x.device.type == "cuda" for x in tensors)
 
 
 class GraphedTrainStep:
@@ -121,3 +131,102 @@ class GraphedTrainStep:
             buffer.copy_(x, non_blocking=True)
         self.graph.replay()
         return self.loss.detach().clone()
+
+
+class GraphedFunction:
+    """`fn(*inputs)` (one tensor, no autograd) replayed from a CUDA graph for inputs of the captured
+    shapes: a call copies the inputs into the graph's buffers, replays it and returns a copy of its
+    output. Call it in the autograd mode it was built in (the buffers are inference tensors when built
+    under `torch.inference_mode`). Draws from `generator` (or the device's default generator) inside
+    `fn` follow on from the generator's state at each call, as eager calls would; the warm-up's draws
+    are undone. `pool`: a memory pool shared with other graphs that never replay concurrently."""
+
+    def __init__(
+        self,
+        fn: Callable[..., torch.Tensor],
+        *examples: torch.Tensor,
+        generator: torch.Generator | None = None,
+        pool: Any = None,
+        warmup: int = 1,
+    ) -> None:
+        device = examples[0].device
+        self.inputs = [x.clone() for x in examples]
+        saved = generator.get_state() if generator is not None else torch.cuda.get_rng_state(device)
+        try:
+            side = torch.cuda.Stream(device)
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side):  # first calls (libraries' handles, lazy buffers) not captured
+                for _ in range(warmup):
+                    fn(*self.inputs)
+            torch.cuda.current_stream(device).wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            if generator is not None:  # the default generator is registered by every capture
+                self.graph.register_generator_state(generator)
+            with torch.cuda.graph(self.graph, pool=pool):
+                self.output = fn(*self.inputs)
+        finally:
+            if generator is not None:
+                generator.set_state(saved)
+            else:
+                torch.cuda.set_rng_state(saved, device)
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        for buffer, x in zip(self.inputs, inputs, strict=True):
+            if x.shape != buffer.shape:  # copy_ would broadcast a smaller input silently
+                shapes = f"{tuple(x.shape)} for a graph captured with {tuple(buffer.shape)}"
+                raise ValueError(f"input of shape {shapes}")
+            buffer.copy_(x, non_blocking=True)
+        self.graph.replay()
+        return self.output.clone()
+
+
+class GraphCache:
+    """`fn(*inputs)` with one `GraphedFunction` per shape of the inputs, where all of them are on a
+    CUDA device. A shape is captured the second time it is seen (one seen once, such as a ragged last
+    batch, is not worth a capture), and at most `max_graphs` are kept; the other calls run eagerly.
+
+    `key` names everything the captured kernels read besides the inputs (the weights' storage, the
+    generator, settings read when `fn` runs): a call with a new key drops every graph, so `fn` must
+    compute the same thing for equal keys. A capture that fails is said once (`what` runs eagerly from
+    then on; `cuda_graphs` off)."""
+
+    def __init__(self, what: str, max_graphs: int = 64) -> None:
+        self.what = what
+        self.max_graphs = max_graphs
+        self.cuda_graphs = True
+        self._key: Hashable = None
+        self._graphs: dict[Hashable, GraphedFunction] = {}
+        self._seen: set[Hashable] = set()
+        self._pool: Any = None  # one memory pool for all the graphs (they replay one at a time)
+
+    def __len__(self) -> int:
+        return len(self._graphs)
+
+    def __call__(
+        self,
+        fn: Callable[..., torch.Tensor],
+        *inputs: torch.Tensor,
+        key: Hashable,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        if not (self.cuda_graphs and on_cuda(*inputs)):
+            return fn(*inputs)
+        if key != self._key:
+            self._key, self._graphs, self._seen, self._pool = key, {}, set(), None
+        shapes = tuple((tuple(x.shape), x.dtype) for x in inputs)
+        graph = self._graphs.get(shapes)
+        if graph is None:
+            if shapes not in self._seen or len(self._graphs) >= self.max_graphs:
+                self._seen.add(shapes)
+                return fn(*inputs)
+            if self._pool is None:
+                self._pool = torch.cuda.graph_pool_handle()
+            try:
+                graph = GraphedFunction(fn, *inputs, generator=generator, pool=self._pool)
+            except (RuntimeError, AttributeError) as err:  # AttributeError: a torch without the API
+                warnings.warn(f"{self.what} runs without CUDA graphs: capture failed ({err})", stacklevel=2)
+                self.cuda_graphs = False
+                self._graphs.clear()
+                return fn(*inputs)
+            self._graphs[shapes] = graph
+        return graph(*inputs)

@@ -6,12 +6,22 @@ state for each prefix is cached by the caller (advanced one token per step), so 
 prefix; the N completions of all B prefixes are sampled as one batch of B*N rows (the first token
 straight from the B prefixes' distributions) and scored by one call of the scorer in inference mode,
 which for the discriminator computes the convolution windows inside each shared prefix once.
+
+`MonteCarloSearch` is what the environment calls: `monte_carlo_q`, which on a CUDA device with a
+discriminator (any `nn.Module` scorer) replays each (prefix length, batch size) from a CUDA graph, since
+the search is some hundreds of small kernels per prefix length, each shorter than its launch. The
+numbers and the generator's stream are those of the eager calls.
 """
 
 from __future__ import annotations
 
-import torch
+import itertools
+from collections.abc import Hashable
 
+import torch
+from torch import Tensor, nn
+
+from seqgan_env.cuda_graphs import GraphCache
 from seqgan_env.discriminator import PrefixScorer, SequenceScorer
 from seqgan_env.token_lstm import LSTMState, TokenLSTM
 
@@ -45,6 +55,51 @@ def monte_carlo_q(
     else:
         scores = scorer.score(torch.cat([prefixes.repeat_interleave(n_rollouts, dim=0), completions], dim=1))
     return scores.view(batch, n_rollouts).mean(dim=1)
+
+
+class MonteCarloSearch:
+    """`monte_carlo_q` for one rollout policy's completions (`n_rollouts` of them, ending at `eos_id`
+    and padded with `pad_id`), replayed from CUDA graphs on a CUDA device (`GraphCache`: a graph per
+    prefix length and batch size, captured the second time it is seen). The graphs read the rollout
+    policy's and the scorer's weights where they lie, so training them in place (optimizer steps,
+    `load_state_dict`) needs no new capture; new weight tensors, another scorer or generator, or a
+    change of precision do. Scorers that are not an `nn.Module` (BLEU, the oracle) run eagerly."""
+
+    def __init__(
+        self, rollout_policy: TokenLSTM, n_rollouts: int, eos_id: int | None = None, pad_id: int | None = None
+    ) -> None:
+        self.rollout_policy = rollout_policy
+        self.n_rollouts = n_rollouts
+        self.eos_id = eos_id
+        self.pad_id = pad_id
+        self.graphs = GraphCache("the Monte Carlo search", max_graphs=4 * rollout_policy.config.seq_len)
+
+    @torch.inference_mode()
+    def __call__(
+        self,
+        scorer: SequenceScorer,
+        prefixes: torch.Tensor,
+        logits: torch.Tensor,
+        state: LSTMState,
+        rng: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Q of each prefix in `prefixes` [B, t]: [B] (see `monte_carlo_q`)."""
+
+        def search(prefixes: torch.Tensor, logits: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> Tensor:
+            return monte_carlo_q(self.rollout_policy, scorer, prefixes, logits, (h, c), self.n_rollouts, rng,
+                                 self.eos_id, self.pad_id)  # fmt: skip
+
+        if not isinstance(scorer, nn.Module):
+            return search(prefixes, logits, *state)
+        return self.graphs(search, prefixes, logits, *state, key=self._key(scorer, rng), generator=rng)
+
+    def _key(self, scorer: nn.Module, rng: torch.Generator | None) -> Hashable:
+        """What a captured search reads besides its inputs: the models' tensors where they lie, the
+        scorer and the generator, and the settings the models read as they run."""
+        models = (self.rollout_policy, scorer)
+        tensors = tuple(x.data_ptr() for m in models for x in itertools.chain(m.parameters(), m.buffers()))
+        settings = (self.rollout_policy.precision, getattr(scorer, "precision", None))
+        return (id(scorer), id(rng), settings, tensors)
 
 
 @torch.inference_mode()

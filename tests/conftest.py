@@ -345,3 +345,68 @@ def cuda_graphs_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device=None: torch.get_rng_state())
     monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device=None: torch.set_rng_state(state))
     return cuda_graphs
+
+
+class RecordedGraph:
+    """A CUDA graph stood in for on the CPU: the aten operators a capture ran, each with the tensors
+    it read and wrote, replayed in order on those same tensors (a result that is a new tensor is
+    copied into the captured one; views and in-place results already are the captured memory). So a
+    replay reads the captured inputs' current values and writes the captured outputs, as a graph
+    does, and a Python-side decision made during the capture is frozen into it, as on a GPU."""
+
+    # Operators a CUDA capture refuses, since they wait for the device (a value read back, a
+    # data-dependent shape): raised here as the capture would.
+    SYNCHRONISING = ("aten::_local_scalar_dense", "aten::nonzero", "aten::masked_select", "aten::item")
+
+    def __init__(self) -> None:
+        self.ops: list[tuple[Any, tuple[Any, ...], dict[str, Any], Any, list[bool]]] = []
+        self.generators: list[torch.Generator] = []
+        self.replays = 0
+
+    def register_generator_state(self, generator: torch.Generator) -> None:
+        self.generators.append(generator)
+
+    def replay(self) -> None:
+        from torch.utils._pytree import tree_flatten
+
+        for func, args, kwargs, out, fresh in self.ops:
+            result = func(*args, **kwargs)
+            for captured, new, copy in zip(tree_flatten(out)[0], tree_flatten(result)[0], fresh, strict=True):
+                if copy:
+                    captured.copy_(new)
+        self.replays += 1
+
+
+def recording(graph: RecordedGraph, pool: Any = None, **_: Any) -> Any:
+    """`torch.cuda.graph(graph)` on the CPU: the block runs eagerly and its operators are recorded."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            kwargs = kwargs or {}
+            if func._schema.name in RecordedGraph.SYNCHRONISING:
+                raise RuntimeError(f"operation not permitted when stream is capturing ({func})")
+            out = func(*args, **kwargs)
+            read = {x.untyped_storage().data_ptr() for x in tree_flatten((args, kwargs))[0]
+                    if isinstance(x, torch.Tensor)}  # fmt: skip
+            fresh = [isinstance(x, torch.Tensor) and x.untyped_storage().data_ptr() not in read
+                     for x in tree_flatten(out)[0]]  # fmt: skip
+            graph.ops.append((func, args, kwargs, out, fresh))
+            return out
+
+    return Record()
+
+
+@pytest.fixture
+def cuda_graphs_recorded_on_the_cpu(cuda_graphs_on_the_cpu: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`seqgan_env.cuda_graphs` with CUDA graphs stood in for by `RecordedGraph`s that replay, and the
+    CPU counted as a device that captures: for the tests that a replayed graph computes what the eager
+    code does, reads its inputs and the weights where they lie, and continues the random stream."""
+    from seqgan_env import cuda_graphs
+
+    monkeypatch.setattr(cuda_graphs, "on_cuda", lambda *tensors: True)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", RecordedGraph)
+    monkeypatch.setattr(torch.cuda, "graph", recording)
+    monkeypatch.setattr(torch.cuda, "graph_pool_handle", lambda: "pool")
+    return cuda_graphs

@@ -34,3 +34,38 @@ def test_a_capture_that_fails_is_said_once_and_the_trainer_goes_on_with_plain_st
     assert not trainer.cuda_graphs and len(attempts) == 2
     trainer.epoch(real)  # no second attempt, no second warning
     assert len(attempts) == 2
+
+
+def test_a_graph_cache_captures_a_shape_at_its_second_call_and_keeps_at_most_its_limit(
+    cuda_graphs_recorded_on_the_cpu,
+):
+    """A shape seen once (a ragged last batch) is not captured; a shape seen again is, until
+    `max_graphs` are kept; a new key drops them all. The results are the eager ones throughout."""
+    cache = cuda_graphs_recorded_on_the_cpu.GraphCache("doubling", max_graphs=2)
+
+    def double(x: torch.Tensor) -> torch.Tensor:
+        return x * 2 + 1
+
+    for n in (3, 3, 3, 4, 5, 5, 4, 4):
+        x = torch.arange(n, dtype=torch.float32) + n
+        assert torch.equal(cache(double, x, key="weights"), double(x))
+    assert {shapes[0][0] for shapes in cache._graphs} == {(3,), (5,)}  # (4,) came third: over the limit
+    assert cache(double, torch.ones(3), key="new weights").tolist() == [3.0] * 3
+    assert len(cache) == 0
+
+
+def test_a_graphed_function_refuses_an_input_of_another_shape_and_gives_back_the_warm_up_s_draws(
+    cuda_graphs_recorded_on_the_cpu,
+):
+    def noisy(x: torch.Tensor) -> torch.Tensor:
+        return x + torch.rand(x.shape, generator=rng)
+
+    rng = torch.Generator().manual_seed(0)
+    before = rng.get_state()
+    graphed = cuda_graphs_recorded_on_the_cpu.GraphedFunction(noisy, torch.zeros(2, 3), generator=rng)
+    assert torch.equal(rng.get_state(), before) and graphed.graph.generators == [rng]
+    eager_rng = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3)
+    assert torch.equal(graphed(x), x + torch.rand(2, 3, generator=eager_rng))
+    with pytest.raises(ValueError, match=r"input of shape \(1, 3\) for a graph captured with \(2, 3\)"):
+        graphed(torch.zeros(1, 3))  # copy_ would broadcast it into every row

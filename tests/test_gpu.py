@@ -1,10 +1,11 @@
 """Every script and the environment on a CUDA device, at tiny sizes, the signal diagnostics on (the
 default): train/adversarial.py in every mode, reward, baseline and precision, resume, the text run and
 sample, pretrain and the discriminator probe, compare, SB3 (each algorithm; train/rllib.py runs on
-the CPU only); and the CUDA-only code: the diagnostics' gradient through cuDNN's LSTM, the discriminator's
-steps replayed from a CUDA graph. Skipped without a GPU; run it where there is one (`python -m pytest
-tests/test_gpu.py`, or bench/gpu_check.sh). The CPU suite checks the same rules without one
-(tests/test_devices.py; tests/conftest.py refuses an LSTM backward in eval mode as cuDNN does)."""
+the CPU only); and the CUDA-only code: the diagnostics' gradient through cuDNN's LSTM, the
+discriminator's steps and the Monte Carlo search replayed from CUDA graphs. Skipped without a GPU; run
+it where there is one (`python -m pytest tests/test_gpu.py`, or bench/gpu_check.sh). The CPU suite
+checks the same rules without one (tests/test_devices.py; tests/conftest.py refuses an LSTM backward in
+eval mode as cuDNN does, and stands in for CUDA graphs)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import seqgan_env  # noqa: F401  (registers the ids)
 from agents.mle import MLEConfig, MLETrainer
 from seqgan_env.diagnostics import policy_gradient_split
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
+from seqgan_env.rewards import MonteCarloSearch, monte_carlo_q
 from seqgan_env.sampling import inverse_cdf
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
@@ -167,6 +169,37 @@ def test_sampling_on_cuda_picks_the_cpu_s_bins_but_for_float_rounding() -> None:
     u = torch.rand(2000, 4, generator=torch.Generator().manual_seed(14))
     on_cuda = inverse_cdf(probs.cuda(), u.cuda()).cpu()
     assert (on_cuda == inverse_cdf(probs, u)).float().mean() > 0.999
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_replayed_monte_carlo_search_follows_the_eager_one(precision: str) -> None:
+    """Each prefix length's search replayed from a CUDA graph gives the eager search's Q, round after
+    round with the discriminator trained in place in between, and leaves the generator where the eager
+    draws do (a graph registers it and advances it by what it drew)."""
+    V, T, N, B = 30, 8, 16, 64
+    policy = TokenLSTM(TokenLSTMConfig(V, T), rng=torch.Generator().manual_seed(0)).cuda()
+    config = DiscriminatorConfig(V, T, 16, ((1, 8), (3, 8), (8, 8)))
+    disc = Discriminator(config, rng=torch.Generator().manual_seed(1)).cuda()
+    disc.precision = policy.precision = precision
+    optimizer, search = disc.make_optimizer(), MonteCarloSearch(policy, n_rollouts=N)
+    rngs = [torch.Generator(device="cuda").manual_seed(2) for _ in range(2)]
+    data = torch.Generator().manual_seed(3)
+    labels = torch.tensor([1] * B + [0] * B, device="cuda")
+    graphed, eager = [], []
+    for _ in range(4):
+        for t in range(1, T):
+            prefixes = torch.randint(V, (B, t), generator=data).cuda()
+            with torch.no_grad():
+                logits, state = policy.start(B)
+                for k in range(t):
+                    logits, state = policy.step(prefixes[:, k], state)
+            graphed.append(search(disc, prefixes, logits, state, rngs[0]))
+            eager.append(monte_carlo_q(policy, disc, prefixes, logits, state, N, rngs[1]))
+        real = torch.randint(V, (B, T), generator=data).cuda()
+        disc.train_step(optimizer, torch.cat([real, real.flip(1)]), labels)
+    assert search.graphs.cuda_graphs and len(search.graphs) == T - 1  # captured, no fallback
+    assert torch.equal(rngs[0].get_state(), rngs[1].get_state())
+    torch.testing.assert_close(torch.stack(graphed), torch.stack(eager), rtol=1e-5, atol=1e-6)
 
 
 def test_the_discriminator_on_cuda_takes_its_filters_as_one_product_with_the_cpu_s_values() -> None:

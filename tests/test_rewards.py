@@ -238,3 +238,151 @@ def test_bf16_monte_carlo_q_matches_the_fp32_exact_expectation_within_the_stated
         for b, prefix in enumerate(prefixes.tolist()):
             mean, sd = exact[tuple(prefix)]
             assert abs(q[b].item() - mean) <= N_SE * sd / N**0.5 + BF16_Q_BIAS, (prefix, q[b].item(), mean)
+
+
+# --- the search replayed from CUDA graphs (stood in for on the CPU) ----------------------------------
+def search_inputs(policy: TokenLSTM, t: int, seed: int, batch: int = 5):
+    """Prefixes [batch, t] of the tiny sizes, with the rollout policy's logits and state after them."""
+    prefixes = torch.randint(0, V3, (batch, t), generator=torch.Generator().manual_seed(seed))
+    return prefixes, *rollout_inputs(policy, prefixes)
+
+
+def graphed_and_eager_searches(search, policy, disc, rounds: int, seed: int = 0, between=None, **eos):
+    """The Q of `rounds` rounds of prefixes (every prefix length), from `search` (a MonteCarloSearch
+    over `policy`) and from `monte_carlo_q`, each with its own generator seeded alike; `between(r)`
+    runs after each round (the models' training). Asserts both generators end in the same state."""
+    graphed_rng, eager_rng = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+    graphed, eager = [], []
+    for r in range(rounds):
+        for t in range(1, T3):
+            prefixes, logits, state = search_inputs(policy, t, seed=100 * r + t)
+            graphed.append(search(disc, prefixes, logits, state, graphed_rng))
+            eager.append(monte_carlo_q(policy, disc, prefixes, logits, state, 3, eager_rng, **eos))
+        if between is not None:
+            between(r)
+    assert torch.equal(graphed_rng.get_state(), eager_rng.get_state())
+    return torch.stack(graphed), torch.stack(eager)
+
+
+def test_a_replayed_search_gives_the_eager_q_while_the_models_train_in_place(
+    policy, cuda_graphs_recorded_on_the_cpu
+):
+    """Each prefix length is captured at its second call and replayed from then on: the replays read
+    the new prefixes, logits and states, the weights as the optimizers and `load_state_dict` leave
+    them in place, and draw the same random numbers as the eager search."""
+    from seqgan_env.rewards import MonteCarloSearch
+
+    disc = tiny_discriminator(vocab_size=V3, seq_len=T3, filters=((1, 2), (2, 3), (3, 2)))
+    optimizer = disc.make_optimizer()
+    search = MonteCarloSearch(policy, n_rollouts=3)
+    trained = TokenLSTM(policy.config, rng=torch.Generator().manual_seed(9))
+
+    def train(r: int) -> None:
+        real = torch.randint(0, V3, (8, T3), generator=torch.Generator().manual_seed(r))
+        disc.train_step(optimizer, torch.cat([real, real.flip(1)]), torch.tensor([1] * 8 + [0] * 8))
+        trained.output.bias.data.add_(0.5)
+        policy.load_state_dict(trained.state_dict())  # in place: the rollout policy's weights change
+
+    graphed, eager = graphed_and_eager_searches(search, policy, disc, rounds=4, between=train)
+    assert torch.equal(graphed, eager)
+    assert len(search.graphs) == T3 - 1
+    replays = sum(g.graph.replays for g in search.graphs._graphs.values())
+    assert replays == 3 * (T3 - 1)  # rounds 2 to 4: round 1 runs eagerly, round 2 captures and replays
+    assert not torch.equal(graphed[: T3 - 1], graphed[-(T3 - 1) :])  # the rounds' Q differ
+
+
+def test_new_weight_tensors_or_a_new_precision_make_the_search_capture_again(
+    policy, cuda_graphs_recorded_on_the_cpu
+):
+    """A graph reads the tensors it was captured with and runs the precision it was captured in:
+    weights assigned as new tensors or a change of precision drop the graphs (a replay would score
+    with what is gone)."""
+    from seqgan_env.rewards import MonteCarloSearch
+
+    disc = tiny_discriminator(vocab_size=V3, seq_len=T3, filters=((1, 2), (3, 2)))
+    other = tiny_discriminator(seed=4, vocab_size=V3, seq_len=T3, filters=((1, 2), (3, 2)))
+    search = MonteCarloSearch(policy, n_rollouts=3)
+    changes = [
+        lambda: disc.load_state_dict(other.state_dict(), assign=True),  # new tensors
+        lambda: setattr(disc, "precision", "bf16"),
+        lambda: policy.load_state_dict(TokenLSTM(policy.config).state_dict(), assign=True),
+    ]
+
+    def change(r: int) -> None:
+        if r % 2 == 1:  # each change after a round that replayed
+            changes[r // 2]()
+
+    graphed, eager = graphed_and_eager_searches(search, policy, disc, rounds=7, between=change)
+    assert torch.equal(graphed, eager)
+
+
+def test_a_search_with_an_end_of_sequence_replays_as_it_runs_eagerly(policy, cuda_graphs_recorded_on_the_cpu):
+    from seqgan_env.rewards import MonteCarloSearch
+
+    disc = tiny_discriminator(vocab_size=V3 + 1, seq_len=T3, filters=((1, 2), (2, 2)))
+    search = MonteCarloSearch(policy, n_rollouts=3, eos_id=2, pad_id=V3)
+    graphed, eager = graphed_and_eager_searches(search, policy, disc, rounds=3, eos_id=2, pad_id=V3)
+    assert torch.equal(graphed, eager) and len(search.graphs) == T3 - 1
+
+
+def test_scorers_other_than_a_module_search_eagerly(policy, scorer, cuda_graphs_recorded_on_the_cpu):
+    """BLEU and the oracle read values back as they score: their searches are never captured."""
+    from seqgan_env.rewards import MonteCarloSearch
+
+    search = MonteCarloSearch(policy, n_rollouts=3)
+    graphed, eager = graphed_and_eager_searches(search, policy, scorer, rounds=3)
+    assert torch.equal(graphed, eager) and len(search.graphs) == 0
+
+
+def test_a_scorer_that_cannot_be_captured_is_said_once_and_searched_eagerly(
+    policy, cuda_graphs_recorded_on_the_cpu
+):
+    from seqgan_env.rewards import MonteCarloSearch
+
+    class ReadsBack(torch.nn.Module):  # a module whose scoring waits for the device
+        def __init__(self) -> None:
+            super().__init__()
+            self.disc = tiny_discriminator(vocab_size=V3, seq_len=T3, filters=((1, 2), (3, 2)))
+
+        def score(self, sequences: torch.Tensor) -> torch.Tensor:
+            scores = self.disc.score(sequences)
+            return scores if scores.max().item() <= 1 else scores.clamp(max=1)
+
+    search = MonteCarloSearch(policy, n_rollouts=3)
+    with pytest.warns(UserWarning, match="the Monte Carlo search runs without CUDA graphs: capture failed"):
+        graphed, eager = graphed_and_eager_searches(search, policy, ReadsBack(), rounds=3)
+    assert torch.equal(graphed, eager)
+    assert not search.graphs.cuda_graphs and len(search.graphs) == 0
+
+
+def test_the_environment_hands_out_the_same_rewards_with_its_search_replayed(
+    policy, cuda_graphs_recorded_on_the_cpu
+):
+    """Two vector envs alike but for the graphs (one's switched off): the same rewards, episode after
+    episode, with the discriminator trained in place in between."""
+    from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
+
+    config = DiscriminatorConfig(V3, T3, embed_dim=4, filters=((1, 2), (3, 2)), dropout=0.0)  # the two alike
+    envs, discs = [], []
+    for graphs in (True, False):
+        disc = Discriminator(config, rng=torch.Generator().manual_seed(3))
+        kwargs = env_kwargs(policy, None, discriminator=disc)
+        kwargs["n_rollouts"] = 3
+        env = SeqGANVectorEnv(num_envs=4, **kwargs)
+        env.unwrapped._core.search.graphs.cuda_graphs = graphs
+        env.reset(seed=0)
+        envs.append(env)
+        discs.append((disc, disc.make_optimizer()))
+    actions = np.random.default_rng(0)
+    for episode in range(4):
+        for _ in range(T3):
+            a = actions.integers(0, V3, size=4)
+            (_, r0, *_), (_, r1, *_) = (env.step(a) for env in envs)
+            assert np.array_equal(r0, r1)
+        for disc, optimizer in discs:
+            real = torch.randint(0, V3, (8, T3), generator=torch.Generator().manual_seed(episode))
+            disc.train_step(optimizer, torch.cat([real, real.flip(1)]), torch.tensor([1] * 8 + [0] * 8))
+        for env in envs:
+            env.step(np.zeros(4, dtype=np.int64))  # NEXT_STEP: the finished episodes restart
+    assert len(envs[0].unwrapped._core.search.graphs) == T3 - 1
+    assert len(envs[1].unwrapped._core.search.graphs) == 0
