@@ -10,7 +10,8 @@ a CPU: the operators it dispatches). With --compile then the bf16 steps with the
 `torch.compile` (inductor's fused kernels, in the CUDA graph on a GPU), compiled once and timed alike.
 Part 2, one adversarial round of the paper schedule timed end to end (all 5 x 3 x 312 discriminator
 steps, not extrapolated), in fp32 and in --precision auto: the generator step (64 sequences, their
-Monte Carlo rewards with N 16, one policy-gradient step), the negatives (5 x 9,984 samples) and the
+Monte Carlo rewards with N 16, one policy-gradient step; on a GPU also with the search run eagerly
+rather than replayed from its CUDA graphs), the negatives (5 x 9,984 samples) and the
 discriminator's training, with the projection of the paper's whole experiment from it.
 
     python bench/bench_gpu.py                       # on the GPU, paper sizes
@@ -177,14 +178,24 @@ def time_round(s: dict[str, int], device: torch.device, precision: str) -> tuple
     schedule = DiscriminatorSchedule(None, s["repeats"], s["n_real"], s["epochs"], s["B"])
     updater = DiscriminatorUpdater(disc, real, lambda k: generator.sample(k, rng), schedule, rng)
     updater.train(1)  # warm-up: first calls, graph capture
+    for _ in range(2):  # the search's graphs: each prefix length is captured at its second call
+        agent.update(agent.collect(envs))
     negatives = timed(lambda: [generator.sample(s["n_real"], rng) for _ in range(s["repeats"])], device)
+    def generator_step() -> None:
+        agent.update(agent.collect(envs))
+
     parts = {
-        "generator step": timed(lambda: agent.update(agent.collect(envs)), device),
+        "generator step": timed(generator_step, device),
         "discriminator training with its negatives": timed(updater.train, device),
     }
+    if device.type == "cuda":  # the same step with the Monte Carlo search run eagerly, for comparison
+        search = envs._core.search.graphs
+        search.cuda_graphs = False
+        parts["generator step, search not replayed"] = timed(generator_step, device)
+        search.cuda_graphs = True
     parts["of which the negatives"] = negatives
     parts["round"] = parts["generator step"] + parts["discriminator training with its negatives"]
-    return parts, kernels_of(lambda: agent.update(agent.collect(envs)), device)
+    return parts, kernels_of(generator_step, device)
 
 
 def main() -> None:

@@ -24,8 +24,10 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import common  # noqa: F401  (puts the repository on sys.path)
 import torch
@@ -42,6 +44,7 @@ from common import (
     print_machine,
 )
 
+from seqgan_env import rewards, sampling
 from seqgan_env.discriminator import (
     Discriminator,
     DiscriminatorConfig,
@@ -51,7 +54,7 @@ from seqgan_env.discriminator import (
 )
 from seqgan_env.precision import PRECISION_CHOICES, generator_precision, resolve_precision
 from seqgan_env.rewards import q_values
-from seqgan_env.sampling import CDF_BLOCK, inverse_cdf
+from seqgan_env.sampling import CDF_BLOCK, cdf_block, inverse_cdf
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 
 
@@ -107,6 +110,35 @@ def time_sampling(rows: int, n_bins: int, seed: int, turns: int = 30) -> None:
         print(f"  {name:40s} {dispatched_ops(fns[name]):3d} operators {1e3 * sec:7.2f} ms")
     blocked, whole = list(times.values())[1:]
     print(f"  RATIO one cumsum / in blocks: {whole / blocked:.2f}x a draw")
+
+
+def q_operators(
+    policy: TokenLSTM, disc: Discriminator, sequences: torch.Tensor, n_rollouts: int, seed: int
+) -> None:
+    """The operators one Q matrix dispatches, and those of its T-1 Monte Carlo searches: with the CPU's
+    search in blocks and with a GPU's one cumulative sum per row. On CUDA each search is one launch of
+    its CUDA graph (`seqgan_env.rewards.MonteCarloSearch`)."""
+    search = rewards.monte_carlo_q
+    in_searches = [0]
+
+    def counted(*args: Any, **kwargs: Any) -> torch.Tensor:
+        out: list[torch.Tensor] = []
+        in_searches[0] += dispatched_ops(lambda: out.append(search(*args, **kwargs)))
+        return out[0]
+
+    print("\noperators of one Q matrix (a kernel launch each on a GPU, views excluded):")
+    blocks = {f"CPU, search in blocks of {CDF_BLOCK}": CDF_BLOCK, "GPU, one cumsum a row": sys.maxsize}
+    for name, block in blocks.items():
+        in_searches[0] = 0
+        rewards.monte_carlo_q = counted  # type: ignore[assignment]
+        sampling.cdf_block = lambda device, block=block: block  # type: ignore[misc]
+        try:
+            rng = torch.Generator().manual_seed(seed)
+            total = dispatched_ops(lambda rng=rng: q_values(policy, disc, sequences, n_rollouts, rng))
+        finally:
+            rewards.monte_carlo_q, sampling.cdf_block = search, cdf_block
+        searches = sequences.shape[1] - 1
+        print(f"  {name:36s} {total:6,d}, of which its {searches} searches {in_searches[0]:6,d}")
 
 
 def main() -> None:
@@ -218,6 +250,7 @@ def main() -> None:
           f"{100 * base / mb / 1e9 / gflops_mm:.0f}%")
 
     time_sampling(B * N, V, args.seed)
+    q_operators(policy, disc, sequences, N, args.seed)
 
     # --- do both estimate the same Q? ----------------------------------------------------------------
     # Each repeat is an independent estimate; pool them: Q from N*R completions per entry each.

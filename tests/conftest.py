@@ -228,13 +228,13 @@ class FunctionScorer:
 def count_searched_rows(monkeypatch) -> list[int]:
     """The number of prefix rows of every Monte Carlo search the core runs."""
     rows: list[int] = []
-    original = seqgan_env.core.monte_carlo_q
+    original = seqgan_env.core.MonteCarloSearch.__call__
 
-    def counting(rollout_policy, scorer, prefixes, *args, **kwargs):
+    def counting(search, scorer, prefixes, *args, **kwargs):
         rows.append(prefixes.shape[0])
-        return original(rollout_policy, scorer, prefixes, *args, **kwargs)
+        return original(search, scorer, prefixes, *args, **kwargs)
 
-    monkeypatch.setattr(seqgan_env.core, "monte_carlo_q", counting)
+    monkeypatch.setattr(seqgan_env.core.MonteCarloSearch, "__call__", counting)
     return rows
 
 
@@ -359,7 +359,7 @@ class RecordedGraph:
     SYNCHRONISING = ("aten::_local_scalar_dense", "aten::nonzero", "aten::masked_select", "aten::item")
 
     def __init__(self) -> None:
-        self.ops: list[tuple[Any, tuple[Any, ...], dict[str, Any], Any, list[bool]]] = []
+        self.ops: list[tuple[Any, tuple[Any, ...], dict[str, Any], Any, list[bool], bool]] = []
         self.generators: list[torch.Generator] = []
         self.replays = 0
 
@@ -369,11 +369,16 @@ class RecordedGraph:
     def replay(self) -> None:
         from torch.utils._pytree import tree_flatten
 
-        for func, args, kwargs, out, fresh in self.ops:
-            result = func(*args, **kwargs)
-            for captured, new, copy in zip(tree_flatten(out)[0], tree_flatten(result)[0], fresh, strict=True):
-                if copy:
-                    captured.copy_(new)
+        # The operators as the capture ran them: below autograd (the backward's are among them), each
+        # in the grad mode it ran in (some kernels keep what a backward needs only with grad enabled).
+        with torch._C._AutoDispatchBelowADInplaceOrView():
+            for func, args, kwargs, out, fresh, grad in self.ops:
+                with torch.set_grad_enabled(grad):
+                    result = func(*args, **kwargs)
+                outputs = zip(tree_flatten(out)[0], tree_flatten(result)[0], fresh, strict=True)
+                for captured, new, copy in outputs:
+                    if copy:
+                        captured.copy_(new)
         self.replays += 1
 
 
@@ -392,7 +397,7 @@ def recording(graph: RecordedGraph, pool: Any = None, **_: Any) -> Any:
                     if isinstance(x, torch.Tensor)}  # fmt: skip
             fresh = [isinstance(x, torch.Tensor) and x.untyped_storage().data_ptr() not in read
                      for x in tree_flatten(out)[0]]  # fmt: skip
-            graph.ops.append((func, args, kwargs, out, fresh))
+            graph.ops.append((func, args, kwargs, out, fresh, torch.is_grad_enabled()))
             return out
 
     return Record()
@@ -400,11 +405,17 @@ def recording(graph: RecordedGraph, pool: Any = None, **_: Any) -> Any:
 
 @pytest.fixture
 def cuda_graphs_recorded_on_the_cpu(cuda_graphs_on_the_cpu: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """`seqgan_env.cuda_graphs` with CUDA graphs stood in for by `RecordedGraph`s that replay, and the
-    CPU counted as a device that captures: for the tests that a replayed graph computes what the eager
-    code does, reads its inputs and the weights where they lie, and continues the random stream."""
+    """`seqgan_env.cuda_graphs` with CUDA graphs stood in for by `RecordedGraph`s that replay, the CPU
+    counted as a device that captures, and Adam's `capturable` form (its step count a tensor) allowed
+    on the CPU: for the tests that a replayed graph computes what the eager code does, reads its inputs
+    and the weights where they lie, and continues the random stream."""
+    import importlib
+
     from seqgan_env import cuda_graphs
 
+    adam = importlib.import_module("torch.optim.adam")  # the module (torch.optim.adam names the class)
+    devices = adam._get_capturable_supported_devices()  # Adam's capturable form, on the CPU too
+    monkeypatch.setattr(adam, "_get_capturable_supported_devices", lambda *_: [*devices, "cpu"])
     monkeypatch.setattr(cuda_graphs, "on_cuda", lambda *tensors: True)
     monkeypatch.setattr(torch.cuda, "CUDAGraph", RecordedGraph)
     monkeypatch.setattr(torch.cuda, "graph", recording)

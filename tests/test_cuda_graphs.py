@@ -69,3 +69,45 @@ def test_a_graphed_function_refuses_an_input_of_another_shape_and_gives_back_the
     assert torch.equal(graphed(x), x + torch.rand(2, 3, generator=eager_rng))
     with pytest.raises(ValueError, match=r"input of shape \(1, 3\) for a graph captured with \(2, 3\)"):
         graphed(torch.zeros(1, 3))  # copy_ would broadcast it into every row
+
+
+def capturable_adam(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+    """The Adam a CUDA model trains with (`make_optimizer`, `MLETrainer`), built on the CPU."""
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=True, capturable=True)
+
+
+@pytest.mark.parametrize("groups", [None, ((0, 1, 2, 3),)], ids=["per filter", "one product"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_replayed_discriminator_fit_is_the_plain_fit(cuda_graphs_recorded_on_the_cpu, precision, groups):
+    """The full batches replayed from the captured step train exactly as plain steps: the same losses,
+    weights and dropout stream (the capture's warm-up steps and their draws are undone)."""
+    real = torch.randint(0, 8, (40, 4), generator=torch.Generator().manual_seed(0))
+    results = []
+    for graphs in (False, True):
+        disc = tiny_discriminator()
+        disc.cuda_graphs, disc.precision, disc.filter_groups = graphs, precision, groups
+        torch.manual_seed(2)  # dropout's generator
+        loss = disc.fit(capturable_adam(disc, disc.config.lr), real, real.flip(1), epochs=2, batch_size=16,
+                        rng=torch.Generator().manual_seed(3))  # fmt: skip
+        results.append((loss, [p.detach().clone() for p in disc.parameters()], torch.get_rng_state()))
+    (plain_loss, plain_weights, plain_rng), (loss, weights, rng) = results
+    assert loss == plain_loss and torch.equal(rng, plain_rng)
+    assert all(torch.equal(a, b) for a, b in zip(plain_weights, weights, strict=True))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_replayed_mle_epochs_are_plain_epochs(cuda_graphs_recorded_on_the_cpu, precision):
+    """MLE's captured step (loss, backward, the clip, Adam) replayed for the full minibatches: the
+    same losses and weights as plain steps, epoch after epoch."""
+    data = torch.randint(0, 8, (40, 4), generator=torch.Generator().manual_seed(0))
+    results = []
+    for graphs in (False, True):
+        generator = TokenLSTM(TokenLSTMConfig(8, 4, 6, 5), rng=torch.Generator().manual_seed(1))
+        trainer = MLETrainer(generator, precision=precision)
+        trainer.config = type(trainer.config)(batch_size=16, grad_clip=0.05)  # a clip that acts
+        trainer.optimizer, trainer.cuda_graphs = capturable_adam(generator, trainer.config.lr), graphs
+        losses = [trainer.epoch(data, torch.Generator().manual_seed(e)) for e in range(3)]
+        results.append((losses, [p.detach().clone() for p in generator.parameters()]))
+    (plain_losses, plain_weights), (losses, weights) = results
+    assert losses == plain_losses
+    assert all(torch.equal(a, b) for a, b in zip(plain_weights, weights, strict=True))
