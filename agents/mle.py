@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 
 from agents.learner import sync_rollout_policy
-from seqgan_env.cuda_graphs import GraphedTrainStep, capture_or_none
+from seqgan_env import cuda_graphs
+from seqgan_env.cuda_graphs import CapturedStep, GraphedTrainStep, capture_or_none
 from seqgan_env.devices import rng_device
 from seqgan_env.precision import autocast
 from seqgan_env.token_lstm import TokenLSTM
@@ -56,10 +57,11 @@ class MLETrainer:
         self.precision = precision
         # On CUDA Adam keeps its step count on the device (`capturable`), so that `epoch` can replay
         # its full minibatches from a CUDA graph (seqgan_env/cuda_graphs.py; False: plain steps).
-        capturable = generator.device.type == "cuda"
+        capturable = cuda_graphs.captures_on(generator.device)
         params = generator.parameters()
         self.optimizer = torch.optim.Adam(params, lr=config.lr, fused=True, capturable=capturable)
         self.cuda_graphs = True
+        self.captured = CapturedStep()  # the step's graph, kept across epochs
 
     def step(self, sequences: torch.Tensor) -> float:
         """One clipped Adam step on a minibatch; returns its loss."""
@@ -86,7 +88,7 @@ class MLETrainer:
     def epoch(self, data: torch.Tensor, rng: torch.Generator | None = None) -> float:
         """One shuffled pass over `data` [N, T]; returns the mean minibatch loss (read back once). The
         data are copied to the generator's device once, not per minibatch; on CUDA the full minibatches
-        replay one captured step (`GraphedTrainStep`)."""
+        replay one captured step (`GraphedTrainStep`, kept for the next epochs)."""
         data = data.to(self.generator.device)
         order = torch.randperm(len(data), generator=rng, device=rng_device(rng)).to(data.device)
         size = self.config.batch_size
@@ -104,7 +106,8 @@ class MLETrainer:
         if len(example) != self.config.batch_size:
             return None
         return capture_or_none(self, "MLE", self.generator, self.optimizer, self._loss, example,
-                               before_step=self._clip)  # fmt: skip
+                               before_step=self._clip,
+                               settings=(self.precision, self.pad_id, self.config))  # fmt: skip
 
 
 class ContinuedMLE:

@@ -10,7 +10,9 @@ synchronisation. CUDA only; the CPU path never comes here.
 Capturing needs a few warm-up steps (on a side stream, so that the allocator and the fused kernels
 settle); their updates are undone afterwards (weights, optimizer state and the CUDA random state are
 restored in place), so the training that follows is the one an eager loop would run, with the same
-dropout random stream. Adam must be built with `capturable=True` (its step count on the device).
+dropout random stream. Adam must be built with `capturable=True` (its step count on the device). A
+trainer keeps its captured step (`CapturedStep`) for its next calls while the tensors and settings the
+graph reads stay the same, so that a capture's warm-up is paid once, not once per call.
 
 `GraphedFunction` does the same for a function without autograd (the Monte Carlo search: some hundreds
 of kernels per prefix length), and `GraphCache` keeps one such graph per shape of its inputs. Random
@@ -31,10 +33,28 @@ from torch import nn
 LossFn = Callable[..., torch.Tensor]  # (*inputs) -> 0-d loss
 
 
+class CapturedStep:
+    """A trainer's last captured training step, kept for its next calls (epochs, sets of negatives)
+    while everything the graph reads is unchanged (`capture_or_none`'s key). A copy or a pickle of the
+    trainer starts empty: a graph belongs to the tensors it was captured on."""
+
+    def __init__(self) -> None:
+        self.key: Hashable = None
+        self.step: GraphedTrainStep | None = None
+
+    def __deepcopy__(self, memo: dict[int, object]) -> CapturedStep:
+        return CapturedStep()
+
+    def __reduce__(self) -> tuple[type[CapturedStep], tuple[()]]:
+        return (CapturedStep, ())
+
+
 class UsesGraphs(Protocol):
-    """A trainer with a switch for its graphed steps (a capture that fails turns it off)."""
+    """A trainer with a switch for its graphed steps (a capture that fails turns it off) and its last
+    captured step."""
 
     cuda_graphs: bool
+    captured: CapturedStep
 
 
 def capture_or_none(
@@ -45,19 +65,41 @@ def capture_or_none(
     loss_fn: LossFn,
     *examples: torch.Tensor,
     before_step: Callable[[], object] | None = None,
+    settings: Hashable = (),
 ) -> GraphedTrainStep | None:
-    """`model`'s training step captured as a `GraphedTrainStep` where CUDA graphs apply (`owner`'s
-    switch on, a CUDA model, a capturable optimizer), else None. A capture that fails (a CUDA build or
-    driver that cannot) turns the switch off, said once: `what` runs plain steps from then on."""
+    """`model`'s training step as a `GraphedTrainStep` where CUDA graphs apply (`owner`'s switch on, a
+    CUDA model, a capturable optimizer), else None: the owner's last one while nothing it reads has
+    changed (the weights', gradients' and optimizer state's tensors, the optimizer's hyperparameters,
+    the inputs' shapes and `settings`, the owner's options that `loss_fn` reads), else a new capture.
+    A capture that fails (a CUDA build or driver that cannot) turns the switch off, said once: `what`
+    runs plain steps from then on."""
     if not (owner.cuda_graphs and can_capture(model, optimizer)):
         return None
+    captured = owner.captured
+    if captured.step is not None and captured.key == _step_key(model, optimizer, examples, settings):
+        return captured.step
+    captured.key, captured.step = None, None  # the old graph's memory goes before the new capture
     model.train()
     try:
-        return GraphedTrainStep(model, optimizer, loss_fn, *examples, before_step=before_step)
+        step = GraphedTrainStep(model, optimizer, loss_fn, *examples, before_step=before_step)
     except RuntimeError as err:
         warnings.warn(f"{what} runs without CUDA graphs: capture failed ({err})", stacklevel=3)
         owner.cuda_graphs = False
         return None
+    captured.key, captured.step = _step_key(model, optimizer, examples, settings), step
+    return step
+
+
+def _step_key(
+    model: nn.Module, optimizer: torch.optim.Optimizer, examples: tuple[torch.Tensor, ...], settings: Hashable
+) -> Hashable:
+    """What a captured training step reads besides its inputs' values (see `capture_or_none`)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    state = [v.data_ptr() for p in params for v in optimizer.state.get(p, {}).values() if torch.is_tensor(v)]
+    hyper = [tuple((k, v) for k, v in sorted(g.items()) if k != "params" and isinstance(v, Hashable))
+             for g in optimizer.param_groups]  # fmt: skip
+    shapes = tuple((tuple(x.shape), x.dtype, x.device) for x in examples)
+    return (id(optimizer), tuple(p.data_ptr() for p in params), tuple(state), tuple(hyper), shapes, settings)
 
 
 def can_capture(model: nn.Module, optimizer: torch.optim.Optimizer) -> bool:
@@ -67,9 +109,15 @@ def can_capture(model: nn.Module, optimizer: torch.optim.Optimizer) -> bool:
     return bool(params) and on_cuda(*params) and bool(optimizer.defaults.get("capturable", False))
 
 
+def captures_on(device: torch.device) -> bool:
+    """Whether work on `device` runs as CUDA graphs (and its Adam is built `capturable` for them): on a
+    CUDA device only."""
+    return device.type == "cuda"
+
+
 def on_cuda(*tensors: torch.Tensor) -> bool:
-    """Whether all of `tensors` live on a CUDA device, where work can be captured as a graph."""
-    return all(x.device.type == "cuda" for x in tensors)
+    """Whether all of `tensors` live where work is captured as graphs (`captures_on`)."""
+    return all(captures_on(x.device) for x in tensors)
 
 
 class GraphedTrainStep:
@@ -92,6 +140,7 @@ class GraphedTrainStep:
                              "capturable=True")  # fmt: skip
         device = examples[0].device
         self.inputs = [x.clone() for x in examples]
+        self.optimizer = optimizer  # its state's memory is the graph's to write
         finish = before_step or (lambda: None)
         params = [p for p in model.parameters() if p.requires_grad]
         saved_params = [p.detach().clone() for p in params]

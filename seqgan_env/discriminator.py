@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqgan_env.cuda_graphs import GraphedTrainStep, capture_or_none
+from seqgan_env import cuda_graphs
+from seqgan_env.cuda_graphs import CapturedStep, GraphedTrainStep, capture_or_none
 from seqgan_env.devices import rng_device
 from seqgan_env.modes import module_mode
 from seqgan_env.precision import autocast
@@ -127,8 +128,10 @@ class Discriminator(nn.Module):
         # "fp32", or "bf16": the products under bf16 autocast (seqgan_env/precision.py); not saved with
         # the weights, set by whoever runs the model.
         self.precision = "fp32"
-        # On CUDA, `fit` replays its full-batch steps from a CUDA graph (seqgan_env/cuda_graphs.py).
+        # On CUDA, `fit` replays its full-batch steps from a CUDA graph (seqgan_env/cuda_graphs.py),
+        # captured once and kept for the next calls while the weights and optimizer stay the same.
         self.cuda_graphs = True
+        self.captured = CapturedStep()
         self.filter_groups = None  # by device: see the property
         self._layouts: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = {}  # `_group_layout`
         self.reset_parameters(rng)
@@ -302,7 +305,7 @@ class Discriminator(nn.Module):
     def make_optimizer(self) -> torch.optim.Optimizer:
         """Adam at the configured rate; the fused kernel is several times faster per step on CPU. On
         CUDA its state lives on the device (`capturable`), so that `fit` can replay it in a graph."""
-        capturable = self.device.type == "cuda"
+        capturable = cuda_graphs.captures_on(self.device)
         return torch.optim.Adam(self.parameters(), lr=self.config.lr, fused=True, capturable=capturable)
 
     def train_step(
@@ -337,7 +340,7 @@ class Discriminator(nn.Module):
 
         The data stay on the model's device, shuffled there by a permutation drawn by `rng`; the
         losses are read back once, at the end. On CUDA the full batches replay one captured step
-        (`GraphedTrainStep`; `cuda_graphs` False: plain steps)."""
+        (`GraphedTrainStep`, kept for the next calls; `cuda_graphs` False: plain steps)."""
         sequences = torch.cat([real.to(self.device), fake.to(self.device)])
         labels = torch.cat([torch.ones(len(real)), torch.zeros(len(fake))]).long().to(self.device)
         graphed = self._graphed_step(optimizer, sequences, labels, batch_size)
@@ -361,7 +364,8 @@ class Discriminator(nn.Module):
         if len(sequences) < batch_size:
             return None
         return capture_or_none(self, "discriminator training", self, optimizer, self.loss,
-                               sequences[:batch_size], labels[:batch_size])  # fmt: skip
+                               sequences[:batch_size], labels[:batch_size],
+                               settings=(self.precision, self.filter_groups, self.config))  # fmt: skip
 
     @torch.inference_mode()
     def score(self, sequences: torch.Tensor) -> torch.Tensor:

@@ -406,9 +406,9 @@ def recording(graph: RecordedGraph, pool: Any = None, **_: Any) -> Any:
 @pytest.fixture
 def cuda_graphs_recorded_on_the_cpu(cuda_graphs_on_the_cpu: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """`seqgan_env.cuda_graphs` with CUDA graphs stood in for by `RecordedGraph`s that replay, the CPU
-    counted as a device that captures, and Adam's `capturable` form (its step count a tensor) allowed
-    on the CPU: for the tests that a replayed graph computes what the eager code does, reads its inputs
-    and the weights where they lie, and continues the random stream."""
+    counted as a device that captures (the trainers' Adam built `capturable`, its step count a tensor,
+    which torch then allows on the CPU): for the tests that a replayed graph computes what the eager
+    code does, reads its inputs and the weights where they lie, and continues the random stream."""
     import importlib
 
     from seqgan_env import cuda_graphs
@@ -416,7 +416,7 @@ def cuda_graphs_recorded_on_the_cpu(cuda_graphs_on_the_cpu: Any, monkeypatch: py
     adam = importlib.import_module("torch.optim.adam")  # the module (torch.optim.adam names the class)
     devices = adam._get_capturable_supported_devices()  # Adam's capturable form, on the CPU too
     monkeypatch.setattr(adam, "_get_capturable_supported_devices", lambda *_: [*devices, "cpu"])
-    monkeypatch.setattr(cuda_graphs, "on_cuda", lambda *tensors: True)
+    monkeypatch.setattr(cuda_graphs, "captures_on", lambda device: True)
     monkeypatch.setattr(torch.cuda, "CUDAGraph", RecordedGraph)
     monkeypatch.setattr(torch.cuda, "graph", recording)
     monkeypatch.setattr(torch.cuda, "graph_pool_handle", lambda: "pool")

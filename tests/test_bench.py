@@ -35,6 +35,10 @@ def test_bench_rewards_ours_and_the_reference_estimate_the_same_q():
     assert re.search(r"SPEED-UP baseline / ours: [0-9.]+x", out)
     assert re.search(r"one draw per row from \[36, 40\] logits.*\n(.*ms\n){3}  RATIO one cumsum / in blocks: "
                      r"[0-9.]+x a draw", out)
+    counts = re.findall(r"(CPU|GPU), .* ([0-9,]+), of which its 7 searches +([0-9,]+)\n", out)
+    assert [kind for kind, *_ in counts] == ["CPU", "GPU"], out[-1500:]
+    for _, total, searches in counts:
+        assert 0 < int(searches.replace(",", "")) < int(total.replace(",", ""))
 
 
 def test_bench_discriminator_prints_every_variant_against_the_matmul():

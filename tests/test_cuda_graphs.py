@@ -71,11 +71,6 @@ def test_a_graphed_function_refuses_an_input_of_another_shape_and_gives_back_the
         graphed(torch.zeros(1, 3))  # copy_ would broadcast it into every row
 
 
-def capturable_adam(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
-    """The Adam a CUDA model trains with (`make_optimizer`, `MLETrainer`), built on the CPU."""
-    return torch.optim.Adam(model.parameters(), lr=lr, fused=True, capturable=True)
-
-
 @pytest.mark.parametrize("groups", [None, ((0, 1, 2, 3),)], ids=["per filter", "one product"])
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_a_replayed_discriminator_fit_is_the_plain_fit(cuda_graphs_recorded_on_the_cpu, precision, groups):
@@ -87,8 +82,9 @@ def test_a_replayed_discriminator_fit_is_the_plain_fit(cuda_graphs_recorded_on_t
         disc = tiny_discriminator()
         disc.cuda_graphs, disc.precision, disc.filter_groups = graphs, precision, groups
         torch.manual_seed(2)  # dropout's generator
-        loss = disc.fit(capturable_adam(disc, disc.config.lr), real, real.flip(1), epochs=2, batch_size=16,
+        loss = disc.fit(disc.make_optimizer(), real, real.flip(1), epochs=2, batch_size=16,
                         rng=torch.Generator().manual_seed(3))  # fmt: skip
+        assert (disc.captured.step is not None) == graphs  # the replayed run replayed
         results.append((loss, [p.detach().clone() for p in disc.parameters()], torch.get_rng_state()))
     (plain_loss, plain_weights, plain_rng), (loss, weights, rng) = results
     assert loss == plain_loss and torch.equal(rng, plain_rng)
@@ -105,9 +101,55 @@ def test_replayed_mle_epochs_are_plain_epochs(cuda_graphs_recorded_on_the_cpu, p
         generator = TokenLSTM(TokenLSTMConfig(8, 4, 6, 5), rng=torch.Generator().manual_seed(1))
         trainer = MLETrainer(generator, precision=precision)
         trainer.config = type(trainer.config)(batch_size=16, grad_clip=0.05)  # a clip that acts
-        trainer.optimizer, trainer.cuda_graphs = capturable_adam(generator, trainer.config.lr), graphs
+        trainer.cuda_graphs = graphs
         losses = [trainer.epoch(data, torch.Generator().manual_seed(e)) for e in range(3)]
+        assert (trainer.captured.step is not None) == graphs
         results.append((losses, [p.detach().clone() for p in generator.parameters()]))
     (plain_losses, plain_weights), (losses, weights) = results
     assert losses == plain_losses
     assert all(torch.equal(a, b) for a, b in zip(plain_weights, weights, strict=True))
+
+
+def test_a_captured_step_is_kept_across_fits_until_what_it_reads_changes(cuda_graphs_recorded_on_the_cpu):
+    """One capture serves every `fit` (the paper's five sets of negatives a round, its rounds) while the
+    weights, the optimizer's state and settings stay the same; an optimizer state loaded from a
+    checkpoint (new tensors) or a new precision captures again. The training is the plain one
+    throughout, and a copy of the discriminator starts without the graph."""
+    import copy
+
+    real = torch.randint(0, 8, (32, 4), generator=torch.Generator().manual_seed(0))
+    runs, steps = [], []
+    for graphs in (False, True):
+        disc = tiny_discriminator()
+        disc.cuda_graphs = graphs
+        optimizer = disc.make_optimizer()
+        torch.manual_seed(2)
+        losses = []
+        for k in range(5):
+            if k == 2:
+                optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))  # as a resume does
+            if k == 4:
+                disc.precision = "bf16"
+            fake = torch.randint(0, 8, (32, 4), generator=torch.Generator().manual_seed(k + 1))
+            losses.append(disc.fit(optimizer, real, fake, epochs=1, batch_size=16))
+            steps.append(disc.captured.step)
+        runs.append((losses, [p.detach().clone() for p in disc.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1], strict=True))
+    graphed = steps[5:]
+    assert graphed[0] is graphed[1] and graphed[2] is graphed[3]  # kept
+    assert len({id(s) for s in graphed}) == 3  # captured at fits 1, 3 (new state) and 5 (bf16)
+    assert copy.deepcopy(disc).captured.step is None
+
+
+def test_mle_captures_its_step_once_for_all_its_epochs(cuda_graphs_recorded_on_the_cpu):
+    data = torch.randint(0, 8, (40, 4), generator=torch.Generator().manual_seed(0))
+    generator = TokenLSTM(TokenLSTMConfig(8, 4, 6, 5), rng=torch.Generator().manual_seed(1))
+    trainer = MLETrainer(generator)
+    trainer.config = type(trainer.config)(batch_size=16)
+    steps = []
+    for e in range(3):
+        trainer.epoch(data, torch.Generator().manual_seed(e))
+        steps.append(trainer.captured.step)
+    assert steps[0] is not None and steps[0] is steps[1] is steps[2]
+    assert steps[0].graph.replays == 3 * 2  # two full minibatches of 16 an epoch, the last 8 plain

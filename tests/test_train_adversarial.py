@@ -9,13 +9,14 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from conftest import HANG_GUARD, killer_command
 
-from seqgan_env import sampling
+from seqgan_env import cuda_graphs, sampling
 from seqgan_env.checkpoint import load_checkpoint
 from seqgan_env.discriminator import Discriminator
 from seqgan_env.env import SeqGANEnv
@@ -294,6 +295,39 @@ def test_a_run_in_the_forms_cuda_takes_on_the_cpu(
     assert [(r["phase"], int(r["step"])) for r in rows][-2:] == [("adversarial", 0), ("adversarial", 2)]
     assert all(np.isfinite(float(r["nll_oracle"])) for r in rows)
     assert 0 < float(rows[-1]["d_loss"]) < 10  # the discriminator trained
+
+
+def test_a_run_with_its_cuda_graphs_stood_in_for_is_the_plain_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest
+) -> None:
+    """Every CUDA graph of a run replayed by the CPU's stand-in (tests/conftest.py): MLE's and the
+    discriminator's training steps, kept across epochs, sets and rounds, and the Monte Carlo search
+    of each prefix length. The run's metrics are the plain run's, bit for bit."""
+    args = [*FAST, "--rounds", "3", "--eval-every", "1", "--out", str(tmp_path)]
+    assert run_in_process(capsys, *args, "--name", "plain").returncode == 0
+    request.getfixturevalue("cuda_graphs_recorded_on_the_cpu")  # from here on, graphs are captured
+    captures: list[object] = []
+    graphed_step, function = cuda_graphs.GraphedTrainStep.__init__, cuda_graphs.GraphedFunction.__init__
+
+    def counted(original: Any) -> Any:
+        def init(self: object, *a: Any, **k: Any) -> None:
+            captures.append(type(self).__name__)
+            original(self, *a, **k)
+
+        return init
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cuda_graphs.GraphedTrainStep, "__init__", counted(graphed_step))
+        patch.setattr(cuda_graphs.GraphedFunction, "__init__", counted(function))
+        result = run_in_process(capsys, *args, "--name", "graphed")
+    assert result.returncode == 0, result.stderr
+    # One step each for MLE and the discriminator (kept across epochs, sets and rounds), and from the
+    # second round each prefix length's search (T - 1 = 7 at the tiny preset's length 8)
+    assert captures.count("GraphedTrainStep") == 2 and captures.count("GraphedFunction") == 7, captures
+    drop = {"elapsed_s"}
+    rows = [[{k: v for k, v in r.items() if k not in drop} for r in read_metrics(tmp_path / name)]
+            for name in ("plain", "graphed")]  # fmt: skip
+    assert rows[0] == rows[1]
 
 
 def test_every_checkpoint_holds_the_rollout_policy_of_its_stage(
