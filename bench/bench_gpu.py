@@ -6,13 +6,15 @@ graph (`seqgan_env/cuda_graphs.py`), in fp32, TF32 (fp32 products on the tensor 
 (autocast), with one product per filter and (TF32, bf16) the filters as one product
 (`Discriminator.filter_groups`), each against the large matmul of the same precision on the same
 device (on a CPU: plain fp32 and bf16, and bf16 as one product), with the kernels a step launches (on
-a CPU: the operators it dispatches). With --compile then the bf16 steps with the loss through
-`torch.compile` (inductor's fused kernels, in the CUDA graph on a GPU), compiled once and timed alike.
+a CPU: the operators it dispatches).
 Part 2, one adversarial round of the paper schedule timed end to end (all 5 x 3 x 312 discriminator
-steps, not extrapolated), in fp32 and in --precision auto: the generator step (64 sequences, their
-Monte Carlo rewards with N 16, one policy-gradient step; on a GPU also with the search run eagerly
-rather than replayed from its CUDA graphs), the negatives (5 x 9,984 samples) and the
-discriminator's training, with the projection of the paper's whole experiment from it.
+steps, not extrapolated), in fp32 and in --precision auto (--round-precisions): the generator step
+(64 sequences, their Monte Carlo rewards with N 16, one policy-gradient step; on a GPU also with the
+search run eagerly rather than replayed from its CUDA graphs), the negatives (5 x 9,984 samples) and
+the discriminator's training, with the projection of the paper's whole experiment from it.
+Last, with --compile, the bf16 steps with the loss through `torch.compile` (inductor's fused kernels,
+in the CUDA graph on a GPU), compiled once and timed as in part 1. The parts come in the order of what
+a time limit should keep, each printed as it is measured.
 
     python bench/bench_gpu.py                       # on the GPU, paper sizes
     python bench/bench_gpu.py --device cpu --tiny   # a smoke test of the same code on the CPU
@@ -41,7 +43,7 @@ from seqgan_env.discriminator import (
     paper_filters,
 )
 from seqgan_env.oracle import random_oracle
-from seqgan_env.precision import generator_precision, resolve_precision
+from seqgan_env.precision import PRECISION_CHOICES, generator_precision, resolve_precision
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 from seqgan_env.vector_env import SeqGANVectorEnv
 from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorUpdater
@@ -198,6 +200,14 @@ def time_round(s: dict[str, int], device: torch.device, precision: str) -> tuple
     return parts, kernels_of(generator_step, device)
 
 
+def precision_list(value: str) -> list[str]:
+    """`--round-precisions`: names from PRECISION_CHOICES, comma-separated."""
+    names = value.split(",")
+    if not names or any(name not in PRECISION_CHOICES for name in names):
+        raise argparse.ArgumentTypeError(f"expected names from {', '.join(PRECISION_CHOICES)}, got {value!r}")
+    return names
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
@@ -205,6 +215,8 @@ def main() -> None:
     p.add_argument("--tiny", action="store_true", help="tiny sizes (a smoke test of the code)")
     p.add_argument("--d-steps", type=int, default=300, help="timed discriminator steps of each variant")
     p.add_argument("--skip-round", action="store_true", help="part 1 only")
+    p.add_argument("--round-precisions", type=precision_list, default=["fp32", "auto"],
+                   help="the precisions of part 2's rounds, comma-separated (fp32, bf16, auto)")  # fmt: skip
     p.add_argument("--compile", action="store_true",
                    help="also time the bf16 step with its loss through torch.compile (fused kernels; "
                         "graphed on CUDA); compiling takes a minute")  # fmt: skip
@@ -235,9 +247,9 @@ def main() -> None:
           f"to width {widest}; else one product per filter. Kernels: those of one plain step, which a "
           f"graph replays)")  # fmt: skip
     measured: dict[str, tuple[float, str]] = {}
-    # The eager and graphed steps first, their table printed before the compiled ones (compiling takes
-    # minutes on a GPU: a time limit that cuts them leaves the others' medians).
-    for compiled in (False, True) if args.compile else (False,):
+    d_steps_round = s["repeats"] * s["epochs"] * math.ceil(2 * s["n_real"] / s["B"])
+
+    def time_steps(compiled: bool) -> None:
         part = d_step_times(s, device, args.d_steps, compiled)
         for name, (sec, kernels) in part.items():
             flops = step_flops / sec / 1e12
@@ -246,27 +258,37 @@ def main() -> None:
             print(f"  {name:26s} {1e3 * sec:8.3f} ms/step  {kernels:>12s}  {flops:7.2f} TFLOP/s{share}",
                   flush=True)  # fmt: skip
         measured.update(part)
-    d_steps_round = s["repeats"] * s["epochs"] * math.ceil(2 * s["n_real"] / s["B"])
-    best = min(sec for sec, _ in measured.values())
-    print(f"  a round's {d_steps_round} steps at the fastest: {d_steps_round * best:.2f} s")
-    if args.skip_round:
-        return
+        best = min(sec for sec, _ in measured.values())
+        print(f"  a round's {d_steps_round} steps at the fastest so far: {d_steps_round * best:.2f} s")
 
+    # In the order of what a time limit should keep: the eager and graphed steps, the rounds, then the
+    # compiled steps (compiling takes minutes on a GPU).
+    time_steps(compiled=False)
+    if not args.skip_round:
+        time_rounds(s, device, args.round_precisions)
+    if args.compile:
+        print("\ncompiled:")
+        time_steps(compiled=True)
+
+
+def time_rounds(s: dict[str, int], device: torch.device, precisions: list[str]) -> None:
+    """One paper round in each of `precisions` ("auto" resolved on `device`), with the projection of
+    the paper's whole experiment from the last."""
     print_load("before the rounds")
+    config = DiscriminatorConfig(s["V"], s["T"], s["embed"], paper_filters(s["T"]))
     groups = Discriminator(config).to(device).filter_groups
     print(f"the rounds run the discriminator as it runs on {device.type} by default: its convolutions as "
           f"{'one product' if len(groups) == 1 else f'{len(groups)} products'}")  # fmt: skip
-    auto = resolve_precision("auto", device)
-    rounds: dict[str, dict[str, float]] = {}
-    for precision in dict.fromkeys(("fp32", auto)):
-        rounds[precision], generator_kernels = time_round(s, device, precision)
-        parts = ", ".join(f"{k} {v:.2f} s" for k, v in rounds[precision].items())
-        print(f"\none paper round ({precision}): {parts}")
-        print(f"  a generator step: {generator_kernels}")
-    r = rounds[auto]["round"]
-    print(f"\nprojected paper experiment ({auto}): {ROUNDS} rounds x {r:.2f} s = {ROUNDS * r / 60:.1f} min, "
-          f"plus MLE ({MLE_EPOCHS} epochs) and discriminator pre-training ({D_PRETRAIN} sets) and the "
-          f"evaluations (measured by the run itself)")  # fmt: skip
+    resolved = [resolve_precision(p, device) for p in precisions]
+    r = 0.0
+    for precision in dict.fromkeys(resolved):
+        parts, generator_kernels = time_round(s, device, precision)
+        print(f"\none paper round ({precision}): " + ", ".join(f"{k} {v:.2f} s" for k, v in parts.items()))
+        print(f"  a generator step: {generator_kernels}", flush=True)
+        r = parts["round"]
+    print(f"\nprojected paper experiment ({resolved[-1]}): {ROUNDS} rounds x {r:.2f} s = "
+          f"{ROUNDS * r / 60:.1f} min, plus MLE ({MLE_EPOCHS} epochs) and discriminator pre-training "
+          f"({D_PRETRAIN} sets) and the evaluations (measured by the run itself)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@
 #                                   # as many rounds as $PAPER_S allows: its NLL-oracle every 5 rounds
 #   bash bench/gpu_check.sh all     # quick, then paper
 #   bash bench/gpu_check.sh session # what one 10-minute command holds ($TOTAL_S, default 570 s): the
-#                                   # tests ($TEST_S, default 150), the training step's variants alone
-#                                   # ($BENCH_S, default 120), then seqgan for the time left
+#                                   # tests ($TEST_S, default 150), the training step's variants, one
+#                                   # round in auto precision and the compiled step ($BENCH_S, default
+#                                   # 150), then seqgan for the time left
 #
 # Everything it measures goes to $OUT (default gpu_results/): at most 8 files, none in a subfolder
 # (the device machine's limits), the run folders packed into one archive without their checkpoints.
@@ -105,7 +106,8 @@ seqgan() {
 
 session() {
     local start=$SECONDS
-    TEST_S=${TEST_S:-150} BENCH_S=${BENCH_S:-120} BENCH_ARGS=${BENCH_ARGS:---skip-round --compile --d-steps 200} \
+    TEST_S=${TEST_S:-150} BENCH_S=${BENCH_S:-150} \
+        BENCH_ARGS=${BENCH_ARGS:---round-precisions auto --compile --d-steps 200} \
         quick
     PAPER_S=$(( ${TOTAL_S:-570} - (SECONDS - start) - 10 ))
     if [ "$PAPER_S" -lt 30 ]; then

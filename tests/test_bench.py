@@ -108,6 +108,15 @@ def test_bench_gpu_runs_its_parts_at_tiny_size_on_the_cpu():
     round_line = (r"one paper round \(fp32\): generator step [0-9.]+ s, .* round [0-9.]+ s\n"
                   r"  a generator step: \d+ ops")
     assert re.search(round_line, out), out[-3000:]
+    # what a time limit should keep comes first: the rounds before the compiled steps
+    assert out.index("one paper round (fp32)") < out.index("\ncompiled:\n") < out.index("compiled bf16")
+
+
+def test_bench_gpu_times_the_rounds_in_the_precisions_asked_for():
+    out = run_bench("bench_gpu.py", "--device", "cpu", "--tiny", "--d-steps", "1",
+                    "--round-precisions", "bf16")  # fmt: skip
+    assert re.findall(r"one paper round \((\w+)\)", out) == ["bf16"], out[-3000:]
+    assert "projected paper experiment (bf16)" in out
 
 
 def test_a_benchmark_stopped_by_its_time_limit_keeps_what_it_printed(tmp_path: Path):
