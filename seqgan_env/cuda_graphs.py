@@ -23,6 +23,7 @@ capture recorded.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Hashable
 from typing import Any, Protocol
@@ -230,14 +231,18 @@ class GraphedFunction:
 
 
 class GraphCache:
-    """`fn(*inputs)` with one `GraphedFunction` per shape of the inputs, where all of them are on a
-    CUDA device. A shape is captured the second time it is seen (one seen once, such as a ragged last
-    batch, is not worth a capture), and at most `max_graphs` are kept; the other calls run eagerly.
+    """`fn(generator, *inputs)` with one `GraphedFunction` per shape of the inputs, where all of them
+    are on a CUDA device. A shape is captured the second time it is seen (one seen once, such as a
+    ragged last batch, is not worth a capture), and at most `max_graphs` are kept; the other calls run
+    eagerly.
 
-    `key` names everything the captured kernels read besides the inputs (the weights' storage, the
-    generator, settings read when `fn` runs): a call with a new key drops every graph, so `fn` must
-    compute the same thing for equal keys. A capture that fails is said once (`what` runs eagerly from
-    then on; `cuda_graphs` off)."""
+    `key` names everything the captured kernels read besides the inputs (the weights' storage,
+    settings read when `fn` runs): a call with a new key drops every graph, so `fn` must compute the
+    same thing for equal keys. The graphs draw from a generator of the cache's own, set to `generator`'s
+    state before each replay and handed back after it: the caller's generator advances as under eager
+    calls, and any generator of the device (the run's, a resumed run's, the diagnostics' own) replays
+    the same graphs. `generator` None: the device's default generator, which every graph reads. A
+    capture that fails is said once (`what` runs eagerly from then on; `cuda_graphs` off)."""
 
     def __init__(self, what: str, max_graphs: int = 64) -> None:
         self.what = what
@@ -247,6 +252,7 @@ class GraphCache:
         self._graphs: dict[Hashable, GraphedFunction] = {}
         self._seen: set[Hashable] = set()
         self._pool: Any = None  # one memory pool for all the graphs (they replay one at a time)
+        self._generator: torch.Generator | None = None  # the one the graphs draw from
 
     def __len__(self) -> int:
         return len(self._graphs)
@@ -259,23 +265,47 @@ class GraphCache:
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         if not (self.cuda_graphs and on_cuda(*inputs)):
-            return fn(*inputs)
+            return fn(generator, *inputs)
         if key != self._key:
             self._key, self._graphs, self._seen, self._pool = key, {}, set(), None
-        shapes = tuple((tuple(x.shape), x.dtype) for x in inputs)
+        shapes = (generator is None, *((tuple(x.shape), x.dtype) for x in inputs))
         graph = self._graphs.get(shapes)
         if graph is None:
             if shapes not in self._seen or len(self._graphs) >= self.max_graphs:
                 self._seen.add(shapes)
-                return fn(*inputs)
-            if self._pool is None:
-                self._pool = torch.cuda.graph_pool_handle()
-            try:
-                graph = GraphedFunction(fn, *inputs, generator=generator, pool=self._pool)
-            except (RuntimeError, AttributeError) as err:  # AttributeError: a torch without the API
-                warnings.warn(f"{self.what} runs without CUDA graphs: capture failed ({err})", stacklevel=2)
-                self.cuda_graphs = False
-                self._graphs.clear()
-                return fn(*inputs)
+                return fn(generator, *inputs)
+            graph = self._capture(fn, inputs, generator)
+            if graph is None:
+                return fn(generator, *inputs)
             self._graphs[shapes] = graph
-        return graph(*inputs)
+        if generator is None:
+            return graph(*inputs)
+        own = self._own_generator(generator)
+        own.set_state(generator.get_state())
+        out = graph(*inputs)
+        generator.set_state(own.get_state())
+        return out
+
+    def _own_generator(self, generator: torch.Generator) -> torch.Generator:
+        if self._generator is None or self._generator.device != generator.device:
+            self._generator = torch.Generator(device=generator.device)
+        return self._generator
+
+    def _capture(
+        self,
+        fn: Callable[..., torch.Tensor],
+        inputs: tuple[torch.Tensor, ...],
+        generator: torch.Generator | None,
+    ) -> GraphedFunction | None:
+        """A graph of `fn` on `inputs`' shapes, drawing from the cache's generator (None: the default
+        one); None if the capture fails (said once, and the switch turned off)."""
+        own = None if generator is None else self._own_generator(generator)
+        if self._pool is None:
+            self._pool = torch.cuda.graph_pool_handle()
+        try:
+            return GraphedFunction(functools.partial(fn, own), *inputs, generator=own, pool=self._pool)
+        except (RuntimeError, AttributeError) as err:  # AttributeError: a torch without the API
+            warnings.warn(f"{self.what} runs without CUDA graphs: capture failed ({err})", stacklevel=3)
+            self.cuda_graphs = False
+            self._graphs.clear()
+            return None

@@ -29,7 +29,7 @@ import torch
 from seqgan_env.discriminator import SequenceScorer
 from seqgan_env.metrics import sequence_nll
 from seqgan_env.prefix_discriminator import IncrementalScorer, dense_rewards
-from seqgan_env.rewards import q_values
+from seqgan_env.rewards import MonteCarloSearch, q_values
 from seqgan_env.token_lstm import TokenLSTM
 
 __all__ = [
@@ -155,6 +155,7 @@ def q_signal_noise(
     rng: torch.Generator | None = None,
     repeats: int = 2,
     oracle: TokenLSTM | None = None,
+    search: MonteCarloSearch | None = None,
 ) -> dict[str, Any]:
     """How much of the Monte Carlo reward Q_t's variance is signal between sequences, how much noise.
 
@@ -178,14 +179,15 @@ def q_signal_noise(
     With `oracle`, `oracle_correlation` [T] is the Spearman correlation, per step, of Q_t (mean over
     repeats) with the oracle's log-likelihood (minus mean per-token NLL) of the complete sequences:
     does the reward of a prefix already point toward the better finished sequence? (NaN at steps where
-    Q_t is constant, see `spearman`.) `q` holds the stacked estimates [repeats, B, T].
+    Q_t is constant, see `spearman`.) `q` holds the stacked estimates [repeats, B, T]. `search`: the
+    `MonteCarloSearch` that estimates them (`rewards.q_values`; its CUDA graphs kept across calls).
     """
     if repeats < 2:
         raise ValueError(f"q_signal_noise needs repeats >= 2 to measure the Monte Carlo noise, got {repeats}")
     if len(sequences) < 2:
         raise ValueError(f"q_signal_noise needs at least 2 sequences, got {len(sequences)}")
     q = torch.stack(
-        [q_values(rollout_policy, scorer, sequences, n_rollouts, rng) for _ in range(repeats)]
+        [q_values(rollout_policy, scorer, sequences, n_rollouts, rng, search) for _ in range(repeats)]
     )  # [R, B, T]
     qd = q.detach().to("cpu", torch.float64).numpy()
     noise = qd.var(axis=0, ddof=1).mean(axis=0)  # [T]

@@ -62,8 +62,8 @@ class MonteCarloSearch:
     and padded with `pad_id`), replayed from CUDA graphs on a CUDA device (`GraphCache`: a graph per
     prefix length and batch size, captured the second time it is seen). The graphs read the rollout
     policy's and the scorer's weights where they lie, so training them in place (optimizer steps,
-    `load_state_dict`) needs no new capture; new weight tensors, another scorer or generator, or a
-    change of precision do. Scorers that are not an `nn.Module` (BLEU, the oracle) run eagerly."""
+    `load_state_dict`) needs no new capture, nor does another generator; new weight tensors, another
+    scorer or a change of precision do. Scorers that are not an `nn.Module` (BLEU, the oracle) run eagerly."""
 
     def __init__(
         self, rollout_policy: TokenLSTM, n_rollouts: int, eos_id: int | None = None, pad_id: int | None = None
@@ -85,21 +85,23 @@ class MonteCarloSearch:
     ) -> torch.Tensor:
         """Q of each prefix in `prefixes` [B, t]: [B] (see `monte_carlo_q`)."""
 
-        def search(prefixes: torch.Tensor, logits: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> Tensor:
+        def search(
+            rng: torch.Generator | None, prefixes: Tensor, logits: Tensor, h: Tensor, c: Tensor
+        ) -> Tensor:
             return monte_carlo_q(self.rollout_policy, scorer, prefixes, logits, (h, c), self.n_rollouts, rng,
                                  self.eos_id, self.pad_id)  # fmt: skip
 
         if not isinstance(scorer, nn.Module):
-            return search(prefixes, logits, *state)
-        return self.graphs(search, prefixes, logits, *state, key=self._key(scorer, rng), generator=rng)
+            return search(rng, prefixes, logits, *state)
+        return self.graphs(search, prefixes, logits, *state, key=self._key(scorer), generator=rng)
 
-    def _key(self, scorer: nn.Module, rng: torch.Generator | None) -> Hashable:
+    def _key(self, scorer: nn.Module) -> Hashable:
         """What a captured search reads besides its inputs: the models' tensors where they lie, the
-        scorer and the generator, and the settings the models read as they run."""
+        scorer, and the settings the models read as they run."""
         models = (self.rollout_policy, scorer)
         tensors = tuple(x.data_ptr() for m in models for x in itertools.chain(m.parameters(), m.buffers()))
         settings = (self.rollout_policy.precision, getattr(scorer, "precision", None))
-        return (id(scorer), id(rng), settings, tensors)
+        return (id(scorer), settings, tensors)
 
 
 @torch.inference_mode()
@@ -109,18 +111,27 @@ def q_values(
     sequences: torch.Tensor,
     n_rollouts: int,
     rng: torch.Generator | None = None,
+    search: MonteCarloSearch | None = None,
 ) -> torch.Tensor:
     """The whole reward matrix Q [B, T] of complete `sequences` [B, T] (fixed length, no EOS).
 
     The same numbers the environment hands out step by step in "mc" mode, computed in one go for
-    sequences that already exist (tests and benchmarks use it).
+    sequences that already exist (the diagnostics, tests and benchmarks use it). `search`: a
+    `MonteCarloSearch` of `rollout_policy` with `n_rollouts` completions and no end-of-sequence, whose
+    graphs replay each prefix length on CUDA (None: `monte_carlo_q`, eagerly).
     """
+    if search is not None and (search.rollout_policy is not rollout_policy or search.n_rollouts != n_rollouts
+                               or search.eos_id is not None):  # fmt: skip
+        raise ValueError("q_values needs a search of the same rollout policy and number of completions, "
+                         "without an end-of-sequence")  # fmt: skip
     T = sequences.shape[1]
     all_logits, (hs, cs) = rollout_policy.prefix_states(sequences)  # [T, B, V], [T, B, H]
     q = torch.empty(sequences.shape, dtype=torch.float32, device=sequences.device)
     for t in range(1, T):
-        q[:, t - 1] = monte_carlo_q(
-            rollout_policy, scorer, sequences[:, :t], all_logits[t], (hs[t], cs[t]), n_rollouts, rng
-        )
+        prefixes, logits, state = sequences[:, :t], all_logits[t], (hs[t], cs[t])
+        if search is None:
+            q[:, t - 1] = monte_carlo_q(rollout_policy, scorer, prefixes, logits, state, n_rollouts, rng)
+        else:
+            q[:, t - 1] = search(scorer, prefixes, logits, state, rng)
     q[:, T - 1] = scorer.score(sequences)
     return q

@@ -43,15 +43,34 @@ def test_a_graph_cache_captures_a_shape_at_its_second_call_and_keeps_at_most_its
     `max_graphs` are kept; a new key drops them all. The results are the eager ones throughout."""
     cache = cuda_graphs_recorded_on_the_cpu.GraphCache("doubling", max_graphs=2)
 
-    def double(x: torch.Tensor) -> torch.Tensor:
+    def double(generator: torch.Generator | None, x: torch.Tensor) -> torch.Tensor:
         return x * 2 + 1
 
     for n in (3, 3, 3, 4, 5, 5, 4, 4):
         x = torch.arange(n, dtype=torch.float32) + n
-        assert torch.equal(cache(double, x, key="weights"), double(x))
-    assert {shapes[0][0] for shapes in cache._graphs} == {(3,), (5,)}  # (4,) came third: over the limit
+        assert torch.equal(cache(double, x, key="weights"), double(None, x))
+    assert {shapes[1][0] for shapes in cache._graphs} == {(3,), (5,)}  # (4,) came third: over the limit
     assert cache(double, torch.ones(3), key="new weights").tolist() == [3.0] * 3
     assert len(cache) == 0
+
+
+def test_the_cached_graphs_draw_from_whichever_generator_a_call_brings(cuda_graphs_recorded_on_the_cpu):
+    """The graphs draw from the cache's own generator, set to the caller's state before a replay and
+    handed back after: each generator's stream goes on as under eager calls, and a new generator (a
+    resumed run's, the diagnostics' own) replays the same graphs."""
+    cache = cuda_graphs_recorded_on_the_cpu.GraphCache("noise")
+
+    def noisy(generator: torch.Generator | None, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.rand(x.shape, generator=generator)
+
+    for seed in range(4):
+        rng, eager_rng = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+        for k in range(3):
+            x = torch.full((2, 3), float(k))
+            assert torch.equal(cache(noisy, x, key="weights", generator=rng), noisy(eager_rng, x))
+        assert torch.equal(rng.get_state(), eager_rng.get_state())
+    (graph,) = cache._graphs.values()
+    assert graph.graph.replays == 4 * 3 - 1  # every call but the first of all: kept for every generator
 
 
 def test_a_graphed_function_refuses_an_input_of_another_shape_and_gives_back_the_warm_up_s_draws(

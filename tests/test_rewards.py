@@ -386,3 +386,21 @@ def test_the_environment_hands_out_the_same_rewards_with_its_search_replayed(
             env.step(np.zeros(4, dtype=np.int64))  # NEXT_STEP: the finished episodes restart
     assert len(envs[0].unwrapped._core.search.graphs) == T3 - 1
     assert len(envs[1].unwrapped._core.search.graphs) == 0
+
+
+def test_q_values_through_a_replayed_search_are_the_eager_ones(policy, cuda_graphs_recorded_on_the_cpu):
+    """The diagnostics' Q matrices, each prefix length replayed from the search's graphs from the
+    second matrix on, whatever generator each call brings."""
+    from seqgan_env.rewards import MonteCarloSearch
+
+    disc = tiny_discriminator(vocab_size=V3, seq_len=T3, filters=((1, 2), (3, 2)))
+    search = MonteCarloSearch(policy, n_rollouts=3)
+    sequences = torch.randint(0, V3, (6, T3), generator=torch.Generator().manual_seed(0))
+    for seed in range(3):  # a generator of its own for each, as each evaluation's diagnostics
+        graphed = q_values(policy, disc, sequences, 3, torch.Generator().manual_seed(seed), search)
+        assert torch.equal(graphed, q_values(policy, disc, sequences, 3, torch.Generator().manual_seed(seed)))
+    assert len(search.graphs) == T3 - 1
+    for wrong in (MonteCarloSearch(policy, n_rollouts=4), MonteCarloSearch(policy, 3, eos_id=2, pad_id=V3),
+                  MonteCarloSearch(TokenLSTM(policy.config), n_rollouts=3)):  # fmt: skip
+        with pytest.raises(ValueError, match="q_values needs a search of the same rollout policy"):
+            q_values(policy, disc, sequences, 3, search=wrong)

@@ -302,7 +302,8 @@ def test_a_run_with_its_cuda_graphs_stood_in_for_is_the_plain_run(
 ) -> None:
     """Every CUDA graph of a run replayed by the CPU's stand-in (tests/conftest.py): MLE's and the
     discriminator's training steps, kept across epochs, sets and rounds, and the Monte Carlo search
-    of each prefix length. The run's metrics are the plain run's, bit for bit."""
+    of each prefix length, the env's and the diagnostics'. The run's metrics (the diagnostics' columns
+    among them) are the plain run's, bit for bit."""
     args = [*FAST, "--rounds", "3", "--eval-every", "1", "--out", str(tmp_path)]
     assert run_in_process(capsys, *args, "--name", "plain").returncode == 0
     request.getfixturevalue("cuda_graphs_recorded_on_the_cpu")  # from here on, graphs are captured
@@ -321,13 +322,16 @@ def test_a_run_with_its_cuda_graphs_stood_in_for_is_the_plain_run(
         patch.setattr(cuda_graphs.GraphedFunction, "__init__", counted(function))
         result = run_in_process(capsys, *args, "--name", "graphed")
     assert result.returncode == 0, result.stderr
-    # One step each for MLE and the discriminator (kept across epochs, sets and rounds), and from the
-    # second round each prefix length's search (T - 1 = 7 at the tiny preset's length 8)
-    assert captures.count("GraphedTrainStep") == 2 and captures.count("GraphedFunction") == 7, captures
+    # One step each for MLE and the discriminator (kept across epochs, sets and rounds), and each prefix
+    # length's search (T - 1 = 7 at the tiny preset's length 8) twice: the env's, from the second round,
+    # and the diagnostics', from the first evaluation's second estimate of Q
+    assert captures.count("GraphedTrainStep") == 2 and captures.count("GraphedFunction") == 2 * 7, captures
     drop = {"elapsed_s"}
     rows = [[{k: v for k, v in r.items() if k not in drop} for r in read_metrics(tmp_path / name)]
             for name in ("plain", "graphed")]  # fmt: skip
     assert rows[0] == rows[1]
+    adversarial = [r for r in rows[1] if r["phase"] == "adversarial"]
+    assert len(adversarial) == 4 and all(r["q_signal_share"] and r["pg_centred_cos"] for r in adversarial)
 
 
 def test_every_checkpoint_holds_the_rollout_policy_of_its_stage(

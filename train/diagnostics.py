@@ -24,6 +24,7 @@ from seqgan_env.diagnostics import (
 from seqgan_env.discriminator import SequenceScorer
 from seqgan_env.modes import module_mode
 from seqgan_env.prefix_discriminator import IncrementalScorer, dense_rewards
+from seqgan_env.rewards import MonteCarloSearch
 from seqgan_env.token_lstm import TokenLSTM
 from train.rng import derive_seed, seeded_rng
 
@@ -66,6 +67,7 @@ def measure_signal(
     pad_id: int | None = None,
     monte_carlo: bool = True,
     dense: bool = False,
+    search: MonteCarloSearch | None = None,
 ) -> dict[str, float]:
     """The diagnostics of `scorer` (the env's reward; None: a control without one) at adversarial round
     `round_`, by column name; {} (empty cells) with --no-diagnostics or no scorer.
@@ -106,7 +108,7 @@ def measure_signal(
             row.update(_dense(scorer, generator, fake[: cfg.diag_q_samples], oracle, pad_id))
         elif eos_id is None and monte_carlo:
             row.update(_q_and_gradient(cfg, generator, rollout_policy, scorer, fake[: cfg.diag_q_samples],
-                                       rng, oracle))  # fmt: skip
+                                       rng, oracle, search))  # fmt: skip
     return row
 
 
@@ -118,9 +120,11 @@ def _q_and_gradient(
     sequences: torch.Tensor,
     rng: torch.Generator,
     oracle: TokenLSTM | None,
+    search: MonteCarloSearch | None,
 ) -> dict[str, float]:
     """Q_t's signal share (and rank correlation with the oracle), and the policy-gradient split."""
-    noise = q_signal_noise(rollout_policy, scorer, sequences, cfg.n_rollouts, rng, cfg.diag_repeats, oracle)
+    noise = q_signal_noise(rollout_policy, scorer, sequences, cfg.n_rollouts, rng, cfg.diag_repeats, oracle,
+                           search)  # fmt: skip
     row = {"q_signal_share": noise["signal_fraction_mc"]}
     if oracle is not None:
         steps = noise["oracle_correlation"][:-1]  # t < T: Q_T = D(y) is reward_oracle_spearman's

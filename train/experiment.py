@@ -21,6 +21,7 @@ from seqgan_env.checkpoint import model_entry, save_checkpoint
 from seqgan_env.devices import resolve_device
 from seqgan_env.discriminator import DiscriminatorConfig, SequenceScorer
 from seqgan_env.precision import Precision, generator_precision, resolve_precision
+from seqgan_env.rewards import MonteCarloSearch
 from seqgan_env.scorers import BLEUScorer, OracleScorer
 from seqgan_env.text import Vocabulary, decode
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
@@ -64,6 +65,8 @@ class Experiment:
         gen_config = TokenLSTMConfig(cfg.vocab_size, cfg.seq_len, cfg.gen_embed_dim, cfg.gen_hidden_dim)
         self.generator = TokenLSTM(gen_config, rng=init).to(self.device)
         self.rollout_policy = copy.deepcopy(self.generator)  # beta = theta until the adversarial phase
+        # The diagnostics' Q estimates: the search replays its CUDA graphs from one evaluation to the next.
+        self.signal_search = MonteCarloSearch(self.rollout_policy, cfg.n_rollouts)
         disc_config = DiscriminatorConfig(
             cfg.vocab_size, cfg.seq_len, cfg.disc_embed_dim, cfg.filters(), cfg.disc_dropout, lr=cfg.disc_lr
         )
@@ -271,7 +274,8 @@ class Experiment:
         scorer = self.discriminator if self.scorer is None else self.scorer
         return measure_signal(self.cfg, round_, self.generator, self.rollout_policy,
                               scorer if self.cfg.mode == "seqgan" else None, self.test, self.oracle,
-                              self.eos_id, self.pad_id, dense=self.cfg.reward_mode == "dense")  # fmt: skip
+                              self.eos_id, self.pad_id, dense=self.cfg.reward_mode == "dense",
+                              search=self.signal_search)  # fmt: skip
 
     def postfix(self, row: dict[str, Any]) -> dict[str, str]:
         """The progress bar's summary of an evaluation."""
