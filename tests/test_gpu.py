@@ -174,19 +174,19 @@ def test_sampling_on_cuda_picks_the_cpu_s_bins_but_for_float_rounding() -> None:
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_the_replayed_monte_carlo_search_follows_the_eager_one(precision: str) -> None:
     """Each prefix length's search replayed from a CUDA graph gives the eager search's Q, round after
-    round with the discriminator trained in place in between, and leaves the generator where the eager
-    draws do (a graph registers it and advances it by what it drew)."""
+    round with the discriminator trained in place in between and a new generator each round, and
+    leaves each generator where the eager draws do."""
     V, T, N, B = 30, 8, 16, 64
     policy = TokenLSTM(TokenLSTMConfig(V, T), rng=torch.Generator().manual_seed(0)).cuda()
     config = DiscriminatorConfig(V, T, 16, ((1, 8), (3, 8), (8, 8)))
     disc = Discriminator(config, rng=torch.Generator().manual_seed(1)).cuda()
     disc.precision = policy.precision = precision
     optimizer, search = disc.make_optimizer(), MonteCarloSearch(policy, n_rollouts=N)
-    rngs = [torch.Generator(device="cuda").manual_seed(2) for _ in range(2)]
     data = torch.Generator().manual_seed(3)
     labels = torch.tensor([1] * B + [0] * B, device="cuda")
-    graphed, eager = [], []
-    for _ in range(4):
+    graphed, eager, kept = [], [], []
+    for r in range(4):  # a new generator each round: the graphs draw from their own, set to its state
+        rngs = [torch.Generator(device="cuda").manual_seed(r) for _ in range(2)]
         for t in range(1, T):
             prefixes = torch.randint(V, (B, t), generator=data).cuda()
             with torch.no_grad():
@@ -197,8 +197,10 @@ def test_the_replayed_monte_carlo_search_follows_the_eager_one(precision: str) -
             eager.append(monte_carlo_q(policy, disc, prefixes, logits, state, N, rngs[1]))
         real = torch.randint(V, (B, T), generator=data).cuda()
         disc.train_step(optimizer, torch.cat([real, real.flip(1)]), labels)
+        assert torch.equal(rngs[0].get_state(), rngs[1].get_state())
+        kept.append({id(g) for g in search.graphs._graphs.values()})
     assert search.graphs.cuda_graphs and len(search.graphs) == T - 1  # captured, no fallback
-    assert torch.equal(rngs[0].get_state(), rngs[1].get_state())
+    assert kept[1] == kept[2] == kept[3]  # captured in round 2, kept for the next generators
     torch.testing.assert_close(torch.stack(graphed), torch.stack(eager), rtol=1e-5, atol=1e-6)
 
 
