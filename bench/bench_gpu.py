@@ -40,7 +40,9 @@ from seqgan_env.discriminator import (
     Discriminator,
     DiscriminatorConfig,
     count_forward_flops,
+    one_product,
     paper_filters,
+    per_filter,
 )
 from seqgan_env.oracle import random_oracle
 from seqgan_env.precision import PRECISION_CHOICES, generator_precision, resolve_precision
@@ -111,8 +113,8 @@ def d_step_times(
             disc = kept.get(name) or Discriminator(config, rng=torch.Generator().manual_seed(1)).to(device)
             disc.precision = "bf16" if precision == "bf16" else "fp32"
             disc.cuda_graphs = graphs
-            every = range(len(config.filters))
-            disc.filter_groups = (tuple(every),) if grouped else tuple((k,) for k in every)
+            n = len(config.filters)
+            disc.filter_groups = one_product(n) if grouped else per_filter(n)
             opt = disc.make_optimizer()
             try:
                 if compile_loss and name not in kept:

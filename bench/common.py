@@ -33,7 +33,7 @@ if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
 
-from seqgan_env.discriminator import Discriminator, group_filters  # noqa: E402
+from seqgan_env.discriminator import Discriminator, group_filters, per_filter  # noqa: E402
 from seqgan_env.precision import cpu_bf16_units, resolve_precision  # noqa: E402
 from train.allocator import keep_freed_memory  # noqa: E402
 
@@ -99,7 +99,7 @@ def plain_copy(disc: Discriminator) -> Conv1dDiscriminator:
     device (not CUDA's one product)."""
     plain = Conv1dDiscriminator(disc.config)
     plain.load_state_dict(disc.state_dict())
-    plain.filter_groups = tuple((k,) for k in range(len(disc.config.filters)))
+    plain.filter_groups = per_filter(len(disc.config.filters))
     return plain.train(disc.training)
 
 

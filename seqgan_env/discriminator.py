@@ -36,6 +36,16 @@ def paper_filters(seq_len: int) -> tuple[tuple[int, int], ...]:
 FilterGroups = tuple[tuple[int, ...], ...]  # indices into the filters; each group is one product
 
 
+def per_filter(n_filters: int) -> FilterGroups:
+    """Each filter its own product: the fewest FLOPs (the default off CUDA)."""
+    return tuple((k,) for k in range(n_filters))
+
+
+def one_product(n_filters: int) -> FilterGroups:
+    """All filters as one product: the fewest kernels (the default on CUDA)."""
+    return (tuple(range(n_filters)),)
+
+
 def group_filters(filters: tuple[tuple[int, int], ...], max_width_ratio: float) -> FilterGroups:
     """The filters' indices grouped by width for fewer, larger convolution products: in order of width,
     a filter joins the group before it while its width is at most `max_width_ratio` times the group's
@@ -187,7 +197,7 @@ class Discriminator(nn.Module):
         if self._filter_groups is not None:
             return self._filter_groups
         n = len(self.config.filters)
-        return (tuple(range(n)),) if self.device.type == "cuda" else tuple((k,) for k in range(n))
+        return one_product(n) if self.device.type == "cuda" else per_filter(n)
 
     @filter_groups.setter
     def filter_groups(self, groups: FilterGroups | None) -> None:

@@ -18,7 +18,7 @@ from conftest import HANG_GUARD, killer_command
 
 from seqgan_env import cuda_graphs, sampling
 from seqgan_env.checkpoint import load_checkpoint
-from seqgan_env.discriminator import Discriminator
+from seqgan_env.discriminator import Discriminator, one_product
 from seqgan_env.env import SeqGANEnv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -281,10 +281,10 @@ def test_a_run_in_the_forms_cuda_takes_on_the_cpu(
     discriminator first scores (in inference mode: the round-0 evaluation, the rewards), then trains."""
     default = Discriminator.filter_groups
 
-    def one_product(self: Discriminator) -> tuple[tuple[int, ...], ...]:
-        return default.fget(self) if self._filter_groups is not None else (tuple(range(len(self.convs))),)
+    def cuda_default(self: Discriminator) -> tuple[tuple[int, ...], ...]:
+        return default.fget(self) if self._filter_groups is not None else one_product(len(self.convs))
 
-    monkeypatch.setattr(Discriminator, "filter_groups", property(one_product, default.fset))
+    monkeypatch.setattr(Discriminator, "filter_groups", property(cuda_default, default.fset))
     monkeypatch.setattr(sampling, "cdf_block", lambda device: sys.maxsize)
     first = run_in_process(capsys, *FAST, "--rounds", "0", "--out", str(tmp_path), "--name", "pre")
     assert first.returncode == 0, first.stderr
