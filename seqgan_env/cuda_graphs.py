@@ -257,6 +257,10 @@ class GraphCache:
     def __len__(self) -> int:
         return len(self._graphs)
 
+    def __reduce__(self) -> tuple[type[GraphCache], tuple[str, int]]:
+        """A copy or a pickle starts without graphs: they belong to the tensors they were captured on."""
+        return (GraphCache, (self.what, self.max_graphs))
+
     def __call__(
         self,
         fn: Callable[..., torch.Tensor],

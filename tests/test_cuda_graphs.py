@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 import torch
 from conftest import tiny_discriminator
@@ -52,6 +55,11 @@ def test_a_graph_cache_captures_a_shape_at_its_second_call_and_keeps_at_most_its
     assert {shapes[1][0] for shapes in cache._graphs} == {(3,), (5,)}  # (4,) came third: over the limit
     assert cache(double, torch.ones(3), key="new weights").tolist() == [3.0] * 3
     assert len(cache) == 0
+    for _ in range(2):
+        cache(double, torch.ones(3), key="new weights")
+    assert len(cache) == 1
+    for copied in (copy.deepcopy(cache), pickle.loads(pickle.dumps(cache))):  # an env copied or sent away
+        assert len(copied) == 0 and (copied.what, copied.max_graphs) == ("doubling", 2)
 
 
 def test_the_cached_graphs_draw_from_whichever_generator_a_call_brings(cuda_graphs_recorded_on_the_cpu):
@@ -134,8 +142,6 @@ def test_a_captured_step_is_kept_across_fits_until_what_it_reads_changes(cuda_gr
     weights, the optimizer's state and settings stay the same; an optimizer state loaded from a
     checkpoint (new tensors) or a new precision captures again. The training is the plain one
     throughout, and a copy of the discriminator starts without the graph."""
-    import copy
-
     real = torch.randint(0, 8, (32, 4), generator=torch.Generator().manual_seed(0))
     runs, steps = [], []
     for graphs in (False, True):
