@@ -16,6 +16,7 @@ from seqgan_env.bleu import BLEUReference, self_bleu
 from seqgan_env.discriminator import SequenceScorer
 from seqgan_env.finite import require_finite
 from seqgan_env.metrics import nll_oracle, nll_test
+from seqgan_env.rewards import MonteCarloSearch
 from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM
 from train.diagnostics import (
@@ -97,16 +98,19 @@ def evaluate_policy_round(
     elapsed_s: float,
     rows: list[dict[str, Any]],
     run: RunFolder,
+    search: MonteCarloSearch | None = None,
 ) -> dict[str, str]:
     """An SB3 or RLlib learner's evaluation at adversarial round `round_`, with the REINFORCE path's code
     and train/adversarial.py's evaluation seeds (so round 0 is the same point for every method): appends
-    the metrics row (with the signal diagnostics of `scorer`, the env's reward), rewrites metrics.csv,
-    logs eval/* and signal/* to TensorBoard and returns the progress bar's summary."""
+    the metrics row (with the signal diagnostics of `scorer`, the env's reward, their Q estimated
+    through `search`), rewrites metrics.csv, logs eval/* and signal/* to TensorBoard and returns the
+    progress bar's summary."""
     rng = seeded_rng(derive_seed(cfg.seed, "eval", "adversarial", round_), generator.device)
     ev = evaluate(generator, oracle, pre.test, cfg.eval_samples, rng, cfg.temperature)
     dense = cfg.reward_mode == "dense"
     signal = measure_signal(cfg, round_, generator, rollout_policy, scorer, pre.test, oracle,
-                            monte_carlo=cfg.reward_mode != "terminal", dense=dense)  # fmt: skip
+                            monte_carlo=cfg.reward_mode != "terminal", dense=dense,
+                            search=search)  # fmt: skip
     rows.append({
         "phase": "adversarial", "step": round_, "generator_updates": updates, **asdict(ev),
         "temperature": cfg.temperature, "d_loss": losses["d_loss"], "pg_loss": losses["pg_loss"],

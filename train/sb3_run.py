@@ -20,6 +20,7 @@ from seqgan_env.discriminator import Discriminator, DiscriminatorConfig, Sequenc
 from seqgan_env.files import write_atomically
 from seqgan_env.finite import require_finite
 from seqgan_env.prefix_discriminator import AnyDiscriminator, PrefixDiscriminator
+from seqgan_env.rewards import MonteCarloSearch
 from seqgan_env.scorers import OracleScorer
 from seqgan_env.token_lstm import TokenLSTM
 from seqgan_env.vector_env import SeqGANVectorEnv
@@ -93,6 +94,7 @@ class SB3Run:
         V, T = gen.config.vocab_size, gen.config.seq_len
         self.rollout_policy = TokenLSTM(gen.config).to(self.device)
         self.rollout_policy.load_state_dict(gen.state_dict())
+        self.signal_search = MonteCarloSearch(self.rollout_policy, cfg.n_rollouts)  # the diagnostics' Q
         init = seeded_rng(derive_seed(cfg.seed, "init"))
         self.discriminator, self.d_pretrained = learner_discriminator(cfg, pre, V, T, init)
         self.discriminator.to(self.device)
@@ -162,7 +164,7 @@ class SB3Run:
         """The policy's evaluation (train.evaluation.evaluate_policy_round), and model.zip."""
         summary = evaluate_policy_round(self.cfg, round_, learner.generator, self.rollout_policy, self.scorer,
                                         self.pre, self.oracle, learner.n_updates, losses, self.elapsed_s(),
-                                        self.rows, self.run)  # fmt: skip
+                                        self.rows, self.run, self.signal_search)  # fmt: skip
         self.save_model(round_)
         return summary
 
