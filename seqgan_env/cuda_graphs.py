@@ -18,7 +18,8 @@ graph reads stay the same, so that a capture's warm-up is paid once, not once pe
 of kernels per prefix length), and `GraphCache` keeps one such graph per shape of its inputs. Random
 draws inside a graph continue the generator's stream exactly as the eager calls would: the generator
 is registered with the graph, whose replay reads its current state and advances it by the draws the
-capture recorded.
+capture recorded. A `GraphCache`'s graphs draw from a generator of its own that takes the caller's
+state for each replay and hands it back, so that any generator of the device replays them.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def capture_or_none(
 ) -> GraphedTrainStep | None:
     """`model`'s training step as a `GraphedTrainStep` where CUDA graphs apply (`owner`'s switch on, a
     CUDA model, a capturable optimizer), else None: the owner's last one while nothing it reads has
-    changed (the weights', gradients' and optimizer state's tensors, the optimizer's hyperparameters,
+    changed (the weights' and the optimizer state's tensors, the optimizer's hyperparameters,
     the inputs' shapes and `settings`, the owner's options that `loss_fn` reads), else a new capture.
     A capture that fails (a CUDA build or driver that cannot) turns the switch off, said once: `what`
     runs plain steps from then on."""
