@@ -10,8 +10,9 @@ a CPU: the operators it dispatches).
 Part 2, one adversarial round of the paper schedule timed end to end (all 5 x 3 x 312 discriminator
 steps, not extrapolated), in fp32 and in --precision auto (--round-precisions): the generator step
 (64 sequences, their Monte Carlo rewards with N 16, one policy-gradient step; on a GPU also with the
-search run eagerly rather than replayed from its CUDA graphs), the negatives (5 x 9,984 samples) and
-the discriminator's training, with the projection of the paper's whole experiment from it.
+search run eagerly rather than replayed from its CUDA graphs, and its kernels and CUDA runtime calls),
+the negatives (5 x 9,984 samples) and the discriminator's training, with the projection of the paper's
+whole experiment from it.
 Last, with --compile, the bf16 steps with the loss through `torch.compile` (inductor's fused kernels,
 in the CUDA graph on a GPU), compiled once and timed as in part 1. The parts come in the order of what
 a time limit should keep, each printed as it is measured.
@@ -163,6 +164,28 @@ def kernels_of(fn: Callable[[], Any], device: torch.device) -> str:
         return "?"
 
 
+def runtime_calls_of(fn: Callable[[], Any], device: torch.device, top: int = 6) -> str:
+    """On CUDA, the CUDA runtime calls one call of `fn` makes, the most frequent first (kernel and
+    graph launches, copies, synchronisations: where the host's time goes), as torch.profiler records
+    them; "" elsewhere."""
+    if device.type != "cuda":
+        return ""
+    from collections import Counter
+
+    from torch.profiler import ProfilerActivity, profile
+
+    try:  # a count, not a timing
+        synchronize(device)
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            fn()
+            synchronize(device)
+        on_host = torch.autograd.DeviceType.CPU
+        calls = Counter(e.name for e in prof.events() if e.device_type == on_host and e.name.startswith("cu"))
+        return ", ".join(f"{name} {n}" for name, n in calls.most_common(top))
+    except Exception as err:
+        return f"not counted ({type(err).__name__}: {str(err).splitlines()[0][:120]})"
+
+
 def time_round(s: dict[str, int], device: torch.device, precision: str) -> tuple[dict[str, float], str]:
     """Seconds of one adversarial round's parts at sizes `s`, all of it run (nothing extrapolated), and
     the kernels of one more generator step (its Monte Carlo search and policy-gradient step)."""
@@ -199,7 +222,8 @@ def time_round(s: dict[str, int], device: torch.device, precision: str) -> tuple
         search.cuda_graphs = True
     parts["of which the negatives"] = negatives
     parts["round"] = parts["generator step"] + parts["discriminator training with its negatives"]
-    return parts, kernels_of(generator_step, device)
+    calls = runtime_calls_of(generator_step, device)
+    return parts, kernels_of(generator_step, device) + (f"; CUDA runtime calls: {calls}" if calls else "")
 
 
 def precision_list(value: str) -> list[str]:
