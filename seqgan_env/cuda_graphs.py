@@ -149,16 +149,14 @@ class GraphedTrainStep:
         saved_state = {p: {k: v.clone() for k, v in optimizer.state[p].items() if torch.is_tensor(v)}
                        for p in params if p in optimizer.state}  # fmt: skip
         saved_rng = torch.cuda.get_rng_state(device)
+        def one_step() -> None:
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(*self.inputs).backward()
+            finish()
+            optimizer.step()
+
         try:
-            side = torch.cuda.Stream(device)
-            side.wait_stream(torch.cuda.current_stream(device))
-            with torch.cuda.stream(side):
-                for _ in range(warmup):
-                    optimizer.zero_grad(set_to_none=True)
-                    loss_fn(*self.inputs).backward()
-                    finish()
-                    optimizer.step()
-            torch.cuda.current_stream(device).wait_stream(side)
+            _warm_up(device, one_step, warmup)
             self.graph = torch.cuda.CUDAGraph()
             optimizer.zero_grad(set_to_none=True)
             with torch.cuda.graph(self.graph):
@@ -178,10 +176,30 @@ class GraphedTrainStep:
             torch.cuda.set_rng_state(saved_rng, device)
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
-        for buffer, x in zip(self.inputs, inputs, strict=True):
-            buffer.copy_(x, non_blocking=True)
+        _copy_into(self.inputs, inputs)
         self.graph.replay()
         return self.loss.detach().clone()
+
+
+def _warm_up(device: torch.device, run: Callable[[], object], times: int) -> None:
+    """`run()` `times` times on a side stream before a capture, so that the libraries' handles, the
+    allocator and lazily made buffers settle outside the graph."""
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(times):
+            run()
+    torch.cuda.current_stream(device).wait_stream(side)
+
+
+def _copy_into(buffers: list[torch.Tensor], inputs: tuple[torch.Tensor, ...]) -> None:
+    """A call's inputs into a graph's input buffers, each of the captured shape (`copy_` would
+    broadcast a smaller input silently)."""
+    for buffer, x in zip(buffers, inputs, strict=True):
+        if x.shape != buffer.shape:
+            shapes = f"{tuple(x.shape)} for a graph captured with {tuple(buffer.shape)}"
+            raise ValueError(f"input of shape {shapes}")
+        buffer.copy_(x, non_blocking=True)
 
 
 class GraphedFunction:
@@ -204,12 +222,7 @@ class GraphedFunction:
         self.inputs = [x.clone() for x in examples]
         saved = generator.get_state() if generator is not None else torch.cuda.get_rng_state(device)
         try:
-            side = torch.cuda.Stream(device)
-            side.wait_stream(torch.cuda.current_stream(device))
-            with torch.cuda.stream(side):  # first calls (libraries' handles, lazy buffers) not captured
-                for _ in range(warmup):
-                    fn(*self.inputs)
-            torch.cuda.current_stream(device).wait_stream(side)
+            _warm_up(device, lambda: fn(*self.inputs), warmup)
             self.graph = torch.cuda.CUDAGraph()
             if generator is not None:  # the default generator is registered by every capture
                 self.graph.register_generator_state(generator)
@@ -222,11 +235,7 @@ class GraphedFunction:
                 torch.cuda.set_rng_state(saved, device)
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
-        for buffer, x in zip(self.inputs, inputs, strict=True):
-            if x.shape != buffer.shape:  # copy_ would broadcast a smaller input silently
-                shapes = f"{tuple(x.shape)} for a graph captured with {tuple(buffer.shape)}"
-                raise ValueError(f"input of shape {shapes}")
-            buffer.copy_(x, non_blocking=True)
+        _copy_into(self.inputs, inputs)
         self.graph.replay()
         return self.output.clone()
 
