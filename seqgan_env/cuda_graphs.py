@@ -246,13 +246,14 @@ class GraphCache:
     ragged last batch, is not worth a capture), and at most `max_graphs` are kept; the other calls run
     eagerly.
 
-    `key` names everything the captured kernels read besides the inputs (the weights' storage,
-    settings read when `fn` runs): a call with a new key drops every graph, so `fn` must compute the
-    same thing for equal keys. The graphs draw from a generator of the cache's own, set to `generator`'s
-    state before each replay and handed back after it: the caller's generator advances as under eager
-    calls, and any generator of the device (the run's, a resumed run's, the diagnostics' own) replays
-    the same graphs. `generator` None: the device's default generator, which every graph reads. A
-    capture that fails is said once (`what` runs eagerly from then on; `cuda_graphs` off)."""
+    `key()` names everything the captured kernels read besides the inputs (the weights' storage,
+    settings read when `fn` runs), asked only where graphs apply: a call with a new key drops every
+    graph, so `fn` must compute the same thing for equal keys. The graphs draw from a generator of the
+    cache's own, set to `generator`'s state before each replay and handed back after it: the caller's
+    generator advances as under eager calls, and any generator of the device (the run's, a resumed
+    run's, the diagnostics' own) replays the same graphs. `generator` None: the device's default
+    generator, which every graph reads. A capture that fails is said once (`what` runs eagerly from
+    then on; `cuda_graphs` off)."""
 
     def __init__(self, what: str, max_graphs: int = 64) -> None:
         self.what = what
@@ -275,13 +276,13 @@ class GraphCache:
         self,
         fn: Callable[..., torch.Tensor],
         *inputs: torch.Tensor,
-        key: Hashable,
+        key: Callable[[], Hashable],
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         if not (self.cuda_graphs and on_cuda(*inputs)):
             return fn(generator, *inputs)
-        if key != self._key:
-            self._key, self._graphs, self._seen, self._pool = key, {}, set(), None
+        if (named := key()) != self._key:
+            self._key, self._graphs, self._seen, self._pool = named, {}, set(), None
         shapes = (generator is None, *((tuple(x.shape), x.dtype) for x in inputs))
         graph = self._graphs.get(shapes)
         if graph is None:

@@ -93,7 +93,7 @@ class MonteCarloSearch:
 
         if not isinstance(scorer, nn.Module):
             return search(rng, prefixes, logits, *state)
-        return self.graphs(search, prefixes, logits, *state, key=self._key(scorer), generator=rng)
+        return self.graphs(search, prefixes, logits, *state, key=lambda: self._key(scorer), generator=rng)
 
     def _key(self, scorer: nn.Module) -> Hashable:
         """What a captured search reads besides its inputs: the models' tensors where they lie, the

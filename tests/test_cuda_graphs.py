@@ -51,12 +51,12 @@ def test_a_graph_cache_captures_a_shape_at_its_second_call_and_keeps_at_most_its
 
     for n in (3, 3, 3, 4, 5, 5, 4, 4):
         x = torch.arange(n, dtype=torch.float32) + n
-        assert torch.equal(cache(double, x, key="weights"), double(None, x))
+        assert torch.equal(cache(double, x, key=lambda: "weights"), double(None, x))
     assert {shapes[1][0] for shapes in cache._graphs} == {(3,), (5,)}  # (4,) came third: over the limit
-    assert cache(double, torch.ones(3), key="new weights").tolist() == [3.0] * 3
+    assert cache(double, torch.ones(3), key=lambda: "new weights").tolist() == [3.0] * 3
     assert len(cache) == 0
     for _ in range(2):
-        cache(double, torch.ones(3), key="new weights")
+        cache(double, torch.ones(3), key=lambda: "new weights")
     assert len(cache) == 1
     for copied in (copy.deepcopy(cache), pickle.loads(pickle.dumps(cache))):  # an env copied or sent away
         assert len(copied) == 0 and (copied.what, copied.max_graphs) == ("doubling", 2)
@@ -75,7 +75,7 @@ def test_the_cached_graphs_draw_from_whichever_generator_a_call_brings(cuda_grap
         rng, eager_rng = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
         for k in range(3):
             x = torch.full((2, 3), float(k))
-            assert torch.equal(cache(noisy, x, key="weights", generator=rng), noisy(eager_rng, x))
+            assert torch.equal(cache(noisy, x, key=lambda: "weights", generator=rng), noisy(eager_rng, x))
         assert torch.equal(rng.get_state(), eager_rng.get_state())
     (graph,) = cache._graphs.values()
     assert graph.graph.replays == 4 * 3 - 1  # every call but the first of all: kept for every generator
