@@ -118,11 +118,12 @@ def d_step_times(
             disc.filter_groups = one_product(n) if grouped else per_filter(n)
             opt = disc.make_optimizer()
             try:
-                if compile_loss and name not in kept:
-                    # The instance's `loss` shadows the method, so `fit` (and its graph) runs it.
-                    disc.loss = torch.compile(disc.loss, dynamic=False)  # type: ignore[method-assign]
+                if compile_loss and name not in kept:  # `fit` compiles its loss at its first full batch
+                    disc.compiled = True
                     kept[name] = disc
                 disc.fit(opt, real[: 4 * s["B"]], fake[: 4 * s["B"]], 1, s["B"])  # warm-up (and capture)
+                if compile_loss and not disc.compiled:  # fit said why (a warning)
+                    raise RuntimeError("torch.compile failed: the step would run uncompiled")
                 if name not in kernels:
                     kernels[name] = step_kernels(disc, opt, real[: s["B"]].to(device), device, compile_loss)
                 seconds = timed(lambda d=disc, o=opt: d.fit(o, real, fake, 1, s["B"]), device)
@@ -142,7 +143,7 @@ def step_kernels(
     """The kernels one plain training step of `disc` launches (a graphed step replays the same); a
     compiled step's fused kernels are not countable on a CPU."""
     labels = (torch.arange(len(x)) % 2).to(device)
-    step = functools.partial(disc.train_step_tensor, opt, x, labels)
+    step = functools.partial(disc.train_step_tensor, opt, x, labels, disc.compiled_loss.fn)
     return "-" if compiled and device.type != "cuda" else kernels_of(step, device)
 
 

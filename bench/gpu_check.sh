@@ -10,7 +10,8 @@
 #   bash bench/gpu_check.sh session # what one 10-minute command holds ($TOTAL_S, default 570 s): the
 #                                   # tests ($TEST_S, default 150), the training step's variants, one
 #                                   # round in auto precision and the compiled step ($BENCH_S, default
-#                                   # 150), then seqgan for the time left
+#                                   # 150), then seqgan for the time left, with --compile where the
+#                                   # benchmark found the compiled step faster
 #
 # Everything it measures goes to $OUT (default gpu_results/): at most 8 files, none in a subfolder
 # (the device machine's limits), the run folders packed into one archive without their checkpoints.
@@ -94,10 +95,12 @@ paper() {
 seqgan() {
     local oracle_args runs=${RUNS:-/tmp/seqgan_runs}
     read -r -a oracle_args <<<"$(oracle_args 2>>"$OUT/seqgan.log")"
-    echo "== train/adversarial.py --preset $PRESET on $DEVICE (${oracle_args[*]:-built-in oracle})" \
+    echo "== train/adversarial.py --preset $PRESET on $DEVICE (${oracle_args[*]:-built-in oracle}) ${SEQGAN_ARGS:-}" \
         | tee -a "$OUT/seqgan.log"
     SECONDS=0
-    timeout "${PAPER_S:-540}" python3 train/adversarial.py --preset "$PRESET" "${oracle_args[@]}" \
+    local extra=()
+    read -r -a extra <<<"${SEQGAN_ARGS:-}"
+    timeout "${PAPER_S:-540}" python3 train/adversarial.py --preset "$PRESET" "${oracle_args[@]}" "${extra[@]}" \
         --out "$runs" --name seqgan --device "$DEVICE" --threads 4 2>&1 | tr '\r' '\n' \
         | grep -v "it/s\]$" | tee -a "$OUT/seqgan.log" | tail -5
     echo "wall time: $SECONDS s (limit ${PAPER_S:-540} s)" | tee -a "$OUT/seqgan.log"
@@ -114,7 +117,21 @@ session() {
         echo "no time left for the SeqGAN run" | tee -a "$OUT/seqgan.log"
         return
     fi
-    PAPER_S=$PAPER_S seqgan
+    PAPER_S=$PAPER_S SEQGAN_ARGS=${SEQGAN_ARGS:-$(compile_if_faster "$OUT/bench_gpu.txt")} seqgan
+}
+
+compile_if_faster() {  # "--compile" where the benchmark's compiled one-product step beat the graphed one
+    python3 - "$1" <<'EOF'
+import re, sys
+try:
+    text = open(sys.argv[1]).read()
+except OSError:
+    sys.exit()
+ms = {m[1]: float(m[2]) for m in re.finditer(r"^ +((?:graphed|compiled) bf16 one-product) +([0-9.]+) ms/step",
+                                             text, re.M)}
+if ms.get("compiled bf16 one-product", float("inf")) < ms.get("graphed bf16 one-product", float("inf")):
+    print("--compile")
+EOF
 }
 
 case "$PART" in

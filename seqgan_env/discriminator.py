@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqgan_env import cuda_graphs
-from seqgan_env.cuda_graphs import CapturedStep, GraphedTrainStep, capture_or_none
+from seqgan_env.compiled import CompiledLoss, compiled_or_plain
+from seqgan_env.cuda_graphs import CapturedStep, GraphedTrainStep, LossFn, capture_or_none
 from seqgan_env.devices import rng_device
 from seqgan_env.modes import module_mode
 from seqgan_env.precision import autocast
@@ -142,6 +143,10 @@ class Discriminator(nn.Module):
         # captured once and kept for the next calls while the weights and optimizer stay the same.
         self.cuda_graphs = True
         self.captured = CapturedStep()
+        # `fit`'s full-batch steps through torch.compile (seqgan_env/compiled.py): fused kernels, at a
+        # minute of compiling; off by default (slower on a CPU). Set by whoever runs the model.
+        self.compiled = False
+        self.compiled_loss = CompiledLoss()
         self.filter_groups = None  # by device: see the property
         self._layouts: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = {}  # `_group_layout`
         self.reset_parameters(rng)
@@ -325,13 +330,18 @@ class Discriminator(nn.Module):
         return self.train_step_tensor(optimizer, sequences, labels).item()
 
     def train_step_tensor(
-        self, optimizer: torch.optim.Optimizer, sequences: torch.Tensor, labels: torch.Tensor
+        self,
+        optimizer: torch.optim.Optimizer,
+        sequences: torch.Tensor,
+        labels: torch.Tensor,
+        loss_fn: LossFn | None = None,
     ) -> torch.Tensor:
         """`train_step` returning the loss as a 0-d tensor on the model's device, so that a loop of
-        steps on a GPU never waits for one to finish (no host synchronisation per step)."""
+        steps on a GPU never waits for one to finish (no host synchronisation per step). `loss_fn`:
+        `loss` or its compiled form."""
         self.train()
         optimizer.zero_grad(set_to_none=True)
-        loss = self.loss(sequences, labels)
+        loss = (loss_fn or self.loss)(sequences, labels)
         loss.backward()
         optimizer.step()
         return loss.detach()
@@ -350,10 +360,12 @@ class Discriminator(nn.Module):
 
         The data stay on the model's device, shuffled there by a permutation drawn by `rng`; the
         losses are read back once, at the end. On CUDA the full batches replay one captured step
-        (`GraphedTrainStep`, kept for the next calls; `cuda_graphs` False: plain steps)."""
+        (`GraphedTrainStep`, kept for the next calls; `cuda_graphs` False: plain steps); with
+        `compiled` on, their loss runs through torch.compile (`seqgan_env.compiled`)."""
         sequences = torch.cat([real.to(self.device), fake.to(self.device)])
         labels = torch.cat([torch.ones(len(real)), torch.zeros(len(fake))]).long().to(self.device)
-        graphed = self._graphed_step(optimizer, sequences, labels, batch_size)
+        full_batch_loss = self._full_batch_loss(sequences, labels, batch_size)
+        graphed = self._graphed_step(optimizer, full_batch_loss, sequences, labels, batch_size)
         losses = []
         for _ in range(epochs):
             order = torch.randperm(len(sequences), generator=rng, device=rng_device(rng))
@@ -362,20 +374,34 @@ class Discriminator(nn.Module):
                 if graphed is not None and len(batch) == batch_size:
                     losses.append(graphed(sequences[batch], labels[batch]))
                 else:
-                    losses.append(self.train_step_tensor(optimizer, sequences[batch], labels[batch]))
+                    loss_fn = full_batch_loss if len(batch) == batch_size else self.loss
+                    losses.append(self.train_step_tensor(optimizer, sequences[batch], labels[batch], loss_fn))
         self.eval()
         values = torch.stack(losses).tolist() if losses else []  # one synchronisation
         return sum(values) / max(len(values), 1)
 
+    def _full_batch_loss(self, sequences: torch.Tensor, labels: torch.Tensor, batch_size: int) -> LossFn:
+        """The loss of `fit`'s full batches: `loss`, or its compiled form where `compiled` is on."""
+        if len(sequences) < batch_size:
+            return self.loss
+        return compiled_or_plain(self, "discriminator training", self, self.loss,
+                                 sequences[:batch_size], labels[:batch_size])  # fmt: skip
+
     def _graphed_step(
-        self, optimizer: torch.optim.Optimizer, sequences: torch.Tensor, labels: torch.Tensor, batch_size: int
+        self,
+        optimizer: torch.optim.Optimizer,
+        loss_fn: LossFn,
+        sequences: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
     ) -> GraphedTrainStep | None:
-        """The captured training step for `fit`'s full batches, where CUDA graphs apply; else None."""
+        """The captured training step of `loss_fn` for `fit`'s full batches, where CUDA graphs apply;
+        else None."""
         if len(sequences) < batch_size:
             return None
-        return capture_or_none(self, "discriminator training", self, optimizer, self.loss,
-                               sequences[:batch_size], labels[:batch_size],
-                               settings=(self.precision, self.filter_groups, self.config))  # fmt: skip
+        settings = (self.precision, self.filter_groups, self.config, loss_fn is self.compiled_loss.fn)
+        return capture_or_none(self, "discriminator training", self, optimizer, loss_fn,
+                               sequences[:batch_size], labels[:batch_size], settings=settings)  # fmt: skip
 
     @torch.inference_mode()
     def score(self, sequences: torch.Tensor) -> torch.Tensor:

@@ -62,7 +62,7 @@ def test_env_on_cuda() -> None:
     "extra",
     [[], ["--rollout-update", "ema"], ["--mode", "constant"], ["--mode", "mle"], ["--reward", "oracle"],
      ["--reward", "bleu"], ["--baseline", "value"], ["--baseline", "mean", "--normalize"],
-     ["--precision", "bf16"], ["--precision", "auto"]],
+     ["--precision", "bf16"], ["--precision", "auto"], ["--precision", "auto", "--compile"]],
 )  # fmt: skip
 def test_adversarial_on_cuda(tmp_path: Path, extra: list[str]) -> None:
     script("adversarial", *TINY, *extra, "--out", str(tmp_path), "--name", "run")
@@ -142,6 +142,26 @@ def test_graphed_discriminator_fit_follows_the_plain_fit(precision: str, groups:
         torch.cuda.manual_seed(2)
         loss = disc.fit(opt, real, fake, 2, 16, torch.Generator(device="cuda").manual_seed(3))
         assert disc.cuda_graphs == graphs  # the capture worked (no fallback to plain steps)
+        results.append((loss, [p.detach().clone() for p in disc.parameters()]))
+    assert_graphed_follows_plain(results, precision)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_compiled_graphed_discriminator_fit_follows_the_plain_fit(precision: str) -> None:
+    """--compile on CUDA: the full batches' loss through torch.compile (Triton's fused kernels), captured
+    in the step's CUDA graph, trains as plain steps do up to kernel rounding, with the same dropout
+    masks (random operators keep torch's kernels)."""
+    config = DiscriminatorConfig(30, 10, 16, ((1, 8), (3, 8), (10, 8)))
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randint(30, (100, 10), generator=g), torch.randint(30, (100, 10), generator=g)
+    results = []
+    for compiled in (False, True):
+        disc = Discriminator(config, rng=torch.Generator().manual_seed(1)).cuda()
+        disc.precision, disc.cuda_graphs, disc.compiled = precision, compiled, compiled
+        opt = disc.make_optimizer()
+        torch.cuda.manual_seed(2)
+        loss = disc.fit(opt, real, fake, 2, 16, torch.Generator(device="cuda").manual_seed(3))
+        assert disc.compiled == compiled and disc.cuda_graphs == compiled  # no fallback to plain steps
         results.append((loss, [p.detach().clone() for p in disc.parameters()]))
     assert_graphed_follows_plain(results, precision)
 

@@ -297,6 +297,28 @@ def test_a_run_in_the_forms_cuda_takes_on_the_cpu(
     assert 0 < float(rows[-1]["d_loss"]) < 10  # the discriminator trained
 
 
+def test_a_compiled_run_is_the_plain_run_up_to_float_rounding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--compile: the discriminator's full-batch training steps through torch.compile. The run computes
+    what the plain run does up to float rounding (the same dropout masks, the same sampled sequences),
+    and config.json records it for a resume."""
+    for name, more in (("plain", []), ("compiled", ["--compile"])):
+        result = run_in_process(capsys, *FAST, "--rounds", "2", "--out", str(tmp_path), "--name", name, *more)
+        assert result.returncode == 0, result.stderr
+    assert "--compile: the discriminator's first training step compiles it" in result.stdout
+    assert json.loads((tmp_path / "compiled" / "config.json").read_text())["compile"] is True
+    plain, compiled = read_metrics(tmp_path / "plain"), read_metrics(tmp_path / "compiled")
+    assert [(r["phase"], r["step"]) for r in compiled] == [(r["phase"], r["step"]) for r in plain]
+    assert float(compiled[-1]["d_loss"]) != float(plain[-1]["d_loss"])  # it ran other kernels
+    for row, plain_row in zip(compiled, plain, strict=True):
+        for key, value in plain_row.items():
+            if key == "elapsed_s" or value in ("", "nan") or not value[-1].isdigit():
+                assert key == "elapsed_s" or row[key] == value, key  # times differ; empties and words do not
+            else:
+                assert float(row[key]) == pytest.approx(float(value), rel=1e-4, abs=1e-6), key
+
+
 def test_a_run_with_its_cuda_graphs_stood_in_for_is_the_plain_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest
 ) -> None:

@@ -178,9 +178,9 @@ def test_a_resumed_run_keeps_the_thread_count_it_recorded(tmp_path: Path) -> Non
         killed = run_injected(tmp_path, "adversarial", "agents.reinforce:ReinforceAgent.collect", 3,
                               "SIGKILL", [*args, "--out", str(tmp_path), "--name", name])  # fmt: skip
         assert killed.returncode == -9, killed.stderr
-        resumed = subprocess.run([sys.executable, "-c", reporting, str(SCRIPT), "--resume", str(tmp_path / name),
-                                  *more], capture_output=True, text=True, cwd=ROOT, env=one_thread,
-                                 timeout=HANG_GUARD)  # fmt: skip
+        command = [sys.executable, "-c", reporting, str(SCRIPT), "--resume", str(tmp_path / name), *more]
+        resumed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=one_thread,
+                                 timeout=HANG_GUARD)
         assert resumed.returncode == 0, resumed.stderr
         assert f"resuming {tmp_path / name} at stage adversarial, 2 done, {said}" in resumed.stdout
         assert f"torch threads at exit {threads}\n" in resumed.stdout
@@ -217,3 +217,24 @@ def test_a_resumed_auto_run_keeps_the_precision_it_began_with(
         finally:
             exp.run.close()
         torch.set_num_threads(1)
+
+
+def test_a_resumed_run_keeps_its_recorded_compile_unless_told_otherwise(tmp_path: Path) -> None:
+    """--compile is recorded in config.json like the device and the thread count: a resume keeps it, an
+    explicit --no-compile overrides it (not a config clash), and the resume line says the numbers will
+    then differ in the last digits."""
+    import dataclasses
+    import json
+
+    from train.config import Config, parse_config
+    from train.reproducibility import compile_note
+
+    recorded = dataclasses.replace(Config(preset="tiny"), compile=True).recorded_settings()
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps(recorded))
+    assert parse_config(["--resume", str(tmp_path / "run")]).compile is True
+    assert parse_config(["--resume", str(tmp_path / "run"), "--no-compile"]).compile is False
+    assert compile_note(True, True) == compile_note(None, False) == ""
+    said = compile_note(True, False)
+    assert said == (", without --compile as asked (the run recorded --compile: its numbers will differ "
+                    "from an uninterrupted run's in the last digits)")

@@ -50,6 +50,10 @@ class Config:
         "bf16 (autocast; weights, optimizer state and losses stay fp32) or auto (the discriminator in bf16 "
         "where the hardware has bf16 units: CUDA tensor cores, CPU AMX tiles or AVX-512 bf16; the "
         "completions and MLE in fp32)", default="fp32")
+    compile: bool = option(
+        "the discriminator's training steps through torch.compile: fused kernels (on a GPU inside the step's "
+        "CUDA graph), the same numbers up to float rounding; compiling takes up to a minute at the start, "
+        "and on a CPU the steps run slower", default=False)
     out: str = option("folder holding run folders", default="runs")
     name: str | None = option("run folder name", default=None, shown="PRESET_MODE_sSEED_TIME")
     resume: str | None = option("continue this run folder from its last checkpoint", default=None)
@@ -197,13 +201,15 @@ class Config:
 
     def run_settings(self) -> dict[str, Any]:
         """What defines the experiment (everything but where it runs and how it is named)."""
-        skip = {"device", "threads", "out", "name", "resume", "progress"}
+        skip = {"device", "threads", "compile", "out", "name", "resume", "progress"}
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
     def recorded_settings(self) -> dict[str, Any]:
-        """config.json: the run settings, and where the run computes: its device and its thread count
-        (which changes the floats' rounding). A resumed run keeps them unless told otherwise."""
-        return {**self.run_settings(), "device": self.device, "threads": self.threads}
+        """config.json: the run settings, and how the run computes: its device, its thread count and
+        whether it compiles (which change the floats' rounding). A resumed run keeps them unless told
+        otherwise."""
+        runtime = {"device": self.device, "threads": self.threads, "compile": self.compile}
+        return {**self.run_settings(), **runtime}
 
 
 def check_memory(cfg: Config) -> None:
@@ -236,7 +242,7 @@ ADVERSARIAL_ONLY = (
 )  # fmt: skip
 PRETRAINING_OPTIONS = tuple(f.name for f in dataclasses.fields(Config) if f.name not in ADVERSARIAL_ONLY)
 
-RUNTIME = ("device", "threads")  # recorded in config.json; a resumed run may change them
+RUNTIME = ("device", "threads", "compile")  # recorded in config.json; a resumed run may change them
 
 
 def parse_config(

@@ -56,10 +56,13 @@ def make_prefix_discriminator(
 
 def run_discriminator(cfg: Config, cnn: DiscriminatorConfig, rng: torch.Generator) -> AnyDiscriminator:
     """train/adversarial.py's discriminator: a prefix discriminator of the --disc-* options with
-    --reward-mode dense, else the CNN `cnn` (initialised from the CPU generator `rng`)."""
+    --reward-mode dense, else the CNN `cnn` (initialised from the CPU generator `rng`), its training
+    steps compiled with --compile."""
     if cfg.reward_mode == "dense":
         return make_prefix_discriminator(cfg, cfg.vocab_size, cfg.seq_len, rng)
-    return Discriminator(cnn, rng=rng)
+    discriminator = Discriminator(cnn, rng=rng)
+    discriminator.compiled = cfg.compile
+    return discriminator
 
 
 def dense_options(method: str) -> tuple[list[str], list[str]]:

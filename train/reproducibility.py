@@ -38,3 +38,13 @@ def thread_note(recorded: int | None, threads: int) -> str:
         return f", on {threads} threads as recorded"
     return (f", on {threads} threads as --threads asks (the run recorded {recorded}: its numbers will "
             "differ from an uninterrupted run's)")  # fmt: skip
+
+
+def compile_note(recorded: bool | None, compiled: bool) -> str:
+    """The resume line's words where --compile differs from what config.json records (`recorded`; None
+    for a run that records none): compiled kernels round differently."""
+    if recorded is None or recorded == compiled:
+        return ""
+    return (f", {'with' if compiled else 'without'} --compile as asked (the run recorded "
+            f"{'--compile' if recorded else '--no-compile'}: its numbers will differ from an uninterrupted "
+            "run's in the last digits)")

@@ -30,7 +30,7 @@ from seqgan_env.wrappers import DiscriminatorUpdater
 from train.allocator import keep_freed_memory
 from train.config import Config
 from train.experiment import Experiment
-from train.reproducibility import machine_note, thread_note
+from train.reproducibility import compile_note, machine_note, thread_note
 from train.rng import derive_seed
 from train.run_folder import RunFolder
 from train.run_state import check_compatible, init_from_checkpoint
@@ -218,8 +218,10 @@ def _start(
     if resuming:
         assert start is not None
         exp.resume(start)
-        threads = thread_note(run.saved_config().get("threads"), cfg.threads)
-        print(f"resuming {run.path} at stage {exp.stage}, {exp.progress} done{threads}{machine_note(start)}",
+        recorded = run.saved_config()
+        notes = thread_note(recorded.get("threads"), cfg.threads)
+        notes += compile_note(recorded.get("compile"), cfg.compile)
+        print(f"resuming {run.path} at stage {exp.stage}, {exp.progress} done{notes}{machine_note(start)}",
               flush=True)  # fmt: skip
         run.tensorboard(purge_step=exp.generator_updates + 1)
     else:
@@ -227,6 +229,8 @@ def _start(
             exp.init_from(start)
         exp.add_yardstick()
         print(f"{'restarting' if cfg.resume else 'run folder:'} {run.path}", flush=True)
+    if cfg.compile and cfg.trains_discriminator and cfg.reward_mode == "mc":
+        print("--compile: the discriminator's first training step compiles it (up to a minute)", flush=True)
     if exp.precision != "fp32":
         print(f"precision: {exp.precision} for the discriminator, {exp.mle.precision} for the generator's "
               f"completions and MLE (--precision {cfg.precision})", flush=True)
