@@ -46,7 +46,12 @@ from seqgan_env.discriminator import (
     per_filter,
 )
 from seqgan_env.oracle import random_oracle
-from seqgan_env.precision import PRECISION_CHOICES, generator_precision, resolve_precision
+from seqgan_env.precision import (
+    PRECISION_CHOICES,
+    cpu_has_bf16_units,
+    generator_precision,
+    resolve_precision,
+)
 from seqgan_env.token_lstm import TokenLSTM, TokenLSTMConfig
 from seqgan_env.vector_env import SeqGANVectorEnv
 from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorUpdater
@@ -88,9 +93,9 @@ def d_step_times(
     `torch.compile`d loss, fused kernels in the graph), each with the kernels a step launches."""
     config = DiscriminatorConfig(s["V"], s["T"], s["embed"], paper_filters(s["T"]))
     rng = torch.Generator().manual_seed(0)
-    n = s["B"] * (steps + 8)  # fit() runs whole epochs: one epoch of `steps` full batches after warm-up
-    real = torch.randint(s["V"], (n // 2, s["T"]), generator=rng)
-    fake = torch.randint(s["V"], (n - n // 2, s["T"]), generator=rng)
+    rows = s["B"] * (steps + 8)  # fit() runs whole epochs: one epoch of `steps` + 8 full batches is timed
+    real = torch.randint(s["V"], (rows // 2, s["T"]), generator=rng)
+    fake = torch.randint(s["V"], (rows - rows // 2, s["T"]), generator=rng)
     variants: dict[str, tuple[bool, str, bool, bool]] = {}  # name: graphs, precision, grouped, compiled
     cuda = device.type == "cuda"
     if compiled:
@@ -114,8 +119,8 @@ def d_step_times(
             disc = kept.get(name) or Discriminator(config, rng=torch.Generator().manual_seed(1)).to(device)
             disc.precision = "bf16" if precision == "bf16" else "fp32"
             disc.cuda_graphs = graphs
-            n = len(config.filters)
-            disc.filter_groups = one_product(n) if grouped else per_filter(n)
+            n_filters = len(config.filters)
+            disc.filter_groups = one_product(n_filters) if grouped else per_filter(n_filters)
             opt = disc.make_optimizer()
             try:
                 if compile_loss and name not in kept:  # `fit` compiles its loss at its first full batch
@@ -131,7 +136,7 @@ def d_step_times(
                 print(f"  {name}: failed ({type(err).__name__}: {str(err).splitlines()[0][:200]})")
                 del variants[name], times[name]
                 continue
-            times[name].append(seconds / math.ceil(n / s["B"]))
+            times[name].append(seconds / math.ceil(rows / s["B"]))
             print(f"    pass {repeat + 1}, {name}: {1e3 * times[name][-1]:.3f} ms/step", flush=True)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     return {name: (statistics.median(t), kernels[name]) for name, t in times.items()}
@@ -263,7 +268,8 @@ def main() -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
         peaks["tf32"] = matmul_tflops(device, torch.float32, args.matmul_size)
         torch.backends.cuda.matmul.allow_tf32 = False
-    if resolve_precision("auto", device) == "bf16":  # a CPU without bf16 units would take minutes
+    bf16_units = cpu_has_bf16_units() if device.type == "cpu" else resolve_precision("auto", device) == "bf16"
+    if bf16_units:  # a CPU without bf16 units would take minutes
         peaks["bf16"] = matmul_tflops(device, torch.bfloat16, args.matmul_size)
     print("large matmul " + ", ".join(f"{k} {v:.1f} TFLOP/s" for k, v in peaks.items()) +
           f" ({args.matmul_size}^3)")  # fmt: skip

@@ -34,7 +34,12 @@ if REPO_ROOT not in sys.path:
 
 
 from seqgan_env.discriminator import Discriminator, group_filters, per_filter  # noqa: E402
-from seqgan_env.precision import cpu_bf16_units, resolve_precision  # noqa: E402
+from seqgan_env.precision import (  # noqa: E402
+    cpu_bf16_speedup,
+    cpu_bf16_units,
+    cpu_has_bf16_units,
+    resolve_precision,
+)
 from train.allocator import keep_freed_memory  # noqa: E402
 
 # Whether `apply_common_args` set the scripts' allocator setting (None: not asked).
@@ -133,13 +138,15 @@ def load_average() -> float:
 def machine_info() -> dict[str, Any]:
     """The machine a figure was measured on: CPU model and cores, the vector ISA torch's CPU kernels
     dispatch to (`torch.backends.cpu.get_cpu_capability()`), the CPU's bf16 units (AMX tiles, AVX-512
-    bf16, oneDNN bf16), what `--precision auto` picks on the CPU, torch/python versions, torch threads,
+    bf16, oneDNN bf16) and, where it has some, how much faster it multiplies in bf16 than in fp32, what
+    `--precision auto` picks on the CPU, torch/python versions, torch threads,
     and the CUDA device where one is present."""
     info: dict[str, Any] = {
         "cpu_model": cpu_model(),
         "cores": os.cpu_count(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         **{f"cpu_{k}": v for k, v in cpu_bf16_units().items()},
+        "cpu_bf16_speedup": round(cpu_bf16_speedup(), 2) if cpu_has_bf16_units() else None,
         "auto_precision_cpu": resolve_precision("auto", "cpu"),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
@@ -158,6 +165,8 @@ def machine_banner() -> str:
     """The machine in two lines: cores, CPU model and its vector ISA and bf16 units; torch, threads."""
     m = machine_info()
     units = ", ".join(k for k in ("amx_tile", "avx512_bf16", "onednn_bf16") if m[f"cpu_{k}"]) or "none"
+    if m["cpu_bf16_speedup"] is not None:
+        units += f", bf16 products {m['cpu_bf16_speedup']:.2f}x as fast as fp32"
     gpu = "" if m["cuda_device"] is None else f"; GPU {m['cuda_device']} (sm {m['cuda_capability']})"
     return (
         f"machine: {m['cores']} cores ({m['cpu_model']}), torch CPU kernels {m['cpu_capability']}, bf16 "

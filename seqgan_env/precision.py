@@ -6,18 +6,23 @@ run under `torch.autocast(dtype=torch.bfloat16)`; the parameters (master weights
 state, the losses and their reductions, softmax and sampling stay fp32. Under "fp32" nothing is
 wrapped: the code path is the plain fp32 one, bit for bit.
 
-"auto" picks bf16 only where the hardware multiplies bf16 natively: on a CUDA device with bf16
-tensor cores (compute capability 8.0 and later), or on a CPU with AMX tile units or AVX-512 bf16
-dot-product instructions that oneDNN uses (an AVX-512 bf16 CPU measured its 1280 x 1280 x 200
-products 2.2x faster in bf16 than in fp32). Everywhere else it picks fp32: CPUs without bf16
-instructions (AVX2, AVX-512 without bf16) emulate bf16 products far slower than fp32 ones (on an AVX2
-CPU about 1 GFLOP/s against 40-80 in fp32). Where "auto" picks bf16 it puts the discriminator's training and
-scoring in bf16 and keeps the generator's side (completions, MLE) in fp32 (`generator_precision`);
-"bf16" puts both in bf16.
+"auto" picks bf16 only where the hardware multiplies bf16 natively and faster: on a CUDA device with
+bf16 tensor cores (compute capability 8.0 and later), or on a CPU with AMX tile units or AVX-512 bf16
+dot-product instructions that oneDNN uses whose bf16 products also measure at least `BF16_MARGIN`
+times as fast as fp32 ones (`cpu_bf16_speedup`, timed once per process). The instructions alone do
+not settle it: AMD EPYC Zen 4 and Zen 5 multiply 2 to 4.5 times faster in bf16, an Intel Xeon
+(family 6, model 207, without AMX tiles) about 0.6 times as fast (docs/performance.md). Everywhere else it picks
+fp32: CPUs without bf16 instructions (AVX2, AVX-512 without bf16) emulate bf16 products far slower
+than fp32 ones (on an AVX2 CPU about 1 GFLOP/s against 40-80 in fp32). Where "auto" picks bf16 it
+puts the discriminator's training and scoring in bf16 and keeps the generator's side (completions,
+MLE) in fp32 (`generator_precision`); "bf16" puts both in bf16.
 """
 
 from __future__ import annotations
 
+import functools
+import statistics
+import time
 from contextlib import AbstractContextManager, nullcontext
 from typing import Literal
 
@@ -25,6 +30,7 @@ import torch
 
 Precision = Literal["fp32", "bf16"]
 PRECISION_CHOICES = ("fp32", "bf16", "auto")
+BF16_MARGIN = 1.25  # how much faster a CPU's bf16 products must measure for "auto" to pick bf16
 
 
 def cpu_bf16_units() -> dict[str, bool]:
@@ -64,7 +70,7 @@ def resolve_precision(name: str, device: str | torch.device) -> Precision:
     if device.type == "cuda":
         return "bf16" if cuda_bf16_tensor_cores(device) else "fp32"
     if device.type == "cpu":
-        return "bf16" if cpu_has_bf16_units() else "fp32"
+        return "bf16" if cpu_has_bf16_units() and cpu_bf16_speedup() >= BF16_MARGIN else "fp32"
     return "fp32"
 
 
@@ -81,6 +87,23 @@ def cpu_has_bf16_units() -> bool:
     """Whether this CPU multiplies bf16 natively (AMX tiles, or AVX-512 bf16 that oneDNN runs)."""
     units = cpu_bf16_units()
     return units["amx_tile"] or (units["avx512_bf16"] and units["onednn_bf16"])
+
+
+@functools.cache
+def cpu_bf16_speedup() -> float:
+    """How many times faster this CPU multiplies in bf16 than in fp32, at the current thread count: the
+    ratio of the medians of 5 alternating timings of a [1024, 640] x [640, 200] product (the size of a
+    discriminator convolution's at batch 64), about 50 ms in all; measured once per process."""
+    a, b = torch.randn(1024, 640), torch.randn(640, 200)
+    pairs = {torch.float32: (a, b), torch.bfloat16: (a.bfloat16(), b.bfloat16())}
+    seconds: dict[torch.dtype, list[float]] = {dtype: [] for dtype in pairs}
+    for repeat in range(6):  # the first pass warms up (oneDNN builds its kernels)
+        for dtype, (x, y) in pairs.items():
+            start = time.perf_counter()
+            torch.mm(x, y)
+            if repeat:
+                seconds[dtype].append(time.perf_counter() - start)
+    return statistics.median(seconds[torch.float32]) / statistics.median(seconds[torch.bfloat16])
 
 
 def autocast(precision: str, device: torch.device) -> AbstractContextManager[object]:

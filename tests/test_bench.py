@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import HANG_GUARD
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
@@ -110,6 +111,18 @@ def test_bench_gpu_runs_its_parts_at_tiny_size_on_the_cpu():
     assert re.search(round_line, out), out[-3000:]
     # what a time limit should keep comes first: the rounds before the compiled steps
     assert out.index("one paper round (fp32)") < out.index("\ncompiled:\n") < out.index("compiled bf16")
+
+
+def test_bench_gpu_divides_a_timed_fit_by_its_steps(monkeypatch):
+    """Each variant's figure is a timed `fit` over its number of steps: with every fit timed at 1 s,
+    every variant reports 1 s / (steps + 8) (the timed pass is `steps` + 8 full batches)."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import bench_gpu
+
+    monkeypatch.setattr(bench_gpu, "timed", lambda fn, device: 1.0)  # the fit is not even run
+    times = bench_gpu.d_step_times(bench_gpu.TINY, torch.device("cpu"), steps=2)
+    assert set(times) == {"plain fp32", "plain bf16", "plain bf16 one-product"}
+    assert all(seconds == pytest.approx(1 / 10) for seconds, _ in times.values()), times
 
 
 def test_bench_gpu_times_the_rounds_in_the_precisions_asked_for():

@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import tiny_discriminator
 
-from seqgan_env.discriminator import Discriminator
+from seqgan_env.discriminator import Discriminator, FilterGroups, one_product, per_filter
 
 
 def data(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -19,13 +19,15 @@ def data(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randint(0, 8, (n, 4), generator=g), torch.randint(0, 8, (n, 4), generator=g)
 
 
-def fitted(compiled: bool, fits: int = 2) -> tuple[list[float], Discriminator, torch.Tensor]:
+def fitted(
+    compiled: bool, fits: int = 2, groups: FilterGroups | None = None
+) -> tuple[list[float], Discriminator, torch.Tensor]:
     """A tiny discriminator after `fits` calls of `fit` (2 epochs each of 76 rows: four full batches of
     16 and a ragged one of 12): its losses, itself, and the next draw of torch's default generator
-    (dropout's)."""
+    (dropout's). `groups`: the filters' products (None: the device's default)."""
     torch.manual_seed(5)
     disc = tiny_discriminator(seed=1)
-    disc.compiled = compiled
+    disc.compiled, disc.filter_groups = compiled, groups
     optimizer = disc.make_optimizer()
     real, fake = data(38)
     rng = torch.Generator().manual_seed(3)
@@ -33,12 +35,14 @@ def fitted(compiled: bool, fits: int = 2) -> tuple[list[float], Discriminator, t
     return losses, disc, torch.rand(4)
 
 
-def test_a_compiled_fit_computes_the_plain_fit_up_to_float_rounding():
+@pytest.mark.parametrize("groups", [per_filter(4), one_product(4)], ids=["per filter", "one product"])
+def test_a_compiled_fit_computes_the_plain_fit_up_to_float_rounding(groups):
     """The full batches through the compiled loss, the ragged last one through the plain loss: the same
     losses and weights up to float rounding, and the same dropout masks (torch's generator ends in the
-    same state: compiled dropout draws from it as the plain one does)."""
-    plain_losses, plain, plain_next = fitted(compiled=False)
-    losses, disc, next_draw = fitted(compiled=True)
+    same state: compiled dropout draws from it as the plain one does); with the filters one product
+    each (the CPU's form) or all as one (CUDA's)."""
+    plain_losses, plain, plain_next = fitted(compiled=False, groups=groups)
+    losses, disc, next_draw = fitted(compiled=True, groups=groups)
     assert disc.compiled and disc.compiled_loss.fn is not None  # it did compile, and kept it
     assert losses == pytest.approx(plain_losses, rel=1e-5)
     for p, q in zip(disc.parameters(), plain.parameters(), strict=True):

@@ -34,8 +34,24 @@ def test_an_unknown_precision_is_a_one_line_error(name):
     ],
 )
 def test_auto_on_a_cpu_picks_bf16_only_with_bf16_units(monkeypatch, amx, avx512_bf16, onednn_bf16, expected):
+    """Where the bf16 products would measure faster, the units decide; without units nothing is timed."""
     units = {"amx_tile": amx, "avx512_bf16": avx512_bf16, "onednn_bf16": onednn_bf16}
     monkeypatch.setattr(precision, "cpu_bf16_units", lambda: units)
+    timed = []
+    monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda: timed.append(1) or 3.0)
+    assert resolve_precision("auto", "cpu") == expected
+    assert len(timed) == (expected == "bf16")
+
+
+@pytest.mark.parametrize(
+    ("speedup", "expected"), [(3.0, "bf16"), (1.25, "bf16"), (1.2, "fp32"), (0.6, "fp32")]
+)
+def test_auto_on_a_cpu_with_bf16_units_picks_bf16_only_where_it_is_faster(monkeypatch, speedup, expected):
+    """bf16 units that multiply slower than the fp32 ones (0.6x on an Intel Xeon without AMX tiles, where
+    AMD's Zen 4 and 5 are 2 to 4 times faster in bf16) leave `auto` in fp32, as does a gain under 1.25x."""
+    monkeypatch.setattr(precision, "cpu_bf16_units",
+                        lambda: {"amx_tile": False, "avx512_bf16": True, "onednn_bf16": True})  # fmt: skip
+    monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda: speedup)
     assert resolve_precision("auto", "cpu") == expected
 
 
@@ -46,10 +62,14 @@ def test_auto_on_cuda_picks_bf16_with_bf16_tensor_cores(monkeypatch, capability,
     assert resolve_precision("auto", "cuda") == expected
 
 
-def test_this_machine_reports_its_bf16_units():
+def test_this_machine_reports_its_bf16_units_and_measures_its_bf16_speed_once():
     units = precision.cpu_bf16_units()
     assert set(units) == {"amx_tile", "avx512_bf16", "onednn_bf16"}
-    assert resolve_precision("auto", "cpu") == ("bf16" if precision.cpu_has_bf16_units() else "fp32")
+    speedup = precision.cpu_bf16_speedup()
+    assert 0 < speedup < float("inf") and precision.cpu_bf16_speedup() == speedup  # measured once
+    assert resolve_precision("auto", "cpu") in ("fp32", "bf16")
+    if not precision.cpu_has_bf16_units():
+        assert resolve_precision("auto", "cpu") == "fp32"
 
 
 @pytest.mark.parametrize(
