@@ -21,21 +21,15 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from seqgan_env.cuda_graphs import LossFn
+from seqgan_env.cuda_graphs import LossFn, StartsEmptyWhenCopied
 
 
-class CompiledLoss:
+class CompiledLoss(StartsEmptyWhenCopied):
     """A trainer's compiled loss, made at its first use and kept. A copy or a pickle of the trainer
     starts without it: a compiled program belongs to the module it was traced on."""
 
     def __init__(self) -> None:
         self.fn: LossFn | None = None
-
-    def __deepcopy__(self, memo: dict[int, object]) -> CompiledLoss:
-        return CompiledLoss()
-
-    def __reduce__(self) -> tuple[type[CompiledLoss], tuple[()]]:
-        return (CompiledLoss, ())
 
 
 class UsesCompile(Protocol):

@@ -35,7 +35,18 @@ from torch import nn
 LossFn = Callable[..., torch.Tensor]  # (*inputs) -> 0-d loss
 
 
-class CapturedStep:
+class StartsEmptyWhenCopied:
+    """What a trainer keeps of work made on its tensors (a graph, a compiled program): a copy or a
+    pickle of the trainer starts without it (the class made anew, without arguments)."""
+
+    def __deepcopy__(self, memo: dict[int, object]) -> StartsEmptyWhenCopied:
+        return type(self)()
+
+    def __reduce__(self) -> tuple[type[StartsEmptyWhenCopied], tuple[()]]:
+        return (type(self), ())
+
+
+class CapturedStep(StartsEmptyWhenCopied):
     """A trainer's last captured training step, kept for its next calls (epochs, sets of negatives)
     while everything the graph reads is unchanged (`capture_or_none`'s key). A copy or a pickle of the
     trainer starts empty: a graph belongs to the tensors it was captured on."""
@@ -43,12 +54,6 @@ class CapturedStep:
     def __init__(self) -> None:
         self.key: Hashable = None
         self.step: GraphedTrainStep | None = None
-
-    def __deepcopy__(self, memo: dict[int, object]) -> CapturedStep:
-        return CapturedStep()
-
-    def __reduce__(self) -> tuple[type[CapturedStep], tuple[()]]:
-        return (CapturedStep, ())
 
 
 class UsesGraphs(Protocol):

@@ -11,11 +11,11 @@ bf16 tensor cores (compute capability 8.0 and later), or on a CPU with AMX tile 
 dot-product instructions that oneDNN uses whose bf16 products also measure at least `BF16_MARGIN`
 times as fast as fp32 ones (`cpu_bf16_speedup`, timed once per process). The instructions alone do
 not settle it: AMD EPYC Zen 4 and Zen 5 multiply 2 to 4.5 times faster in bf16, an Intel Xeon
-(family 6, model 207, without AMX tiles) about 0.6 times as fast (docs/performance.md). Everywhere else it picks
-fp32: CPUs without bf16 instructions (AVX2, AVX-512 without bf16) emulate bf16 products far slower
-than fp32 ones (on an AVX2 CPU about 1 GFLOP/s against 40-80 in fp32). Where "auto" picks bf16 it
-puts the discriminator's training and scoring in bf16 and keeps the generator's side (completions,
-MLE) in fp32 (`generator_precision`); "bf16" puts both in bf16.
+(family 6, model 207, without AMX tiles) about 0.6 times as fast (docs/performance.md). Everywhere
+else it picks fp32: CPUs without bf16 instructions (AVX2, AVX-512 without bf16) emulate bf16
+products far slower than fp32 ones (on an AVX2 CPU about 1 GFLOP/s against 40-80 in fp32). Where
+"auto" picks bf16 it puts the discriminator's training and scoring in bf16 and keeps the generator's
+side (completions, MLE) in fp32 (`generator_precision`); "bf16" puts both in bf16.
 """
 
 from __future__ import annotations

@@ -125,12 +125,19 @@ def assert_graphed_follows_plain(results: list, precision: str) -> None:
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
 
 
-@pytest.mark.parametrize("groups", [None, ((0,), (1,), (2,))], ids=["one product", "per filter"])
+@pytest.mark.parametrize(
+    ("groups", "compiled"), [(None, False), (((0,), (1,), (2,)), False), (None, True)],
+    ids=["one product", "per filter", "one product compiled"],
+)
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_graphed_discriminator_fit_follows_the_plain_fit(precision: str, groups: tuple | None) -> None:
+def test_graphed_discriminator_fit_follows_the_plain_fit(
+    precision: str, groups: tuple | None, compiled: bool
+) -> None:
     """The full batches replayed from a CUDA graph train as plain steps do: the same losses (the same
     dropout stream: the warm-up's random numbers are given back) and weights, up to kernel rounding;
-    with the filters as one product (CUDA's default) or one product each."""
+    with the filters as one product (CUDA's default) or one product each, and (--compile) with the
+    loss through torch.compile, Triton's fused kernels captured in the graph, its dropout masks
+    torch's own."""
     config = DiscriminatorConfig(30, 10, 16, ((1, 8), (3, 8), (10, 8)))
     g = torch.Generator().manual_seed(0)
     real, fake = torch.randint(30, (100, 10), generator=g), torch.randint(30, (100, 10), generator=g)
@@ -138,30 +145,12 @@ def test_graphed_discriminator_fit_follows_the_plain_fit(precision: str, groups:
     for graphs in (False, True):
         disc = Discriminator(config, rng=torch.Generator().manual_seed(1)).cuda()
         disc.precision, disc.cuda_graphs, disc.filter_groups = precision, graphs, groups
+        disc.compiled = compiled and graphs
         opt = disc.make_optimizer()
         torch.cuda.manual_seed(2)
         loss = disc.fit(opt, real, fake, 2, 16, torch.Generator(device="cuda").manual_seed(3))
         assert disc.cuda_graphs == graphs  # the capture worked (no fallback to plain steps)
-        results.append((loss, [p.detach().clone() for p in disc.parameters()]))
-    assert_graphed_follows_plain(results, precision)
-
-
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_a_compiled_graphed_discriminator_fit_follows_the_plain_fit(precision: str) -> None:
-    """--compile on CUDA: the full batches' loss through torch.compile (Triton's fused kernels), captured
-    in the step's CUDA graph, trains as plain steps do up to kernel rounding, with the same dropout
-    masks (random operators keep torch's kernels)."""
-    config = DiscriminatorConfig(30, 10, 16, ((1, 8), (3, 8), (10, 8)))
-    g = torch.Generator().manual_seed(0)
-    real, fake = torch.randint(30, (100, 10), generator=g), torch.randint(30, (100, 10), generator=g)
-    results = []
-    for compiled in (False, True):
-        disc = Discriminator(config, rng=torch.Generator().manual_seed(1)).cuda()
-        disc.precision, disc.cuda_graphs, disc.compiled = precision, compiled, compiled
-        opt = disc.make_optimizer()
-        torch.cuda.manual_seed(2)
-        loss = disc.fit(opt, real, fake, 2, 16, torch.Generator(device="cuda").manual_seed(3))
-        assert disc.compiled == compiled and disc.cuda_graphs == compiled  # no fallback to plain steps
+        assert disc.compiled == (compiled and graphs)  # so did compiling
         results.append((loss, [p.detach().clone() for p in disc.parameters()]))
     assert_graphed_follows_plain(results, precision)
 
