@@ -83,7 +83,7 @@ def main() -> None:
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                    help="ours: the discriminator's training and scoring, the completions and MLE in fp32 or "
                         "bf16; auto as --preset paper picks it on this machine (the discriminator in bf16 "
-                        "where the CPU has bf16 units, the completions and MLE in fp32)")  # fmt: skip
+                        "where the CPU's bf16 units are faster; the completions and MLE in fp32)")
     p.add_argument("--repeats", type=int, default=3,
                    help="measurements of the round, ours and the reference alternating (median)")
     add_common_args(p)

@@ -1,4 +1,4 @@
-"""Numeric precision of the heavy products: fp32, or bf16 autocast where the hardware has bf16 units.
+"""Numeric precision of the heavy products: fp32, or bf16 autocast where the hardware multiplies bf16 faster.
 
 `--precision fp32|bf16|auto` of the scripts lands here. Under "bf16" the models' matrix products
 (the discriminator's convolutions, highway and output layer; the token LSTM's cell and output layer)
