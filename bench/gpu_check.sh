@@ -79,12 +79,14 @@ oracle_args() {  # the paper's oracle as options for the scripts ("none": the bu
 paper() {
     local oracle_args
     read -r -a oracle_args <<<"$(oracle_args 2>>"$OUT/paper.log")"
-    echo "== train/compare.py --preset $PRESET on $DEVICE (${oracle_args[*]:-built-in oracle})" \
+    echo "== train/compare.py --preset $PRESET on $DEVICE (${oracle_args[*]:-built-in oracle}) ${SEQGAN_ARGS:-}" \
         | tee -a "$OUT/paper.log"
-    local runs=${RUNS:-/tmp/seqgan_runs}
+    local runs=${RUNS:-/tmp/seqgan_runs} extra=()
+    read -r -a extra <<<"${SEQGAN_ARGS:-}"  # e.g. --compile: the runs' options, after --extra
     SECONDS=0
     timeout "${PAPER_S:-540}" python3 train/compare.py --preset "$PRESET" "${oracle_args[@]}" \
-        --methods seqgan,constant --out "$runs" --extra --device "$DEVICE" --threads 4 2>&1 | tr '\r' '\n' | grep -v "it/s\]$" \
+        --methods seqgan,constant --out "$runs" --extra --device "$DEVICE" --threads 4 "${extra[@]}" 2>&1 \
+        | tr '\r' '\n' | grep -v "it/s\]$" \
         | tee -a "$OUT/paper.log" | tail -40
     echo "wall time: $SECONDS s (limit ${PAPER_S:-540} s)" | tee -a "$OUT/paper.log"
     find "$runs" -name comparison.md -exec cp {} "$OUT/" \; 2>/dev/null
