@@ -62,6 +62,13 @@ def test_auto_on_cuda_picks_bf16_with_bf16_tensor_cores(monkeypatch, capability,
     assert resolve_precision("auto", "cuda") == expected
 
 
+def test_measuring_the_bf16_speed_leaves_torch_s_random_state_alone():
+    """`auto` may measure while a run is set up, after its seeds: the run's random streams must not move."""
+    before = torch.get_rng_state()
+    precision.cpu_bf16_speedup.__wrapped__()  # measured again, past the cache
+    assert torch.equal(torch.get_rng_state(), before)
+
+
 def test_this_machine_reports_its_bf16_units_and_measures_its_bf16_speed_once():
     units = precision.cpu_bf16_units()
     assert set(units) == {"amx_tile", "avx512_bf16", "onednn_bf16"}
