@@ -93,7 +93,7 @@ def cpu_has_bf16_units() -> bool:
 def cpu_bf16_speedup() -> float:
     """How many times faster this CPU multiplies in bf16 than in fp32, at the current thread count: the
     ratio of the medians of 5 alternating timings of a [1024, 640] x [640, 200] product (the size of a
-    discriminator convolution's at batch 64), about 50 ms in all; measured once per process."""
+    discriminator convolution's at batch 64), tens of milliseconds in all; measured once per process."""
     own = torch.Generator().manual_seed(0)  # a generator of its own: the run's random streams stay untouched
     a, b = torch.randn(1024, 640, generator=own), torch.randn(640, 200, generator=own)
     pairs = {torch.float32: (a, b), torch.bfloat16: (a.bfloat16(), b.bfloat16())}
