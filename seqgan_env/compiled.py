@@ -2,7 +2,7 @@
 
 A discriminator step at the paper's batch is bound by its many small kernels on a GPU (see
 `cuda_graphs`); inductor fuses the element-wise work of the forward and backward passes (the
-highway, dropout, the loss, the L2 term, the autocast casts) into a few kernels, and on CUDA the
+highway, dropout's masking, the loss, the L2 term, the autocast casts) into a few kernels, and on CUDA the
 fused kernels are captured into the step's CUDA graph like any other. The loss is compiled for the
 full minibatch only (`dynamic=False`: one specialised program); a ragged last batch runs the plain
 loss. Random operators keep torch's own kernels (`fallback_random`), so a compiled step draws the
