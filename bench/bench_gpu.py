@@ -109,6 +109,7 @@ def d_step_times(
         kind = "graphed" if cuda else "plain"
         for precision in ("tf32", "bf16") if cuda else ("bf16",):
             variants[f"{kind} {precision} {GROUPED}"] = (cuda, precision, True, False)
+    n_filters = len(config.filters)
     times: dict[str, list[float]] = {name: [] for name in variants}
     kernels: dict[str, str] = {}
     kept: dict[str, Discriminator] = {}  # a compiled variant is compiled once and reused
@@ -119,7 +120,6 @@ def d_step_times(
             disc = kept.get(name) or Discriminator(config, rng=torch.Generator().manual_seed(1)).to(device)
             disc.precision = "bf16" if precision == "bf16" else "fp32"
             disc.cuda_graphs = graphs
-            n_filters = len(config.filters)
             disc.filter_groups = one_product(n_filters) if grouped else per_filter(n_filters)
             opt = disc.make_optimizer()
             try:

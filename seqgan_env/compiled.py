@@ -53,7 +53,7 @@ def compiled_or_plain(
         try:
             _probe(model, compiled, examples)
         except Exception as err:  # any failure of the backend: compiling is an optimisation
-            first_line = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+            first_line = (str(err).strip() or type(err).__name__).splitlines()[0][:300]
             warnings.warn(f"{what} runs without torch.compile: compiling failed ({first_line})", stacklevel=3)
             owner.compiled = False
             return loss_fn

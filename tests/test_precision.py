@@ -48,7 +48,7 @@ def test_auto_on_a_cpu_picks_bf16_only_with_bf16_units(monkeypatch, amx, avx512_
 )
 def test_auto_on_a_cpu_with_bf16_units_picks_bf16_only_where_it_is_faster(monkeypatch, speedup, expected):
     """bf16 units that multiply slower than the fp32 ones (0.6x on an Intel Xeon without AMX tiles, where
-    AMD's Zen 4 and 5 are 2 to 4 times faster in bf16) leave `auto` in fp32, as does a gain under 1.25x."""
+    AMD's Zen 4 and 5 are 2 to 4.5 times faster in bf16) leave `auto` in fp32, as does a gain under 1.25x."""
     monkeypatch.setattr(precision, "cpu_bf16_units",
                         lambda: {"amx_tile": False, "avx512_bf16": True, "onednn_bf16": True})  # fmt: skip
     monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda: speedup)

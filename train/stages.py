@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from agents.learner import Learner
 from seqgan_env.checkpoint import load_checkpoint
+from seqgan_env.discriminator import Discriminator
 from seqgan_env.finite import NonFiniteError, require_finite
 from seqgan_env.vector_env import SeqGANVectorEnv
 from seqgan_env.wrappers import DiscriminatorUpdater
@@ -229,7 +230,8 @@ def _start(
             exp.init_from(start)
         exp.add_yardstick()
         print(f"{'restarting' if cfg.resume else 'run folder:'} {run.path}", flush=True)
-    if cfg.compile and cfg.trains_discriminator and cfg.reward_mode == "mc":
+    compiled = isinstance(exp.discriminator, Discriminator) and exp.discriminator.compiled  # the CNN's
+    if compiled and cfg.trains_discriminator:
         print("--compile: the discriminator's first training step compiles it (up to a minute)", flush=True)
     if exp.precision != "fp32":
         print(f"precision: {exp.precision} for the discriminator, {exp.mle.precision} for the generator's "
