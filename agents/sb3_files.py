@@ -25,22 +25,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from agents.sb3_policy import ALGORITHMS, make_model, vocab_and_length
-from seqgan_env.checkpoint import check_finite, load_weights_only
+from seqgan_env.checkpoint import check_finite, load_weights, load_weights_only
+from seqgan_env.optim_state import load_optimizer_state
 from seqgan_env.token_lstm import TokenLSTMConfig
 
 MAX_DATA_BYTES = 16 * 2**20  # the `data` JSON (a few kB for this project's models)
 MAX_TENSOR_BYTES = 2 * 2**30  # each .pth member
 COUNTERS = ("num_timesteps", "_n_updates", "_episode_num")  # restored, so a continued run counts on
 
-# Hyperparameters that tell Adam (PPO's) and RMSprop (A2C's) apart in an optimizer's saved state.
-_OPTIMIZER_KEYS = frozenset({"betas", "amsgrad", "alpha", "centered", "momentum"})
 # The module of each algorithm's policy class, as SB3 records it beside the pickled class.
 _POLICY_MODULES = {
     "stable_baselines3.common.policies": ("ppo", "a2c"),  # told apart by PPO's clip range in `data`
@@ -111,10 +111,12 @@ def _saved_algorithm(data: dict[str, Any], path: Path) -> str:
 
 
 def _plain_int(value: Any, what: str, path: Path, low: int = 0) -> int:
-    if isinstance(value, str) and value.isdigit():  # SB3 writes a Discrete space's n as text
+    """`value` as an int in [low, 2**62] (a counter or size; beyond that no run counts, and tensorboard
+    and numpy refuse it)."""
+    if isinstance(value, str) and value.isdigit() and len(value) < 20:  # SB3 writes a Discrete's n as text
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{path}: {what} is {value!r}, expected an int >= {low}")
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 2**62:
+        raise ValueError(f"{path}: {what} is {str(value)[:40]}, expected an int in [{low}, 2**62]")
     return value
 
 
@@ -201,56 +203,40 @@ def check_saved_model(
 
 def _load_policy(policy: BasePolicy, saved: SavedModel) -> None:
     """The saved weights into `policy`, every name and shape checked first (one-line errors)."""
-    expected = policy.state_dict()
-    missing = sorted(set(expected) - set(saved.policy))
-    unexpected = sorted(set(saved.policy) - set(expected))
-    if missing or unexpected:
-        raise ValueError(f"{saved.path}: the policy's weights do not match this algorithm's policy: missing "
-                         f"{missing[:3]}, unexpected {unexpected[:3]}")  # fmt: skip
-    for name, tensor in saved.policy.items():
-        if tensor.shape != expected[name].shape:
-            raise ValueError(f"{saved.path}: {name} has shape {tuple(tensor.shape)}, the policy needs "
-                             f"{tuple(expected[name].shape)}")  # fmt: skip
-    policy.load_state_dict(saved.policy)
-
-
-def _group_fits(group: Any, ours: dict[str, Any]) -> bool:
-    """A saved parameter group of an optimizer of the same kind (Adam or RMSprop) and size as `ours`."""
-    if not isinstance(group, dict) or not isinstance(group.get("params"), list):
-        return False
-    same_kind = not _OPTIMIZER_KEYS & (set(group) ^ set(ours))
-    return same_kind and len(group["params"]) == len(ours["params"]) and all(map(_is_index, group["params"]))
-
-
-def _is_index(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    load_weights(policy, saved.policy, f"{saved.path}, policy.pth")
 
 
 def _load_optimizer(optimizer: torch.optim.Optimizer, saved: SavedModel) -> None:
-    """The saved optimizer's per-parameter state (moments, step counts) into `optimizer`; its
-    hyperparameters (learning rate, betas, ...) stay those this run built it with."""
-    groups, state = saved.optimizer.get("param_groups"), saved.optimizer.get("state")
-    ours = optimizer.state_dict()["param_groups"]
-    if not isinstance(groups, list) or not isinstance(state, dict) or len(groups) != len(ours) or not all(
-        map(_group_fits, groups, ours)
-    ):
-        kind = type(optimizer).__name__
-        raise ValueError(f"{saved.path}: the optimizer state is not that of this algorithm's {kind}")
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    ids = [i for group in groups for i in group["params"]]
-    kept = {}
-    for index, param in zip(ids, params, strict=True):
-        entry = state.get(index, {})
-        if not isinstance(entry, dict):
-            raise ValueError(f"{saved.path}: the optimizer's state of parameter {index} is not a dict")
-        for key, value in entry.items():
-            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != param.shape:
-                raise ValueError(f"{saved.path}: the optimizer's {key} of parameter {index} has shape "
-                                 f"{tuple(value.shape)}, the parameter {tuple(param.shape)}")  # fmt: skip
-        if entry:
-            kept[index] = entry
-    merged = [{**our, "params": group["params"]} for group, our in zip(groups, ours, strict=True)]
-    optimizer.load_state_dict({"state": kept, "param_groups": merged})
+    """The saved optimizer's per-parameter state (moments, step counts) into `optimizer`, checked;
+    its hyperparameters (learning rate, betas, ...) stay those this run built it with."""
+    load_optimizer_state(optimizer, saved.optimizer, str(saved.path))
+
+
+class _SpacesOnly(gym.Env[Any, Any]):
+    """An environment that is only SeqGAN's spaces: enough to build a model to check a file against."""
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        self.observation_space, self.action_space = observation_space, action_space
+
+
+def check_loadable(
+    algo: str,
+    path: str | Path,
+    observation_space: spaces.Space,
+    value_arch: tuple[int, ...] | None = None,
+    generator: TokenLSTMConfig | None = None,
+) -> SavedModel:
+    """`check_saved_model`, then everything `load_model` checks: the file's weights and optimizer state
+    loaded into a model of its sizes built on no environment, so that a run can refuse the file
+    before it writes or trains anything. Nothing is stepped or trained."""
+    saved = check_saved_model(algo, path, observation_space, value_arch, generator)
+    sizes = saved.generator_config() if generator is None else generator
+    arch = saved.value_arch() if value_arch is None else value_arch
+    env = DummyVecEnv([lambda: _SpacesOnly(observation_space, spaces.Discrete(saved.vocab_size))])
+    probe = make_model(algo, env, None, sizes, arch, device="cpu")
+    _load_policy(probe.policy, saved)
+    _load_optimizer(probe.policy.optimizer, saved)
+    return saved
 
 
 def load_model(

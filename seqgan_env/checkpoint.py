@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import torch
+from torch import nn
 
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
 from seqgan_env.files import write_atomically
@@ -165,16 +166,21 @@ def _is_int_pair(value: Any) -> bool:
 def _check_weights(model: TokenLSTM | AnyDiscriminator, entry: dict[str, Any], source: str) -> dict[str, Any]:
     """The entry's state dict, every name and shape checked against `model` (the model its config
     describes): a one-line error instead of torch's multi-line one from `load_state_dict`."""
-    state = entry.get("state_dict")
-    if not isinstance(state, dict):
-        raise ValueError(f"{source}: no state_dict (expected a dict of tensors)")
-    expected = model.state_dict()
     sizes = ", ".join(f"{k}={v}" for k, v in model.config.to_dict().items() if k not in ("filters",)
                       and isinstance(v, int))  # fmt: skip
+    return check_state_dict(model, entry.get("state_dict"), source, f" its config ({sizes})")
+
+
+def check_state_dict(module: nn.Module, state: Any, source: str, owner: str = " the model") -> dict[str, Any]:
+    """`state`, a state dict read from `source`, with the names of `module`'s and tensors of their
+    shapes (else a one-line ValueError; `owner` says whose sizes the shapes come from)."""
+    if not isinstance(state, dict):
+        raise ValueError(f"{source}: no state_dict (expected a dict of tensors)")
+    expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(map(str, set(state) - set(expected)))
     if missing or unexpected:
-        raise ValueError(f"{source}: weights do not match its config ({sizes}): missing {missing[:3]}, "
+        raise ValueError(f"{source}: weights do not match{owner}: missing {missing[:3]}, "
                          f"unexpected {unexpected[:3]}")  # fmt: skip
     for name, tensor in state.items():
         if not isinstance(tensor, torch.Tensor):
@@ -182,10 +188,28 @@ def _check_weights(model: TokenLSTM | AnyDiscriminator, entry: dict[str, Any], s
             raise ValueError(f"{source}: state_dict[{name!r}] is a {what}, expected a tensor")
         if tensor.shape != expected[name].shape:
             raise ValueError(
-                f"{source}: {name} has shape {tuple(tensor.shape)} in the file, but its config ({sizes}) "
+                f"{source}: {name} has shape {tuple(tensor.shape)} in the file, but{owner} "
                 f"needs {tuple(expected[name].shape)}: the config disagrees with the weights"
             )
     return state
+
+
+def load_weights(module: nn.Module, state: Any, source: str) -> None:
+    """`module.load_state_dict(state)` of a state dict read from `source`, checked first
+    (`check_state_dict`)."""
+    module.load_state_dict(check_state_dict(module, state, source))
+
+
+def check_sequences(x: Any, vocab_size: int, seq_len: int, source: str, padded: bool = False) -> torch.Tensor:
+    """`x`, token sequences read from `source`: an int64 tensor [N, T] of ids in [0, V), or in [0, V]
+    where `padded` (a text run's padding id V); a one-line ValueError otherwise."""
+    if not isinstance(x, torch.Tensor) or x.dtype != torch.int64 or x.dim() != 2 or x.shape[1] != seq_len:
+        what = f"a {type(x).__name__}" if not isinstance(x, torch.Tensor) else f"{x.dtype} {tuple(x.shape)}"
+        raise ValueError(f"{source}: {what}, expected int64 token sequences [N, {seq_len}]")
+    top = vocab_size if padded else vocab_size - 1
+    if x.numel() and (int(x.min()) < 0 or int(x.max()) > top):
+        raise ValueError(f"{source}: token ids in [{int(x.min())}, {int(x.max())}], expected [0, {top}]")
+    return x
 
 
 def _model_from_entry(cls: type[_Model], config: Any, entry: dict[str, Any], source: str) -> _Model:

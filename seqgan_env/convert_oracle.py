@@ -16,6 +16,13 @@ from pathlib import Path
 from seqgan_env.oracle import convert
 
 
+def _path(text: str) -> Path:
+    """A path argument; an empty one is refused (it would mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a file path, got an empty string")
+    return Path(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Convert SOURCE to TARGET; 0 on success, 2 with a one-line error on bad input."""
     parser = argparse.ArgumentParser(
@@ -24,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         "save/target_params_py3.pkl, read by a restricted unpickler that admits numpy arrays only, or an "
         ".npz), check them and write them to TARGET (.npz).",
     )
-    parser.add_argument("source", type=Path, help="the parameter file to read (.pkl or .npz)")
-    parser.add_argument("target", type=Path, help="the .npz file to write")
+    parser.add_argument("source", type=_path, help="the parameter file to read (.pkl or .npz)")
+    parser.add_argument("target", type=_path, help="the .npz file to write")
     parser.add_argument("--force", action="store_true", help="overwrite TARGET if it exists")
     args = parser.parse_args(argv)
     try:

@@ -101,6 +101,9 @@ class DiscriminatorConfig:
                 f"filter widths {too_wide} do not fit sequences of length {self.seq_len}; "
                 f"widths must lie in [1, {self.seq_len}] (see paper_filters(seq_len))"
             )
+        too_few = [n for _, n in self.filters if n < 1]
+        if too_few:
+            raise ValueError(f"filter counts must be >= 1, got {too_few}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 

@@ -105,15 +105,39 @@ def _read(path: Path, size: int = -1) -> bytes:
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    """The named arrays of an `.npz` archive (numpy's own loader, pickled objects not allowed)."""
+    """The named arrays of an `.npz` archive (numpy's own loader, pickled objects not allowed), each
+    array's declared size checked against its member's before numpy allocates it."""
+    if _read(path, len(_NPY_MAGIC)) == _NPY_MAGIC:  # not loaded: its header alone sets what numpy allocates
+        raise ValueError(f"{path} is not a readable .npz file of oracle parameters: it holds one numpy "
+                         "array, not an .npz archive of named arrays")  # fmt: skip
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a single .npy array, not an archive
-            raise ValueError(f"it holds one {type(loaded).__name__}, not an .npz archive of named arrays")
-        with loaded as npz:
+        with np.load(path, allow_pickle=False) as npz:
+            for name in npz.files:
+                _check_declared_size(npz.zip, f"{name}.npy")
             return {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{path} is not a readable .npz file of oracle parameters: {err}") from err
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, MemoryError) as err:
+        reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        raise ValueError(f"{path} is not a readable .npz file of oracle parameters: {reason}") from None
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+_NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+MAX_ARRAY_BYTES = 2 * 2**30  # far above the paper's oracle (1.3 MB) and any oracle a CPU could run
+
+
+def _check_declared_size(archive: zipfile.ZipFile, member: str) -> None:
+    """The array `member` of an .npz declares a shape no larger than `MAX_ARRAY_BYTES` and than the
+    bytes the member holds (a crafted header would have numpy allocate terabytes); ValueError if not."""
+    with archive.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        read_header = _NPY_HEADERS.get(version)
+        if read_header is None:  # 3.0 is for structured arrays' unicode field names, never an oracle's
+            raise ValueError(f"array {member!r} is in .npy format {version}, expected 1.0 or 2.0")
+        shape, _, dtype = read_header(f)
+        declared = math.prod(shape) * dtype.itemsize
+        held = archive.getinfo(member).file_size - f.tell()
+    if declared > min(held, MAX_ARRAY_BYTES):
+        raise ValueError(f"array {member!r} declares shape {shape} ({declared} bytes) but holds {held} bytes")
 
 
 class _ForbiddenPickleContent(ValueError):
@@ -244,6 +268,16 @@ def _new_array(subtype: Any, shape: Any = (0,), dtype: Any = b"b") -> _ArraySpec
     return _ArraySpec()
 
 
+def _from_buffer(buffer: Any, dtype: Any, shape: Any, order: Any) -> _ArraySpec:
+    """numpy's `_frombuffer(buffer, dtype, shape, order)`, how protocol-5 pickles store an array: the
+    same checked rebuild as a `_reconstruct`ed array's state."""
+    if order not in ("C", "F"):
+        raise _ForbiddenPickleContent(f"numpy's _frombuffer with order {order!r}, expected 'C' or 'F'")
+    spec = _ArraySpec()
+    spec.__setstate__((shape, dtype, order == "F", buffer))
+    return spec
+
+
 def _latin1_encode(text: Any, encoding: Any) -> bytes:
     """`_codecs.encode` as protocol-2 pickles of bytes use it: latin-1 text to bytes, nothing else."""
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
@@ -258,8 +292,9 @@ class OracleUnpickler(pickle.Unpickler):
     refuses every other global.
 
     The globals a numpy array's pickle names (numpy's `_reconstruct` from `numpy.core.multiarray` or
-    `numpy._core.multiarray`, `numpy.ndarray`, `numpy.dtype`, and `_codecs.encode` restricted to
-    latin-1, which Python 3 writes for bytes in protocol-2 pickles) resolve to this module's
+    `numpy._core.multiarray`, `numpy.ndarray`, `numpy.dtype`, `_codecs.encode` restricted to
+    latin-1, which Python 3 writes for bytes in protocol-2 pickles, and protocol 5's `_frombuffer`
+    from `numpy.core.numeric` or `numpy._core.numeric`) resolve to this module's
     stand-ins, so nothing of numpy's runs on the file's content: arrays are rebuilt from checked
     (dtype name, shape, raw bytes). Any other global raises ValueError naming it, before it is
     imported or called, so a malicious `__reduce__` never runs.
@@ -268,6 +303,8 @@ class OracleUnpickler(pickle.Unpickler):
     _ALLOWED: ClassVar[dict[tuple[str, str], _Admitted]] = {
         ("numpy.core.multiarray", "_reconstruct"): _Admitted("numpy's _reconstruct", _new_array),
         ("numpy._core.multiarray", "_reconstruct"): _Admitted("numpy's _reconstruct", _new_array),
+        ("numpy.core.numeric", "_frombuffer"): _Admitted("numpy's _frombuffer", _from_buffer),
+        ("numpy._core.numeric", "_frombuffer"): _Admitted("numpy's _frombuffer", _from_buffer),
         ("numpy", "ndarray"): _NDARRAY,
         ("numpy", "dtype"): _Admitted("numpy.dtype", _DtypeSpec),
         ("_codecs", "encode"): _Admitted("_codecs.encode", _latin1_encode),
@@ -354,6 +391,9 @@ def _check_arrays(arrays: dict[str, Any], path: Path) -> dict[str, np.ndarray]:
     embedding = _require_ndim(arrays, "embedding", 2, path)
     vocab_size, embed_dim = embedding.shape
     hidden_dim = _require_ndim(arrays, "Ui", 2, path).shape[0]
+    if min(vocab_size, embed_dim, hidden_dim) < 1:
+        raise ValueError(f"{path}: an oracle of vocabulary {vocab_size}, embedding {embed_dim} and hidden "
+                         f"{hidden_dim}, expected each at least 1")  # fmt: skip
     expected = {"embedding": (vocab_size, embed_dim), "Wo": (hidden_dim, vocab_size), "bo": (vocab_size,)}
     for gate in _GATES:
         expected |= {f"W{gate}": (embed_dim, hidden_dim), f"U{gate}": (hidden_dim, hidden_dim)}
@@ -373,7 +413,27 @@ def _check_arrays(arrays: dict[str, Any], path: Path) -> dict[str, np.ndarray]:
             checked[name] = np.ascontiguousarray(arrays[name], dtype=np.float32)
         if not np.isfinite(checked[name]).all():
             raise ValueError(f"{path}: array {name!r} has values beyond float32's range, expected finite")
+    bound = _activation_bound(checked)
+    if bound > MAX_ACTIVATION:
+        raise ValueError(f"{path}: weights so large that the oracle's gate inputs or logits can reach "
+                         f"{bound:.1e}; float32 likelihoods stay finite only below {MAX_ACTIVATION:.0e}")
     return checked
+
+
+MAX_ACTIVATION = 1e30  # log-likelihoods of logits below this, summed over 10^6 tokens, stay finite in float32
+
+
+def _activation_bound(arrays: dict[str, np.ndarray]) -> float:
+    """The largest magnitude any of the oracle LSTM's gate pre-activations or output logits can take
+    (in float64): |x W + h U + b| with |x| at most the embedding's largest value and |h| < 1 (an
+    LSTM's output), and |h Wo + bo|. Below `MAX_ACTIVATION` no likelihood can overflow."""
+    a = {name: np.abs(value.astype(np.float64)) for name, value in arrays.items()}
+    x = float(a["embedding"].max(initial=0.0))
+    bounds = [float((a["Wo"].sum(axis=0) + a["bo"]).max(initial=0.0))]
+    for gate in _GATES:
+        column = x * a[f"W{gate}"].sum(axis=0) + a[f"U{gate}"].sum(axis=0) + a[f"b{gate}"]
+        bounds.append(float(column.max(initial=0.0)))
+    return max(bounds)
 
 
 def _require_ndim(arrays: dict[str, np.ndarray], name: str, ndim: int, path: Path) -> np.ndarray:
@@ -390,6 +450,8 @@ def convert(source: str | Path, target: str | Path, force: bool = False) -> dict
     """
     target = Path(target)
     arrays = read_oracle_arrays(source)
+    if target.is_dir():
+        raise IsADirectoryError(f"{target} is a folder, expected the path of the .npz file to write")
     if target.exists() and not force:
         raise FileExistsError(f"{target} exists; pass --force to overwrite it")
     if not target.parent.is_dir():

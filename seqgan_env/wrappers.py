@@ -23,7 +23,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from seqgan_env.checkpoint import check_sequences
 from seqgan_env.devices import rng_device
+from seqgan_env.optim_state import load_optimizer_state
 
 Sampler = Callable[[int], torch.Tensor]  # n -> [n, T] generated sequences
 
@@ -133,12 +135,27 @@ class DiscriminatorUpdater:
             "trainings": self.trainings, "last_loss": self.last_loss,
         }  # fmt: skip
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from a `state_dict()`."""
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.finished = [] if state["finished"] is None else [state["finished"]]
-        self.episodes_seen, self.since_training = state["episodes_seen"], state["since_training"]
-        self.trainings, self.last_loss = state["trainings"], state["last_loss"]
+    def load_state_dict(self, state: dict[str, Any], source: str = "the updater's state") -> None:
+        """Continue from a `state_dict()` read from `source` (a checkpoint), every entry checked
+        first: a one-line ValueError naming `source` otherwise."""
+        if not isinstance(state, dict):
+            raise ValueError(f"{source}: a {type(state).__name__}, expected the updater's state (a dict)")
+        counts: dict[str, Any] = {k: state.get(k) for k in ("episodes_seen", "since_training", "trainings")}
+        for key, count in counts.items():
+            if type(count) is not int or count < 0:
+                raise ValueError(f"{source}: {key} is {str(count)[:40]}, expected a count >= 0")
+        last_loss = state.get("last_loss")  # NaN before the first training
+        if isinstance(last_loss, bool) or not isinstance(last_loss, (int, float)):
+            raise ValueError(f"{source}: last_loss is {str(last_loss)[:40]}, expected a number")
+        finished = state.get("finished")
+        if finished is not None:
+            config = getattr(self.discriminator, "config", None)  # the project's discriminators embed 0..V
+            vocab = getattr(config, "vocab_size", torch.iinfo(torch.int64).max - 1)
+            check_sequences(finished, vocab, self.real_data.shape[1], f"{source}: finished episodes", True)
+        load_optimizer_state(self.optimizer, state.get("optimizer"), source)
+        self.finished = [] if finished is None else [finished]
+        self.episodes_seen, self.since_training = counts["episodes_seen"], counts["since_training"]
+        self.trainings, self.last_loss = counts["trainings"], float(last_loss)
 
     def _real(self, n: int) -> torch.Tensor:
         """All real sequences when there are at most `n`, else a random `n` of them."""

@@ -553,6 +553,9 @@ COMPARE_CASES: list[tuple[list[str], str]] = [
     (["--extra", "--bogus", "1"], r"unrecognized arguments: --bogus 1"),
     (["--extra", "--threads", "x"], r"argument --threads: invalid int value: 'x'"),
     (["--extra", "--rounds", "-1"], r"--extra: --rounds must be >= 0, got -1"),
+    (["--extra", "--name", "foo"], r"--extra: --name cannot be set here: compare\.py sets it"),
+    (["--extra", "--out", "foo"], r"--extra: --out cannot be set here: compare\.py sets it"),
+    (["--extra", "--disc-filters", "1:0"], r"--extra: --disc-filters: filter counts must be >= 1, got \[0\]"),
 ]
 UNFINISHED_RUNS: list[tuple[str, dict[str, Any], str]] = [
     ("no final.pt", {"files": ("mle",)},
@@ -621,6 +624,52 @@ def test_compare_setup(
     assert code == 2, (code, out, err)
     check_message(err.strip().splitlines()[-1], pattern, tmp_path)
     assert snapshot(tmp_path) == before
+
+
+# --- the experiment's sizes: refused before anything is written or allocated -------------------------------
+HUGE = "1" + "0" * 400  # beyond a float
+EXPERIMENT_CASES: list[tuple[str, list[str], str]] = [
+    ("adversarial", ["--disc-filters", "1:0"],
+     r"^error: --disc-filters: filter counts must be >= 1, got \[0\]$"),
+    ("adversarial", ["--disc-filters", "1:0,2:5"], r"--disc-filters: filter counts must be >= 1, got \[0\]"),
+    ("adversarial", ["--disc-filters", "1:-3"], r"--disc-filters: filter counts must be >= 1, got \[-3\]"),
+    ("pretrain", ["--disc-filters", "2:5,1:0"], r"--disc-filters: filter counts must be >= 1, got \[0\]"),
+    ("adversarial", ["--disc-filters", "30:10"],
+     r"--disc-filters: filter widths \[30\] do not fit .*length 8"),
+    ("adversarial", ["--gen-embed-dim", "9" * 23], r"GiB: lower --gen-embed-dim \(about"),
+    ("pretrain", ["--gen-embed-dim", "9" * 23], r"GiB: lower --gen-embed-dim \(about"),
+    ("adversarial", ["--gen-hidden-dim", "100000000"], r"GiB: lower --gen-hidden-dim \(about"),
+    ("adversarial", ["--reward-mode", "dense", "--disc-hidden-dim", "10000000"],
+     r"GiB: lower --disc-hidden-dim \(about"),
+    ("adversarial", ["--no-diagnostics", "--disc-embed-dim", str(10**12)],
+     r"GiB: lower --disc-embed-dim \(about"),
+    ("adversarial", ["--disc-filters", "1:99999999999999999999"], r"GiB: lower --disc-filters \(about"),
+    ("adversarial", ["--pg-batch-size", str(10**11)], r"GiB: lower --pg-batch-size or "),
+    ("adversarial", ["--seq-len", str(10**10)], r"GiB: lower [^(]*--seq-len"),
+    ("adversarial", ["--no-diagnostics", "--seq-len", str(10**10)], r"GiB: lower [^(]*--seq-len"),
+    ("adversarial", ["--batch-size", HUGE], r"GiB: lower --batch-size or .*\(about [0-9.]+e\+\d+ GiB\)$"),
+    ("adversarial", ["--reward", "bleu", "--bleu-n", "100000"],
+     r"--bleu-n must be at most --seq-len \(8\): a sequence has no longer n-grams, got 100000"),
+    ("adversarial", ["--test-fraction", "-5"], r"--test-fraction must be in \(0, 1\), got -5\.0"),
+    ("adversarial", ["--max-vocab", "-1"], r"--max-vocab must be > 3 .*got -1"),
+    ("adversarial", ["--bleu-samples", "-3"], r"--bleu-samples must be >= 2 .*got -3"),
+    ("pretrain", ["--test-fraction", "1"], r"--test-fraction must be in \(0, 1\), got 1\.0"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("script", "options", "pattern"), EXPERIMENT_CASES,
+                         ids=[f"{c[0]}: {' '.join(c[1])[:40]}" for c in EXPERIMENT_CASES])  # fmt: skip
+def test_experiment_sizes_and_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_hang: None, script: str, options: list[str],
+    pattern: str,
+) -> None:  # fmt: skip
+    """Each option is checked, with or without the options it goes with (--data, --reward bleu), and
+    sizes that cannot fit in memory name the options that set them: one line, exit code 2, no run folder."""
+    argv = ["--preset", "tiny", "--threads", "1", "--no-progress", "--out", str(tmp_path / "runs"), *options]
+    code, out, err = run_main(load_script(script), argv, capsys)
+    assert code == 2, (code, out, err)
+    check_message(err.strip().splitlines()[-1], pattern, tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 # --- files a user hands us: SB3 models, run folders of other scripts, oracle pickles ------------------------
@@ -728,7 +777,7 @@ SB3_SCRIPT_CASES: list[tuple[str, list[str], str]] = [
     ("a damaged source", ["--pretrained", "{nan}"],
      r"nan/mle\.pt: tensor \['generator'\]\['state_dict'\]\['output\.bias'\] holds 1 NaN"),
     ("a source without data", ["--pretrained", "{nodata}"],
-     r"nodata/mle\.pt is not a pre-training checkpoint \(KeyError: 'data'\)"),
+     r"nodata/mle\.pt is not a pre-training checkpoint \(it holds no data\)"),
     ("a text run", ["--pretrained", "{text}"],
      r"--pretrained .*text is a text run \(--data corpus\.txt\): this script trains on the synthetic"),
     ("pre-training options with --pretrained",
@@ -776,6 +825,23 @@ def test_compare_checks_the_ppo_model(
     pattern = r"--ppo-args: .*evil\.zip was saved by ppo, not a policy of --algo a2c"
     check_message(err.strip().splitlines()[-1], pattern, tmp_path)
     assert snapshot(tmp_path) == before and not marker.exists()
+
+
+@pytest.mark.parametrize(("options", "pattern"), [
+    (["--methods", "seqgan,ppo", "--ppo-args", "--disc-filters 1:0"],
+     r"--ppo-args: --disc-filters: filter counts must be >= 1, got \[0\]"),
+    (["--methods", "seqgan,best", "--best-args", "--disc-filters 1:0"],
+     r"--best-args: --disc-filters: filter counts must be >= 1, got \[0\]"),
+], ids=["ppo-args", "best-args"])  # fmt: skip
+def test_compare_checks_the_methods_filters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], pattern: str
+) -> None:
+    run = sb3_source(tmp_path / "run", temperature=1.0, eval_every=1)
+    before = snapshot(tmp_path)
+    code, out, err = run_main(load_script("compare"), ["--seqgan-run", str(run), *options], capsys)
+    assert code == 2, (code, out, err)
+    check_message(err.strip().splitlines()[-1], pattern, tmp_path)
+    assert snapshot(tmp_path) == before
 
 
 def other_script_run(folder: Path, script: str) -> Path:

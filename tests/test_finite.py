@@ -62,3 +62,14 @@ def test_evaluation_never_scores_a_generator_with_nan_weights() -> None:
         evaluate_text(generator, test, BLEUReference([(1, 2, 3)]), 8, torch.Generator().manual_seed(1))
     finite = evaluate(tiny_lstm(), oracle, test, 32, torch.Generator().manual_seed(1))
     assert math.isfinite(finite.nll_oracle) and math.isfinite(finite.nll_test)
+
+
+def test_a_non_finite_score_is_never_a_result() -> None:
+    """An oracle of finite weights so large that its logits overflow (built in memory: a file of such
+    weights is refused when read) scores NLL-oracle NaN; the evaluation stops instead of reporting it."""
+    oracle = random_oracle(8, 4, seed=0)
+    test = oracle.sample(16, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        oracle.output.weight.mul_(3e38)
+    with pytest.raises(NonFiniteError, match=r"^evaluation: the NLL-oracle is nan$"):
+        evaluate(tiny_lstm(), oracle, test, 32, torch.Generator().manual_seed(1))

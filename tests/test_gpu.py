@@ -98,8 +98,8 @@ def test_text_run_on_cuda(tmp_path: Path) -> None:
 def test_compare_and_sb3_on_cuda(tmp_path: Path) -> None:
     script("compare", "--preset", "tiny", "--out", str(tmp_path), "--temperatures", "0.9,1.0",
            "--extra", *TINY[2:])  # fmt: skip
-    script("sb3", "--algo", "ppo", "--pretrain-preset", "tiny", "--pretrain-args", " ".join(TINY[2:-2]),
-           "--rounds", "2", "--n-envs", "8", "--eval-every", "1", "--eval-samples", "64",
+    script("sb3", "--algo", "ppo", "--pretrain-preset", "tiny", "--pretrain-args", " ".join(TINY[4:-2]),
+           "--threads", "1", "--rounds", "2", "--n-envs", "8", "--eval-every", "1", "--eval-samples", "64",
            "--n-negatives", "32", "--device", "cuda", "--rollout-update", "ema", "--out", str(tmp_path),
            "--name", "sb3")  # fmt: skip
 

@@ -73,6 +73,14 @@ def test_every_option_has_one_truthful_help(
     assert not HISTORY.search(text), HISTORY.search(text)
 
 
+def test_a_required_option_shows_no_default(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A required option has no default to show: its help ends "(required)"."""
+    found = options(help_text(REPO / "train" / "probe_discriminator.py", monkeypatch, capsys))
+    assert found["--pretrained"].endswith("(required)") and "(default:" not in found["--pretrained"], found
+
+
 def test_adversarial_help_shows_the_preset_in_force(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

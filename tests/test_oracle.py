@@ -246,7 +246,7 @@ def assert_same_oracle(a, b) -> None:
         assert torch.equal(x, y), name
 
 
-@pytest.mark.parametrize("protocol", [2, pickle.DEFAULT_PROTOCOL])
+@pytest.mark.parametrize("protocol", [2, pickle.DEFAULT_PROTOCOL, 5])
 def test_reference_pickle_loads_like_the_npz(tmp_path, protocol):
     params = tiny_params()
     np.savez(tmp_path / "oracle.npz", **params)
@@ -427,10 +427,20 @@ def test_other_pickled_objects_are_refused(tmp_path, obj, match):
         load_oracle(path)
 
 
-def test_protocol_5_arrays_are_refused(tmp_path):
-    """Protocol 5 rebuilds arrays with numpy's _frombuffer, which the loader does not admit."""
-    path = write_reference_pickle(tmp_path / "p5.pkl", tiny_params(), protocol=5)
-    with pytest.raises(ValueError, match=r"forbidden global numpy.*_frombuffer"):
+@pytest.mark.parametrize(("data", "order", "pattern"), [
+    (bytearray(b"x"), "C", r"an array of shape \(8, 3\) and dtype float32 needs 96 bytes, the pickle holds"),
+    (bytearray(96), "K", r"numpy's _frombuffer with order 'K', expected 'C' or 'F'"),
+    (5, "C", r"an array's data is a int, expected bytes"),
+], ids=["short data", "order", "not bytes"])  # fmt: skip
+def test_protocol_5_arrays_are_checked_like_the_others(tmp_path, data, order, pattern):
+    """Protocol 5 rebuilds arrays with numpy's _frombuffer(data, dtype, shape, order): the loader's
+    stand-in checks them as it checks a _reconstruct'ed array's state."""
+    reduce = np.zeros(1, np.float32).__reduce_ex__(5)[0]
+    params = [tiny_params()[name] for name in ORACLE_ARRAYS]
+    crafted = Reduced(reduce, (data, np.dtype("f4"), (8, 3), order))
+    path = tmp_path / "p5.pkl"
+    path.write_bytes(pickle.dumps([crafted, *params[1:]], protocol=5))
+    with pytest.raises(ValueError, match=pattern):
         load_oracle(path)
 
 
@@ -536,6 +546,19 @@ def test_convert_bad_input(tmp_path, capsys, bad):
     assert not out.exists() and not (tmp_path / "marker").exists()
 
 
+def test_convert_refuses_a_folder_or_an_empty_target(tmp_path, capsys):
+    """Both were the system's error on the folder ("Is a directory", "Device or resource busy: '.'")."""
+    pkl = write_reference_pickle(tmp_path / "p.pkl", tiny_params())
+    assert main([str(pkl), str(tmp_path), "--force"]) == 2
+    expected = f"error: {tmp_path} is a folder, expected the path of the .npz file to write\n"
+    assert capsys.readouterr().err == expected
+    with pytest.raises(SystemExit) as exit_:
+        main([str(pkl), "", "--force"])
+    assert exit_.value.code == 2
+    assert "argument target: expected a file path, got an empty string" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.pkl"]
+
+
 def test_convert_command_line(tmp_path):
     """`python -m seqgan_env.convert_oracle`: one `error:` line and exit 2 on a missing input; --help."""
     run = lambda *args: subprocess.run(  # noqa: E731
@@ -560,3 +583,52 @@ def test_paper_oracle_pickle_round_trip(paper_oracle_path, tmp_path):
         assert all(np.array_equal(npz[k], params[k]) for k in ORACLE_ARRAYS)
     assert_same_oracle(load_oracle(pkl), load_oracle(paper_oracle_path))
     assert_same_oracle(load_oracle(out), load_oracle(paper_oracle_path))
+
+
+def npy_header(shape: tuple[int, ...]) -> bytes:
+    """A version 1.0 .npy header of float32 `shape`, padded as numpy pads it."""
+    header = f"{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}".encode()
+    header += b" " * (63 - (len(header) + 10) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+
+
+@pytest.mark.parametrize("shape", [(10**6, 10**6), (100_000, 40_000)], ids=["4 TB", "16 GB"])
+def test_an_npz_array_declaring_more_than_it_holds_is_refused_before_allocating(tmp_path, shape):
+    """numpy allocates what an .npy header declares before reading: 4 TB is a MemoryError traceback,
+    16 GB could take the machine's memory. The header is checked against the member's size first."""
+    import zipfile
+
+    path = tmp_path / "oracle.npz"
+    np.savez(path, **tiny_params())
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("embedding2.npy", npy_header(shape) + b"\0" * 100)
+    with pytest.raises(ValueError, match=r"array 'embedding2\.npy' declares shape .* but holds 100 bytes"):
+        read_oracle_arrays(path)
+
+
+def test_a_bare_npy_declaring_terabytes_is_refused_unread(tmp_path):
+    path = tmp_path / "oracle.npz"
+    path.write_bytes(npy_header((10**6, 10**6)) + b"\0" * 100)
+    with pytest.raises(ValueError, match=r"it holds one numpy array, not an \.npz archive"):
+        read_oracle_arrays(path)
+
+
+def test_weights_whose_likelihoods_overflow_float32_are_refused(tmp_path):
+    """Finite float32 weights near 3e38 make the logits infinite and every NLL-oracle NaN: refused when
+    read, with the bound that was exceeded (the paper's oracle's is about 200)."""
+    params = tiny_params()
+    params["Wo"] = np.full_like(params["Wo"], 3e38)
+    np.savez(tmp_path / "big.npz", **params)
+    with pytest.raises(ValueError, match=r"big\.npz: weights so large that .* can reach 1\.2e\+39; float32"):
+        read_oracle_arrays(tmp_path / "big.npz")
+    params["Wo"] = np.full_like(params["Wo"], 1e20)  # large, but every likelihood stays finite
+    np.savez(tmp_path / "large.npz", **params)
+    assert read_oracle_arrays(tmp_path / "large.npz")["Wo"].max() == np.float32(1e20)
+
+
+@pytest.mark.parametrize("empty", ["vocabulary", "hidden"])
+def test_an_oracle_of_size_zero_is_refused(tmp_path, empty):
+    params = tiny_params(vocab_size=0) if empty == "vocabulary" else tiny_params(hidden_dim=0)
+    np.savez(tmp_path / "empty.npz", **params)
+    with pytest.raises(ValueError, match=r"empty\.npz: an oracle of vocabulary \d+, embedding 3 and hid"):
+        read_oracle_arrays(tmp_path / "empty.npz")

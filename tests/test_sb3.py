@@ -483,6 +483,91 @@ def test_script_bad_options(tmp_path, capsys, monkeypatch, args, message):
     assert bad.stderr.count("\n") == 1 and not any(tmp_path.iterdir())
 
 
+HUGE = str(10**13)
+SIZE_CASES = [  # against the in-place tiny pre-training's sizes (V 50, T 8), checked before it runs
+    (["--n-envs", "100000000"], "lower --n-steps/--n-envs ("),
+    (["--n-rollouts", HUGE, "--no-diagnostics"], "lower --n-envs/--n-rollouts ("),
+    (["--n-rollouts", HUGE], "lower --diag-q-samples/--n-rollouts ("),
+    (["--n-steps", "9" * 23], "lower --n-steps/--n-envs ("),
+    (["--n-envs", "1" + "0" * 400], "lower --n-steps/--n-envs ("),
+    (["--value-arch", "9" * 23], "lower --value-arch ("),
+    (["--eval-samples", HUGE], "lower --eval-samples ("),
+    (["--diag-samples", HUGE], "lower --diag-samples ("),
+    (["--diag-q-samples", HUGE], "lower --diag-q-samples/--n-rollouts ("),
+    (["--n-negatives", HUGE], "lower --n-negatives ("),
+    (["--algo", "maskable_ppo", "--mask-tokens", ",".join(map(str, range(50)))],
+     "--mask-tokens masks every token (all 50): leave the policy at least one"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "message"), SIZE_CASES, ids=[" ".join(c[0])[:40] for c in SIZE_CASES])
+def test_script_refuses_sizes_that_cannot_run_before_writing(tmp_path, capsys, monkeypatch, args, message):
+    """Sizes beyond this machine's memory, and a mask of every token, are one line naming the option
+    (exit code 2), before the in-place pre-training or anything else is written."""
+    bad = run_in_process(capsys, monkeypatch, "--pretrain-preset", "tiny", *FAST, *args,
+                         "--out", str(tmp_path / "runs"))  # fmt: skip
+    assert bad.returncode == 2 and message in bad.stderr, bad.stderr[-2000:]
+    assert bad.stderr.count("\n") == 1 and not any(tmp_path.iterdir())
+
+
+PRETRAIN_ARGS_CASES = [
+    ("--out x", "--out cannot be given here: the pre-training goes into RUN/pretrain (RUN: --out and "
+                "--name)"),
+    ("--name foo", "--name cannot be given here: the pre-training goes into RUN/pretrain"),
+    ("--preset paper", "--preset cannot be given here: use --pretrain-preset"),
+    ("--pres paper", "--preset cannot be given here: use --pretrain-preset"),
+    ("--resume R", "--resume cannot be given here: the pre-training starts afresh in RUN/pretrain; to start "
+                   "from a finished one, use --pretrained"),
+    ("--init-from R", "--init-from cannot be given here: to start from another run's pre-training, use "
+                      "--pretrained"),
+    ("--seed 3", "--seed cannot be given here: use this script's --seed"),
+    ("--threads 2", "--threads cannot be given here: use this script's --threads"),
+    ("--device meta", "--device cannot be given here: use this script's --device"),
+    ("--progress", "--progress cannot be given here: use this script's --progress or --no-progress"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("pretrain_args", "message"), PRETRAIN_ARGS_CASES,
+                         ids=[c[0] for c in PRETRAIN_ARGS_CASES])  # fmt: skip
+def test_pretrain_args_may_not_set_what_the_script_sets(tmp_path, capsys, monkeypatch, pretrain_args,
+                                                        message):  # fmt: skip
+    """--pretrain-args cannot move the in-place pre-training out of RUN/pretrain, start it from elsewhere or
+    contradict the script's own options; one line names the option to use instead, nothing is written."""
+    monkeypatch.chdir(tmp_path)  # where a relative --out would go
+    bad = run_in_process(capsys, monkeypatch, "--pretrain-preset", "tiny", f"--pretrain-args={pretrain_args}",
+                         *FAST, "--rounds", "1", "--out", "runs")  # fmt: skip
+    assert bad.returncode == 2 and f"--pretrain-args {pretrain_args!r}: {message}" in bad.stderr, bad.stderr
+    assert bad.stderr.count("\n") == 1 and not any(tmp_path.iterdir())
+
+
+def test_pretrain_args_may_repeat_the_scripts_own_values(tmp_path):
+    """What the script sets from its own options may be repeated in --pretrain-args with the same value."""
+    from train.run_folder import RunFolder
+    from train.sb3_config import parse_sb3_config
+    from train.sources import pretraining_config
+
+    same = "--threads 1 --seed 0 --no-progress --mle-epochs 2"
+    cfg = parse_sb3_config(["--pretrain-preset", "tiny", "--threads", "1", "--no-progress",
+                            "--pretrain-args", same])  # fmt: skip
+    pre = pretraining_config(cfg, RunFolder(tmp_path / "run"))
+    assert (pre.threads, pre.seed, pre.progress, pre.mle_epochs) == (1, 0, False, 2)
+    assert (Path(pre.out), pre.name) == (tmp_path / "run", "pretrain")
+
+
+def test_compare_refuses_ppo_sizes_before_any_run(tmp_path, capsys):
+    """train/compare.py checks its ppo run with train/sb3.py's checks (train.sb3_job.check_sb3_run) before
+    the SeqGAN run starts: nothing is written."""
+    spec = importlib.util.spec_from_file_location("compare_script", ROOT / "train" / "compare.py")
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    with pytest.raises(SystemExit) as exit_:
+        compare.main(["--preset", "tiny", "--methods", "seqgan,ppo", "--ppo-args=--n-envs 100000000",
+                      "--out", str(tmp_path / "runs")])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and "--ppo-args: these sizes need" in err[-1], err
+    assert "lower --n-steps/--n-envs (" in err[-1] and not any(tmp_path.iterdir())
+
+
 def test_script_help_explains_every_option():
     result = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0

@@ -4,9 +4,12 @@ without running it. Tiny sizes (V 8, T 4): the file runs in seconds."""
 
 from __future__ import annotations
 
+import io
+import json
 import pickle
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -14,7 +17,7 @@ from conftest import poisoned_zip, tiny_lstm
 from stable_baselines3 import PPO
 
 from agents.sb3 import SB3VecEnv, algorithm_class, load_model, make_model
-from agents.sb3_files import read_saved_model
+from agents.sb3_files import check_loadable, read_saved_model
 from seqgan_env import VARIANTS, SeqGANVectorEnv
 from seqgan_env.token_lstm import TokenLSTMConfig
 
@@ -87,7 +90,7 @@ def test_another_algorithms_model_is_refused(tmp_path):
         rmsprop = archive.read("policy.optimizer.pth")
     mixed = poisoned_zip(path, tmp_path / "mixed.zip", tmp_path / "marker",
                          lambda name, data: rmsprop if name == "policy.optimizer.pth" else data)  # fmt: skip
-    with pytest.raises(ValueError, match=r"mixed\.zip: the optimizer state is not that of this algorithm's"):
+    with pytest.raises(ValueError, match=r"mixed\.zip: the optimizer state is not that of this run's"):
         load_model("ppo", mixed, tiny_env(), **SMALL["ppo"])  # PPO's policy with A2C's RMSprop state
 
 
@@ -97,3 +100,63 @@ def test_sizes_the_run_needs(tmp_path):
         load_model("ppo", path, tiny_env(), value_arch=(32, 32))
     with pytest.raises(ValueError, match=r"embedding 6, LSTM 5 and start token 0; the generator has 7, 5, 0"):
         load_model("ppo", path, tiny_env(), config=TokenLSTMConfig(8, 4, 7, 5))
+
+
+def rewritten(source: Path, target: Path, member: str, edit: Any) -> Path:
+    """A copy of the saved model whose `member` (.pth) is loaded, passed through `edit` and saved back."""
+    def change(name: str, data: bytes) -> bytes:
+        if name != member:
+            return data
+        value = torch.load(io.BytesIO(data), weights_only=True)
+        edit(value)
+        buffer = io.BytesIO()
+        torch.save(value, buffer)
+        return buffer.getvalue()
+
+    return poisoned_zip(source, target, target.with_suffix(".marker"), change)
+
+
+def each_moment(optimizer: dict[str, Any], key: str, value: Any) -> None:
+    for entry in optimizer["state"].values():
+        entry[key] = value(entry[key])
+
+
+LOADABLE_CASES: list[tuple[str, str, Any, str]] = [
+    ("0-d moment", "policy.optimizer.pth", lambda o: each_moment(o, "exp_avg", lambda _: torch.tensor(1.0)),
+     r"exp_avg has shape \(\), the parameter"),
+    ("negative moment", "policy.optimizer.pth", lambda o: each_moment(o, "exp_avg_sq", lambda m: -m - 1),
+     r"exp_avg_sq, a mean of squares, holds negative values"),
+    ("step not a count", "policy.optimizer.pth", lambda o: each_moment(o, "step", lambda _: "x"),
+     r"step is 'x', expected a finite count"),
+    ("state under names", "policy.optimizer.pth",
+     lambda o: o.update(state={str(k): v for k, v in o["state"].items()}),
+     r"the optimizer holds state for parameters \['0', '1', '2'\] it does not have"),
+    ("an unexpected weight", "policy.pth", lambda p: p.update(zzz=torch.zeros(1)), r"unexpected \['zzz'\]"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("member", "edit", "pattern"), [c[1:] for c in LOADABLE_CASES],
+                         ids=[c[0] for c in LOADABLE_CASES])  # fmt: skip
+def test_check_loadable_refuses_what_load_model_would(tmp_path, member, edit, pattern):
+    """Everything `load_model` checks, checked without an environment: a run refuses the file before it
+    writes or trains anything (a 0-d moment was a RuntimeError in the first update; moments of another
+    shape reached the fused Adam kernel)."""
+    bad = rewritten(saved_model(tmp_path / "model.zip"), tmp_path / "bad.zip", member, edit)
+    space = tiny_env().observation_space
+    with pytest.raises(ValueError, match=pattern):
+        check_loadable("ppo", bad, space)
+    with pytest.raises(ValueError, match=pattern):
+        load_model("ppo", bad, tiny_env(), **SMALL["ppo"])
+    assert check_loadable("ppo", tmp_path / "model.zip", space).algo == "ppo"
+
+
+def test_a_counter_beyond_any_run_is_refused(tmp_path):
+    """num_timesteps = 10**40 reached tensorboard's writer, which refused it mid-run."""
+    def change(name: str, data: bytes) -> bytes:
+        if name != "data":
+            return data
+        return json.dumps({**json.loads(data), "num_timesteps": 10**40}).encode()
+
+    bad = poisoned_zip(saved_model(tmp_path / "model.zip"), tmp_path / "bad.zip", tmp_path / "marker", change)
+    with pytest.raises(ValueError, match=r"bad\.zip: num_timesteps is 1000000000000000000000000000000000"):
+        read_saved_model(bad)

@@ -5,6 +5,8 @@ bad options are one-line errors with nothing written."""
 from __future__ import annotations
 
 import csv
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -73,6 +75,12 @@ def test_probe_sizes_from_the_options(pretrained: Path, tmp_path: Path) -> None:
     (["--disc-dropout", "1"], "--disc-dropout must be in [0, 1)"),
     (["--eval-samples", "1"], "--eval-samples must be >= 2"),
     (["--disc-filters", "9:4"], "do not fit"),
+    (["--disc-filters", "1:0"], "--disc-filters: filter counts must be >= 1, got [0]"),
+    (["--disc-filters", "4:3,2:-1"], "--disc-filters: filter counts must be >= 1, got [-1]"),
+    (["--disc-filters", "RUN"], "--disc-filters must be 'run', 'paper' or width:filters pairs, got 'RUN'"),
+    (["--disc-embed-dim", str(10**12)], "--disc-embed-dim or --disc-filters (about"),
+    (["--kind", "prefix", "--disc-hidden-dim", str(10**7)], "GiB: lower --disc-hidden-dim (about"),
+    (["--n-real", str(10**14)], "GiB: lower --n-real (about"),
     (["--device", "foo"], "foo"),
     (["--name", "../x"], "plain folder name"),
 ])  # fmt: skip
@@ -81,6 +89,20 @@ def test_probe_bad_options(pretrained: Path, tmp_path: Path, args: list[str], me
     result = script("probe_discriminator", *base, *args, "--out", str(tmp_path / "out"))
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_probe_refuses_a_text_run(pretrained: Path, tmp_path: Path) -> None:
+    """A text run has no oracle: the probe's reward-quality correlation and its extra real sequences
+    have none to come from."""
+    text = tmp_path / "text"
+    shutil.copytree(pretrained, text)
+    config = json.loads((text / "config.json").read_text())
+    (text / "config.json").write_text(json.dumps({**config, "data": "corpus.txt"}))
+    result = script("probe_discriminator", "--pretrained", str(text), *PROBE, "--n-real", "1000",
+                    "--out", str(tmp_path / "out"))  # fmt: skip
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "text is a text run (--data corpus.txt): the probe measures against the oracle" in result.stderr
     assert not (tmp_path / "out").exists()
 
 

@@ -5,7 +5,8 @@ Each field declares its help with `option()`. `Literal[...]` fields become choic
 `--flag/--no-flag`, `int`/`float`/`str` (maybe `| None`) typed values. Defaults are suppressed, so the
 parsed namespace holds only what was given: a preset or a resumed run's config fills in the rest.
 Each help line ends with one "(default: ...)": the value the run will use (a preset's, where one sets
-it: `config_parser(..., shown=...)`), or the words of `option(..., shown=...)` where no value says it.
+it: `config_parser(..., shown=...)`), or the words of `option(..., shown=...)` where no value says it;
+a required option's line ends "(required)" instead.
 """
 
 from __future__ import annotations
@@ -36,14 +37,16 @@ MIN_TEMPERATURE = 1e-6
 
 def option(
     help_text: str, *, at_least: float | None = None, above: float | None = None, below: float | None = None,
-    at_most: float | None = None, shown: str | None = None, **kw: Any,
+    at_most: float | None = None, shown: str | None = None, required: bool | None = None, **kw: Any,
 ) -> Any:
     """A config dataclass field whose help text becomes its `--help` line, with the range its value
     must lie in (`check_options` enforces it): >= `at_least`, > `above`, < `below`, <= `at_most`.
     `shown` is what `--help` says of the default where the value alone does not say it (e.g. None:
-    "pre-train here")."""
+    "pre-train here"). A `required` (True) option's line ends "(required)" instead of a default (the
+    script's validation says what it needs)."""
     bounds = {"at_least": at_least, "above": above, "below": below, "at_most": at_most}
-    return dataclasses.field(metadata={"help": help_text, "shown": shown, **bounds}, **kw)
+    metadata = {"help": help_text, "shown": shown, "required": bool(required), **bounds}
+    return dataclasses.field(metadata=metadata, **kw)
 
 
 def default_text(value: Any) -> str:
@@ -74,7 +77,8 @@ def config_parser(
             continue
         flag, kind = f"--{f.name.replace('_', '-')}", _base_type(hints[f.name])
         default = (shown or {}).get(f.name) or f.metadata.get("shown") or default_text(f.default)
-        text = f"{f.metadata['help']} (default: {default})"
+        ending = "(required)" if f.metadata.get("required") else f"(default: {default})"
+        text = f"{f.metadata['help']} {ending}"
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                 help=text)  # fmt: skip

@@ -43,8 +43,8 @@ import torch
 
 from seqgan_env.checkpoint import load_checkpoint, token_lstm_from_entry
 from seqgan_env.finite import NonFiniteError
-from train.cli import MIN_TEMPERATURE, as_flags, check_seed
-from train.compare_runs import DEFAULT_METHODS, METHODS, make_run, method_run, parse_methods
+from train.cli import MIN_TEMPERATURE, as_flags, check_seed, config_parser
+from train.compare_runs import DEFAULT_METHODS, METHODS, make_run, method_run, parse_methods, sets_here
 from train.comparison import (
     CURVE,
     MethodRun,
@@ -127,6 +127,7 @@ def check_args(args: argparse.Namespace) -> list[MethodRun]:
     methods = parse_methods(args)
     try:
         extra = parse_config(list(args.extra))
+        sets_here("--extra", vars(config_parser(Config, None).parse_args(list(args.extra))))
     except (ValueError, FileNotFoundError) as err:
         raise ValueError(f"--extra: {err}") from None
     if args.pretrained is not None:

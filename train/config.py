@@ -12,7 +12,6 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from seqgan_env import memory
 from seqgan_env.discriminator import DiscriminatorConfig, paper_filters
 from train.cli import (
     MAX_LR,
@@ -28,6 +27,7 @@ from train.diagnostics import DIAG_Q_SAMPLES_HELP, DIAG_REPEATS_HELP, DIAG_SAMPL
 from train.lineage import source_base
 from train.presets import PRESETS, help_defaults, preset_named
 from train.run_folder import RunFolder
+from train.sizes import check_memory
 
 
 @dataclass
@@ -165,30 +165,23 @@ class Config:
                              f"{self.reward} scores finished sequences only: use --reward-mode mc")
         if self.reward == "oracle" and self.data is not None:
             raise ValueError("--reward oracle needs the synthetic benchmark's oracle: a --data run has none")
-        if self.data is not None:
-            if self.oracle is not None:
-                raise ValueError("--data and --oracle exclude each other: a text run has no oracle")
-            if self.max_vocab is not None and self.max_vocab <= 3:
-                raise ValueError(f"--max-vocab must be > 3 (<bos>, <eos>, <unk> count), got {self.max_vocab}")
-            if not 0 < self.test_fraction < 1:
-                raise ValueError(f"--test-fraction must be in (0, 1), got {self.test_fraction}")
-            if self.bleu_samples < 2:
-                raise ValueError(f"--bleu-samples must be >= 2 (Self-BLEU compares), got {self.bleu_samples}")
+        if self.data is not None and self.oracle is not None:
+            raise ValueError("--data and --oracle exclude each other: a text run has no oracle")
+        # The --data options are checked without --data too: config.json records them either way.
+        if self.max_vocab is not None and self.max_vocab <= 3:
+            raise ValueError(f"--max-vocab must be > 3 (<bos>, <eos>, <unk> count), got {self.max_vocab}")
+        if not 0 < self.test_fraction < 1:
+            raise ValueError(f"--test-fraction must be in (0, 1), got {self.test_fraction}")
+        if self.bleu_samples < 2:
+            raise ValueError(f"--bleu-samples must be >= 2 (Self-BLEU compares), got {self.bleu_samples}")
+        if self.reward == "bleu" and self.bleu_n > self.seq_len:
+            raise ValueError(f"--bleu-n must be at most --seq-len ({self.seq_len}): a sequence has no longer "
+                             f"n-grams, got {self.bleu_n}")  # fmt: skip
         check_memory(self)
 
     def filters(self) -> tuple[tuple[int, int], ...]:
-        if self.disc_filters == "paper":
-            return paper_filters(self.seq_len)
-        pairs: list[tuple[int, int]] = []
-        for pair in self.disc_filters.split(","):
-            try:
-                width, n = pair.split(":")
-                pairs.append((int(width), int(n)))
-            except ValueError:
-                raise ValueError(
-                    f"--disc-filters must be 'paper' or width:filters pairs, got {self.disc_filters!r}"
-                ) from None
-        return DiscriminatorConfig(self.vocab_size, self.seq_len, filters=tuple(pairs)).filters
+        """--disc-filters as (width, count) pairs, checked against --seq-len."""
+        return parse_filters(self.disc_filters, self.seq_len)
 
     @property
     def pg_batch(self) -> int:
@@ -213,25 +206,26 @@ class Config:
         return {**self.run_settings(), **runtime}
 
 
-def check_memory(cfg: Config) -> None:
-    """Refuse sizes whose largest buffers cannot fit in this machine's memory (e.g. --batch-size 10**8),
-    before anything is allocated. The estimate counts the data, the Monte Carlo search's [B*N, V]
-    sampling buffers (only where the rounds search: the seqgan mode with --reward-mode mc), an MLE
-    minibatch's [B, T, V] logits and their gradients, and, with --diagnostics, the diagnostics' buffers
-    (the discriminator's activations on --diag-samples sequences, the sampling of --diag-q-samples and,
-    where the rounds search, its Monte Carlo search)."""
-    V, T = cfg.vocab_size, cfg.seq_len
-    searched = cfg.n_rollouts if cfg.mode == "seqgan" and cfg.reward_mode == "mc" else 0
-    terms = {  # bytes, by the option that sets them
-        "--n-real/--n-test/--n-negatives": 8 * T * (cfg.n_real + cfg.n_test + 2 * cfg.n_negatives),
-        "--batch-size": 4 * 4 * max(cfg.batch_size, cfg.pg_batch) * V * (searched + T),
-        "--eval-samples": 4 * 4 * min(cfg.eval_samples, 1024) * V + 8 * T * cfg.eval_samples,
-    }
-    if cfg.diagnostics:
-        width = cfg.disc_embed_dim + sum(n for _, n in cfg.filters())
-        terms["--diag-samples"] = 4 * cfg.diag_samples * T * width
-        terms["--diag-q-samples"] = 4 * 4 * cfg.diag_q_samples * V * (searched + T)
-    memory.check_memory(terms)
+def parse_filters(
+    text: str, seq_len: int, words: tuple[str, ...] = ("paper",)
+) -> tuple[tuple[int, int], ...]:
+    """--disc-filters: 'paper' (the paper's filters that fit `seq_len`) or width:filters pairs, each
+    width in [1, seq_len] and each count >= 1. `words`: the words the option takes (other than pairs)
+    where a script takes more than 'paper', for the error to list them; the caller handles those."""
+    if text == "paper":
+        return paper_filters(seq_len)
+    pairs: list[tuple[int, int]] = []
+    for pair in text.split(","):
+        try:
+            width, n = pair.split(":")
+            pairs.append((int(width), int(n)))
+        except ValueError:
+            named = ", ".join(f"'{w}'" for w in words)
+            raise ValueError(f"--disc-filters must be {named} or width:filters pairs, got {text!r}") from None
+    try:
+        return DiscriminatorConfig(seq_len=seq_len, filters=tuple(pairs)).filters
+    except ValueError as err:
+        raise ValueError(f"--disc-filters: {err}") from None
 
 
 # The options only the adversarial phase reads: train/pretrain.py (and --pretrain-args) has no flag for

@@ -72,6 +72,7 @@ def evaluate(
     generator.eval()
     quality = nll_oracle(oracle, generator, n_samples, rng, temperature)
     diversity = nll_test(generator, test_data, temperature=temperature)
+    require_finite("evaluation", {"NLL-oracle": quality.mean, "NLL-test": diversity.mean})
     return Evaluation(quality.mean, quality.stderr, diversity.mean, diversity.stderr)
 
 

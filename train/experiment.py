@@ -17,9 +17,10 @@ import torch
 from agents.learner import Learner
 from agents.mle import ContinuedMLE, MLEConfig, MLETrainer
 from agents.reinforce import ReinforceAgent, ReinforceConfig
-from seqgan_env.checkpoint import model_entry, save_checkpoint
+from seqgan_env.checkpoint import load_weights, model_entry, save_checkpoint
 from seqgan_env.devices import resolve_device
 from seqgan_env.discriminator import DiscriminatorConfig, SequenceScorer
+from seqgan_env.optim_state import load_optimizer_state
 from seqgan_env.precision import Precision, generator_precision, resolve_precision
 from seqgan_env.rewards import MonteCarloSearch
 from seqgan_env.scorers import BLEUScorer, OracleScorer
@@ -167,21 +168,19 @@ class Experiment:
                 save_checkpoint(self.run.checkpoint(name), state)
             self.saved_at = (self.stage, self.progress)
 
-    def resume(self, state: dict[str, Any]) -> None:
-        """Continue from this run's own checkpoint (`latest.pt`), exactly where it stood."""
-        if state.get("run_state_version") != RUN_STATE_VERSION:
-            raise ValueError(f"{self.run.path} was written by another version of this script (run state "
-                             f"{state.get('run_state_version')}, expected {RUN_STATE_VERSION}): "
-                             "start a new run")
+    def resume(self, state: dict[str, Any], source: str) -> None:
+        """Continue from this run's `latest.pt` (`source`, checked by `check_compatible`) exactly where it
+        stood; weights and optimizer states are checked against the models as they load."""
         if state["rng"]["device"] != self.device.type:
             raise ValueError(f"{self.run.path} ran on {state['rng']['device']}; resume it with --device "
                              f"{state['rng']['device']} (random states do not carry across device types)")
-        self._load_models(state, with_discriminator=True)
-        self.agent.optimizer.load_state_dict(state["optimizers"]["pg"])
+        self._load_models(state, source, with_discriminator=True)
+        load_optimizer_state(self.agent.optimizer, state["optimizers"]["pg"], source)
         if self.agent.value is not None:
-            self.agent.value.load_state_dict(state["value_baseline"]["state_dict"])
-            self.agent.value.optimizer.load_state_dict(state["value_baseline"]["optimizer"])
-        self.envs.updater.load_state_dict(state["discriminator_updater"])
+            value = state["value_baseline"] or {}  # none: a run without --baseline value wrote it
+            load_weights(self.agent.value, value.get("state_dict"), f"{source}, value baseline")
+            load_optimizer_state(self.agent.value.optimizer, value.get("optimizer"), source)
+        self.envs.updater.load_state_dict(state["discriminator_updater"], source)
         self.agent.ema_baseline = float(state.get("ema_baseline", 0.0))  # none: no "ema" baseline ran
         self.rng.set_state(state["rng"]["train"])
         self.vector_env._torch_rng.set_state(state["rng"]["env"])
@@ -210,15 +209,16 @@ class Experiment:
             return
         self._use_precision(resolve_precision(recorded, self.device))
 
-    def init_from(self, state: dict[str, Any]) -> None:
-        """Start from another run's pre-training (--init-from): its generator and data, and its
+    def init_from(self, state: dict[str, Any], source: str) -> None:
+        """Start from another run's pre-training (--init-from, the file `source`): its generator, data and
         pre-trained discriminator where it has one of this run's shape; this run does the rest."""
         has_d = state["stage"] in ("adversarial", "done") and (
-            state["discriminator"]["config"] == self.discriminator.config.to_dict()
+            state["discriminator"].get("config") == self.discriminator.config.to_dict()
         )
-        self._load_models(state, with_discriminator=has_d)
+        self._load_models(state, source, with_discriminator=has_d)
         if has_d:
-            self.envs.updater.optimizer.load_state_dict(state["discriminator_updater"]["optimizer"])
+            saved = state["discriminator_updater"]["optimizer"]
+            load_optimizer_state(self.envs.updater.optimizer, saved, source)
         self.agent.start_rollout_policy()  # the adversarial phase starts with beta = theta
         self.metrics = [r for r in state["metrics"] if r["phase"] == "mle"]
         has_d = has_d or not self.cfg.trains_discriminator
@@ -229,7 +229,7 @@ class Experiment:
         Self-BLEU-2..5 (phase "real"), once, beside the generator's at every evaluation."""
         self.metrics = [*self.evaluator.yardstick(self.test), *self.metrics]
 
-    def _load_models(self, state: dict[str, Any], with_discriminator: bool) -> None:
+    def _load_models(self, state: dict[str, Any], source: str, with_discriminator: bool) -> None:
         """The models (configs checked by `check_compatible` before anything was written), the MLE
         optimiser, the data and the generator-update count of a checkpoint."""
         models: list[tuple[str, torch.nn.Module]] = [("generator", self.generator),
@@ -237,8 +237,8 @@ class Experiment:
         if with_discriminator:
             models.append(("discriminator", self.discriminator))
         for key, model in models:
-            model.load_state_dict(state[key]["state_dict"])
-        self.mle.optimizer.load_state_dict(state["optimizers"]["mle"])
+            load_weights(model, state[key]["state_dict"], f"{source}, entry {key!r}")
+        load_optimizer_state(self.mle.optimizer, state["optimizers"]["mle"], source)
         if isinstance(self.scorer, BLEUScorer) and not torch.equal(self.real, state["data"]["real"]):
             self.scorer.set_references(state["data"]["real"])
         self.real, self.test = state["data"]["real"], state["data"]["test"]

@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 import torch
 
+from seqgan_env import memory
 from seqgan_env.devices import resolve_device
 from seqgan_env.diagnostics import (
     dense_reward_correlation,
@@ -42,7 +43,7 @@ from seqgan_env.diagnostics import (
 )
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig
 from seqgan_env.finite import NonFiniteError, require_finite
-from seqgan_env.prefix_discriminator import AnyDiscriminator, PrefixDiscriminator
+from seqgan_env.prefix_discriminator import AnyDiscriminator, PrefixDiscriminator, PrefixDiscriminatorConfig
 from seqgan_env.token_lstm import TokenLSTM
 from seqgan_env.wrappers import DiscriminatorSchedule, DiscriminatorUpdater
 from train.allocator import keep_freed_memory
@@ -56,10 +57,11 @@ from train.cli import (
     fail,
     option,
 )
-from train.config import Config
-from train.dense import make_prefix_discriminator
+from train.config import parse_filters
+from train.dense import prefix_config
 from train.rng import derive_seed, seeded_rng
 from train.run_folder import RunFolder
+from train.sizes import discriminator_terms
 from train.sources import Pretrained, load_pretrained
 from train.stopping import cause, command, run_stoppable
 
@@ -71,7 +73,7 @@ FIELDS = ("repeat", "n_real", "d_loss", "heldout_auc", "train_auc", "reward_orac
 class ProbeConfig:
     """Every option of the probe."""
 
-    pretrained: str | None = option("a train/adversarial.py or train/pretrain.py run folder (required)",
+    pretrained: str | None = option("a train/adversarial.py or train/pretrain.py run folder", required=True,
                                     default=None)  # fmt: skip
     kind: Literal["cnn", "prefix"] = option(
         "cnn: the paper's discriminator of finished sequences; prefix: the dense mode's causal LSTM",
@@ -124,19 +126,43 @@ def discriminator_config(cfg: ProbeConfig, run: Any, vocab: int, seq_len: int) -
                              "filters")
         filters = run.filters
     else:
-        filters = Config(vocab_size=vocab, seq_len=seq_len, disc_filters=cfg.disc_filters).filters()
+        filters = parse_filters(cfg.disc_filters, seq_len, words=("run", "paper"))
     embed = cfg.disc_embed_dim or (run.embed_dim if run is not None else 64)
     return DiscriminatorConfig(vocab, seq_len, embed, filters, cfg.disc_dropout, cfg.l2_reg, cfg.disc_lr)
 
 
-def make_discriminator(cfg: ProbeConfig, pre: Pretrained, rng: torch.Generator) -> AnyDiscriminator:
-    """A fresh discriminator of --kind and the sizes of the options (checked: a ValueError)."""
+def probed_config(cfg: ProbeConfig, pre: Pretrained) -> DiscriminatorConfig | PrefixDiscriminatorConfig:
+    """The sizes of the discriminator of --kind the options describe (checked: a ValueError); nothing
+    is allocated."""
     vocab, seq_len = pre.generator.config.vocab_size, pre.generator.config.seq_len
     if cfg.kind == "prefix":
-        return make_prefix_discriminator(dataclasses.replace(cfg, disc_embed_dim=cfg.disc_embed_dim or 64),
-                                         vocab, seq_len, rng)  # fmt: skip
+        embed = cfg.disc_embed_dim or 64
+        return prefix_config(dataclasses.replace(cfg, disc_embed_dim=embed), vocab, seq_len)
     run_config = None if pre.discriminator is None else pre.discriminator.config
-    return Discriminator(discriminator_config(cfg, run_config, vocab, seq_len), rng=rng)
+    return discriminator_config(cfg, run_config, vocab, seq_len)
+
+
+def check_probe_memory(cfg: ProbeConfig, config: DiscriminatorConfig | PrefixDiscriminatorConfig) -> None:
+    """Refuse sizes whose largest buffers cannot fit in this machine's memory, before anything is
+    allocated: the discriminator in training (`discriminator_terms`), the pool of real sequences, a
+    set's negatives and the measurements' fresh samples."""
+    T = config.seq_len
+    terms = {
+        **discriminator_terms(config, cfg.batch_size, "--batch-size", also=()),
+        "--n-real": 8 * T * cfg.n_real,
+        "--n-negatives": 2 * 8 * T * cfg.n_negatives,
+        "--eval-samples": 8 * T * cfg.eval_samples,
+    }
+    memory.check_memory(terms)
+
+
+def make_discriminator(
+    config: DiscriminatorConfig | PrefixDiscriminatorConfig, rng: torch.Generator
+) -> AnyDiscriminator:
+    """A fresh discriminator of the sizes `config` (from `probed_config`)."""
+    if isinstance(config, PrefixDiscriminatorConfig):
+        return PrefixDiscriminator(config, rng=rng)
+    return Discriminator(config, rng=rng)
 
 
 def real_pool(pre: Pretrained, oracle: TokenLSTM, n_real: int, seed: int) -> torch.Tensor:
@@ -160,7 +186,8 @@ def probe(
     torch.manual_seed(derive_seed(cfg.seed, "torch"))  # dropout's generator
     device = resolve_device(cfg.device)
     generator, oracle = pre.generator.to(device), oracle.to(device)
-    discriminator = make_discriminator(cfg, pre, seeded_rng(derive_seed(cfg.seed, "init"))).to(device)
+    init = seeded_rng(derive_seed(cfg.seed, "init"))
+    discriminator = make_discriminator(probed_config(cfg, pre), init).to(device)
     real = real_pool(pre, oracle, cfg.n_real, cfg.seed).to(device)
     rng = seeded_rng(derive_seed(cfg.seed, "train"), device)
     eval_rng = seeded_rng(derive_seed(cfg.seed, "eval"), device)
@@ -193,7 +220,12 @@ def main(argv: list[str] | None = None) -> int:
         cfg.validate()
         assert cfg.pretrained is not None
         pre = load_pretrained(cfg.pretrained)
-        d_config = make_discriminator(cfg, pre, torch.Generator()).config  # checks the sizes
+        if pre.settings.get("data") is not None:
+            raise ValueError(f"--pretrained {cfg.pretrained} is a text run (--data {pre.settings['data']}): "
+                             "the probe measures against the oracle of the synthetic benchmark; a text run "
+                             "has none")  # fmt: skip
+        d_config = probed_config(cfg, pre)
+        check_probe_memory(cfg, d_config)
         oracle = pre.oracle()
         run = RunFolder(f"{cfg.out}/{cfg.name or f'probe_{cfg.kind}_s{cfg.seed}_lr{cfg.disc_lr:g}'}")
         if run.path.exists():

@@ -22,10 +22,10 @@ def machine() -> dict[str, str]:
 def machine_note(state: dict[str, Any]) -> str:
     """The resume line's words on a checkpoint written on another kind of machine (empty if none)."""
     recorded = state.get("machine")
-    if recorded is None or recorded == machine():
+    if not isinstance(recorded, dict) or recorded == machine():  # none recorded (or not readable)
         return ""
     here = ", ".join(f"{k} {v}" for k, v in machine().items())
-    there = ", ".join(f"{k} {v}" for k, v in recorded.items())
+    there = ", ".join(f"{k} {str(v)[:80]}" for k, v in recorded.items())
     return f"; it ran on {there}, this machine has {here}: its numbers may differ in the last digits"
 
 

@@ -25,9 +25,10 @@ from agents.rllib import (
     restore_algorithm_state,
 )
 from agents.rllib_module import module_config
-from seqgan_env.checkpoint import model_entry, save_checkpoint
+from seqgan_env.checkpoint import load_weights, model_entry, save_checkpoint
 from seqgan_env.discriminator import SequenceScorer
 from seqgan_env.finite import require_finite
+from seqgan_env.optim_state import load_optimizer_state
 from seqgan_env.prefix_discriminator import PrefixDiscriminatorConfig
 from seqgan_env.scorers import OracleScorer
 from seqgan_env.token_lstm import TokenLSTM
@@ -88,7 +89,7 @@ class RLlibRun:
                                          cfg.disc_batch_size)  # fmt: skip
         self.updater = DiscriminatorUpdater(self.discriminator, pre.real, self._sample, schedule, self.rng)
         if self.d_pretrained and pre.discriminator_optimizer is not None:
-            self.updater.optimizer.load_state_dict(pre.discriminator_optimizer)
+            load_optimizer_state(self.updater.optimizer, pre.discriminator_optimizer, str(pre.source))
         self.learner = RLlibLearner(self.algo, self.rollout_policy, self.updater, cfg.rollout_update,
                                     cfg.rollout_rate)  # fmt: skip
         self.rows: list[dict[str, Any]] = list(pre.mle_rows)
@@ -170,9 +171,10 @@ class RLlibRun:
         counters) and the driver's. A state that does not fit this run is a one-line ValueError."""
         try:
             restore_algorithm_state(self.algo, state["rllib"])
-            self.rollout_policy.load_state_dict(state["rollout_policy"]["state_dict"])
-            self.discriminator.load_state_dict(state["discriminator"]["state_dict"])
-            self.updater.load_state_dict(state["discriminator_updater"])
+            latest = str(self.run.checkpoint("latest"))
+            load_weights(self.rollout_policy, state["rollout_policy"]["state_dict"], latest)
+            load_weights(self.discriminator, state["discriminator"]["state_dict"], latest)
+            self.updater.load_state_dict(state["discriminator_updater"], latest)
             self.rng.set_state(state["rng"]["train"])
             torch.set_rng_state(state["rng"]["torch"])
             self.rows, self.done = list(state["metrics"]), int(state["progress"])

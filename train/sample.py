@@ -20,6 +20,7 @@ import torch
 
 from seqgan_env.checkpoint import load_checkpoint, token_lstm_from_entry
 from seqgan_env.devices import resolve_device
+from seqgan_env.memory import check_memory
 from seqgan_env.text import Vocabulary
 from seqgan_env.token_lstm import TokenLSTM
 from train.cli import MIN_TEMPERATURE  # below it, logits / temperature can overflow float32
@@ -83,6 +84,9 @@ def load_generator(folder: str | Path, checkpoint: str = "final") -> tuple[Token
     if "generator" not in state:
         raise ValueError(f"{path} holds no generator")
     generator = token_lstm_from_entry(state["generator"], f"{path}, entry 'generator'").eval()
+    # A chunk's tokens and the sampler's per-step buffers; a damaged config can claim any length.
+    check_memory({f"the sequence length {generator.config.seq_len} in {path}": 2 * 8 * CHUNK *
+                  generator.config.seq_len})  # fmt: skip
     vocabulary = run_vocabulary(state, run.path)
     if vocabulary is not None and vocabulary.size != generator.config.vocab_size:
         raise ValueError(f"{run.path}'s vocabulary has {vocabulary.size} tokens, its generator "

@@ -19,6 +19,7 @@ from seqgan_env.devices import resolve_device
 from seqgan_env.discriminator import Discriminator, DiscriminatorConfig, SequenceScorer
 from seqgan_env.files import write_atomically
 from seqgan_env.finite import require_finite
+from seqgan_env.optim_state import load_optimizer_state
 from seqgan_env.prefix_discriminator import AnyDiscriminator, PrefixDiscriminator
 from seqgan_env.rewards import MonteCarloSearch
 from seqgan_env.scorers import OracleScorer
@@ -112,7 +113,7 @@ class SB3Run:
             real_data=pre.real, sampler=self.sampler, schedule=schedule, rng=self.rng,
         )  # fmt: skip
         if self.d_pretrained and pre.discriminator_optimizer is not None:
-            self.envs.updater.optimizer.load_state_dict(pre.discriminator_optimizer)
+            load_optimizer_state(self.envs.updater.optimizer, pre.discriminator_optimizer, str(pre.source))
         mask = None
         if cfg.mask_tokens:
             mask = np.ones(V, dtype=bool)

@@ -17,12 +17,18 @@ from typing import Any, Protocol
 
 import torch
 
-from seqgan_env.checkpoint import discriminator_from_entry, load_checkpoint, token_lstm_from_entry
+from seqgan_env.checkpoint import (
+    check_sequences,
+    discriminator_from_entry,
+    load_checkpoint,
+    token_lstm_from_entry,
+)
 from seqgan_env.oracle import load_oracle, random_oracle
 from seqgan_env.prefix_discriminator import AnyDiscriminator
 from seqgan_env.scorers import strip_ids
 from seqgan_env.text import CorpusError, Vocabulary, decode, load_corpus
 from seqgan_env.token_lstm import TokenLSTM
+from train.cli import config_parser
 from train.config import Config, parse_config
 from train.run_folder import RunFolder
 
@@ -153,24 +159,31 @@ def load_pretrained(folder: str | Path) -> Pretrained:
     a one-line ValueError for a checkpoint that lacks them."""
     path, settings = pretrained_checkpoint(folder)
     state = load_checkpoint(path)
+    if "generator" not in state:
+        raise ValueError(f"{path} is not a pre-training checkpoint (it holds no generator)")
+    generator = token_lstm_from_entry(state["generator"], f"{path}, entry 'generator'").eval()
+    data, metrics = state.get("data"), state.get("metrics", [])
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a pre-training checkpoint (it holds no data)")
+    V, T, padded = generator.config.vocab_size, generator.config.seq_len, "vocabulary" in state
+    real, test = (check_sequences(data.get(k), V, T, f"{path}: data {k}", padded) for k in ("real", "test"))
+    if not isinstance(metrics, list) or not all(isinstance(r, dict) and "phase" in r for r in metrics):
+        raise ValueError(f"{path}: its metrics are not rows of a run's metrics")
     has_d = state.get("stage") in ("adversarial", "done") and settings.get("disc_pretrain_repeats", 1) > 0
-    try:
-        real, test = state["data"]["real"], state["data"]["test"]
-        if not isinstance(real, torch.Tensor) or not isinstance(test, torch.Tensor):
-            raise TypeError("its data are not tensors")
-        return Pretrained(
-            source=path,
-            settings=settings,
-            generator=token_lstm_from_entry(state["generator"], f"{path}, entry 'generator'").eval(),
-            discriminator=discriminator_from_entry(state["discriminator"], f"{path}, entry 'discriminator'")
-            if has_d else None,
-            discriminator_optimizer=state["discriminator_updater"]["optimizer"] if has_d else None,
-            real=real,
-            test=test,
-            mle_rows=[r for r in state.get("metrics", []) if r["phase"] == "mle"],
-        )  # fmt: skip
-    except (KeyError, TypeError) as err:
-        raise ValueError(f"{path} is not a pre-training checkpoint ({type(err).__name__}: {err})") from None
+    updater = state.get("discriminator_updater") if has_d else None
+    if has_d and not (isinstance(updater, dict) and isinstance(updater.get("optimizer"), dict)):
+        raise ValueError(f"{path} is not a pre-training checkpoint (no optimizer state of its discriminator)")
+    return Pretrained(
+        source=path,
+        settings=settings,
+        generator=generator,
+        discriminator=discriminator_from_entry(state.get("discriminator", {}), f"{path}, entry "
+                                               "'discriminator'") if has_d else None,
+        discriminator_optimizer=updater["optimizer"] if updater is not None else None,
+        real=real,
+        test=test,
+        mle_rows=[r for r in metrics if r["phase"] == "mle"],
+    )  # fmt: skip
 
 
 class PretrainingOptions(Protocol):
@@ -193,13 +206,32 @@ class PretrainingOptions(Protocol):
 
 
 def pretraining_config(options: PretrainingOptions, run: RunFolder) -> Config:
-    """The in-place pre-training's options: --pretrain-preset, --pretrain-args, into RUN/pretrain."""
+    """The in-place pre-training's options: --pretrain-preset, --pretrain-args, into RUN/pretrain.
+    --pretrain-args may not set what the script sets itself: where the pre-training goes and what it
+    starts from, and (other than to the same value) what it takes from the script's own options."""
+    instead = {
+        "preset": "use --pretrain-preset",
+        "out": "the pre-training goes into RUN/pretrain (RUN: --out and --name)",
+        "name": "the pre-training goes into RUN/pretrain (RUN: --out and --name)",
+        "resume": "the pre-training starts afresh in RUN/pretrain; to start from a finished one, use "
+        "--pretrained (train/pretrain.py --resume finishes one)",
+        "init_from": "to start from another run's pre-training, use --pretrained",
+        **{key: f"use this script's --{key}" for key in ("seed", "device", "threads", "oracle")},
+        "progress": "use this script's --progress or --no-progress",
+    }  # fmt: skip
+    own = {"seed": options.seed, "device": options.device, "threads": options.threads,
+           "oracle": options.oracle, "progress": options.progress}  # fmt: skip
+    args = shlex.split(options.pretrain_args)
     argv = ["--preset", options.pretrain_preset, "--seed", str(options.seed), "--device", options.device,
             "--threads", str(options.threads), "--out", str(run.path), "--name", "pretrain",
             *(["--oracle", options.oracle] if options.oracle is not None else []),
-            *([] if options.progress else ["--no-progress"]),
-            *shlex.split(options.pretrain_args)]  # fmt: skip
+            *([] if options.progress else ["--no-progress"]), *args]  # fmt: skip
     try:
+        given = vars(config_parser(Config, None).parse_args(args))  # every flag, abbreviations resolved
+        for key, value in given.items():
+            if key in instead and (key not in own or value != own[key]):
+                flag = "--no-progress" if key == "progress" and not value else f"--{key.replace('_', '-')}"
+                raise ValueError(f"{flag} cannot be given here: {instead[key]}")
         return parse_config(argv, pretraining=True)
     except ValueError as err:
         if not options.pretrain_args:

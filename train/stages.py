@@ -34,11 +34,10 @@ from train.experiment import Experiment
 from train.reproducibility import compile_note, machine_note, thread_note
 from train.rng import derive_seed
 from train.run_folder import RunFolder
-from train.run_state import check_compatible, init_from_checkpoint
+from train.run_state import STAGES, check_compatible, init_from_checkpoint
 from train.sources import load_text_data, make_oracle
 from train.stopping import cause, command
 
-STAGES = ("mle", "discriminator", "adversarial", "done")
 OnRound = Callable[[int, dict[str, float]], "dict[str, str] | None"]  # (round, losses) -> progress summary
 
 
@@ -175,6 +174,7 @@ def open_experiment(cfg: Config) -> Experiment:
     run = RunFolder(cfg.resume) if cfg.resume else RunFolder(Path(cfg.out) / name)
     latest = run.checkpoint("latest")
     start: dict[str, Any] | None = None
+    source = latest  # the checkpoint `start` was read from
     if cfg.resume:
         if not os.access(run.path, os.W_OK):
             raise ValueError(f"run folder {run.path} is not writable: a resumed run writes its checkpoints "
@@ -187,7 +187,7 @@ def open_experiment(cfg: Config) -> Experiment:
                 start = load_checkpoint(latest)
                 check_compatible(cfg, start, latest, vocabulary)
         if start is None and cfg.init_from:  # a new run, or one killed before its first checkpoint
-            start = init_from_checkpoint(cfg, vocabulary)
+            source, start = init_from_checkpoint(cfg, vocabulary)
         # The thread count changes the floats' rounding: config.json records the one the run uses.
         cfg = dataclasses.replace(cfg, threads=cfg.threads or torch.get_num_threads())
         torch.set_num_threads(cfg.threads)
@@ -198,7 +198,8 @@ def open_experiment(cfg: Config) -> Experiment:
     if not cfg.resume:
         run.create(cfg.recorded_settings())
     try:
-        return _start(cfg, run, oracle, text, start, resuming=cfg.resume is not None and latest.is_file())
+        resuming = cfg.resume is not None and latest.is_file()
+        return _start(cfg, run, oracle, text, start, str(source), resuming)
     except BaseException:
         if cfg.resume:
             run.close()
@@ -208,17 +209,19 @@ def open_experiment(cfg: Config) -> Experiment:
 
 
 def _start(
-    cfg: Config, run: RunFolder, oracle: Any, text: Any, start: dict[str, Any] | None, resuming: bool
+    cfg: Config, run: RunFolder, oracle: Any, text: Any, start: dict[str, Any] | None, source: str,
+    resuming: bool,
 ) -> Experiment:
     """The experiment in its (locked) run folder: resumed from `start` (its latest.pt) when
-    `resuming`, else started, from `start` (--init-from's pre-training) where given."""
+    `resuming`, else started, from `start` (--init-from's pre-training) where given; `source` is the
+    file `start` was read from."""
     torch.manual_seed(derive_seed(cfg.seed, "torch"))  # dropout's generator (restored on resume)
     if text is not None and not (run.path / "vocab.json").is_file():
         text.vocabulary.save(run.path / "vocab.json")
     exp = Experiment(cfg, run, oracle, text)
     if resuming:
         assert start is not None
-        exp.resume(start)
+        exp.resume(start, source)
         recorded = run.saved_config()
         notes = thread_note(recorded.get("threads"), cfg.threads)
         notes += compile_note(recorded.get("compile"), cfg.compile)
@@ -227,7 +230,7 @@ def _start(
         run.tensorboard(purge_step=exp.generator_updates + 1)
     else:
         if start is not None:
-            exp.init_from(start)
+            exp.init_from(start, source)
         exp.add_yardstick()
         print(f"{'restarting' if cfg.resume else 'run folder:'} {run.path}", flush=True)
     compiled = isinstance(exp.discriminator, Discriminator) and exp.discriminator.compiled  # the CNN's
