@@ -25,7 +25,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import MaybeCallback
 
 from agents.learner import sync_rollout_policy
-from agents.sb3_files import check_loadable, check_saved_model, load_model
+from agents.sb3_files import check_saved_model, load_model
 from agents.sb3_policy import (
     ALGORITHMS,
     LastTokenExtractor,
@@ -47,7 +47,6 @@ __all__ = [
     "SB3VecEnv",
     "TokenPrefixExtractor",
     "algorithm_class",
-    "check_loadable",
     "check_saved_model",
     "generator_from_policy",
     "load_model",

@@ -166,6 +166,13 @@ def read_saved_model(path: str | Path) -> SavedModel:
     )  # fmt: skip
 
 
+class _SpacesOnly(gym.Env[Any, Any]):
+    """An environment that is only SeqGAN's spaces: enough to build a model to check a file against."""
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        self.observation_space, self.action_space = observation_space, action_space
+
+
 def check_saved_model(
     algo: str,
     path: str | Path,
@@ -175,8 +182,10 @@ def check_saved_model(
 ) -> SavedModel:
     """The saved model at `path`, refused with a one-line error when another algorithm than `algo`
     saved it, when it was trained on another vocabulary or sequence length than `observation_space`
-    describes, or (where given) when its value MLP is not `value_arch` or its embedding, LSTM and
-    start token are not `generator`'s."""
+    describes, (where given) when its value MLP is not `value_arch` or its embedding, LSTM and start
+    token are not `generator`'s, or when its weights or optimizer state would not load: they are
+    loaded into a model of its sizes built on no environment (nothing stepped or trained), so that a
+    run refuses the file before it writes or trains anything."""
     saved = read_saved_model(path)
     if saved.algo != algo:
         raise ValueError(f"{saved.path} was saved by {saved.algo}, not a policy of --algo {algo}: pass "
@@ -198,6 +207,11 @@ def check_saved_model(
             raise ValueError(f"{saved.path} holds a policy of embedding {sizes.embed_dim}, LSTM "
                              f"{sizes.hidden_dim} and start token {sizes.start_token}; the generator has "
                              f"{mine[0]}, {mine[1]}, {mine[2]}")  # fmt: skip
+    layers = saved.value_arch() if value_arch is None else value_arch
+    env = DummyVecEnv([lambda: _SpacesOnly(observation_space, spaces.Discrete(saved.vocab_size))])
+    probe = make_model(algo, env, None, generator or sizes, layers, device="cpu")
+    _load_policy(probe.policy, saved)
+    _load_optimizer(probe.policy.optimizer, saved)
     return saved
 
 
@@ -210,33 +224,6 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, saved: SavedModel) -> None
     """The saved optimizer's per-parameter state (moments, step counts) into `optimizer`, checked;
     its hyperparameters (learning rate, betas, ...) stay those this run built it with."""
     load_optimizer_state(optimizer, saved.optimizer, str(saved.path))
-
-
-class _SpacesOnly(gym.Env[Any, Any]):
-    """An environment that is only SeqGAN's spaces: enough to build a model to check a file against."""
-
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
-        self.observation_space, self.action_space = observation_space, action_space
-
-
-def check_loadable(
-    algo: str,
-    path: str | Path,
-    observation_space: spaces.Space,
-    value_arch: tuple[int, ...] | None = None,
-    generator: TokenLSTMConfig | None = None,
-) -> SavedModel:
-    """`check_saved_model`, then everything `load_model` checks: the file's weights and optimizer state
-    loaded into a model of its sizes built on no environment, so that a run can refuse the file
-    before it writes or trains anything. Nothing is stepped or trained."""
-    saved = check_saved_model(algo, path, observation_space, value_arch, generator)
-    sizes = saved.generator_config() if generator is None else generator
-    arch = saved.value_arch() if value_arch is None else value_arch
-    env = DummyVecEnv([lambda: _SpacesOnly(observation_space, spaces.Discrete(saved.vocab_size))])
-    probe = make_model(algo, env, None, sizes, arch, device="cpu")
-    _load_policy(probe.policy, saved)
-    _load_optimizer(probe.policy.optimizer, saved)
-    return saved
 
 
 def load_model(

@@ -17,7 +17,7 @@ from conftest import poisoned_zip, tiny_lstm
 from stable_baselines3 import PPO
 
 from agents.sb3 import SB3VecEnv, algorithm_class, load_model, make_model
-from agents.sb3_files import check_loadable, read_saved_model
+from agents.sb3_files import check_saved_model, read_saved_model
 from seqgan_env import VARIANTS, SeqGANVectorEnv
 from seqgan_env.token_lstm import TokenLSTMConfig
 
@@ -137,17 +137,17 @@ LOADABLE_CASES: list[tuple[str, str, Any, str]] = [
 
 @pytest.mark.parametrize(("member", "edit", "pattern"), [c[1:] for c in LOADABLE_CASES],
                          ids=[c[0] for c in LOADABLE_CASES])  # fmt: skip
-def test_check_loadable_refuses_what_load_model_would(tmp_path, member, edit, pattern):
+def test_check_saved_model_refuses_what_load_model_would(tmp_path, member, edit, pattern):
     """Everything `load_model` checks, checked without an environment: a run refuses the file before it
     writes or trains anything (a 0-d moment was a RuntimeError in the first update; moments of another
     shape reached the fused Adam kernel)."""
     bad = rewritten(saved_model(tmp_path / "model.zip"), tmp_path / "bad.zip", member, edit)
     space = tiny_env().observation_space
     with pytest.raises(ValueError, match=pattern):
-        check_loadable("ppo", bad, space)
+        check_saved_model("ppo", bad, space)
     with pytest.raises(ValueError, match=pattern):
         load_model("ppo", bad, tiny_env(), **SMALL["ppo"])
-    assert check_loadable("ppo", tmp_path / "model.zip", space).algo == "ppo"
+    assert check_saved_model("ppo", tmp_path / "model.zip", space).algo == "ppo"
 
 
 def test_a_counter_beyond_any_run_is_refused(tmp_path):

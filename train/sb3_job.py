@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from agents.sb3 import algorithm_class, check_loadable
+from agents.sb3 import algorithm_class, check_saved_model
 from seqgan_env import memory
 from seqgan_env.token_lstm import TokenLSTMConfig
 from train.allocator import keep_freed_memory
@@ -45,7 +45,7 @@ def check_sb3_run(cfg: SB3Config, source: dict[str, Any]) -> None:
         space = spaces.Box(0, vocab_size, shape=(seq_len,), dtype=np.int64)
         sizes = TokenLSTMConfig(vocab_size, seq_len, source.get("gen_embed_dim", Config.gen_embed_dim),
                                 source.get("gen_hidden_dim", Config.gen_hidden_dim))  # fmt: skip
-        check_loadable(cfg.algo, cfg.load, space, cfg.value_layers(), sizes)
+        check_saved_model(cfg.algo, cfg.load, space, cfg.value_layers(), sizes)
 
 
 def check_sb3_memory(cfg: SB3Config, source: dict[str, Any], width: int) -> None:
