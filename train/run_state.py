@@ -56,10 +56,11 @@ def check_compatible(cfg: Config, state: dict[str, Any], path: Path, vocabulary:
 
 
 def check_run_state(state: dict[str, Any], path: Path, vocab_size: int, seq_len: int) -> None:
-    """Every entry of a run state that a resume, --init-from or a later script's --pretrained reads,
-    of its type (a one-line ValueError naming `path` otherwise), so that a damaged or hand-edited file
-    fails here and not as a traceback in the middle of a run. The models' weights and the optimizers'
-    moments are checked against the live models as they are loaded."""
+    """Every entry of a run state that a resume or --init-from reads, of its type (a one-line
+    ValueError naming `path` otherwise), so that a damaged or hand-edited file fails here and not as a
+    traceback in the middle of a run. The models' weights and the optimizers' moments are checked
+    against the live models as they are loaded. (A later script's --pretrained reads less:
+    `train.sources.load_pretrained` checks that.)"""
 
     def bad(what: str) -> ValueError:
         return ValueError(f"{path}: {what}")

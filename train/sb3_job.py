@@ -18,7 +18,7 @@ from agents.sb3 import algorithm_class, check_saved_model
 from seqgan_env import memory
 from seqgan_env.token_lstm import TokenLSTMConfig
 from train.allocator import keep_freed_memory
-from train.config import Config
+from train.config import Config, parse_filters
 from train.run_folder import RunFolder
 from train.sb3_config import SB3Config
 from train.sb3_run import SB3Run, make_discriminator
@@ -68,9 +68,8 @@ def check_sb3_memory(cfg: SB3Config, source: dict[str, Any], width: int) -> None
     layers = [H, *cfg.value_layers(), 1]
     envs = "--n-envs" if cfg.reward_mode == "dense" else "--n-envs/--n-rollouts"  # as SeqGAN-v0 counts
     searched = cfg.n_rollouts if cfg.reward_mode in ("shaped", "mc") else 0  # the diagnostics' Q
-    sizes = Config(vocab_size=V, seq_len=T, disc_filters=source.get("disc_filters", "paper"),
-                   disc_embed_dim=source.get("disc_embed_dim", Config.disc_embed_dim))  # fmt: skip
-    width = max(width, sizes.disc_embed_dim + sum(n for _, n in sizes.filters()))
+    filters = parse_filters(source.get("disc_filters", "paper"), T)  # the source's discriminator
+    width = max(width, source.get("disc_embed_dim", Config.disc_embed_dim) + sum(n for _, n in filters))
     terms: Counter[str] = Counter({  # bytes, by the options that set them
         "--n-steps/--n-envs": 2 * rollout * entry,  # the buffer, and its flattened copy for the updates
         "--value-arch": 16 * sum((a + 1) * b for a, b in itertools.pairwise(layers)),  # with Adam's state
